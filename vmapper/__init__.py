@@ -1,0 +1,15 @@
+"""vmapper: automatic batching of per-sample Python with value-dependent control flow.
+
+``@vmapper.batched`` captures a per-sample function, turns its control flow
+into masks and compaction over the batch, and runs it as array operations.
+"""
+from .errors import (BatchingError, UnsupportedSyntaxError, BatchError,
+                     NonTerminationError, LaneError, ForestError)
+from .api import batched, BatchedFunction
+from .forest import Forest, Node, NodeBatch
+
+__version__ = "0.1.0"
+
+__all__ = ["batched", "BatchedFunction", "Forest", "Node", "NodeBatch",
+           "BatchingError", "UnsupportedSyntaxError", "BatchError",
+           "NonTerminationError", "LaneError", "ForestError"]

@@ -1,0 +1,227 @@
+"""The public entry point: :func:`batched` and :class:`BatchedFunction`."""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import inspect
+import sys
+import threading
+
+import numpy as np
+
+from .errors import BatchError, UnsupportedSyntaxError
+from .program import get_program
+from .runtime.executor import ExecState, run_function
+from .runtime.frame import Frame
+from .runtime.values import Lanes, to_output
+
+
+_per_sample_mode = contextvars.ContextVar("vmapper_per_sample_mode", default=False)
+
+
+@contextlib.contextmanager
+def per_sample_mode():
+    """Within this context, calling a batched function calls its per-sample function.
+
+    Per-sample code that calls a ``@batched`` function by its decorated name
+    (recursion, helpers) then runs as plain Python, one sample at a time: the
+    reference semantics that :func:`vmapper.testing.check_batching` compares with.
+    """
+    token = _per_sample_mode.set(True)
+    try:
+        yield
+    finally:
+        _per_sample_mode.reset(token)
+
+
+def batched(fn=None, *, in_axes=0, out_axes=0, max_iters=None):
+    """Batch a per-sample function: ``batched(f)(xs)[i] == f(xs[i])`` for every lane ``i``.
+
+    ``in_axes`` (as in ``jax.vmap``): an int or None for every positional
+    argument, or a tuple with one entry per argument (None: broadcast, the
+    same value for every sample).  Arguments may be pytrees (tuple, list,
+    dict, NamedTuple) whose array leaves are batched along that axis.
+    ``out_axes``: where the batch axis goes in the results.  ``max_iters``:
+    a loop that runs more trips raises :class:`NonTerminationError`.
+    Usable as ``@batched`` or ``@batched(in_axes=(0, None))``.
+    """
+    if fn is None:
+        return lambda f: batched(f, in_axes=in_axes, out_axes=out_axes, max_iters=max_iters)
+    return BatchedFunction(fn, in_axes=in_axes, out_axes=out_axes, max_iters=max_iters)
+
+
+class BatchedFunction:
+    """A per-sample function that runs over whole batches (see :func:`batched`)."""
+
+    __vmapper_batched__ = True
+
+    def __init__(self, fn, *, in_axes=0, out_axes=0, max_iters=None):
+        if isinstance(fn, BatchedFunction):
+            fn = fn.per_sample
+        if not inspect.isfunction(fn):
+            raise TypeError(f"vmapper.batched needs a Python function, got {type(fn).__name__}")
+        self.per_sample = fn
+        self.in_axes = in_axes
+        self.out_axes = out_axes
+        self.max_iters = max_iters
+        self._local = threading.local()
+        self.last_stats = None
+        functools.update_wrapper(self, fn)
+
+    @property
+    def program(self):
+        """The compiled program (compiles on first use; raises UnsupportedSyntaxError)."""
+        return get_program(self.per_sample)
+
+    def explain(self) -> str:
+        """A readable dump of the program after the SPMD pass."""
+        from .explain import explain_program
+        return explain_program(self.program)
+
+    def __call__(self, *args, **kwargs):
+        if _per_sample_mode.get():
+            return self.per_sample(*args, **kwargs)
+        program = self.program
+        values, n = bind_arguments(self.per_sample, args, kwargs, self.in_axes)
+        state = ExecState(get_program, n, self.max_iters)
+        frame = Frame(n, state)
+        limit = sys.getrecursionlimit()
+        if limit < 20000:
+            sys.setrecursionlimit(20000)
+        try:
+            with np.errstate(all="ignore"):
+                result = run_function(program, frame, values)
+        except RecursionError:
+            raise UnsupportedSyntaxError(
+                f"recursion deeper than Python's stack allows in {self.per_sample.__qualname__}",
+                program.source.filename, program.source.first_line) from None
+        finally:
+            if limit < 20000:
+                sys.setrecursionlimit(limit)
+            self.last_stats = state.stats.as_dict()
+        try:
+            out = to_output(result, n)
+        except TypeError as exc:
+            raise UnsupportedSyntaxError(f"{exc} ({self.per_sample.__qualname__})",
+                                         program.source.filename, program.source.first_line) from None
+        return move_out_axes(out, self.out_axes)
+
+    def __repr__(self):
+        return f"<vmapper.batched {self.per_sample.__qualname__}>"
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else functools.partial(self, obj)
+
+
+# ---- arguments --------------------------------------------------------------------------------
+
+def _is_leaf(x):
+    return isinstance(x, (np.ndarray, np.generic, bool, int, float, complex))
+
+
+def _is_node_batch(x):
+    return hasattr(x, "__vmapper_lanes__")
+
+
+def bind_arguments(fn, args, kwargs, in_axes):
+    """Varying/uniform values of the per-sample parameters, and the batch size."""
+    sig = inspect.signature(fn)
+    try:
+        bound = sig.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise BatchError(f"arguments of {fn.__qualname__}: {exc}") from None
+    names = list(sig.parameters)
+    nargs = len(args)
+    if isinstance(in_axes, (tuple, list)):
+        if len(in_axes) != nargs:
+            raise BatchError(f"in_axes has {len(in_axes)} entries but {fn.__qualname__} was called "
+                             f"with {nargs} positional argument(s)")
+        axes = list(in_axes) + [0] * (len(names) - nargs)
+    elif in_axes is None or isinstance(in_axes, int):
+        axes = [in_axes] * len(names)
+    else:
+        raise BatchError(f"in_axes must be an int, None, or a tuple, not {type(in_axes).__name__}")
+    sizes = []  # (size, description)
+    values = []
+    for name, axis, param in zip(names, axes, sig.parameters.values()):
+        if name in bound.arguments:
+            values.append(_convert(bound.arguments[name], axis, name, sizes))
+        elif param.default is not inspect.Parameter.empty:
+            values.append(param.default)
+        else:
+            raise BatchError(f"missing argument '{name}'")
+    distinct = {s for s, _ in sizes}
+    if not sizes:
+        raise BatchError(f"{fn.__qualname__}: no argument is batched (every in_axes entry is None)")
+    if len(distinct) > 1:
+        listing = ", ".join(f"{d} has {s}" for s, d in sizes)
+        raise BatchError(f"batch sizes disagree: {listing}")
+    n = sizes[0][0]
+    if n == 0:
+        raise BatchError("empty batch (size 0): the per-sample result type is unknown")
+    return values, n
+
+
+def _convert(x, axis, path, sizes):
+    if isinstance(x, tuple) and hasattr(x, "_fields"):  # NamedTuple
+        ax = axis if not isinstance(axis, tuple) else axis
+        items = [_convert(v, ax[i] if isinstance(ax, tuple) else ax, f"{path}.{f}", sizes)
+                 for i, (f, v) in enumerate(zip(x._fields, x))]
+        return type(x)(*items)
+    if isinstance(x, (tuple, list)):
+        if isinstance(axis, (tuple, list)) and len(axis) != len(x):
+            raise BatchError(f"in_axes for argument '{path}' has {len(axis)} entries for {len(x)} items")
+        items = [_convert(v, axis[i] if isinstance(axis, (tuple, list)) else axis, f"{path}[{i}]", sizes)
+                 for i, v in enumerate(x)]
+        return tuple(items)
+    if isinstance(x, dict):
+        return {k: _convert(v, axis[k] if isinstance(axis, dict) else axis, f"{path}[{k!r}]", sizes)
+                for k, v in x.items()}
+    if _is_node_batch(x):
+        if axis is None:
+            return x
+        if axis != 0:
+            raise BatchError(f"argument '{path}': a batch of nodes is batched along axis 0 only")
+        lanes = x.__vmapper_lanes__()
+        sizes.append((len(x), f"argument '{path}'"))
+        return lanes
+    if x is None or isinstance(x, str) or callable(x) and not hasattr(x, "shape"):
+        if axis is not None:
+            raise BatchError(f"argument '{path}' is a {type(x).__name__}, which has no batch axis; "
+                             f"pass in_axes=None for it")
+        return x
+    if not _is_leaf(x):
+        raise BatchError(f"argument '{path}' is a {type(x).__name__}: batched leaves must be numpy "
+                         f"arrays or scalars (or tuples, lists, dicts, NamedTuples of them)")
+    if axis is None:
+        return x
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        raise BatchError(f"argument '{path}' has dtype object; batched leaves must be numeric arrays")
+    if not isinstance(axis, int):
+        raise BatchError(f"in_axes entry for argument '{path}' must be an int or None, not {axis!r}")
+    if arr.ndim == 0:
+        raise BatchError(f"argument '{path}' is a scalar and has no axis {axis} to batch along; "
+                         f"pass in_axes=None for it")
+    if not -arr.ndim <= axis < arr.ndim:
+        raise BatchError(f"in_axes={axis} is out of range for argument '{path}' with shape {arr.shape}")
+    if axis != 0:
+        arr = np.moveaxis(arr, axis, 0)
+    sizes.append((arr.shape[0], f"argument '{path}' (axis {axis}, shape {np.shape(x)})"))
+    return Lanes(arr, False)
+
+
+def move_out_axes(out, out_axes):
+    if out is None or out_axes == 0:
+        return out
+    if isinstance(out, tuple):
+        axes = out_axes if isinstance(out_axes, (tuple, list)) else [out_axes] * len(out)
+        if len(axes) != len(out):
+            raise BatchError(f"out_axes has {len(axes)} entries for {len(out)} results")
+        return tuple(move_out_axes(o, a) for o, a in zip(out, axes))
+    if out_axes is None:
+        raise BatchError("out_axes=None needs a result that is the same on every lane")
+    if not -out.ndim <= out_axes < out.ndim:
+        raise BatchError(f"out_axes={out_axes} is out of range for a result with {out.ndim} dimension(s)")
+    return np.moveaxis(out, 0, out_axes)

@@ -1,0 +1,68 @@
+"""The errors vmapper raises; every one is a subclass of :class:`BatchingError`.
+
+Messages name what the user can act on: the construct, the argument, the
+lane, and the file and line of the per-sample code.
+"""
+from __future__ import annotations
+
+
+class BatchingError(Exception):
+    """Base class of every error vmapper raises on purpose."""
+
+
+class UnsupportedSyntaxError(BatchingError):
+    """A construct of the per-sample code that vmapper cannot batch (yet).
+
+    Raised when the function is compiled (first call or ``explain()``), or at
+    run time for a type combination whose batched form would differ from the
+    per-sample result.
+    """
+
+    def __init__(self, construct: str, filename: str | None = None, line: int | None = None,
+                 source_line: str | None = None, hint: str | None = None):
+        self.construct = construct
+        self.filename = filename
+        self.line = line
+        self.source_line = source_line
+        self.hint = hint
+        where = f"{filename}:{line}" if filename else "<unknown location>"
+        msg = f"{construct} is not supported by vmapper ({where})"
+        if source_line:
+            msg += f"\n    {line} | {source_line.strip()}"
+        if hint:
+            msg += f"\n  hint: {hint}"
+        super().__init__(msg)
+
+
+class BatchError(BatchingError, ValueError):
+    """Bad batched arguments: sizes that disagree, wrong ``in_axes``, bad leaves."""
+
+
+class NonTerminationError(BatchingError):
+    """A loop ran more than ``max_iters`` trips; names the loop and the lanes still in it."""
+
+    def __init__(self, message: str, lanes=None, line: int | None = None):
+        self.lanes = lanes
+        self.line = line
+        super().__init__(message)
+
+
+class LaneError(BatchingError):
+    """An active lane did what the per-sample run raises on.
+
+    ``lanes`` holds the batch positions that fail, ``line`` the user's line,
+    ``operation`` a short name of what failed, ``python_error`` the exception
+    type a per-sample run would raise.
+    """
+
+    def __init__(self, message: str, lanes=None, line: int | None = None,
+                 operation: str | None = None, python_error: type | None = None):
+        self.lanes = lanes
+        self.line = line
+        self.operation = operation
+        self.python_error = python_error
+        super().__init__(message)
+
+
+class ForestError(BatchingError, ValueError):
+    """Malformed tree or graph input; names the tree and the position."""

@@ -1,0 +1,62 @@
+"""A readable text of a program after the SPMD pass (``BatchedFunction.explain()``)."""
+from __future__ import annotations
+
+from .ir import Branch, Jump, Raise, Return, is_temp
+from .passes.spmd import LoopStep
+
+
+def explain_program(program) -> str:
+    fn = program.ir
+    varying = fn.annotations.get("varying", set())
+    vbranch = fn.annotations.get("varying_branches", set())
+    preds = fn.predecessors()
+    src = fn.source
+    user_vars = sorted(v for v in varying if not v.startswith("$"))
+    out = [f"batched program {fn.name}({', '.join(fn.params)})  # {src.filename}:{src.first_line}",
+           f"  varying (differ per lane): {', '.join(user_vars) or '-'}",
+           "  masks: m_bN = OR over edges into bN of (source mask AND edge condition); "
+           "a block runs once for all lanes in its mask, and is skipped when it is empty",
+           ""]
+
+    def block_text(b, indent):
+        blk = fn.blocks[b]
+        pad = "  " * indent
+        label = f"  ; {blk.label}" if blk.label else ""
+        incoming = " | ".join(f"b{p}" for p in sorted(preds[b])) or "entry: all lanes"
+        out.append(f"{pad}b{b}:{label}")
+        out.append(f"{pad}  mask m_b{b} <- {incoming}")
+        last_line = None
+        for ins in blk.instrs:
+            tag = "" if ins.target is None or is_temp(ins.target) else \
+                ("  [select: masked store]" if ins.target in varying else "  [uniform]")
+            line_note = ""
+            if ins.line != last_line:
+                line_note = f"  # {ins.line}: {src.line(ins.line).strip()}"
+                last_line = ins.line
+            out.append(f"{pad}    {str(ins)}{tag}{line_note}")
+        t = blk.term
+        if isinstance(t, Branch):
+            how = "splits lanes: masks" if b in vbranch else "uniform: whole mask goes one way"
+            out.append(f"{pad}    if {t.cond}: -> b{t.if_true} else -> b{t.if_false}   "
+                       f"[{t.kind}; {how}]  # {t.line}")
+        elif isinstance(t, Jump):
+            out.append(f"{pad}    -> b{t.target}")
+        elif isinstance(t, Return):
+            out.append(f"{pad}    return {t.value}  (lanes finish; masked store of the result)  # {t.line}")
+        elif isinstance(t, Raise):
+            out.append(f"{pad}    raise {t.exc_type.__name__}  (any lane here is a LaneError)  # {t.line}")
+
+    def steps_text(steps, indent):
+        for s in steps:
+            if isinstance(s, LoopStep):
+                pad = "  " * indent
+                out.append(f"{pad}loop at line {s.line}: {src.line(s.line).strip()}")
+                out.append(f"{pad}  runs while any lane is at b{s.header}; lanes leave through "
+                           f"exits, compacting when few remain")
+                steps_text(s.body, indent + 2)
+                out.append(f"{pad}end loop (line {s.line})")
+            else:
+                block_text(s, indent)
+
+    steps_text(fn.annotations["schedule"], 1)
+    return "\n".join(out)

@@ -1,0 +1,557 @@
+"""Capture a per-sample Python function as an IR :class:`~vmapper.ir.Function`.
+
+The source is read with :mod:`inspect` and lowered from the AST statement by
+statement.  Short-circuit ``and``/``or``, chained comparisons and conditional
+expressions become branches, so that their right-hand sides run only on the
+lanes that need them.  ``for`` loops over ``range``, ``enumerate``, ``zip``
+and sequences become counted ``while`` loops.  Names resolve as in Python:
+parameters and assigned names are locals; modules, functions and types from
+globals, closures and builtins are bound when the function is compiled, and
+other globals are read (as uniform values) each time the function runs.
+Anything the runtime cannot batch raises :class:`UnsupportedSyntaxError`
+naming the construct, file and line.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import linecache
+import textwrap
+import types
+
+from .errors import UnsupportedSyntaxError
+from .ir import Block, Branch, Const, Function, Instr, Jump, Raise, Return, SourceInfo, Var
+from . import primitives
+
+_BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv",
+           ast.FloorDiv: "floordiv", ast.Mod: "mod", ast.Pow: "pow", ast.MatMult: "matmul",
+           ast.LShift: "lshift", ast.RShift: "rshift", ast.BitOr: "bitor",
+           ast.BitXor: "bitxor", ast.BitAnd: "bitand"}
+_UNARY = {ast.USub: "neg", ast.UAdd: "pos", ast.Not: "not", ast.Invert: "invert"}
+_COMPARE = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq",
+            ast.NotEq: "ne", ast.Is: "is", ast.IsNot: "is_not"}
+
+_UNSUPPORTED_STMT = {ast.With: "'with' statement", ast.Try: "'try' statement",
+                     ast.Global: "'global' statement", ast.Nonlocal: "'nonlocal' statement",
+                     ast.Delete: "'del' statement", ast.Import: "'import' statement",
+                     ast.ImportFrom: "'import' statement", ast.FunctionDef: "nested function definition",
+                     ast.AsyncFunctionDef: "nested function definition",
+                     ast.ClassDef: "class definition", ast.AsyncFor: "'async for'",
+                     ast.AsyncWith: "'async with'", ast.Match: "'match' statement"}
+_UNSUPPORTED_EXPR = {ast.Lambda: "lambda", ast.ListComp: "list comprehension",
+                     ast.SetComp: "set comprehension", ast.DictComp: "dict comprehension",
+                     ast.GeneratorExp: "generator expression", ast.Dict: "dict literal",
+                     ast.Set: "set literal", ast.JoinedStr: "f-string", ast.Await: "'await'",
+                     ast.Yield: "'yield'", ast.YieldFrom: "'yield from'",
+                     ast.Starred: "starred expression (*args)"}
+
+
+def get_source(fn):
+    """Return (dedented source, filename, first line, all file lines) of ``fn``."""
+    try:
+        lines, first = inspect.getsourcelines(fn)
+    except (OSError, TypeError) as exc:
+        raise UnsupportedSyntaxError(
+            f"function {getattr(fn, '__qualname__', fn)!r} without readable source",
+            getattr(getattr(fn, "__code__", None), "co_filename", None),
+            getattr(getattr(fn, "__code__", None), "co_firstlineno", None),
+            hint="vmapper reads the per-sample function's source; define it in a file "
+                 "(or register exec'd source with linecache)") from exc
+    filename = fn.__code__.co_filename
+    all_lines = linecache.getlines(filename) or lines
+    return textwrap.dedent("".join(lines)), filename, first, all_lines
+
+
+def local_names(fdef: ast.FunctionDef) -> set:
+    """Names that Python treats as locals of ``fdef``: parameters and assigned names."""
+    names = {a.arg for a in fdef.args.posonlyargs + fdef.args.args + fdef.args.kwonlyargs}
+    for node in ast.walk(fdef):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+    return names
+
+
+class Builder:
+    """Lowers one function's AST into a CFG of basic blocks."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        src, self.filename, self.first_line, all_lines = get_source(fn)
+        self.source = SourceInfo(self.filename, self.first_line, all_lines)
+        module = ast.parse(src)
+        fdefs = [n for n in module.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        if not fdefs:
+            raise self.error("a callable that is not a plain 'def' function", module.body[0] if module.body else None)
+        self.fdef = fdefs[0]
+        if isinstance(self.fdef, ast.AsyncFunctionDef):
+            raise self.error("async function", self.fdef)
+        self.line_offset = self.first_line - 1
+        self.locals = local_names(self.fdef)
+        self.blocks: dict[int, Block] = {}
+        self.loops: list = []  # (continue_target, break_target)
+        self.counter = 0
+        self.cur = self.new_block("entry")
+        self.closure = {}
+        if fn.__closure__:
+            self.closure = dict(zip(fn.__code__.co_freevars, fn.__closure__))
+
+    # ---- helpers --------------------------------------------------------------
+    def line(self, node) -> int:
+        return getattr(node, "lineno", 0) + self.line_offset if node is not None else self.first_line
+
+    def error(self, construct, node, hint=None):
+        line = self.line(node)
+        return UnsupportedSyntaxError(construct, self.filename, line, self.source.line(line), hint)
+
+    def new_block(self, label="") -> int:
+        bid = len(self.blocks)
+        self.blocks[bid] = Block(bid, label=label)
+        return bid
+
+    def fresh(self, prefix="$t") -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def emit(self, op, args, node, target=None, **attrs) -> Var | None:
+        if target is None and op not in primitives.EFFECT_ONLY:
+            target = self.fresh()
+        self.blocks[self.cur].instrs.append(Instr(op, target, tuple(args), attrs, self.line(node)))
+        return Var(target) if target else None
+
+    def terminate(self, term):
+        blk = self.blocks[self.cur]
+        if blk.term is None:
+            blk.term = term
+
+    def goto(self, target, node=None):
+        self.terminate(Jump(target, self.line(node)))
+
+    def terminated(self) -> bool:
+        return self.blocks[self.cur].term is not None
+
+    # ---- entry point ------------------------------------------------------------
+    def build(self) -> Function:
+        a = self.fdef.args
+        if a.vararg or a.kwarg:
+            raise self.error("*args/**kwargs parameters", self.fdef)
+        params = [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs]
+        self.statements(self.fdef.body)
+        if not self.terminated():
+            end = self.fdef.body[-1]
+            self.terminate(Return(Const(None), getattr(end, "end_lineno", end.lineno) + self.line_offset))
+        for blk in self.blocks.values():
+            if blk.term is None:  # unreachable tail after break/continue/return
+                blk.term = Return(Const(None), 0)
+        return Function(self.fdef.name, params, self.blocks, 0, self.source, self.fn)
+
+    # ---- statements -------------------------------------------------------------
+    def statements(self, body):
+        for node in body:
+            if self.terminated():
+                self.cur = self.new_block("unreachable")
+            self.statement(node)
+
+    def statement(self, node):
+        kind = type(node)
+        if kind in _UNSUPPORTED_STMT:
+            raise self.error(_UNSUPPORTED_STMT[kind], node)
+        method = getattr(self, "stmt_" + kind.__name__, None)
+        if method is None:
+            raise self.error(f"'{kind.__name__}' statement", node)
+        method(node)
+
+    def stmt_Pass(self, node):
+        pass
+
+    def stmt_Expr(self, node):
+        if isinstance(node.value, ast.Constant):  # docstring or bare constant
+            return
+        self.expr(node.value)
+
+    def stmt_Assign(self, node):
+        value = self.expr(node.value)
+        for target in node.targets:
+            self.assign(target, value, node)
+
+    def stmt_AnnAssign(self, node):
+        if node.value is not None:
+            self.assign(node.target, self.expr(node.value), node)
+
+    def stmt_AugAssign(self, node):
+        op = _BINOPS[type(node.op)]
+        tgt = node.target
+        if isinstance(tgt, ast.Name):
+            cur = self.load_name(tgt.id, tgt)
+            self.assign(tgt, self.emit(op, [cur, self.expr(node.value)], node), node)
+        elif isinstance(tgt, ast.Subscript):
+            base = self.expr(tgt.value)
+            index = self.index_operands(tgt.slice)
+            cur = self.emit("getitem", [base, *index], node)
+            new = self.emit(op, [cur, self.expr(node.value)], node)
+            self.store_subscript(tgt, base, index, new, node)
+        else:
+            raise self.error("augmented assignment to this target", node)
+
+    def assign(self, target, value, node):
+        if isinstance(target, ast.Name):
+            self.emit("copy", [value], node, target=target.id)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            if any(isinstance(e, ast.Starred) for e in target.elts):
+                raise self.error("starred assignment target", node)
+            self.emit("check_len", [value], node, n=len(target.elts))
+            for i, elt in enumerate(target.elts):
+                self.assign(elt, self.emit("getitem", [value, Const(i)], node), node)
+        elif isinstance(target, ast.Subscript):
+            base = self.expr(target.value)
+            self.store_subscript(target, base, self.index_operands(target.slice), value, node)
+        else:
+            raise self.error(f"assignment to {type(target).__name__.lower()}", node)
+
+    def store_subscript(self, target, base, index, value, node):
+        if not isinstance(target.value, ast.Name) or target.value.id not in self.locals:
+            raise self.error("item assignment to something other than a local variable", node)
+        self.emit("setitem", [base, value, *index], node, target=target.value.id)
+
+    def stmt_If(self, node):
+        cond = self.expr(node.test)
+        then_b, join_b = self.new_block(f"then (line {self.line(node)})"), None
+        else_b = self.new_block(f"else (line {self.line(node)})") if node.orelse else None
+        join_b = self.new_block(f"endif (line {self.line(node)})")
+        self.terminate(Branch(cond, then_b, else_b if else_b is not None else join_b, self.line(node), "if"))
+        self.cur = then_b
+        self.statements(node.body)
+        self.goto(join_b, node)
+        if else_b is not None:
+            self.cur = else_b
+            self.statements(node.orelse)
+            self.goto(join_b, node)
+        self.cur = join_b
+
+    def stmt_While(self, node):
+        line = self.line(node)
+        header = self.new_block(f"while header (line {line})")
+        self.goto(header, node)
+        self.cur = header
+        cond = self.expr(node.test)
+        body = self.new_block(f"while body (line {line})")
+        exit_b = self.new_block(f"after while (line {line})")
+        else_b = self.new_block(f"while-else (line {line})") if node.orelse else exit_b
+        self.terminate(Branch(cond, body, else_b, line, "while"))
+        self.loop_body(node.body, body, header, exit_b)
+        if node.orelse:
+            self.cur = else_b
+            self.statements(node.orelse)
+            self.goto(exit_b, node)
+        self.cur = exit_b
+
+    def loop_body(self, stmts, body, continue_to, break_to, prologue=None):
+        self.loops.append((continue_to, break_to))
+        self.cur = body
+        if prologue:
+            prologue()
+        self.statements(stmts)
+        self.goto(continue_to)
+        self.loops.pop()
+
+    def stmt_Break(self, node):
+        if not self.loops:
+            raise self.error("'break' outside a loop", node)
+        self.goto(self.loops[-1][1], node)
+
+    def stmt_Continue(self, node):
+        if not self.loops:
+            raise self.error("'continue' outside a loop", node)
+        self.goto(self.loops[-1][0], node)
+
+    def stmt_Return(self, node):
+        value = self.expr(node.value) if node.value is not None else Const(None)
+        self.terminate(Return(value, self.line(node)))
+
+    def stmt_Assert(self, node):
+        cond = self.expr(node.test)
+        ok, fail = self.new_block("assert ok"), self.new_block("assert failed")
+        self.terminate(Branch(cond, ok, fail, self.line(node), "assert"))
+        self.cur = fail
+        msg = node.msg.value if isinstance(node.msg, ast.Constant) else ""
+        self.terminate(Raise(AssertionError, str(msg), self.line(node)))
+        self.cur = ok
+
+    def stmt_Raise(self, node):
+        exc, msg = node.exc, ""
+        if isinstance(exc, ast.Call):
+            if exc.args and isinstance(exc.args[0], ast.Constant):
+                msg = str(exc.args[0].value)
+            exc = exc.func
+        exc_type = self.resolve_constant(exc) if exc is not None else RuntimeError
+        if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
+            raise self.error("'raise' of something that is not an exception class", node)
+        self.terminate(Raise(exc_type, msg, self.line(node)))
+
+    def stmt_For(self, node):
+        line = self.line(node)
+        if node.orelse:
+            exit_b = self.new_block(f"after for (line {line})")
+            else_b = self.new_block(f"for-else (line {line})")
+        else:
+            exit_b = else_b = self.new_block(f"after for (line {line})")
+        it = node.iter
+        func = self.resolve_constant(it.func) if isinstance(it, ast.Call) else None
+        k = self.fresh("$for")
+        counter = f"{k}_i"
+        if func is range:
+            if not 1 <= len(it.args) <= 3 or it.keywords:
+                raise self.error("range() with these arguments", node)
+            args = [self.expr(a) for a in it.args]
+            start, stop, step = (Const(0), args[0], Const(1)) if len(args) == 1 else \
+                (args[0], args[1], args[2] if len(args) == 3 else Const(1))
+            self.emit("range_check", [start, stop, step], node)
+            stop = self.emit("copy", [stop], node, target=f"{k}_stop")
+            step = self.emit("copy", [step], node, target=f"{k}_step")
+            self.emit("copy", [start], node, target=counter)
+            bind = lambda: self.assign(node.target, Var(counter), node)  # noqa: E731
+            test = ("range_cond", [Var(counter), stop, step])
+        else:
+            if func is enumerate or func is zip:
+                if it.keywords or not it.args or (func is enumerate and len(it.args) != 1):
+                    raise self.error(f"{func.__name__}() with these arguments", node)
+                seqs = [self.emit("copy", [self.expr(a)], node, target=f"{k}_seq{j}")
+                        for j, a in enumerate(it.args)]
+            else:
+                seqs = [self.emit("copy", [self.expr(it)], node, target=f"{k}_seq0")]
+            lens = [self.emit("len", [s], node) for s in seqs]
+            n = lens[0] if len(lens) == 1 else self.emit("min", lens, node)
+            n = self.emit("copy", [n], node, target=f"{k}_n")
+            self.emit("copy", [Const(0)], node, target=counter)
+
+            def bind():
+                items = [self.emit("getitem", [s, Var(counter)], node) for s in seqs]
+                if func is enumerate:
+                    value = self.emit("tuple", [Var(counter), items[0]], node)
+                elif func is zip:
+                    value = self.emit("tuple", items, node)
+                else:
+                    value = items[0]
+                self.assign(node.target, value, node)
+            test = ("lt", [Var(counter), n])
+        header = self.new_block(f"for header (line {line})")
+        self.goto(header, node)
+        self.cur = header
+        cond = self.emit(test[0], test[1], node)
+        body = self.new_block(f"for body (line {line})")
+        latch = self.new_block(f"for next (line {line})")
+        self.terminate(Branch(cond, body, else_b, line, "for"))
+        self.loop_body(node.body, body, latch, exit_b, prologue=bind)
+        self.cur = latch
+        step_operand = Var(f"{k}_step") if func is range else Const(1)
+        self.emit("add", [Var(counter), step_operand], node, target=counter)
+        self.goto(header, node)
+        if node.orelse:
+            self.cur = else_b
+            self.statements(node.orelse)
+            self.goto(exit_b, node)
+        self.cur = exit_b
+
+    # ---- expressions -------------------------------------------------------------
+    def expr(self, node):
+        kind = type(node)
+        if kind in _UNSUPPORTED_EXPR:
+            raise self.error(_UNSUPPORTED_EXPR[kind], node)
+        method = getattr(self, "expr_" + kind.__name__, None)
+        if method is None:
+            raise self.error(f"'{kind.__name__}' expression", node)
+        return method(node)
+
+    def expr_Constant(self, node):
+        return Const(node.value)
+
+    def expr_Name(self, node):
+        return self.load_name(node.id, node)
+
+    def load_name(self, name, node):
+        if name in self.locals:
+            return Var(name)
+        if name in self.closure:
+            cell = self.closure[name]
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                raise self.error(f"closure variable '{name}' that is not bound yet", node)
+            if _is_static(value):
+                return Const(value)
+            return self.emit("load_global", [], node, name=name, cell=cell)
+        g = self.fn.__globals__
+        if name in g:
+            if _is_static(g[name]):
+                return Const(g[name])
+            return self.emit("load_global", [], node, name=name, globals=g)
+        if hasattr(builtins, name):
+            return Const(getattr(builtins, name))
+        raise self.error(f"undefined name '{name}'", node)
+
+    def resolve_constant(self, node):
+        """The compile-time value of a name or module attribute, or None."""
+        if isinstance(node, ast.Name) and node.id not in self.locals:
+            op = self.load_name(node.id, node)
+            return op.value if isinstance(op, Const) else None
+        if isinstance(node, ast.Attribute):
+            base = self.resolve_constant(node.value)
+            if isinstance(base, types.ModuleType) or isinstance(base, type):
+                return getattr(base, node.attr, None)
+        return None
+
+    def expr_Attribute(self, node):
+        base = self.expr(node.value)
+        if isinstance(base, Const) and (isinstance(base.value, types.ModuleType) or isinstance(base.value, type)):
+            if not hasattr(base.value, node.attr):
+                raise self.error(f"attribute '{node.attr}' of {base.value.__name__}", node)
+            return Const(getattr(base.value, node.attr))
+        return self.emit("getattr", [base], node, name=node.attr)
+
+    def expr_BinOp(self, node):
+        return self.emit(_BINOPS[type(node.op)], [self.expr(node.left), self.expr(node.right)], node)
+
+    def expr_UnaryOp(self, node):
+        return self.emit(_UNARY[type(node.op)], [self.expr(node.operand)], node)
+
+    def expr_Tuple(self, node):
+        return self.emit("tuple", [self.expr(e) for e in node.elts], node)
+
+    expr_List = expr_Tuple
+
+    def expr_NamedExpr(self, node):
+        value = self.expr(node.value)
+        self.assign(node.target, value, node)
+        return Var(node.target.id)
+
+    def expr_Subscript(self, node):
+        base = self.expr(node.value)
+        return self.emit("getitem", [base, *self.index_operands(node.slice)], node)
+
+    def index_operands(self, sl):
+        elts = sl.elts if isinstance(sl, ast.Tuple) else [sl]
+        out = []
+        for e in elts:
+            if isinstance(e, ast.Slice):
+                parts = [self.expr(p) if p is not None else Const(None) for p in (e.lower, e.upper, e.step)]
+                out.append(self.emit("slice", parts, e))
+            else:
+                out.append(self.expr(e))
+        return out
+
+    def expr_BoolOp(self, node):
+        result = self.fresh("$v")
+        join = self.new_block(f"end {'and' if isinstance(node.op, ast.And) else 'or'} (line {self.line(node)})")
+        kind = "and" if isinstance(node.op, ast.And) else "or"
+        for i, value_node in enumerate(node.values):
+            self.emit("copy", [self.expr(value_node)], node, target=result)
+            if i == len(node.values) - 1:
+                self.goto(join, node)
+                break
+            nxt = self.new_block(f"{kind} rhs (line {self.line(node)})")
+            t, f = (nxt, join) if kind == "and" else (join, nxt)
+            self.terminate(Branch(Var(result), t, f, self.line(node), kind))
+            self.cur = nxt
+        self.cur = join
+        return Var(result)
+
+    def expr_IfExp(self, node):
+        result = self.fresh("$v")
+        cond = self.expr(node.test)
+        a, b = self.new_block("ifexp then"), self.new_block("ifexp else")
+        join = self.new_block(f"end ifexp (line {self.line(node)})")
+        self.terminate(Branch(cond, a, b, self.line(node), "ifexp"))
+        for blk, value in ((a, node.body), (b, node.orelse)):
+            self.cur = blk
+            self.emit("copy", [self.expr(value)], node, target=result)
+            self.goto(join, node)
+        self.cur = join
+        return Var(result)
+
+    def expr_Compare(self, node):
+        left = self.expr(node.left)
+        if len(node.ops) == 1:
+            return self.compare(node.ops[0], left, self.expr(node.comparators[0]), node)
+        result = self.fresh("$v")
+        join = self.new_block(f"end comparison chain (line {self.line(node)})")
+        for i, (op, right_node) in enumerate(zip(node.ops, node.comparators)):
+            right = self.emit("copy", [self.expr(right_node)], node, target=self.fresh("$v"))
+            self.emit("copy", [self.compare(op, left, right, node)], node, target=result)
+            if i == len(node.ops) - 1:
+                break
+            nxt = self.new_block("comparison chain next")
+            self.terminate(Branch(Var(result), nxt, join, self.line(node), "and"))
+            self.cur = nxt
+            left = right
+        self.goto(join, node)
+        self.cur = join
+        return Var(result)
+
+    def compare(self, op, left, right, node):
+        if isinstance(op, (ast.In, ast.NotIn)):
+            if not (isinstance(right, Const) and isinstance(right.value, (tuple, list, frozenset, set, range))):
+                raise self.error("'in' on something other than a constant collection", node)
+            result = self.emit("isin", [left], node, values=tuple(right.value))
+            return self.emit("not", [result], node) if isinstance(op, ast.NotIn) else result
+        return self.emit(_COMPARE[type(op)], [left, right], node)
+
+    def expr_Call(self, node):
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            raise self.error("call with *args or **kwargs", node)
+        if isinstance(node.func, ast.Attribute):
+            base = self.expr(node.func.value)
+            if not isinstance(base, Const):  # a method of a per-sample value
+                args = [self.expr(a) for a in node.args] + [self.expr(k.value) for k in node.keywords]
+                return self.emit("method", [base, *args], node, name=node.func.attr,
+                                 kw=tuple(k.arg for k in node.keywords))
+            func = getattr(base.value, node.func.attr, None)
+            if func is None:
+                raise self.error(f"attribute '{node.func.attr}'", node)
+        else:
+            fop = self.expr(node.func)
+            if not isinstance(fop, Const):
+                raise self.error("call of a value computed at run time", node)
+            func = fop.value
+        prim = primitives.lookup_callable(func)
+        if prim is not None:
+            if prim == "range":
+                raise self.error("range() outside a 'for' loop header", node)
+            args = [self.expr(a) for a in node.args] + [self.expr(k.value) for k in node.keywords]
+            return self.emit(prim, args, node, kw=tuple(k.arg for k in node.keywords))
+        target = getattr(func, "per_sample", None) if hasattr(func, "__vmapper_batched__") else func
+        if isinstance(target, types.FunctionType):
+            return self.emit("call", self.bind_call_args(target, node), node, callee=target)
+        name = getattr(func, "__qualname__", getattr(func, "__name__", repr(func)))
+        raise self.error(f"call to {name}", node,
+                         hint="vmapper batches plain Python functions, @batched functions and the "
+                              "primitives listed in the README")
+
+    def bind_call_args(self, target, node):
+        """Positional operands for a call to a user function, defaults filled in."""
+        sig = inspect.signature(target)
+        for p in sig.parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                raise self.error(f"call to {target.__name__} that takes *args/**kwargs", node)
+        try:
+            bound = sig.bind(*node.args, **{k.arg: k.value for k in node.keywords})
+        except TypeError as exc:
+            raise self.error(f"call to {target.__name__} ({exc})", node)
+        ops = []
+        for name, p in sig.parameters.items():
+            if name in bound.arguments:
+                ops.append(self.expr(bound.arguments[name]))
+            else:
+                ops.append(Const(p.default))
+        return ops
+
+
+def _is_static(value) -> bool:
+    """Values bound at compile time: code and namespaces, not data."""
+    return (isinstance(value, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type))
+            or callable(value) and not hasattr(value, "shape")
+            or value is None)
+
+
+def build_function(fn) -> Function:
+    """Lower the Python function ``fn`` into an IR function (no passes run)."""
+    return Builder(fn).build()

@@ -1,0 +1,25 @@
+"""A small pass manager: runs passes in order and can dump the IR after any of them."""
+from __future__ import annotations
+
+from .cfg_cleanup import cleanup_cfg
+from .temporaries import classify_temporaries
+from .loops import find_loops
+from .spmd import spmd_schedule
+from .uniformity import analyze_uniformity
+
+#: The default pipeline, in order.  Each entry is a function IR -> IR.
+DEFAULT_PIPELINE = [cleanup_cfg, classify_temporaries, find_loops, spmd_schedule, analyze_uniformity]
+
+
+class PassManager:
+    def __init__(self, passes=None, dump_after=()):
+        self.passes = list(DEFAULT_PIPELINE if passes is None else passes)
+        self.dump_after = set(dump_after)
+        self.dumps = {}
+
+    def run(self, fn):
+        for p in self.passes:
+            fn = p(fn)
+            if p.__name__ in self.dump_after or "*" in self.dump_after:
+                self.dumps[p.__name__] = fn.dump()
+        return fn

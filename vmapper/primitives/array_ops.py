@@ -1,0 +1,463 @@
+"""Array primitives: indexing (gathers), item assignment, reductions over
+per-sample axes, matmul with broadcast weights, constructors, attributes and
+methods of per-sample arrays.
+
+A per-sample axis ``k`` is axis ``k + 1`` of the batched array (negative axes
+already count from the end).  Indices that differ per lane become gathers;
+active lanes with an out-of-range index raise :class:`LaneError`, inactive
+lanes read index 0 so that nothing is read out of bounds.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from ..runtime.values import Lanes, materialize
+from .registry import register
+
+_INT_KINDS = "biu"
+
+
+# ---- indexing ------------------------------------------------------------------------
+
+def _dims_consumed(ix, ndim):
+    """For each index element, the per-sample axis it indexes (None if it consumes none)."""
+    explicit = sum(1 for e in ix if e is not None and e is not Ellipsis)
+    out, axis = [], 0
+    for e in ix:
+        if e is None:
+            out.append(None)
+        elif e is Ellipsis:
+            out.append(None)
+            axis += max(ndim - explicit, 0)
+        else:
+            out.append(axis)
+            axis += 1
+    return out
+
+
+def normalize_lane_indices(ctx, ix, sample_shape, what="index"):
+    """Check per-lane integer indices against their axis; negatives wrap, inactive lanes read 0."""
+    if len([e for e in ix if e is not None and e is not Ellipsis]) > len(sample_shape):
+        raise ctx.lane_error_all(f"too many indices for a per-sample array of shape {sample_shape}",
+                                 IndexError)
+    axes = _dims_consumed(ix, len(sample_shape))
+    out = []
+    for e, axis in zip(ix, axes):
+        if isinstance(e, Lanes):
+            d = e.data
+            if d.ndim != 1 or d.dtype.kind not in _INT_KINDS:
+                raise ctx.unsupported(f"{what} by a per-sample {'array' if d.ndim > 1 else d.dtype.name} value",
+                                      hint="per-sample indices must be integer scalars")
+            d = d.astype(np.int64, copy=False)
+            size = sample_shape[axis]
+            bad = (d < -size) | (d >= size)
+            ctx.fail_where(bad, f"{what} out of range for axis {axis} with size {size}", IndexError,
+                           values=d)
+            d = np.where(d < 0, d + size, d)
+            out.append(np.where(bad, 0, d))
+        elif isinstance(e, np.ndarray) and e.ndim > 0:
+            raise ctx.unsupported(f"{what} by an index array together with per-sample indices")
+        else:
+            out.append(e)
+    return tuple(out)
+
+
+def _as_index_tuple(idx):
+    return tuple(idx)
+
+
+@register("getitem", may_fail=True)
+def _getitem(ctx, args, attrs):
+    base, *ix = args
+    hook = getattr(base, "__vmapper_getitem__", None)
+    if hook is not None:
+        return hook(ctx, ix)
+    varying_index = any(isinstance(e, Lanes) for e in ix)
+    if not isinstance(base, Lanes) and not varying_index:
+        return ctx.uniform(operator.getitem, base, ix[0] if len(ix) == 1 else tuple(ix))
+    if isinstance(base, (tuple, list)):
+        return _choose(ctx, base, ix)
+    if not isinstance(base, Lanes):
+        arr = np.asarray(base)
+        if arr.dtype == object or arr.ndim == 0:
+            raise ctx.type_error(f"{ctx.describe(base)} is not subscriptable per lane")
+        if len(ix) == 1:  # a gather of rows from a shared table
+            (i,) = normalize_lane_indices(ctx, ix, arr.shape)
+            return Lanes(arr[i], False)
+        base = materialize(arr, ctx.n)
+    if base.weak:
+        raise ctx.lane_error_all(f"'{base.data.dtype.name}' object is not subscriptable", TypeError)
+    nix = normalize_lane_indices(ctx, ix, base.sample_shape)
+    if varying_index:
+        key = (np.arange(ctx.n),) + nix
+    else:
+        key = (slice(None),) + nix
+    try:
+        return Lanes(base.data[key], False)
+    except IndexError as exc:
+        raise ctx.lane_error_all(str(exc), IndexError)
+
+
+def _choose(ctx, seq, ix):
+    """``seq[i]`` for a uniform tuple indexed by a per-lane integer."""
+    if len(ix) != 1:
+        raise ctx.unsupported("multi-dimensional index of a tuple")
+    (i,) = normalize_lane_indices(ctx, ix, (len(seq),))
+    items = [materialize(v, ctx.n) for v in seq]
+    stacked = np.stack([v.data for v in items], axis=1)
+    return Lanes(stacked[np.arange(ctx.n), i], all(v.weak for v in items))
+
+
+@register("setitem", may_fail=True)
+def _setitem(ctx, args, attrs):
+    """``base[ix] = value`` on the active lanes; returns the updated base (a copy)."""
+    base, value, *ix = args
+    if not isinstance(base, Lanes) and not isinstance(value, Lanes) and not any(isinstance(e, Lanes) for e in ix):
+        if ctx.mask is None:
+            new = np.array(base, copy=True)
+            ctx.uniform(operator.setitem, new, ix[0] if len(ix) == 1 else tuple(ix), value)
+            return new
+    arr = materialize(base, ctx.n) if not isinstance(base, Lanes) else base
+    if not isinstance(base, (Lanes, np.ndarray)):
+        raise ctx.type_error(f"item assignment into {ctx.describe(base)}")
+    nix = normalize_lane_indices(ctx, ix, arr.sample_shape, "assignment index")
+    data = np.array(arr.data, copy=True)
+    lanes = ctx.active_indices()
+    sub = [e[lanes] if isinstance(e, np.ndarray) and e.ndim == 1 and isinstance(o, Lanes) else e
+           for e, o in zip(nix, ix)]
+    region_ndim = np.broadcast_to(np.zeros((), data.dtype), arr.sample_shape)[tuple(nix_uniform(nix, ix))].ndim
+    if isinstance(value, Lanes):
+        v = value.data[lanes]
+        k = value.data.ndim - 1
+        v = v.reshape((v.shape[0],) + (1,) * max(region_ndim - k, 0) + v.shape[1:])
+    else:
+        v = value
+    try:
+        data[(lanes,) + tuple(sub)] = v
+    except (ValueError, IndexError, TypeError) as exc:
+        raise ctx.lane_error_all(str(exc), type(exc))
+    return Lanes(data, False)
+
+
+def nix_uniform(nix, ix):
+    """The index with per-lane entries replaced by 0, to compute the per-sample region shape."""
+    return [0 if isinstance(o, Lanes) else e for e, o in zip(nix, ix)]
+
+
+@register("slice")
+def _slice(ctx, args, attrs):
+    if any(isinstance(a, Lanes) for a in args):
+        raise ctx.unsupported("slice with per-sample bounds",
+                              hint="a per-sample slice length would make per-sample shapes differ; "
+                                   "use a mask or np.where instead")
+    return slice(*args)
+
+
+# ---- reductions -----------------------------------------------------------------------
+
+def _lane_axis(axis, sample_ndim, ctx):
+    if axis is None:
+        return tuple(range(1, sample_ndim + 1))
+    if isinstance(axis, tuple):
+        return tuple(_lane_axis(a, sample_ndim, ctx) for a in axis)
+    axis = operator.index(axis)
+    if not -sample_ndim <= axis < sample_ndim:
+        raise ctx.lane_error_all(f"axis {axis} is out of bounds for a per-sample array of "
+                                 f"dimension {sample_ndim}", np.exceptions.AxisError)
+    return axis + 1 if axis >= 0 else axis
+
+
+def _bind(ctx, args, kwnames, names, defaults):
+    """Bind positional + keyword operands to ``names`` (a tiny signature binder)."""
+    npos = len(args) - len(kwnames)
+    out = dict(defaults)
+    for name, v in zip(names, args[:npos]):
+        out[name] = v
+    for name, v in zip(kwnames, args[npos:]):
+        if name not in names:
+            raise ctx.type_error(f"unexpected keyword argument '{name}'")
+        out[name] = v
+    if npos > len(names):
+        raise ctx.type_error("too many positional arguments")
+    for name, v in out.items():
+        if name != names[0] and isinstance(v, Lanes):
+            raise ctx.unsupported(f"per-sample value for '{name}'")
+    return out
+
+
+def make_reduction(fn, flat_arg=False):
+    def impl(ctx, args, attrs):
+        b = _bind(ctx, args, attrs.get("kw") or (), ["a", "axis", "dtype", "keepdims"],
+                  {"axis": None, "dtype": None, "keepdims": False})
+        x = b["a"]
+        if not isinstance(x, Lanes):
+            kw = {k: b[k] for k in ("axis", "dtype", "keepdims") if b[k] not in (None, False)}
+            return ctx.uniform(lambda: fn(x, **kw))
+        data = np.ascontiguousarray(x.data)
+        nd = data.ndim - 1
+        if flat_arg and b["axis"] is None:
+            return Lanes(fn(data.reshape(data.shape[0], -1), axis=1), False)
+        kw = {"axis": _lane_axis(b["axis"], nd, ctx)}
+        if b["dtype"] is not None:
+            kw["dtype"] = b["dtype"]
+        if b["keepdims"]:
+            kw["keepdims"] = True
+        if data.shape[1:] and 0 in data.shape[1:] and fn in (np.max, np.min, np.argmax, np.argmin):
+            raise ctx.lane_error_all(f"{fn.__name__} of an empty per-sample array", ValueError)
+        return Lanes(np.asarray(fn(data, **kw)), False)
+    return impl
+
+
+REDUCTIONS = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "prod": np.prod,
+              "any": np.any, "all": np.all, "std": np.std, "var": np.var, "argmax": np.argmax,
+              "argmin": np.argmin, "amax": np.max, "amin": np.min, "nansum": np.nansum,
+              "nanmax": np.nanmax, "nanmin": np.nanmin, "nanmean": np.nanmean}
+for _n, _f in REDUCTIONS.items():
+    register(f"np.{_n}", make_reduction(_f, flat_arg=_n in ("argmax", "argmin")),
+             callables=(getattr(np, _n),))
+
+
+# ---- matmul -----------------------------------------------------------------------------
+
+def matmul_lanes(ctx, a, b):
+    """Per-sample ``a @ b`` over lanes; 1-D per-sample operands become row/column matrices."""
+    if not isinstance(a, Lanes) and not isinstance(b, Lanes):
+        return ctx.uniform(operator.matmul, a, b)
+    if any(np.ndim(v.data if isinstance(v, Lanes) else v) == (1 if isinstance(v, Lanes) else 0)
+           for v in (a, b)):
+        raise ctx.lane_error_all("matmul: input operand does not have enough dimensions", ValueError)
+    squeeze = []
+    ad, bd = (a.data if isinstance(a, Lanes) else np.asarray(a)), (b.data if isinstance(b, Lanes) else np.asarray(b))
+    if isinstance(a, Lanes) and ad.ndim == 2:
+        ad = ad[:, None, :]
+        squeeze.append(-2)
+    if isinstance(b, Lanes) and bd.ndim == 2:
+        bd = bd[:, :, None]
+        squeeze.append(-1)
+    if not isinstance(a, Lanes) and ad.ndim == 1 and isinstance(b, Lanes):
+        ad = ad[None, :]
+        squeeze.append(-2)
+    try:
+        out = np.matmul(ad, bd)
+    except ValueError as exc:
+        raise ctx.lane_error_all(f"matmul: {exc}", ValueError)
+    for ax in sorted(squeeze):
+        out = out.squeeze(axis=ax if out.ndim + ax >= 1 else None)
+    return Lanes(out, False)
+
+
+@register("matmul", callables=(np.matmul,))
+def _matmul(ctx, args, attrs):
+    a, b = args
+    return matmul_lanes(ctx, a, b)
+
+
+@register("np.dot", callables=(np.dot,))
+def _dot(ctx, args, attrs):
+    a, b = args
+    nd = [v.data.ndim - 1 if isinstance(v, Lanes) else np.ndim(v) for v in (a, b)]
+    if 0 in nd:
+        from .scalar_ops import ufunc_apply
+        return ufunc_apply(ctx, np.multiply, [a, b], weak_result=False)
+    if max(nd) > 2:
+        raise ctx.unsupported("np.dot of arrays with more than 2 dimensions (use np.matmul)")
+    return matmul_lanes(ctx, a, b)
+
+
+# ---- construction and joining -------------------------------------------------------------
+
+def _uniform_call(fn):
+    def impl(ctx, args, attrs):
+        kw = attrs.get("kw") or ()
+        if any(isinstance(a, Lanes) for a in args):
+            raise ctx.unsupported(f"np.{fn.__name__}() with per-sample arguments",
+                                  hint="shapes must be the same for every sample")
+        npos = len(args) - len(kw)
+        return ctx.uniform(lambda: fn(*args[:npos], **dict(zip(kw, args[npos:]))))
+    return impl
+
+
+for _f in (np.zeros, np.ones, np.empty, np.arange, np.eye, np.identity, np.linspace):
+    register(f"np.{_f.__name__}", _uniform_call(_f), callables=(_f,))
+
+
+@register("np.full", callables=(np.full,))
+def _full(ctx, args, attrs):
+    b = _bind(ctx, args, attrs.get("kw") or (), ["shape", "fill_value", "dtype"], {"dtype": None})
+    shape, value, dtype = b["shape"], b.get("fill_value"), b["dtype"]
+    if isinstance(shape, Lanes):
+        raise ctx.unsupported("np.full() with a per-sample shape")
+    if not isinstance(value, Lanes):
+        return ctx.uniform(lambda: np.full(shape, value, dtype=dtype))
+    d = value.data
+    out_dtype = dtype if dtype is not None else (np.asarray(np.full((), 0, dtype=d.dtype)).dtype)
+    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+    return Lanes(np.broadcast_to(d.reshape((d.shape[0],) + (1,) * len(shape)), (d.shape[0],) + shape)
+                 .astype(out_dtype), False)
+
+
+def _join(kind):
+    def impl(ctx, args, attrs):
+        b = _bind(ctx, args, attrs.get("kw") or (), ["arrays", "axis", "dtype"], {"axis": 0, "dtype": None})
+        seq, axis = b["arrays"], b["axis"]
+        if not isinstance(seq, (tuple, list)):
+            raise ctx.unsupported(f"np.{kind}() of something other than a tuple or list of arrays")
+        if not any(isinstance(v, Lanes) for v in seq):
+            return ctx.uniform(lambda: getattr(np, kind)(seq, axis=axis))
+        items = [materialize(v, ctx.n) for v in seq]
+        nd = items[0].data.ndim - 1 + (1 if kind == "stack" else 0)
+        if kind == "concatenate" and nd == 0:
+            raise ctx.lane_error_all("zero-dimensional arrays cannot be concatenated", ValueError)
+        ax = _lane_axis(axis, nd, ctx)
+        try:
+            out = getattr(np, kind)([v.data for v in items], axis=ax)
+        except ValueError as exc:
+            raise ctx.lane_error_all(f"np.{kind}: {exc}", ValueError)
+        if b["dtype"] is not None:
+            out = out.astype(b["dtype"])
+        return Lanes(out, False)
+    return impl
+
+
+register("np.concatenate", _join("concatenate"), callables=(np.concatenate,))
+register("np.stack", _join("stack"), callables=(np.stack,))
+
+
+def _array(ctx, args, attrs):
+    b = _bind(ctx, args, attrs.get("kw") or (), ["object", "dtype"], {"dtype": None})
+    obj, dtype = b["object"], b["dtype"]
+    if isinstance(obj, Lanes):
+        return Lanes(obj.data if dtype is None else obj.data.astype(dtype), False)
+    if not _contains_lanes(obj):
+        return ctx.uniform(lambda: np.array(obj, dtype=dtype))
+    # np.array([x, y]) of per-sample scalars: promote as numpy does for the elements.
+    leaves, shape = _flatten_nested(obj)
+    items = [materialize(v, ctx.n) for v in leaves]
+    reps = [(v.data.dtype if not v.weak else v.data.flat[0].item() if v.data.size else 0) for v in items]
+    dt = dtype if dtype is not None else np.result_type(*reps)
+    out = np.stack([v.data.astype(dt, copy=False) for v in items], axis=1)
+    return Lanes(out.reshape((ctx.n,) + shape + items[0].sample_shape), False)
+
+
+def _contains_lanes(obj):
+    if isinstance(obj, Lanes):
+        return True
+    if isinstance(obj, (tuple, list)):
+        return any(_contains_lanes(x) for x in obj)
+    return False
+
+
+def _flatten_nested(obj):
+    if isinstance(obj, (tuple, list)):
+        parts = [_flatten_nested(x) for x in obj]
+        shapes = {p[1] for p in parts}
+        if len(shapes) > 1:
+            raise ValueError("inhomogeneous nested sequence")
+        inner = parts[0][1] if parts else ()
+        return [leaf for p in parts for leaf in p[0]], (len(obj),) + inner
+    return [obj], ()
+
+
+register("np.array", _array, callables=(np.array, np.asarray))
+
+
+# ---- attributes and methods of per-sample arrays --------------------------------------------------
+
+@register("getattr")
+def _getattr(ctx, args, attrs):
+    (v,) = args
+    name = attrs["name"]
+    hook = getattr(v, "__vmapper_getattr__", None)
+    if hook is not None:
+        return hook(ctx, name)
+    if not isinstance(v, Lanes):
+        return ctx.uniform(getattr, v, name)
+    if v.weak and name not in ("real", "imag"):
+        raise ctx.lane_error_all(f"'{v.data.dtype.name}' object has no attribute '{name}'", AttributeError)
+    d = v.data
+    if name == "shape":
+        return tuple(d.shape[1:])
+    if name == "ndim":
+        return d.ndim - 1
+    if name == "size":
+        return int(np.prod(d.shape[1:], dtype=np.int64))
+    if name == "dtype":
+        return d.dtype
+    if name == "T":
+        return Lanes(d.transpose((0,) + tuple(range(d.ndim - 1, 0, -1))), False)
+    if name in ("real", "imag"):
+        return Lanes(getattr(d, name), v.weak)
+    raise ctx.unsupported(f"attribute '.{name}' of a per-sample array")
+
+
+def _method_reduction(fn, flat_arg=False):
+    red = make_reduction(fn, flat_arg)
+    return lambda ctx, v, args, kw: red(ctx, (v,) + tuple(args), {"kw": kw})
+
+
+def _astype(ctx, v, args, kw):
+    if len(args) != 1 or kw:
+        raise ctx.unsupported("astype() with options")
+    return Lanes(v.data.astype(args[0]), False)
+
+
+def _reshape(ctx, v, args, kw):
+    if kw:
+        raise ctx.unsupported("reshape() with keyword arguments")
+    shape = args[0] if len(args) == 1 else tuple(args)
+    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+    try:
+        return Lanes(v.data.reshape((v.data.shape[0],) + shape), False)
+    except ValueError as exc:
+        raise ctx.lane_error_all(str(exc), ValueError)
+
+
+def _item(ctx, v, args, kw):
+    if args or kw or int(np.prod(v.sample_shape)) != 1:
+        raise ctx.unsupported("item() with arguments or on an array of several elements")
+    d = v.data.reshape(v.data.shape[0])
+    return Lanes(d.astype({"b": np.bool_, "i": np.int64, "u": np.int64, "f": np.float64,
+                           "c": np.complex128}[d.dtype.kind]), True)
+
+
+METHODS = {name: _method_reduction(fn, name in ("argmax", "argmin"))
+           for name, fn in REDUCTIONS.items() if not name.startswith(("a", "nan")) or name in ("any", "all", "argmax", "argmin")}
+METHODS.update({
+    "astype": _astype,
+    "reshape": _reshape,
+    "item": _item,
+    "copy": lambda ctx, v, args, kw: Lanes(v.data.copy(), v.weak),
+    "flatten": lambda ctx, v, args, kw: Lanes(v.data.reshape(v.data.shape[0], -1).copy(), False),
+    "ravel": lambda ctx, v, args, kw: Lanes(v.data.reshape(v.data.shape[0], -1), False),
+    "transpose": lambda ctx, v, args, kw: (Lanes(v.data.transpose((0,) + tuple(range(v.data.ndim - 1, 0, -1))), False)
+                                           if not args else ctx.unsupported("transpose() with axes")),
+    "dot": lambda ctx, v, args, kw: _dot(ctx, (v, args[0]), {}),
+    "clip": lambda ctx, v, args, kw: ctx.call_primitive("np.clip", (v,) + tuple(args)),
+})
+
+
+@register("method", may_fail=True)
+def _method(ctx, args, attrs):
+    v, *rest = args
+    name, kw = attrs["name"], attrs.get("kw") or ()
+    hook = getattr(v, "__vmapper_method__", None)
+    if hook is not None:
+        return hook(ctx, name, rest, kw)
+    if not isinstance(v, Lanes):
+        if any(isinstance(a, Lanes) for a in rest):
+            if name == "dot":
+                return _dot(ctx, (v, rest[0]), {})
+            raise ctx.unsupported(f"method '.{name}()' of a shared value with per-sample arguments")
+        npos = len(rest) - len(kw)
+        return ctx.uniform(lambda: getattr(v, name)(*rest[:npos], **dict(zip(kw, rest[npos:]))))
+    if v.weak:
+        py_type = {"b": "bool", "i": "int", "f": "float", "c": "complex"}[v.data.dtype.kind]
+        if name == "is_integer" and py_type == "float":
+            return Lanes(np.floor(v.data) == v.data, True)
+        raise ctx.unsupported(f"method '.{name}()' of a Python {py_type}")
+    impl = METHODS.get(name)
+    if impl is None:
+        raise ctx.unsupported(f"method '.{name}()' of a per-sample array")
+    return impl(ctx, v, rest, kw)

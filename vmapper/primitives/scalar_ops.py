@@ -1,0 +1,392 @@
+"""Elementwise primitives: arithmetic, comparisons, casts and math functions.
+
+Uniform operands are computed with Python's own operators, so the result is
+exactly the per-sample one.  Varying operands run as numpy ufuncs over all
+lanes; weak (Python-scalar) operands are first cast to the NEP 50 result type
+so that promotion matches the per-sample run.  Where Python raises per sample
+(division by zero, a math domain error, ``int(nan)``...) the rule raises
+:class:`LaneError` for the active lanes that do it; inactive lanes never
+raise and never warn.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+import operator
+
+import numpy as np
+
+from ..runtime.values import Lanes, is_weak, result_dtype, aligned, truth, select
+from .registry import register
+
+_ARITH_NAMES = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "pos",
+                "invert", "abs"}
+
+
+def _is_numeric(v):
+    return isinstance(v, (Lanes, bool, int, float, complex, np.ndarray, np.generic))
+
+
+def prepare(args, arithmetic):
+    """Cast weak varying operands to the NEP 50 result type; Python bools to ints for arithmetic."""
+    out = list(args)
+    if arithmetic:
+        for i, v in enumerate(out):
+            if isinstance(v, Lanes) and v.weak and v.data.dtype == np.bool_:
+                out[i] = Lanes(v.data.astype(np.int64), True)
+            elif type(v) is bool:
+                out[i] = int(v)
+    if any(not is_weak(v) for v in out) and any(isinstance(v, Lanes) and v.weak for v in out):
+        dt = result_dtype(out)
+        if dt is not None:
+            out = [Lanes(v.data.astype(dt), False) if isinstance(v, Lanes) and v.weak
+                   and v.data.dtype != dt else v for v in out]
+    return out
+
+
+def ufunc_apply(ctx, ufunc, args, arithmetic=False, weak_result=None):
+    """Apply a numpy callable lane-wise to varying and uniform operands."""
+    args = prepare(args, arithmetic)
+    raw = aligned(args, ctx.n)
+    res = ufunc(*raw)
+    weak = all(is_weak(a) for a in args) if weak_result is None else weak_result
+    if isinstance(res, tuple):
+        return tuple(Lanes(np.asarray(r), weak) for r in res)
+    return Lanes(np.asarray(res), weak)
+
+
+def per_lane(cond, shape):
+    """Collapse a condition broadcastable to ``shape`` (lane axis first) to one bool per lane."""
+    c = np.broadcast_to(np.asarray(cond), shape)
+    return c.reshape(shape[0], -1).any(axis=1) if len(shape) > 1 else c
+
+
+def _python_floats(args):
+    return all(is_weak(a) for a in args)
+
+
+def binary(name, op, ufunc, *, arithmetic=True, check=None):
+    def impl(ctx, args, attrs):
+        a, b = args
+        if not isinstance(a, Lanes) and not isinstance(b, Lanes):
+            return ctx.uniform(op, a, b)
+        if not (_is_numeric(a) and _is_numeric(b)):
+            raise ctx.type_error(f"unsupported operand types for '{name}': "
+                                 f"{ctx.describe(a)} and {ctx.describe(b)}")
+        a, b = prepare([a, b], arithmetic)
+        ra, rb = aligned([a, b], ctx.n)
+        out = np.asarray(ufunc(ra, rb))
+        if check is not None:
+            check(ctx, ra, rb, out, is_weak(a) and is_weak(b))
+        return Lanes(out, is_weak(a) and is_weak(b))
+    register(name, impl, elementwise=True, may_fail=check is not None, scalar=op)
+
+
+def _check_division(ctx, a, b, out, python_scalars):
+    """ZeroDivisionError where Python raises: any int division, or Python floats."""
+    ints = np.asarray(a).dtype.kind in "biu" and np.asarray(b).dtype.kind in "biu"
+    if ints or python_scalars:
+        ctx.fail_where(per_lane(b == 0, out.shape), "division or modulo by zero", ZeroDivisionError)
+
+
+def _check_pow(ctx, a, b, out, python_scalars):
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind in "biu" and b.dtype.kind in "biu":
+        ctx.fail_where(per_lane(b < 0, out.shape),
+                       "integer to a negative integer power (Python would return a float, "
+                       "numpy raises; convert the base with float())", ValueError)
+    elif python_scalars:
+        fin = np.isfinite(a) & np.isfinite(b)
+        ctx.fail_where(per_lane((a == 0) & (b < 0), out.shape),
+                       "0.0 cannot be raised to a negative power", ZeroDivisionError)
+        ctx.fail_where(per_lane(np.isnan(out) & ~np.isnan(a) & ~np.isnan(b), out.shape),
+                       "negative number to a fractional power (Python returns a complex number)",
+                       ValueError)
+        ctx.fail_where(per_lane(np.isinf(out) & fin, out.shape), "float power overflowed", OverflowError)
+
+
+binary("add", operator.add, np.add)
+binary("sub", operator.sub, np.subtract)
+binary("mul", operator.mul, np.multiply)
+binary("truediv", operator.truediv, np.true_divide, check=_check_division)
+binary("floordiv", operator.floordiv, np.floor_divide, check=_check_division)
+binary("mod", operator.mod, np.remainder, check=_check_division)
+def _power(a, b):
+    # numpy refuses negative integer exponents for the whole array, even on
+    # lanes that are masked off; those lanes are checked (and fail) separately.
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind in "biu" and b.dtype.kind in "iu":
+        b = np.maximum(b, 0)
+    return np.power(a, b)
+
+
+binary("pow", operator.pow, _power, check=_check_pow)
+binary("lshift", operator.lshift, np.left_shift)
+binary("rshift", operator.rshift, np.right_shift)
+binary("bitand", operator.and_, np.bitwise_and, arithmetic=False)
+binary("bitor", operator.or_, np.bitwise_or, arithmetic=False)
+binary("bitxor", operator.xor, np.bitwise_xor, arithmetic=False)
+for _name, _op, _uf in (("lt", operator.lt, np.less), ("le", operator.le, np.less_equal),
+                        ("gt", operator.gt, np.greater), ("ge", operator.ge, np.greater_equal),
+                        ("eq", operator.eq, np.equal), ("ne", operator.ne, np.not_equal)):
+    binary(_name, _op, _uf, arithmetic=False)
+
+
+def unary(name, op, ufunc, *, arithmetic=True, callables=()):
+    def impl(ctx, args, attrs):
+        (a,) = args
+        if not isinstance(a, Lanes):
+            return ctx.uniform(op, a)
+        return ufunc_apply(ctx, ufunc, [a], arithmetic)
+    register(name, impl, elementwise=True, scalar=op, callables=callables)
+
+
+unary("neg", operator.neg, np.negative)
+unary("pos", operator.pos, np.positive)
+unary("invert", operator.invert, np.invert)
+unary("abs", builtins.abs, np.absolute, callables=(builtins.abs,))
+
+
+@register("not", elementwise=True, scalar=operator.not_)
+def _not(ctx, args, attrs):
+    t = truth(args[0], ctx.n)
+    if isinstance(t, np.ndarray):
+        return Lanes(~t, True)
+    return not t
+
+
+@register("is", scalar=operator.is_)
+def _is(ctx, args, attrs):
+    a, b = args
+    if isinstance(a, Lanes) or isinstance(b, Lanes):
+        if a is None or b is None:  # a varying number is never None
+            return False
+        raise ctx.type_error("'is' between per-sample values (use ==)")
+    return a is b
+
+
+@register("is_not", scalar=lambda a, b: a is not b)
+def _is_not(ctx, args, attrs):
+    return not _is(ctx, args, attrs)
+
+
+@register("isin", elementwise=True)
+def _isin(ctx, args, attrs):
+    (a,) = args
+    values = attrs["values"]
+    if not isinstance(a, Lanes):
+        return ctx.uniform(lambda x: x in values, a)
+    out = np.zeros(a.data.shape, dtype=bool)
+    for v in values:
+        out |= a.data == v
+    return Lanes(out, True)
+
+
+# ---- casts ------------------------------------------------------------------------
+
+def _fits_int64(d):
+    return (d >= -9.223372036854775808e18) & (d < 9.223372036854775808e18)
+
+
+@register("int", callables=(int,), elementwise=True, may_fail=True, scalar=int)
+def _int(ctx, args, attrs):
+    if len(args) != 1:
+        raise ctx.unsupported("int() with a base argument")
+    (a,) = args
+    if not isinstance(a, Lanes):
+        return ctx.uniform(int, a)
+    d = _scalar_lanes(ctx, a, "int()")
+    if d.dtype.kind == "f":
+        ctx.fail_where(np.isnan(d), "cannot convert float NaN to integer", ValueError)
+        ctx.fail_where(np.isinf(d), "cannot convert float infinity to integer", OverflowError)
+        ctx.fail_where(~_fits_int64(d) & np.isfinite(d), "int() of a float beyond int64", OverflowError)
+        return Lanes(np.trunc(d).astype(np.int64), True)
+    return Lanes(d.astype(np.int64), True)
+
+
+@register("float", callables=(float,), elementwise=True, scalar=float)
+def _float(ctx, args, attrs):
+    (a,) = args
+    if not isinstance(a, Lanes):
+        return ctx.uniform(float, a)
+    return Lanes(_scalar_lanes(ctx, a, "float()").astype(np.float64), True)
+
+
+@register("bool", callables=(bool,), elementwise=True, scalar=bool)
+def _bool(ctx, args, attrs):
+    (a,) = args
+    t = truth(a, ctx.n)
+    return Lanes(np.asarray(t), True) if isinstance(t, np.ndarray) else t
+
+
+@register("round", callables=(round,), elementwise=True, may_fail=True, scalar=round)
+def _round(ctx, args, attrs):
+    if len(args) != 1:
+        raise ctx.unsupported("round() with ndigits (Python rounds decimally; use np.round)")
+    (a,) = args
+    if not isinstance(a, Lanes):
+        return ctx.uniform(round, a)
+    d = _scalar_lanes(ctx, a, "round()")
+    if d.dtype.kind == "f":
+        ctx.fail_where(~np.isfinite(d), "cannot round a NaN or infinity to an integer", ValueError)
+        return Lanes(np.rint(d).astype(np.int64), True)
+    return Lanes(d.astype(np.int64), True)
+
+
+def _scalar_lanes(ctx, a, what):
+    d = a.data
+    if d.ndim > 1:
+        if int(np.prod(d.shape[1:])) != 1:
+            raise ctx.type_error(f"{what} of a per-sample array with more than one element")
+        d = d.reshape(d.shape[0])
+    return d
+
+
+def _numpy_cast(dtype):
+    def impl(ctx, args, attrs):
+        (a,) = args
+        if not isinstance(a, Lanes):
+            return ctx.uniform(dtype, a)
+        return Lanes(a.data.astype(dtype), False)
+    return impl
+
+
+for _t in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
+           np.uint8, np.uint16, np.uint32, np.uint64, np.bool_):
+    register(f"np.{_t.__name__}", _numpy_cast(_t), callables=(_t,), elementwise=True, scalar=_t)
+
+
+# ---- min / max: Python's left fold, keeping the first extreme --------------------
+
+def _fold_extreme(name, better):
+    def impl(ctx, args, attrs):
+        if attrs.get("kw"):
+            raise ctx.unsupported(f"{name}() with keyword arguments")
+        items = list(args)
+        if len(items) == 1:
+            items = ctx.sequence_items(items[0], f"{name}() argument")
+        if not items:
+            raise ctx.lane_error_all(f"{name}() arg is an empty sequence", ValueError)
+        if not any(isinstance(v, Lanes) for v in items):
+            return ctx.uniform(getattr(builtins, name), *items)
+        cur = items[0]
+        for nxt in items[1:]:
+            take = truth(ufunc_apply(ctx, better, [nxt, cur]), ctx.n)
+            cur = select(take, nxt, cur, ctx.n) if isinstance(take, np.ndarray) else (nxt if take else cur)
+        return cur
+    return impl
+
+
+register("min", _fold_extreme("min", np.less), callables=(builtins.min,), elementwise=True, scalar=builtins.min)
+register("max", _fold_extreme("max", np.greater), callables=(builtins.max,), elementwise=True, scalar=builtins.max)
+
+
+# ---- the math module: Python floats in, Python floats out, Python's errors ----------
+
+def _math_function(fn, ufunc, returns_int=False):
+    def impl(ctx, args, attrs):
+        if not any(isinstance(a, Lanes) for a in args):
+            return ctx.uniform(fn, *args)
+        conv = [Lanes(_scalar_lanes(ctx, a, fn.__name__ + "()").astype(np.float64), True)
+                if isinstance(a, Lanes) else float(a) for a in args]
+        raw = [c.data if isinstance(c, Lanes) else c for c in conv]
+        out = np.asarray(ufunc(*raw))
+        finite_in = np.ones(ctx.n, dtype=bool)
+        nan_in = np.zeros(ctx.n, dtype=bool)
+        for r in raw:
+            finite_in &= np.isfinite(r)
+            nan_in |= np.isnan(r)
+        if returns_int:
+            ctx.fail_where(np.isnan(out), "cannot convert float NaN to integer", ValueError)
+            ctx.fail_where(np.isinf(out), "cannot convert float infinity to integer", OverflowError)
+            return Lanes(out.astype(np.int64), True)
+        ctx.fail_where(np.isnan(out) & ~nan_in, "math domain error", ValueError)
+        ctx.fail_where(np.isinf(out) & finite_in, "math range error", OverflowError)
+        return Lanes(out.astype(np.float64, copy=False), True)
+    return impl
+
+
+_MATH = {"sqrt": np.sqrt, "exp": np.exp, "log": None, "log1p": np.log1p, "expm1": np.expm1,
+         "log2": np.log2, "log10": np.log10, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+         "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "atan2": np.arctan2,
+         "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "asinh": np.arcsinh,
+         "acosh": np.arccosh, "atanh": np.arctanh, "fabs": np.fabs, "hypot": np.hypot,
+         "copysign": np.copysign, "fmod": np.fmod, "pow": np.power, "erf": None,
+         "degrees": np.degrees, "radians": np.radians}
+
+
+def _np_log(x, base=None):
+    return np.log(x) if base is None else np.log(x) / np.log(base)
+
+
+def _np_erf(x):
+    from math import erf
+    return np.vectorize(erf, otypes=[np.float64])(x)
+
+
+for _n, _uf in _MATH.items():
+    _uf = {"log": _np_log, "erf": _np_erf}.get(_n, _uf)
+    register(f"math.{_n}", _math_function(getattr(math, _n), _uf), callables=(getattr(math, _n),),
+             elementwise=True, may_fail=True, scalar=getattr(math, _n))
+for _n, _uf in (("floor", np.floor), ("ceil", np.ceil), ("trunc", np.trunc)):
+    register(f"math.{_n}", _math_function(getattr(math, _n), _uf, returns_int=True),
+             callables=(getattr(math, _n),), elementwise=True, may_fail=True, scalar=getattr(math, _n))
+
+
+@register("math.isnan", callables=(math.isnan,), elementwise=True, scalar=math.isnan)
+def _math_isnan(ctx, args, attrs):
+    (a,) = args
+    if not isinstance(a, Lanes):
+        return ctx.uniform(math.isnan, a)
+    return Lanes(np.isnan(_scalar_lanes(ctx, a, "isnan()").astype(np.float64)), True)
+
+
+@register("math.isfinite", callables=(math.isfinite,), elementwise=True, scalar=math.isfinite)
+def _math_isfinite(ctx, args, attrs):
+    (a,) = args
+    if not isinstance(a, Lanes):
+        return ctx.uniform(math.isfinite, a)
+    return Lanes(np.isfinite(_scalar_lanes(ctx, a, "isfinite()").astype(np.float64)), True)
+
+
+@register("math.isinf", callables=(math.isinf,), elementwise=True, scalar=math.isinf)
+def _math_isinf(ctx, args, attrs):
+    (a,) = args
+    if not isinstance(a, Lanes):
+        return ctx.uniform(math.isinf, a)
+    return Lanes(np.isinf(_scalar_lanes(ctx, a, "isinf()").astype(np.float64)), True)
+
+
+# ---- numpy elementwise functions ------------------------------------------------------
+
+def _numpy_elementwise(fn, nargs):
+    def impl(ctx, args, attrs):
+        kw = attrs.get("kw") or ()
+        if kw:
+            raise ctx.unsupported(f"np.{fn.__name__}() with keyword arguments {kw}")
+        if len(args) not in nargs:
+            raise ctx.type_error(f"np.{fn.__name__}() takes {'/'.join(map(str, nargs))} arguments")
+        if not any(isinstance(a, Lanes) for a in args):
+            return ctx.uniform(fn, *args)
+        return ufunc_apply(ctx, fn, args, weak_result=False)
+    return impl
+
+
+_NUMPY_UNARY = ["exp", "exp2", "log", "log2", "log10", "log1p", "expm1", "tanh", "sinh", "cosh",
+                "sqrt", "cbrt", "square", "sin", "cos", "tan", "arcsin", "arccos", "arctan",
+                "arcsinh", "arccosh", "arctanh", "abs", "absolute", "fabs", "floor", "ceil",
+                "trunc", "rint", "sign", "isnan", "isfinite", "isinf", "negative", "positive",
+                "reciprocal", "logical_not", "signbit", "deg2rad", "rad2deg"]
+_NUMPY_BINARY = ["maximum", "minimum", "fmax", "fmin", "arctan2", "hypot", "power", "float_power",
+                 "copysign", "logaddexp", "logaddexp2", "logical_and", "logical_or", "logical_xor",
+                 "heaviside", "add", "subtract", "multiply", "divide", "true_divide", "nextafter"]
+for _n in _NUMPY_UNARY:
+    register(f"np.{_n}", _numpy_elementwise(getattr(np, _n), (1,)), callables=(getattr(np, _n),),
+             elementwise=True, scalar=getattr(np, _n))
+for _n in _NUMPY_BINARY:
+    register(f"np.{_n}", _numpy_elementwise(getattr(np, _n), (2,)), callables=(getattr(np, _n),),
+             elementwise=True, scalar=getattr(np, _n))
+register("np.where", _numpy_elementwise(np.where, (3,)), callables=(np.where,), elementwise=True,
+         scalar=lambda c, a, b: a if c else b)
+register("np.clip", _numpy_elementwise(np.clip, (3,)), callables=(np.clip,), elementwise=True,
+         scalar=lambda x, lo, hi: min(max(x, lo), hi))

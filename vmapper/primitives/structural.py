@@ -1,0 +1,119 @@
+"""Structural primitives: copies, tuples, loop bookkeeping, globals and calls."""
+from __future__ import annotations
+
+import builtins
+import operator
+
+import numpy as np
+
+from ..runtime.values import Lanes, truth
+from .registry import register
+
+
+@register("copy", elementwise=True, scalar=lambda x: x)
+def _copy(ctx, args, attrs):
+    return args[0]
+
+
+@register("tuple")
+def _tuple(ctx, args, attrs):
+    return tuple(args)
+
+
+@register("check_len", may_fail=True)
+def _check_len(ctx, args, attrs):
+    (v,) = args
+    n = attrs["n"]
+    if isinstance(v, Lanes):
+        if v.data.ndim < 2:
+            raise ctx.lane_error_all(f"cannot unpack non-iterable {v.data.dtype.name} object", TypeError)
+        have = v.data.shape[1]
+    else:
+        hook = getattr(v, "__vmapper_len__", None)
+        if hook is not None:
+            ctx.fail_where(np.asarray(hook(ctx)) != n, f"unpacking needs exactly {n} values", ValueError)
+            return None
+        try:
+            have = len(v)
+        except TypeError:
+            raise ctx.lane_error_all(f"cannot unpack non-iterable {type(v).__name__} object", TypeError)
+    if have != n:
+        what = "too many values to unpack" if have > n else "not enough values to unpack"
+        raise ctx.lane_error_all(f"{what} (expected {n}, got {have})", ValueError)
+    return None
+
+
+@register("len", callables=(builtins.len,))
+def _len(ctx, args, attrs):
+    (v,) = args
+    hook = getattr(v, "__vmapper_len__", None)
+    if hook is not None:
+        return hook(ctx)
+    if isinstance(v, Lanes):
+        if v.data.ndim < 2:
+            raise ctx.lane_error_all(f"object of type '{v.data.dtype.name}' has no len()", TypeError)
+        return v.data.shape[1]
+    return ctx.uniform(len, v)
+
+
+def _is_int(v):
+    if isinstance(v, Lanes):
+        return v.data.dtype.kind in "biu" and v.data.ndim == 1
+    return isinstance(v, (int, np.integer))
+
+
+@register("range_check", may_fail=True)
+def _range_check(ctx, args, attrs):
+    for v in args:
+        if not _is_int(v):
+            raise ctx.lane_error_all(f"'{ctx.describe(v)}' object cannot be interpreted as an integer",
+                                     TypeError)
+    step = args[2]
+    if isinstance(step, Lanes):
+        ctx.fail_where(step.data == 0, "range() arg 3 must not be zero", ValueError)
+    elif step == 0:
+        raise ctx.lane_error_all("range() arg 3 must not be zero", ValueError)
+    return None
+
+
+@register("range_cond", elementwise=True,
+          scalar=lambda i, stop, step: i < stop if step > 0 else i > stop)
+def _range_cond(ctx, args, attrs):
+    i, stop, step = args
+    if not any(isinstance(v, Lanes) for v in args):
+        return i < stop if step > 0 else i > stop
+    d = [v.data if isinstance(v, Lanes) else v for v in args]
+    return Lanes(np.where(np.asarray(d[2]) > 0, d[0] < d[1], d[0] > d[1]), True)
+
+
+@register("load_global")
+def _load_global(ctx, args, attrs):
+    if "cell" in attrs:
+        return attrs["cell"].cell_contents
+    try:
+        return attrs["globals"][attrs["name"]]
+    except KeyError:
+        raise ctx.lane_error_all(f"name '{attrs['name']}' is not defined", NameError)
+
+
+@register("call", may_fail=True)
+def _call(ctx, args, attrs):
+    return ctx.call_function(attrs["callee"], list(args))
+
+
+@register("sum", callables=(builtins.sum,))
+def _sum(ctx, args, attrs):
+    """Python's ``sum``: a left fold of ``+`` from ``start`` (0), in order, as per sample."""
+    if len(args) not in (1, 2) or attrs.get("kw"):
+        raise ctx.unsupported("sum() with these arguments")
+    items = ctx.sequence_items(args[0], "sum() argument")
+    acc = args[1] if len(args) == 2 else 0
+    for v in items:
+        acc = ctx.call_primitive("add", (acc, v))
+    return acc
+
+
+@register("truth", elementwise=True, scalar=operator.truth)
+def _truth(ctx, args, attrs):
+    t = truth(args[0], ctx.n)
+    return Lanes(np.asarray(t), True) if isinstance(t, np.ndarray) else t

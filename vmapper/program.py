@@ -1,0 +1,45 @@
+"""Compiled programs: a per-sample function after the pass pipeline, cached per function."""
+from __future__ import annotations
+
+import threading
+
+from .frontend import build_function
+from .passes.manager import PassManager
+
+
+class Program:
+    """An IR function with its SPMD schedule, ready for the runtime."""
+
+    def __init__(self, fn):
+        self.ir = fn
+        self.name = fn.name
+        self.params = fn.params
+        self.entry = fn.entry
+        self.blocks = fn.blocks
+        self.schedule = fn.annotations["schedule"]
+        self.source = fn.source
+
+    def where(self, line):
+        return f"{self.source.filename}:{line}"
+
+    def source_line(self, line):
+        return self.source.line(line)
+
+
+_cache: dict = {}
+_lock = threading.RLock()
+
+
+def get_program(pyfunc) -> Program:
+    """The compiled program of a plain Python function (compiled once, thread-safely)."""
+    key = pyfunc
+    prog = _cache.get(key)
+    if prog is not None and prog[0] is pyfunc.__code__:
+        return prog[1]
+    with _lock:
+        prog = _cache.get(key)
+        if prog is not None and prog[0] is pyfunc.__code__:
+            return prog[1]
+        compiled = Program(PassManager().run(build_function(pyfunc)))
+        _cache[key] = (pyfunc.__code__, compiled)
+        return compiled

@@ -1,0 +1,114 @@
+"""What a primitive's batching rule sees while it runs: the lanes, the mask,
+the user's line, and helpers that raise precise errors."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import LaneError, UnsupportedSyntaxError
+from .values import Lanes
+
+
+class Context:
+    __slots__ = ("frame", "mask", "program", "line", "_active")
+
+    def __init__(self, frame, mask, program):
+        self.frame = frame
+        self.mask = mask  # None: all lanes of the frame are active
+        self.program = program
+        self.line = 0
+        self._active = None
+
+    @property
+    def n(self):
+        return self.frame.n
+
+    def active_indices(self):
+        if self._active is None:
+            self._active = np.arange(self.frame.n) if self.mask is None else np.flatnonzero(self.mask)
+        return self._active
+
+    # ---- errors ---------------------------------------------------------------------------
+    def _where(self):
+        p = self.program
+        return f"{p.where(self.line)}\n    {self.line} | {p.source_line(self.line).strip()}"
+
+    def fail_where(self, bad, message, exc_type, values=None):
+        """Raise LaneError if any *active* lane has ``bad`` set (``bad`` is one bool per lane)."""
+        bad = np.asarray(bad)
+        if bad.ndim == 0:
+            bad = np.broadcast_to(bad, (self.frame.n,))
+        if self.mask is not None:
+            bad = bad & self.mask
+        if not bad.any():
+            return
+        pos = np.flatnonzero(bad)
+        lanes = self.frame.lane_ids()[pos]
+        shown = ", ".join(str(int(x)) for x in lanes[:10]) + (", ..." if len(lanes) > 10 else "")
+        detail = ""
+        if values is not None:
+            detail = f" (value {np.asarray(values)[pos[0]]!r} on lane {int(lanes[0])})"
+        raise LaneError(f"{exc_type.__name__}: {message}{detail} on lane(s) [{shown}] at {self._where()}",
+                        lanes=lanes, line=self.line, operation=message, python_error=exc_type)
+
+    def lane_error_all(self, message, exc_type):
+        """A LaneError for every active lane (the failure does not depend on lane values)."""
+        try:
+            self.fail_where(np.ones(self.frame.n, dtype=bool), message, exc_type)
+        except LaneError as exc:
+            return exc
+        return LaneError(f"{exc_type.__name__}: {message} at {self._where()}", lanes=np.array([], int),
+                         line=self.line, operation=message, python_error=exc_type)
+
+    def type_error(self, message):
+        return self.lane_error_all(message, TypeError)
+
+    def unsupported(self, construct, hint=None):
+        p = self.program
+        return UnsupportedSyntaxError(construct, p.source.filename, self.line, p.source_line(self.line), hint)
+
+    def unbound(self, name, bad):
+        shown = name if not name.startswith("$") else "a temporary"
+        msg = f"local variable '{shown}' referenced before assignment"
+        if bad is None:
+            return self.lane_error_all(msg, UnboundLocalError)
+        try:
+            self.fail_where(bad, msg, UnboundLocalError)
+        except LaneError as exc:
+            return exc
+        return self.lane_error_all(msg, UnboundLocalError)
+
+    @staticmethod
+    def describe(v):
+        if isinstance(v, Lanes):
+            kind = "Python " if v.weak else ""
+            return f"{kind}{v.data.dtype.name}{list(v.data.shape[1:]) if v.data.ndim > 1 else ''}"
+        return type(v).__name__
+
+    # ---- evaluation helpers ----------------------------------------------------------------
+    def uniform(self, fn, *args):
+        """Run ``fn`` on uniform values as the per-sample code would; its errors become LaneErrors."""
+        try:
+            return fn(*args)
+        except (ArithmeticError, ValueError, IndexError, KeyError, TypeError, AttributeError) as exc:
+            raise self.lane_error_all(str(exc) or type(exc).__name__, type(exc)) from exc
+
+    def call_primitive(self, name, args, attrs=None):
+        from ..primitives import PRIMITIVES
+        return PRIMITIVES[name].impl(self, list(args), attrs or {})
+
+    def call_function(self, callee, args):
+        from .executor import call_function
+        return call_function(self, callee, args)
+
+    def sequence_items(self, v, what):
+        """The items of a per-sample sequence whose length is the same on every lane."""
+        if isinstance(v, (tuple, list)):
+            return list(v)
+        if isinstance(v, Lanes):
+            if v.data.ndim < 2:
+                raise self.type_error(f"{what} is not iterable")
+            return [Lanes(v.data[:, k], False) for k in range(v.data.shape[1])]
+        try:
+            return list(v)
+        except TypeError:
+            raise self.type_error(f"{what} is not iterable")

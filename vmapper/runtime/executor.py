@@ -1,0 +1,278 @@
+"""Masked execution of a scheduled program over a batch of lanes.
+
+Each step of the SPMD schedule runs once for all the lanes that reach it: a
+block runs its instructions as array operations over the frame's lanes under
+its mask (None: every lane), and its terminator moves lanes into the masks of
+its successors.  A loop re-runs its body while any lane is at its header;
+when the lanes still looping fall below :data:`COMPACT_BELOW` of the frame,
+they are compacted into a subframe so that later trips only touch live
+lanes.  Calls run on the compacted set of calling lanes.
+
+All execution state (frames, masks, counters) lives in :class:`ExecState`
+and the frames, never in globals, so concurrent calls are independent.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import LaneError, NonTerminationError
+from ..ir import Branch, Const, Jump, Raise, Return, Var, is_temp
+from ..passes.spmd import LoopStep
+from .. import primitives
+from .context import Context
+from .frame import Frame, Missing
+from .values import gather, scatter_into, truth, Lanes
+
+#: A loop compacts to its active lanes when fewer than this fraction remain.
+COMPACT_BELOW = 0.5
+#: Frames smaller than this never compact (the bookkeeping costs more).
+COMPACT_MIN_LANES = 64
+
+
+class Stats:
+    __slots__ = ("launches", "active_lane_ops", "processed_lane_ops", "batch_size",
+                 "max_loop_trips", "calls", "compactions", "blocks_run", "blocks_skipped")
+
+    def __init__(self, batch_size):
+        self.batch_size = batch_size
+        self.launches = self.active_lane_ops = self.processed_lane_ops = 0
+        self.max_loop_trips = self.calls = self.compactions = 0
+        self.blocks_run = self.blocks_skipped = 0
+
+    def as_dict(self):
+        launches = max(self.launches, 1)
+        return {
+            "launches": self.launches,
+            "lane_utilization": self.active_lane_ops / (launches * max(self.batch_size, 1)),
+            "work_efficiency": self.active_lane_ops / max(self.processed_lane_ops, 1),
+            "max_loop_trips": self.max_loop_trips,
+            "calls": self.calls,
+            "compactions": self.compactions,
+            "blocks_run": self.blocks_run,
+            "blocks_skipped": self.blocks_skipped,
+            "batch_size": self.batch_size,
+        }
+
+
+class ExecState:
+    """Everything one batched call needs: programs, limits and counters."""
+
+    def __init__(self, get_program, batch_size, max_iters=None):
+        self.get_program = get_program
+        self.max_iters = max_iters
+        self.stats = Stats(batch_size)
+
+
+class Region:
+    """Masks of the blocks still to run in one level of the schedule."""
+    __slots__ = ("frame", "blocks", "header", "pending", "next", "has_next")
+
+    def __init__(self, frame, blocks, header=None):
+        self.frame = frame
+        self.blocks = blocks
+        self.header = header
+        self.pending = {}
+        self.next = None
+        self.has_next = False
+
+
+def mask_or(a_present, a, b):
+    if not a_present:
+        return b
+    if a is None or b is None:
+        return None
+    return a | b
+
+
+def convert_mask(mask, frame, target):
+    """Express a mask over ``frame``'s lanes in an ancestor frame's lanes."""
+    while frame is not target:
+        full = np.zeros(frame.parent.n, dtype=bool)
+        full[frame.idx if mask is None else frame.idx[mask]] = True
+        mask, frame = full, frame.parent
+    return mask
+
+
+def send(stack, target, mask, frame):
+    for region in reversed(stack):
+        if region.header == target:
+            m = convert_mask(mask, frame, region.frame)
+            region.next = mask_or(region.has_next, region.next, m)
+            region.has_next = True
+            return
+        if region.blocks is None or target in region.blocks:
+            m = convert_mask(mask, frame, region.frame)
+            region.pending[target] = mask_or(target in region.pending, region.pending.get(target), m)
+            return
+    raise AssertionError(f"edge to b{target} leaves every region")
+
+
+def run_function(program, frame: Frame, args):
+    """Run ``program`` on all lanes of ``frame``; returns the per-lane result."""
+    for name, value in zip(program.params, args):
+        frame.env[name] = value
+    top = Region(frame, None)
+    top.pending[program.entry] = None
+    run_steps(program, program.schedule, [top], frame)
+    try:
+        result = frame.lookup("$ret")
+    except Missing:
+        return None
+    return result
+
+
+def run_steps(program, steps, stack, frame):
+    region = stack[-1]
+    for step in steps:
+        if isinstance(step, LoopStep):
+            if step.header in region.pending:
+                run_loop(program, step, stack, frame, region.pending.pop(step.header))
+            continue
+        if step not in region.pending:
+            frame.state.stats.blocks_skipped += 1
+            continue
+        mask = region.pending.pop(step)
+        if mask is not None:
+            count = int(np.count_nonzero(mask))
+            if count == 0:
+                frame.state.stats.blocks_skipped += 1
+                continue
+            if count == frame.n:
+                mask = None
+        else:
+            count = frame.n
+        run_block(program, program.blocks[step], frame, mask, count, stack)
+
+
+def run_loop(program, step, stack, frame, mask):
+    state = frame.state
+    sub = frame
+    trips = 0
+    try:
+        while True:
+            count = sub.n if mask is None else int(np.count_nonzero(mask))
+            if count == 0:
+                break
+            if mask is not None and count == sub.n:
+                mask = None
+            trips += 1
+            if state.max_iters is not None and trips > state.max_iters:
+                lanes = sub.lane_ids() if mask is None else sub.lane_ids()[mask]
+                raise NonTerminationError(
+                    f"loop at {program.where(step.line)} passed max_iters={state.max_iters} with "
+                    f"{len(lanes)} lane(s) still running: {_lane_list(lanes)}\n"
+                    f"    {step.line} | {program.source_line(step.line)}", lanes=lanes, line=step.line)
+            if mask is not None and count < COMPACT_BELOW * sub.n and sub.n >= COMPACT_MIN_LANES:
+                keep = np.flatnonzero(mask)
+                if sub is frame:
+                    sub = frame.subframe(keep)
+                else:
+                    sub.restrict(keep)
+                mask = None
+                state.stats.compactions += 1
+            region = Region(sub, step.blocks, header=step.header)
+            region.pending[step.header] = mask
+            stack.append(region)
+            try:
+                run_steps(program, step.body, stack, sub)
+            finally:
+                stack.pop()
+            mask = region.next if region.has_next else np.zeros(sub.n, dtype=bool)
+    finally:
+        if sub is not frame:
+            sub.write_back()
+        state.stats.max_loop_trips = max(state.stats.max_loop_trips, trips)
+
+
+def _lane_list(lanes, limit=10):
+    shown = ", ".join(str(int(x)) for x in lanes[:limit])
+    return f"lanes [{shown}{', ...' if len(lanes) > limit else ''}]"
+
+
+def run_block(program, block, frame, mask, count, stack):
+    stats = frame.state.stats
+    stats.blocks_run += 1
+    ctx = Context(frame, mask, program)
+    temps = {}
+    prims = primitives.PRIMITIVES
+    for ins in block.instrs:
+        ctx.line = ins.line
+        args = [_read(a, frame, temps, ctx) for a in ins.args]
+        try:
+            value = prims[ins.op].impl(ctx, args, ins.attrs)
+        except (LaneError, NonTerminationError) as exc:
+            raise exc
+        except RecursionError:
+            raise
+        except Exception as exc:  # a numpy/Python error that is not a lane error: name the line
+            from ..errors import BatchingError
+            if isinstance(exc, BatchingError):
+                raise
+            raise ctx.lane_error_all(f"{type(exc).__name__}: {exc}", type(exc)) from exc
+        stats.launches += 1
+        stats.active_lane_ops += count
+        stats.processed_lane_ops += frame.n
+        target = ins.target
+        if target is not None:
+            if is_temp(target):
+                temps[target] = value
+            else:
+                frame.store(target, value, mask)
+    term = block.term
+    ctx.line = term.line
+    if isinstance(term, Jump):
+        send(stack, term.target, mask, frame)
+    elif isinstance(term, Branch):
+        cond = _read(term.cond, frame, temps, ctx)
+        try:
+            t = truth(cond, frame.n)
+        except ValueError as exc:
+            raise ctx.lane_error_all(str(exc), ValueError)
+        if isinstance(t, np.ndarray):
+            tm = t if mask is None else (mask & t)
+            fm = ~t if mask is None else (mask & ~t)
+            send(stack, term.if_true, tm, frame)
+            send(stack, term.if_false, fm, frame)
+        else:
+            send(stack, term.if_true if t else term.if_false, mask, frame)
+    elif isinstance(term, Return):
+        frame.store("$ret", _read(term.value, frame, temps, ctx), mask)
+    elif isinstance(term, Raise):
+        ctx.fail_where(np.ones(frame.n, dtype=bool),
+                       term.message or f"{term.exc_type.__name__} raised", term.exc_type)
+
+
+def _read(op, frame, temps, ctx):
+    if isinstance(op, Const):
+        return op.value
+    name = op.name
+    if name in temps:
+        return temps[name]
+    try:
+        value = frame.lookup(name)
+    except Missing:
+        raise ctx.unbound(name, None)
+    u = frame.undef_mask(name)
+    if u is not None:
+        bad = u if ctx.mask is None else (u & ctx.mask)
+        if bad.any():
+            raise ctx.unbound(name, bad)
+    return value
+
+
+def call_function(ctx, callee, args):
+    """Run a user function on the calling lanes (compacted when not all are active)."""
+    state = ctx.frame.state
+    state.stats.calls += 1
+    program = state.get_program(callee)
+    frame = ctx.frame
+    if ctx.mask is None:
+        sub = Frame(frame.n, state, lane_ids=(frame, None))
+        return run_function(program, sub, args)
+    idx = np.flatnonzero(ctx.mask)
+    sub = Frame(len(idx), state, lane_ids=(frame, idx))
+    result = run_function(program, sub, [gather(a, idx) for a in args])
+    if result is None:
+        return None
+    from .frame import _blank_like
+    return scatter_into(_blank_like(result, frame.n), result, idx, frame.n)

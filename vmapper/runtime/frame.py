@@ -1,0 +1,152 @@
+"""Frames: the variables of one running function over a set of lanes.
+
+A top-level or callee frame owns its variables.  A *subframe* covers a subset
+of its parent's lanes (``idx``, positions in the parent): it is made when a
+loop compacts to its still-active lanes.  A subframe reads a parent variable
+by gathering it on first use, marks what it writes as dirty, and writes dirty
+variables back (scatters) for lanes it drops and when it ends.
+
+``undef[name]`` is the bool mask of lanes on which ``name`` is not bound
+(assigned on some paths only); reading it on an active lane raises the
+``UnboundLocalError`` the per-sample run would.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .values import gather, scatter_into, select
+
+
+class Missing(Exception):
+    pass
+
+
+class Frame:
+    __slots__ = ("n", "env", "undef", "dirty", "parent", "idx", "state", "_lane_ids", "_lane_src")
+
+    def __init__(self, n, state, parent=None, idx=None, lane_ids=None):
+        self.n = n
+        self.env = {}
+        self.undef = {}
+        self.dirty = set()
+        self.parent = parent
+        self.idx = idx
+        self.state = state
+        self._lane_ids = lane_ids  # array, or a (frame, idx) pair resolved lazily
+        self._lane_src = None
+
+    # ---- lanes -------------------------------------------------------------------------
+    def lane_ids(self) -> np.ndarray:
+        """Positions of this frame's lanes in the user's batch."""
+        ids = self._lane_ids
+        if ids is None:
+            ids = self.parent.lane_ids()[self.idx] if self.parent is not None else np.arange(self.n)
+        elif isinstance(ids, tuple):
+            src, idx = ids
+            ids = src.lane_ids() if idx is None else src.lane_ids()[idx]
+        self._lane_ids = ids
+        return ids
+
+    def subframe(self, idx) -> "Frame":
+        return Frame(len(idx), self.state, parent=self, idx=idx)
+
+    # ---- variables ----------------------------------------------------------------------
+    def lookup(self, name):
+        """The value of ``name`` (raises Missing if unbound on every lane)."""
+        env = self.env
+        if name in env:
+            return env[name]
+        if self.parent is None:
+            raise Missing(name)
+        value = gather(self.parent.lookup(name), self.idx)
+        env[name] = value
+        pu = self.parent.undef_mask(name)
+        if pu is not None:
+            self.undef[name] = pu[self.idx]
+        return value
+
+    def undef_mask(self, name):
+        if name in self.undef:
+            return self.undef[name]
+        if name in self.env or self.parent is None:
+            return None
+        pu = self.parent.undef_mask(name)
+        return None if pu is None else pu[self.idx]
+
+    def store(self, name, value, mask):
+        """Assign ``name = value`` on the lanes in ``mask`` (None: all lanes)."""
+        self.dirty.add(name)
+        if mask is None:
+            self.env[name] = value
+            self.undef.pop(name, None)
+            return
+        try:
+            old = self.lookup(name)
+        except Missing:
+            self.env[name] = value
+            self.undef[name] = ~mask
+            return
+        self.env[name] = select(mask, value, old, self.n)
+        u = self.undef.get(name)
+        if u is not None:
+            u = u & ~mask
+            if u.any():
+                self.undef[name] = u
+            else:
+                del self.undef[name]
+
+    def scatter_store(self, name, value, idx, undef=None):
+        """Write ``value`` (over ``len(idx)`` lanes) into lanes ``idx`` of ``name``."""
+        self.dirty.add(name)
+        try:
+            old = self.lookup(name)
+            was_undef = self.undef.get(name)
+        except Missing:
+            old = None
+            was_undef = np.ones(self.n, dtype=bool)
+        if old is None:
+            old = _blank_like(value, self.n)
+        self.env[name] = scatter_into(old, value, idx, self.n)
+        if was_undef is not None or undef is not None:
+            u = np.zeros(self.n, dtype=bool) if was_undef is None else was_undef.copy()
+            u[idx] = False if undef is None else undef
+            if u.any():
+                self.undef[name] = u
+            else:
+                self.undef.pop(name, None)
+
+    # ---- compaction -----------------------------------------------------------------------
+    def write_back(self, lanes=None):
+        """Scatter dirty variables of the given lanes (positions in self; all if None) to the parent."""
+        parent = self.parent
+        pidx = self.idx if lanes is None else self.idx[lanes]
+        for name in self.dirty:
+            value = self.env[name]
+            if lanes is not None:
+                value = gather(value, lanes)
+            u = self.undef.get(name)
+            if u is not None and lanes is not None:
+                u = u[lanes]
+            parent.scatter_store(name, value, pidx, u)
+
+    def restrict(self, keep):
+        """Keep only lanes ``keep`` (positions in self), writing the others' dirty values back."""
+        dropped = np.ones(self.n, dtype=bool)
+        dropped[keep] = False
+        if self.dirty:
+            self.write_back(np.flatnonzero(dropped))
+        self.env = {k: gather(v, keep) for k, v in self.env.items()}
+        self.undef = {k: u[keep] for k, u in self.undef.items()}
+        self.idx = self.idx[keep]
+        self.n = len(keep)
+        self._lane_ids = None
+
+
+def _blank_like(value, n):
+    from .values import Lanes
+    if isinstance(value, Lanes):
+        return Lanes(np.zeros((n,) + value.data.shape[1:], value.data.dtype), value.weak)
+    if type(value) is tuple:
+        return tuple(_blank_like(v, n) for v in value)
+    blank = getattr(type(value), "__vmapper_blank__", None)
+    return blank(value, n) if blank is not None else value

@@ -1,0 +1,207 @@
+"""How per-sample values are held during batched execution.
+
+A *varying* value (different per lane) is a :class:`Lanes`: an array whose
+axis 0 is the lane axis and whose other axes are the per-sample shape.  A
+*uniform* value (the same on every lane) is kept as the plain Python or numpy
+object the per-sample code would see; tuples hold either kind.
+
+Python scalars are *weak* (NEP 50): ``np.float32(x) * 2.0`` stays float32.
+``Lanes.weak`` records that a varying value holds Python scalars (int, float
+or bool per lane), so that mixing it with numpy values promotes exactly as
+the per-sample run does.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_WEAK_EXAMPLE = {"b": False, "i": 0, "u": 0, "f": 0.0, "c": 0j}
+
+
+class Lanes:
+    """A varying value: ``data[k]`` is lane k's value."""
+    __slots__ = ("data", "weak")
+
+    def __init__(self, data: np.ndarray, weak: bool = False):
+        self.data = data
+        self.weak = weak
+
+    @property
+    def sample_shape(self):
+        return self.data.shape[1:]
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def __repr__(self):
+        return f"Lanes({self.data!r}, weak={self.weak})"
+
+
+def is_varying(v) -> bool:
+    if isinstance(v, Lanes):
+        return True
+    if type(v) is tuple:
+        return any(is_varying(x) for x in v)
+    return getattr(v, "__vmapper_varying__", False)
+
+
+def is_weak(v) -> bool:
+    """True for Python scalars and varying values that hold them."""
+    if isinstance(v, Lanes):
+        return v.weak
+    return type(v) in (bool, int, float, complex)
+
+
+def weak_dtype(v) -> np.dtype:
+    """The dtype a Python scalar gets on its own (bool, int64, float64, complex128)."""
+    return np.asarray(v).dtype if not isinstance(v, Lanes) else v.data.dtype
+
+
+def result_dtype(operands) -> np.dtype | None:
+    """NEP 50 promotion of operands, weak ones entering as Python scalars."""
+    reps = []
+    for v in operands:
+        if isinstance(v, Lanes):
+            reps.append(_WEAK_EXAMPLE[v.data.dtype.kind] if v.weak else v.data.dtype)
+        elif isinstance(v, (bool, int, float, complex)):
+            reps.append(v)
+        elif isinstance(v, (np.ndarray, np.generic)):
+            reps.append(v.dtype)
+        else:
+            return None
+    if not reps:
+        return None
+    return np.result_type(*reps)
+
+
+def sample_ndim(v) -> int:
+    if isinstance(v, Lanes):
+        return v.data.ndim - 1
+    return np.ndim(v)
+
+
+def aligned(operands, n):
+    """Arrays for an elementwise numpy call whose per-sample shapes broadcast.
+
+    A varying operand's lane axis goes first, and its per-sample axes are
+    right-aligned with the other operands' axes, as per-sample broadcasting
+    would align them; uniform operands broadcast as they are.
+    """
+    nd = max(sample_ndim(v) for v in operands)
+    out = []
+    for v in operands:
+        if isinstance(v, Lanes):
+            d = v.data
+            k = d.ndim - 1
+            out.append(d.reshape((d.shape[0],) + (1,) * (nd - k) + d.shape[1:]) if k < nd else d)
+        else:
+            out.append(v)
+    return out
+
+
+def materialize(v, n: int) -> Lanes:
+    """A varying form of ``v`` over ``n`` lanes (a read-only broadcast view for uniform values)."""
+    if isinstance(v, Lanes):
+        return v
+    arr = np.asarray(v)
+    if arr.dtype == object:
+        raise TypeError(f"cannot hold a value of type {type(v).__name__} per lane")
+    return Lanes(np.broadcast_to(arr, (n,) + arr.shape), weak=is_weak(v))
+
+
+def gather(v, idx):
+    """The value restricted to lanes ``idx`` (an index array)."""
+    if isinstance(v, Lanes):
+        return Lanes(v.data[idx], v.weak)
+    if type(v) is tuple:
+        return tuple(gather(x, idx) for x in v)
+    g = getattr(v, "__vmapper_gather__", None)
+    return g(idx) if g is not None else v
+
+
+def scatter_into(dest, src, idx, n: int):
+    """``dest`` with lanes ``idx`` replaced by ``src`` (a value over len(idx) lanes)."""
+    if type(dest) is tuple or type(src) is tuple:
+        if type(dest) is not tuple or type(src) is not tuple or len(dest) != len(src):
+            raise TypeError("a tuple on some lanes and another value on others")
+        return tuple(scatter_into(d, s, idx, n) for d, s in zip(dest, src))
+    if hasattr(src, "__vmapper_scatter__") or hasattr(dest, "__vmapper_scatter__"):
+        return type(src).__vmapper_scatter__(dest, src, idx, n)
+    if not isinstance(src, Lanes) and not isinstance(dest, Lanes) and _same_uniform(dest, src):
+        return dest
+    s = materialize(src, len(idx))
+    d = materialize(dest, n)
+    dt = _merge_dtype(d, s)
+    if d.sample_shape != s.sample_shape:
+        raise TypeError(f"shape {s.sample_shape} on some lanes and {d.sample_shape} on others")
+    out = np.array(d.data, dtype=dt, copy=True)
+    out[idx] = s.data
+    return Lanes(out, d.weak and s.weak)
+
+
+def select(mask, new, old, n: int):
+    """Per lane: ``new`` where ``mask`` else ``old`` (a masked assignment)."""
+    if type(new) is tuple or type(old) is tuple:
+        if type(new) is not tuple or type(old) is not tuple or len(new) != len(old):
+            raise TypeError("a tuple on some lanes and another value on others")
+        return tuple(select(mask, a, b, n) for a, b in zip(new, old))
+    if hasattr(new, "__vmapper_select__") or hasattr(old, "__vmapper_select__"):
+        return type(new if hasattr(new, "__vmapper_select__") else old).__vmapper_select__(mask, new, old, n)
+    if not isinstance(new, Lanes) and not isinstance(old, Lanes) and _same_uniform(new, old):
+        return new
+    a, b = materialize(new, n), materialize(old, n)
+    if a.sample_shape != b.sample_shape:
+        raise TypeError(f"shape {a.sample_shape} on some lanes and {b.sample_shape} on others")
+    dt = _merge_dtype(a, b)
+    m = mask.reshape(mask.shape + (1,) * len(a.sample_shape))
+    return Lanes(np.where(m, a.data.astype(dt, copy=False), b.data.astype(dt, copy=False)),
+                 a.weak and b.weak)
+
+
+def _merge_dtype(a: Lanes, b: Lanes):
+    # Lanes whose Python types differ (an int on one path, a float on another)
+    # are promoted as numpy promotes; the values stay equal to the per-sample ones.
+    if a.data.dtype == b.data.dtype:
+        return a.data.dtype
+    return np.promote_types(a.data.dtype, b.data.dtype)
+
+
+def _same_uniform(a, b) -> bool:
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (bool, int, float, complex, str)):
+        return a == b and not (isinstance(a, float) and a != a)
+    return False
+
+
+def truth(v, n: int):
+    """Per-lane ``bool(v)``: a bool array over lanes, or a Python bool when uniform."""
+    if isinstance(v, Lanes):
+        d = v.data
+        if d.ndim > 1:
+            if int(np.prod(d.shape[1:])) != 1:
+                raise ValueError("the truth value of an array with more than one element is ambiguous")
+            d = d.reshape(d.shape[0])
+        return d if d.dtype == np.bool_ else d != 0
+    t = getattr(v, "__vmapper_truth__", None)
+    if t is not None:
+        return t()
+    return bool(v)
+
+
+def to_output(v, n: int):
+    """The batched result array (lane axis first) for a per-sample result ``v``."""
+    if isinstance(v, Lanes):
+        d = v.data
+        return np.ascontiguousarray(d) if not d.flags.writeable else d
+    if type(v) is tuple:
+        return tuple(to_output(x, n) for x in v)
+    out = getattr(v, "__vmapper_output__", None)
+    if out is not None:
+        return out()
+    arr = np.asarray(v)
+    if arr.dtype == object:
+        raise TypeError(f"a per-sample result of type {type(v).__name__}")
+    return np.array(np.broadcast_to(arr, (n,) + arr.shape))

@@ -84,6 +84,8 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
 
 def _check_division(ctx, a, b, out, python_scalars):
     """ZeroDivisionError where Python raises: any int division, or Python floats."""
+    if np.ndim(b) == 0 and b != 0:
+        return
     ints = np.asarray(a).dtype.kind in "biu" and np.asarray(b).dtype.kind in "biu"
     if ints or python_scalars:
         ctx.fail_where(per_lane(b == 0, out.shape), "division or modulo by zero", ZeroDivisionError)
@@ -108,9 +110,29 @@ def _check_pow(ctx, a, b, out, python_scalars):
 binary("add", operator.add, np.add)
 binary("sub", operator.sub, np.subtract)
 binary("mul", operator.mul, np.multiply)
+def _power_of_two_shift(a, b):
+    """k if ``a`` is an integer array and ``b`` a uniform integer 2**k (k >= 1), else None."""
+    if np.ndim(b) or not isinstance(a, np.ndarray) or a.dtype.kind not in "iu":
+        return None
+    b = int(b) if isinstance(b, (int, np.integer)) else 0
+    return b.bit_length() - 1 if b > 1 and b & (b - 1) == 0 else None
+
+
+def _floor_divide(a, b):
+    # Exact strength reduction: for two's complement ints, x // 2**k == x >> k
+    # and x % 2**k == x & (2**k - 1), with Python's floor semantics for negatives.
+    k = _power_of_two_shift(a, b)
+    return np.right_shift(a, k) if k is not None else np.floor_divide(a, b)
+
+
+def _remainder(a, b):
+    k = _power_of_two_shift(a, b)
+    return np.bitwise_and(a, (1 << k) - 1) if k is not None else np.remainder(a, b)
+
+
 binary("truediv", operator.truediv, np.true_divide, check=_check_division)
-binary("floordiv", operator.floordiv, np.floor_divide, check=_check_division)
-binary("mod", operator.mod, np.remainder, check=_check_division)
+binary("floordiv", operator.floordiv, _floor_divide, check=_check_division)
+binary("mod", operator.mod, _remainder, check=_check_division)
 def _power(a, b):
     # numpy refuses negative integer exponents for the whole array, even on
     # lanes that are masked off; those lanes are checked (and fail) separately.

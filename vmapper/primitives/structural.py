@@ -6,7 +6,7 @@ import operator
 
 import numpy as np
 
-from ..runtime.values import Lanes, truth
+from ..runtime.values import Lanes, select, truth
 from .registry import register
 
 
@@ -117,3 +117,15 @@ def _sum(ctx, args, attrs):
 def _truth(ctx, args, attrs):
     t = truth(args[0], ctx.n)
     return Lanes(np.asarray(t), True) if isinstance(t, np.ndarray) else t
+
+
+@register("select", elementwise=True, scalar=lambda c, a, b: a if c else b)
+def _select(ctx, args, attrs):
+    """Per lane ``a if c else b`` with ``c`` already a bool (made by if-conversion)."""
+    c, a, b = args
+    if isinstance(c, Lanes):
+        try:
+            return select(c.data, a, b, ctx.n)
+        except TypeError as exc:
+            raise ctx.unsupported(f"a variable that is {exc}") from None
+    return a if c else b

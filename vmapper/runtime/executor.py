@@ -24,7 +24,7 @@ from .frame import Frame, Missing
 from .values import gather, scatter_into, truth, Lanes
 
 #: A loop compacts to its active lanes when fewer than this fraction remain.
-COMPACT_BELOW = 0.5
+COMPACT_BELOW = 0.97
 #: Frames smaller than this never compact (the bookkeeping costs more).
 COMPACT_MIN_LANES = 64
 

@@ -12,9 +12,11 @@ variables back (scatters) for lanes it drops and when it ends.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
-from .values import gather, scatter_into, select
+from .values import Lanes, gather, scatter_into, select
 
 
 class Missing(Exception):
@@ -22,7 +24,7 @@ class Missing(Exception):
 
 
 class Frame:
-    __slots__ = ("n", "env", "undef", "dirty", "parent", "idx", "state", "_lane_ids", "_lane_src")
+    __slots__ = ("n", "env", "undef", "dirty", "parent", "idx", "state", "_lane_ids", "owned_in_parent")
 
     def __init__(self, n, state, parent=None, idx=None, lane_ids=None):
         self.n = n
@@ -33,7 +35,9 @@ class Frame:
         self.idx = idx
         self.state = state
         self._lane_ids = lane_ids  # array, or a (frame, idx) pair resolved lazily
-        self._lane_src = None
+        # Parent variables this subframe has already copied once: the parent is
+        # suspended while the subframe lives, so later write-backs may go in place.
+        self.owned_in_parent = set()
 
     # ---- lanes -------------------------------------------------------------------------
     def lane_ids(self) -> np.ndarray:
@@ -86,7 +90,8 @@ class Frame:
             self.env[name] = value
             self.undef[name] = ~mask
             return
-        self.env[name] = select(mask, value, old, self.n)
+        if not _update_in_place(old, value, mask):
+            self.env[name] = select(mask, value, old, self.n)
         u = self.undef.get(name)
         if u is not None:
             u = u & ~mask
@@ -95,9 +100,18 @@ class Frame:
             else:
                 del self.undef[name]
 
-    def scatter_store(self, name, value, idx, undef=None):
-        """Write ``value`` (over ``len(idx)`` lanes) into lanes ``idx`` of ``name``."""
+    def scatter_store(self, name, value, idx, undef=None, in_place=False):
+        """Write ``value`` (over ``len(idx)`` lanes) into lanes ``idx`` of ``name``.
+
+        ``in_place``: the caller guarantees nothing else refers to the current array.
+        """
         self.dirty.add(name)
+        if in_place and undef is None and name not in self.undef:
+            old = self.env.get(name)
+            if isinstance(old, Lanes) and isinstance(value, Lanes) and old.data.dtype == value.data.dtype \
+                    and old.data.shape[1:] == value.data.shape[1:] and old.weak == value.weak:
+                old.data[idx] = value.data
+                return
         try:
             old = self.lookup(name)
             was_undef = self.undef.get(name)
@@ -127,7 +141,8 @@ class Frame:
             u = self.undef.get(name)
             if u is not None and lanes is not None:
                 u = u[lanes]
-            parent.scatter_store(name, value, pidx, u)
+            parent.scatter_store(name, value, pidx, u, in_place=name in self.owned_in_parent)
+            self.owned_in_parent.add(name)
 
     def restrict(self, keep):
         """Keep only lanes ``keep`` (positions in self), writing the others' dirty values back."""
@@ -140,6 +155,27 @@ class Frame:
         self.idx = self.idx[keep]
         self.n = len(keep)
         self._lane_ids = None
+
+
+def _update_in_place(old, value, mask) -> bool:
+    """Masked assignment into ``old``'s own buffer, when nothing else can see it.
+
+    Safe only if the variable environment holds the sole reference to ``old``
+    and ``old.data`` is referenced by nothing but ``old`` (no alias, no view,
+    no tuple holding it): CPython reference counts tell.
+    """
+    if not (isinstance(old, Lanes) and isinstance(value, Lanes)):
+        return False
+    data = old.data
+    # refs to old: env dict, caller's local, our argument, getrefcount's argument
+    if sys.getrefcount(old) > 4 or sys.getrefcount(data) > 3:
+        return False
+    if not (data.flags.writeable and data.flags.owndata) or data.dtype != value.data.dtype \
+            or data.shape != value.data.shape or old.weak != value.weak:
+        return False
+    m = mask.reshape(mask.shape + (1,) * (data.ndim - 1))
+    np.copyto(data, value.data, where=m)
+    return True
 
 
 def _blank_like(value, n):

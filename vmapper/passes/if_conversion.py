@@ -1,0 +1,160 @@
+"""If-conversion: small branches whose arms are safe become selects.
+
+For a block ``H`` ending in ``branch c ? T : F`` where each arm is a single
+block (or absent) that jumps to the same join ``J``, holds at most
+:data:`MAX_ARM_INSTRS` instructions, and only safe elementwise operations
+(no calls, no operation that can raise on some lanes), the arms' code is
+moved into ``H`` with their assignments renamed to temporaries, followed by
+``v = select(truth(c), v_T, v_F)`` for every variable an arm assigns, and
+``H`` jumps to ``J``.  This is what a human does by hand with ``np.where``:
+one select instead of two masked stores and two mask updates.
+
+Guarantees: per-lane results are unchanged.  Both arms now run on every lane
+of ``H``'s mask, so conversion happens only when running an arm on a lane
+that would not have taken it can neither fail nor read a variable that may
+be unbound there (every variable an arm reads is definitely assigned at the
+branch, by a must-be-assigned data-flow analysis), and every variable an arm
+assigns is definitely assigned before the branch or assigned in both arms.
+"""
+from __future__ import annotations
+
+from ..ir import Branch, Const, Function, Instr, Jump, Var, is_temp
+from .. import primitives
+from .cfg_cleanup import cleanup_cfg
+
+MAX_ARM_INSTRS = 12
+_SAFE_STRUCTURAL = {"copy", "tuple", "truth", "select"}
+_DIVISIONS = {"truediv", "floordiv", "mod"}
+
+
+def if_convert(fn: Function) -> Function:
+    changed = True
+    while changed:
+        changed = False
+        defined = definitely_assigned(fn)
+        preds = fn.predecessors()
+        for h in sorted(fn.blocks):
+            if _try_convert(fn, h, preds, defined):
+                cleanup_cfg(fn)
+                changed = True
+                break
+    return fn
+
+
+def definitely_assigned(fn: Function) -> dict:
+    """For each block, the variables assigned on every path from the entry to its start."""
+    defs = {b: {i.target for i in blk.instrs if i.target} for b, blk in fn.blocks.items()}
+    preds = fn.predecessors()
+    universe = set(fn.params).union(*defs.values())
+    state = {b: set(universe) for b in fn.blocks}
+    state[fn.entry] = set(fn.params)
+    changed = True
+    while changed:
+        changed = False
+        for b in sorted(fn.blocks):
+            if b == fn.entry:
+                continue
+            ps = preds[b]
+            new = set.intersection(*[state[p] | defs[p] for p in ps]) if ps else set()
+            if new != state[b]:
+                state[b] = new
+                changed = True
+    return state
+
+
+def _safe(ins: Instr) -> bool:
+    if ins.op in _SAFE_STRUCTURAL:
+        return True
+    prim = primitives.PRIMITIVES.get(ins.op)
+    if prim is None or not prim.elementwise:
+        return False
+    if ins.op in _DIVISIONS:
+        d = ins.args[1]
+        return isinstance(d, Const) and isinstance(d.value, (int, float)) and d.value != 0 \
+            and not isinstance(d.value, bool)
+    return not prim.may_fail
+
+
+def _arm(fn, b, h, join, preds):
+    """The arm's block if it is convertible (single pred ``h``, jumps to ``join``), else False."""
+    if b == join:
+        return None
+    blk = fn.blocks[b]
+    if preds[b] != [h] or not isinstance(blk.term, Jump) or blk.term.target != join:
+        return False
+    if len(blk.instrs) > MAX_ARM_INSTRS or not all(_safe(i) for i in blk.instrs):
+        return False
+    return blk
+
+
+def _try_convert(fn, h, preds, defined):
+    blk = fn.blocks[h]
+    t = blk.term
+    if not isinstance(t, Branch) or t.kind in ("while", "for", "assert"):
+        return False
+    join = _join_of(fn, t)
+    if join is None:
+        return False
+    arms = [_arm(fn, t.if_true, h, join, preds), _arm(fn, t.if_false, h, join, preds)]
+    if any(a is False for a in arms) or all(a is None for a in arms):
+        return False
+    avail = set(defined[h]) | {i.target for i in blk.instrs if i.target}
+    assigned = [set() if a is None else {i.target for i in a.instrs if i.target and not is_temp(i.target)}
+                for a in arms]
+    for a, mine in zip(arms, assigned):
+        if a is None:
+            continue
+        local = set()
+        for ins in a.instrs:
+            if any(u not in avail and u not in local for u in ins.uses() if not is_temp(u)):
+                return False
+            if ins.target:
+                local.add(ins.target)
+    for v in assigned[0] ^ assigned[1]:
+        if v not in avail:
+            return False
+    # Rewrite: arms' code into h with renamed assignments, then one select per variable.
+    counter = [0]
+
+    def fresh():
+        counter[0] += 1
+        return f"$t_ifc{h}_{len(blk.instrs)}_{counter[0]}"
+
+    cond = fresh()
+    line = t.line
+    blk.instrs.append(Instr("truth", cond, (t.cond,), {}, line))
+    finals = []
+    for a in arms:
+        rename = {}
+        if a is not None:
+            for ins in a.instrs:
+                args = tuple(Var(rename[x.name]) if isinstance(x, Var) and x.name in rename else x
+                             for x in ins.args)
+                target = ins.target
+                if target is not None:
+                    rename[target] = fresh()
+                    target = rename[target]
+                blk.instrs.append(Instr(ins.op, target, args, ins.attrs, ins.line))
+        finals.append(rename)
+    for v in sorted(assigned[0] | assigned[1]):
+        tv = Var(finals[0].get(v, v))
+        fv = Var(finals[1].get(v, v))
+        blk.instrs.append(Instr("select", v, (Var(cond), tv, fv), {}, line))
+    blk.term = Jump(join, line)
+    for a in arms:
+        if a is not None:
+            del fn.blocks[a.id]
+    return True
+
+
+def _join_of(fn, t):
+    """The common successor of the two arms (an arm may be the join itself)."""
+    def succ(b):
+        term = fn.blocks[b].term
+        return term.target if isinstance(term, Jump) else None
+    a, b = t.if_true, t.if_false
+    if succ(a) is not None and (succ(a) == b or succ(a) == succ(b)):
+        return succ(a)
+    if succ(b) == a:
+        return a
+    return None

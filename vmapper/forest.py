@@ -582,6 +582,11 @@ class NodeBatch:
         self.forest = forest
         self.ids = forest._ids(ids)
 
+    def __vmapper_lanes__(self):
+        """The runtime's per-lane form of this batch (used by ``vmapper.batched``)."""
+        from .runtime.nodes import NodeLanes
+        return NodeLanes(self.forest, np.asarray(self.ids, dtype=np.int64))
+
     def __len__(self) -> int:
         return len(self.ids)
 

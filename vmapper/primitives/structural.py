@@ -98,7 +98,10 @@ def _load_global(ctx, args, attrs):
 
 @register("call", may_fail=True)
 def _call(ctx, args, attrs):
-    return ctx.call_function(attrs["callee"], list(args))
+    k = attrs.get("groups", 1)
+    size = len(args) // k
+    results = ctx.call_function(attrs["callee"], [list(args[j * size:(j + 1) * size]) for j in range(k)])
+    return results[0] if k == 1 else tuple(results)
 
 
 @register("sum", callables=(builtins.sum,))

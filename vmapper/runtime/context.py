@@ -96,9 +96,9 @@ class Context:
         from ..primitives import PRIMITIVES
         return PRIMITIVES[name].impl(self, list(args), attrs or {})
 
-    def call_function(self, callee, args):
+    def call_function(self, callee, arg_groups):
         from .executor import call_function
-        return call_function(self, callee, args)
+        return call_function(self, callee, arg_groups)
 
     def sequence_items(self, v, what):
         """The items of a per-sample sequence whose length is the same on every lane."""

@@ -20,8 +20,8 @@ from ..ir import Branch, Const, Jump, Raise, Return, Var, is_temp
 from ..passes.spmd import LoopStep
 from .. import primitives
 from .context import Context
-from .frame import Frame, Missing
-from .values import gather, scatter_into, truth, Lanes
+from .frame import Frame, Missing, _blank_like
+from .values import concat_lanes, gather, scatter_into, truth
 
 #: A loop compacts to its active lanes when fewer than this fraction remain.
 COMPACT_BELOW = 0.97
@@ -43,8 +43,9 @@ class Stats:
         launches = max(self.launches, 1)
         return {
             "launches": self.launches,
-            "lane_utilization": self.active_lane_ops / (launches * max(self.batch_size, 1)),
-            "work_efficiency": self.active_lane_ops / max(self.processed_lane_ops, 1),
+            # active / processed lanes over all launches: 1.0 means no lane computed in vain
+            "lane_utilization": self.active_lane_ops / max(self.processed_lane_ops, 1),
+            "mean_active_lanes": self.active_lane_ops / launches,
             "max_loop_trips": self.max_loop_trips,
             "calls": self.calls,
             "compactions": self.compactions,
@@ -260,19 +261,36 @@ def _read(op, frame, temps, ctx):
     return value
 
 
-def call_function(ctx, callee, args):
-    """Run a user function on the calling lanes (compacted when not all are active)."""
+def call_function(ctx, callee, arg_groups):
+    """Run a user function on the calling lanes, once for all argument groups.
+
+    Each group is one call site's arguments (merged calls pass several).  The
+    calling lanes are compacted when not all are active; the groups'
+    arguments are laid end to end so the callee runs once over all of them.
+    Returns one result per group, over the caller's lanes.
+    """
     state = ctx.frame.state
     state.stats.calls += 1
     program = state.get_program(callee)
     frame = ctx.frame
-    if ctx.mask is None:
-        sub = Frame(frame.n, state, lane_ids=(frame, None))
-        return run_function(program, sub, args)
-    idx = np.flatnonzero(ctx.mask)
-    sub = Frame(len(idx), state, lane_ids=(frame, idx))
-    result = run_function(program, sub, [gather(a, idx) for a in args])
-    if result is None:
-        return None
-    from .frame import _blank_like
-    return scatter_into(_blank_like(result, frame.n), result, idx, frame.n)
+    idx = None if ctx.mask is None else np.flatnonzero(ctx.mask)
+    m = frame.n if idx is None else len(idx)
+    if idx is not None:
+        arg_groups = [[gather(a, idx) for a in group] for group in arg_groups]
+    k = len(arg_groups)
+    if k == 1:
+        args = arg_groups[0]
+        lane_ids = (frame, idx)
+    else:
+        try:
+            args = [concat_lanes([g[p] for g in arg_groups], m) for p in range(len(arg_groups[0]))]
+        except TypeError as exc:
+            raise ctx.unsupported(f"merged calls to {callee.__name__} with {exc}") from None
+        ids = frame.lane_ids() if idx is None else frame.lane_ids()[idx]
+        lane_ids = np.concatenate([ids] * k)
+    sub = Frame(m * k, state, lane_ids=lane_ids)
+    result = run_function(program, sub, args)
+    parts = [result] if k == 1 else [gather(result, slice(j * m, (j + 1) * m)) for j in range(k)]
+    if idx is not None:
+        parts = [None if r is None else scatter_into(_blank_like(r, frame.n), r, idx, frame.n) for r in parts]
+    return parts

@@ -1,0 +1,116 @@
+"""Per-lane references to nodes of a :class:`~vmapper.Forest`.
+
+Inside batched code a node is a :class:`NodeLanes`: the forest (shared) and
+one node id per lane.  Its attributes are gathers from the forest's flat
+arrays (``node.left`` is a gather from the CSR child table), so walking a
+batch of trees is array work.  ``node.children`` is a :class:`ChildLanes`
+whose length differs per lane; ``for c in node.children`` runs as a loop with
+per-lane trip counts.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .values import Lanes
+
+_NODE_FIELDS = ("left", "right", "children", "num_children", "is_leaf", "id")
+
+
+class _IdLanes:
+    """Shared machinery: a forest and one node id per lane."""
+    __slots__ = ("forest", "ids")
+    __vmapper_varying__ = True
+
+    def __init__(self, forest, ids):
+        self.forest = forest
+        self.ids = ids
+
+    def _same(self, ids):
+        return type(self)(self.forest, ids)
+
+    def __vmapper_gather__(self, idx):
+        return self._same(self.ids[idx])
+
+    @staticmethod
+    def __vmapper_select__(mask, new, old, n):
+        if type(new) is not type(old) or new.forest is not old.forest:
+            raise TypeError("a node on some lanes and another value on others")
+        return new._same(np.where(mask, new.ids, old.ids))
+
+    @staticmethod
+    def __vmapper_scatter__(dest, src, idx, n):
+        if type(dest) is not type(src) or dest.forest is not src.forest:
+            raise TypeError("a node on some lanes and another value on others")
+        ids = dest.ids.copy()
+        ids[idx] = src.ids
+        return src._same(ids)
+
+    @staticmethod
+    def __vmapper_concat__(values):
+        first = values[0]
+        if any(type(v) is not type(first) or v.forest is not first.forest for v in values):
+            raise TypeError("nodes of different forests (or other values) in merged calls")
+        return first._same(np.concatenate([v.ids for v in values]))
+
+    def __vmapper_blank__(self, n):
+        return self._same(np.zeros(n, dtype=np.int64))
+
+    def __repr__(self):
+        return f"{type(self).__name__}({len(self.ids)} lanes)"
+
+
+class NodeLanes(_IdLanes):
+    """One node per lane."""
+    __slots__ = ()
+
+    def __vmapper_truth__(self):
+        return True  # a node object is always truthy
+
+    def __vmapper_output__(self):
+        from ..forest import NodeBatch
+        return NodeBatch(self.forest, self.ids)
+
+    def child(self, ctx, k):
+        kid, valid = self.forest.child_of(self.ids, k.data if isinstance(k, Lanes) else k)
+        ctx.fail_where(~valid, "child index out of range", IndexError)
+        return NodeLanes(self.forest, np.where(valid, kid, 0))
+
+    def __vmapper_getattr__(self, ctx, name):
+        f = self.forest
+        if name == "left":
+            return self.child(ctx, 0)
+        if name == "right":
+            return self.child(ctx, 1)
+        if name == "children":
+            return ChildLanes(f, self.ids)
+        if name == "num_children":
+            return Lanes(f.num_children_of(self.ids), False)
+        if name == "is_leaf":
+            return Lanes(f.is_leaf_of(self.ids), False)
+        if name == "id":
+            return Lanes(self.ids.copy(), False)
+        if name in f.attrs:
+            return Lanes(f.attr_of(name, self.ids), False)
+        raise ctx.lane_error_all(f"node has no attribute '{name}' (the forest's attributes are "
+                                 f"{sorted(f.attrs)})", AttributeError)
+
+    def __vmapper_method__(self, ctx, name, args, kw):
+        if name == "child" and len(args) == 1 and not kw:
+            return self.child(ctx, args[0])
+        raise ctx.unsupported(f"method '.{name}()' of a tree node")
+
+
+class ChildLanes(_IdLanes):
+    """``node.children`` per lane: a sequence whose length differs per lane."""
+    __slots__ = ()
+
+    def __vmapper_truth__(self):
+        return self.forest.num_children_of(self.ids) > 0
+
+    def __vmapper_len__(self, ctx):
+        return Lanes(self.forest.num_children_of(self.ids), True)
+
+    def __vmapper_getitem__(self, ctx, ix):
+        if len(ix) != 1:
+            raise ctx.unsupported("multi-dimensional index of node.children")
+        return NodeLanes(self.forest, self.ids).child(ctx, ix[0])

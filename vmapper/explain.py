@@ -28,7 +28,7 @@ def explain_program(program) -> str:
         last_line = None
         for ins in blk.instrs:
             tag = "" if ins.target is None or is_temp(ins.target) else \
-                ("  [select: masked store]" if ins.target in varying else "  [uniform]")
+                ("  [varying]" if ins.target in varying else "  [uniform]")
             line_note = ""
             if ins.line != last_line:
                 line_note = f"  # {ins.line}: {src.line(ins.line).strip()}"

@@ -1,0 +1,173 @@
+"""The pass pipeline: each pass keeps per-lane results and does what its docstring promises."""
+import numpy as np
+import pytest
+
+import vmapper
+from vmapper.frontend import build_function
+from vmapper.ir import Branch
+from vmapper.passes.cfg_cleanup import cleanup_cfg
+from vmapper.passes.if_conversion import definitely_assigned, if_convert
+from vmapper.passes.loops import find_loops
+from vmapper.passes.manager import PassManager
+from vmapper.passes.merge_calls import merge_calls
+from vmapper.passes.spmd import LoopStep, spmd_schedule
+from vmapper.passes.temporaries import classify_temporaries
+from vmapper.program import Program
+from vmapper.testing import check_batching
+
+
+def collatz(n):
+    steps = 0
+    while n != 1:
+        if n % 2 == 0:
+            n = n // 2
+        else:
+            n = 3 * n + 1
+        steps += 1
+    return steps
+
+
+def guarded(x, y):
+    r = 0
+    if y != 0:
+        r = x // y
+    return r
+
+
+def nested_loops(n):
+    total = 0
+    for i in range(n):
+        j = 0
+        while j < i:
+            if (i + j) % 3 == 0:
+                break
+            total += j
+            j += 1
+        if total > 50:
+            return -total
+    return total
+
+
+def tree_sum(node):
+    if node.is_leaf:
+        return node.value
+    return tree_sum(node.left) + 2 * tree_sum(node.right)
+
+
+def _blocks_after(fn, passes):
+    ir = build_function(fn)
+    for p in passes:
+        ir = p(ir)
+    return ir
+
+
+def test_cleanup_leaves_only_reachable_blocks_and_no_empty_jumps():
+    ir = _blocks_after(nested_loops, [cleanup_cfg])
+    preds = ir.predecessors()
+    for b, blk in ir.blocks.items():
+        assert b == ir.entry or preds[b], f"b{b} unreachable"
+        assert b == ir.entry or blk.instrs or not hasattr(blk.term, "target"), f"b{b} is an empty jump"
+
+
+def test_if_conversion_turns_the_collatz_branch_into_one_select():
+    ir = _blocks_after(collatz, [cleanup_cfg, if_convert])
+    selects = [i for blk in ir.blocks.values() for i in blk.instrs if i.op == "select"]
+    assert [s.target for s in selects] == ["n"]
+    branches = [blk.term for blk in ir.blocks.values() if isinstance(blk.term, Branch)]
+    assert [b.kind for b in branches] == ["while"]
+
+
+def test_if_conversion_keeps_a_branch_that_guards_a_failing_division():
+    ir = _blocks_after(guarded, [cleanup_cfg, if_convert])
+    assert any(isinstance(blk.term, Branch) for blk in ir.blocks.values())
+    x = np.array([7, 8, 9]); y = np.array([2, 0, -4])
+    np.testing.assert_array_equal(vmapper.batched(guarded)(x, y), [3, 0, -3])
+
+
+def test_definitely_assigned_excludes_variables_set_on_one_path():
+    def one_path(x):
+        if x > 0:
+            y = 1
+        return x
+    ir = _blocks_after(one_path, [cleanup_cfg])
+    defined = definitely_assigned(ir)
+    exit_block = [b for b, blk in ir.blocks.items() if type(blk.term).__name__ == "Return"][0]
+    assert "x" in defined[exit_block] and "y" not in defined[exit_block]
+
+
+def test_loops_are_found_with_nesting():
+    ir = _blocks_after(nested_loops, [cleanup_cfg, find_loops])
+    loops = ir.annotations["loops"]
+    assert len(loops) == 2
+    inner = [l for l in loops.values() if l.parent is not None]
+    outer = [l for l in loops.values() if l.parent is None]
+    assert len(inner) == 1 and len(outer) == 1 and inner[0].blocks < outer[0].blocks
+
+
+def test_schedule_lists_every_block_once_after_its_forward_predecessors():
+    ir = PassManager().run(build_function(nested_loops))
+    order = []
+
+    def walk(steps):
+        for s in steps:
+            if isinstance(s, LoopStep):
+                assert s.body[0] == s.header  # a loop step starts at its header
+                walk(s.body)
+            else:
+                order.append(s)
+    walk(ir.annotations["schedule"])
+    assert sorted(order) == sorted(ir.blocks)
+    loops = ir.annotations["loops"]
+    pos = {b: i for i, b in enumerate(order)}
+    for b, blk in ir.blocks.items():
+        for s in blk.successors():
+            back = s in loops and b in loops[s].blocks
+            if not back:
+                assert pos[b] < pos[s], f"b{b} -> b{s} scheduled backwards"
+
+
+def test_merge_calls_joins_sibling_recursive_calls():
+    ir = _blocks_after(tree_sum, [cleanup_cfg, merge_calls])
+    calls = [i for blk in ir.blocks.values() for i in blk.instrs if i.op == "call"]
+    assert len(calls) == 1 and calls[0].attrs["groups"] == 2
+
+
+def test_merge_calls_respects_a_dependence_between_calls():
+    def chain(n):
+        if n <= 0:
+            return 0
+        a = chain(n - 1)
+        return chain(a - 1) + 1
+    ir = _blocks_after(chain, [cleanup_cfg, merge_calls])
+    calls = [i for blk in ir.blocks.values() for i in blk.instrs if i.op == "call"]
+    assert len(calls) == 2 and all("groups" not in c.attrs for c in calls)
+    check_batching(chain, (np.arange(0, 9),))
+
+
+def test_temporaries_that_escape_their_block_become_variables():
+    def escaping(x, y):
+        return x + (y > 0 and y)
+    ir = _blocks_after(escaping, [cleanup_cfg, classify_temporaries])
+    for b, blk in ir.blocks.items():
+        defs = {i.target for i in blk.instrs if i.target}
+        for i in blk.instrs:
+            for u in i.uses():
+                if u.startswith("$t"):
+                    assert u in defs
+    check_batching(escaping, (np.array([1, 2, 3]), np.array([-1, 0, 5])))
+
+
+@pytest.mark.parametrize("fn,args", [
+    (collatz, (np.arange(1, 300),)),
+    (nested_loops, (np.arange(0, 40),)),
+    (guarded, (np.arange(-5, 5), np.arange(10) % 3)),
+])
+def test_pipeline_output_equals_per_sample_loop(fn, args):
+    check_batching(fn, args)
+
+
+def test_pass_manager_dumps_ir_after_a_pass():
+    pm = PassManager(dump_after=["if_convert"])
+    pm.run(build_function(collatz))
+    assert "select(" in pm.dumps["if_convert"]
+    assert Program(PassManager().run(build_function(collatz))).schedule

@@ -42,7 +42,7 @@ _UNSUPPORTED_STMT = {ast.With: "'with' statement", ast.Try: "'try' statement",
 _UNSUPPORTED_EXPR = {ast.Lambda: "lambda", ast.ListComp: "list comprehension",
                      ast.SetComp: "set comprehension", ast.DictComp: "dict comprehension",
                      ast.GeneratorExp: "generator expression", ast.Dict: "dict literal",
-                     ast.Set: "set literal", ast.JoinedStr: "f-string", ast.Await: "'await'",
+                     ast.JoinedStr: "f-string", ast.Await: "'await'",
                      ast.Yield: "'yield'", ast.YieldFrom: "'yield from'",
                      ast.Starred: "starred expression (*args)"}
 
@@ -183,7 +183,8 @@ class Builder:
         tgt = node.target
         if isinstance(tgt, ast.Name):
             cur = self.load_name(tgt.id, tgt)
-            self.assign(tgt, self.emit(op, [cur, self.expr(node.value)], node), node)
+            # ``inplace`` names the variable: on an array, Python updates the object in place.
+            self.assign(tgt, self.emit(op, [cur, self.expr(node.value)], node, inplace=tgt.id), node)
         elif isinstance(tgt, ast.Subscript):
             base = self.expr(tgt.value)
             index = self.index_operands(tgt.slice)
@@ -415,9 +416,16 @@ class Builder:
         return self.emit(_UNARY[type(node.op)], [self.expr(node.operand)], node)
 
     def expr_Tuple(self, node):
+        if all(isinstance(e, ast.Constant) for e in node.elts):
+            return Const(tuple(e.value for e in node.elts))
         return self.emit("tuple", [self.expr(e) for e in node.elts], node)
 
     expr_List = expr_Tuple
+
+    def expr_Set(self, node):
+        if all(isinstance(e, ast.Constant) for e in node.elts):
+            return Const(frozenset(e.value for e in node.elts))
+        raise self.error("set literal of non-constants", node)
 
     def expr_NamedExpr(self, node):
         value = self.expr(node.value)
@@ -489,9 +497,7 @@ class Builder:
 
     def compare(self, op, left, right, node):
         if isinstance(op, (ast.In, ast.NotIn)):
-            if not (isinstance(right, Const) and isinstance(right.value, (tuple, list, frozenset, set, range))):
-                raise self.error("'in' on something other than a constant collection", node)
-            result = self.emit("isin", [left], node, values=tuple(right.value))
+            result = self.emit("contains", [right, left], node)
             return self.emit("not", [result], node) if isinstance(op, ast.NotIn) else result
         return self.emit(_COMPARE[type(op)], [left, right], node)
 

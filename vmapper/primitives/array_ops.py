@@ -169,8 +169,12 @@ def _lane_axis(axis, sample_ndim, ctx):
     return axis + 1 if axis >= 0 else axis
 
 
-def _bind(ctx, args, kwnames, names, defaults):
-    """Bind positional + keyword operands to ``names`` (a tiny signature binder)."""
+def _bind(ctx, args, kwnames, names, defaults, varying=None):
+    """Bind positional + keyword operands to ``names`` (a tiny signature binder).
+
+    Only the parameters in ``varying`` (default: the first) may be per-sample values.
+    """
+    varying = {names[0]} if varying is None else set(varying)
     npos = len(args) - len(kwnames)
     out = dict(defaults)
     for name, v in zip(names, args[:npos]):
@@ -182,7 +186,7 @@ def _bind(ctx, args, kwnames, names, defaults):
     if npos > len(names):
         raise ctx.type_error("too many positional arguments")
     for name, v in out.items():
-        if name != names[0] and isinstance(v, Lanes):
+        if name not in varying and isinstance(v, Lanes):
             raise ctx.unsupported(f"per-sample value for '{name}'")
     return out
 
@@ -285,7 +289,8 @@ for _f in (np.zeros, np.ones, np.empty, np.arange, np.eye, np.identity, np.linsp
 
 @register("np.full", callables=(np.full,))
 def _full(ctx, args, attrs):
-    b = _bind(ctx, args, attrs.get("kw") or (), ["shape", "fill_value", "dtype"], {"dtype": None})
+    b = _bind(ctx, args, attrs.get("kw") or (), ["shape", "fill_value", "dtype"], {"dtype": None},
+              varying=("fill_value",))
     shape, value, dtype = b["shape"], b.get("fill_value"), b["dtype"]
     if isinstance(shape, Lanes):
         raise ctx.unsupported("np.full() with a per-sample shape")
@@ -335,8 +340,8 @@ def _array(ctx, args, attrs):
     # np.array([x, y]) of per-sample scalars: promote as numpy does for the elements.
     leaves, shape = _flatten_nested(obj)
     items = [materialize(v, ctx.n) for v in leaves]
-    reps = [(v.data.dtype if not v.weak else v.data.flat[0].item() if v.data.size else 0) for v in items]
-    dt = dtype if dtype is not None else np.result_type(*reps)
+    # np.array([...]) discovers Python scalars as int64/float64 (not NEP 50 weak).
+    dt = dtype if dtype is not None else np.result_type(*[v.data.dtype for v in items])
     out = np.stack([v.data.astype(dt, copy=False) for v in items], axis=1)
     return Lanes(out.reshape((ctx.n,) + shape + items[0].sample_shape), False)
 
@@ -360,7 +365,8 @@ def _flatten_nested(obj):
     return [obj], ()
 
 
-register("np.array", _array, callables=(np.array, np.asarray))
+register("np.array", _array, callables=(np.array,))
+register("np.asarray", _array, callables=(np.asarray, np.asanyarray))
 
 
 # ---- attributes and methods of per-sample arrays --------------------------------------------------

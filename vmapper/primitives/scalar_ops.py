@@ -136,9 +136,9 @@ binary("mod", operator.mod, _remainder, check=_check_division)
 def _power(a, b):
     # numpy refuses negative integer exponents for the whole array, even on
     # lanes that are masked off; those lanes are checked (and fail) separately.
-    a, b = np.asarray(a), np.asarray(b)
-    if a.dtype.kind in "biu" and b.dtype.kind in "iu":
-        b = np.maximum(b, 0)
+    # A scalar exponent stays a scalar so that NEP 50 keeps float32 ** 2 float32.
+    if np.asarray(a).dtype.kind in "biu" and np.asarray(b).dtype.kind in "iu":
+        b = np.maximum(b, 0) if isinstance(b, np.ndarray) else (b if b >= 0 else type(b)(0))
     return np.power(a, b)
 
 
@@ -192,16 +192,35 @@ def _is_not(ctx, args, attrs):
     return not _is(ctx, args, attrs)
 
 
-@register("isin", elementwise=True)
-def _isin(ctx, args, attrs):
-    (a,) = args
-    values = attrs["values"]
-    if not isinstance(a, Lanes):
-        return ctx.uniform(lambda x: x in values, a)
-    out = np.zeros(a.data.shape, dtype=bool)
-    for v in values:
-        out |= a.data == v
-    return Lanes(out, True)
+@register("contains", scalar=operator.contains)
+def _contains(ctx, args, attrs):
+    """``item in container``: a shared collection, or a per-sample array (any element equal)."""
+    container, item = args
+    if not isinstance(container, Lanes) and not isinstance(item, Lanes):
+        return ctx.uniform(operator.contains, container, item)
+    if isinstance(container, Lanes):
+        if container.data.ndim < 2:
+            raise ctx.type_error(f"argument of type '{container.data.dtype.name}' is not iterable")
+        eq = ufunc_apply(ctx, np.equal, [container, _expand_item(item)])
+        return Lanes(eq.data.reshape(ctx.n, -1).any(axis=1), True)
+    if isinstance(container, (tuple, list, set, frozenset, range)) or hasattr(container, "__len__") \
+            and not isinstance(container, (dict, str, np.ndarray)):
+        out = np.zeros(ctx.n, dtype=bool)
+        for v in container:
+            if isinstance(v, (bool, int, float, complex, np.generic)):
+                out |= truth(ufunc_apply(ctx, np.equal, [item, v]), ctx.n)
+            else:
+                raise ctx.unsupported(f"'in' on a collection holding {type(v).__name__}")
+        return Lanes(out, True)
+    if isinstance(container, np.ndarray):
+        return Lanes(np.isin(item.data, container), True)
+    raise ctx.unsupported(f"'in' on a {type(container).__name__} with a per-sample item")
+
+
+def _expand_item(item):
+    if isinstance(item, Lanes):
+        return Lanes(item.data[:, None], item.weak)
+    return item
 
 
 # ---- casts ------------------------------------------------------------------------

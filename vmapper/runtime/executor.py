@@ -21,7 +21,7 @@ from ..passes.spmd import LoopStep
 from .. import primitives
 from .context import Context
 from .frame import Frame, Missing, _blank_like
-from .values import concat_lanes, gather, scatter_into, truth
+from .values import Lanes, concat_lanes, gather, scatter_into, truth
 
 #: A loop compacts to its active lanes when fewer than this fraction remain.
 COMPACT_BELOW = 0.97
@@ -66,7 +66,7 @@ class ExecState:
 
 class Region:
     """Masks of the blocks still to run in one level of the schedule."""
-    __slots__ = ("frame", "blocks", "header", "pending", "next", "has_next")
+    __slots__ = ("frame", "blocks", "header", "pending", "next", "has_next", "entered_body")
 
     def __init__(self, frame, blocks, header=None):
         self.frame = frame
@@ -75,6 +75,7 @@ class Region:
         self.pending = {}
         self.next = None
         self.has_next = False
+        self.entered_body = False  # did any lane pass the loop test into the body this trip
 
 
 def mask_or(a_present, a, b):
@@ -112,6 +113,8 @@ def run_function(program, frame: Frame, args):
     """Run ``program`` on all lanes of ``frame``; returns the per-lane result."""
     for name, value in zip(program.params, args):
         frame.env[name] = value
+        if _is_array(value) or type(value) is tuple:
+            frame.shared.add(name)  # the caller's array
     top = Region(frame, None)
     top.pending[program.entry] = None
     run_steps(program, program.schedule, [top], frame)
@@ -156,7 +159,6 @@ def run_loop(program, step, stack, frame, mask):
                 break
             if mask is not None and count == sub.n:
                 mask = None
-            trips += 1
             if state.max_iters is not None and trips > state.max_iters:
                 lanes = sub.lane_ids() if mask is None else sub.lane_ids()[mask]
                 raise NonTerminationError(
@@ -178,6 +180,7 @@ def run_loop(program, step, stack, frame, mask):
                 run_steps(program, step.body, stack, sub)
             finally:
                 stack.pop()
+            trips += region.entered_body
             mask = region.next if region.has_next else np.zeros(sub.n, dtype=bool)
     finally:
         if sub is not frame:
@@ -190,14 +193,45 @@ def _lane_list(lanes, limit=10):
     return f"lanes [{shown}{', ...' if len(lanes) > limit else ''}]"
 
 
+_LOOP_TESTS = ("while", "for")
+# Operations whose array result may be the very object (or a view of) an operand,
+# as in Python: ``b = a``, ``t[0]``, ``a[1:]``, ``a.T``, ``a.reshape(...)``, a call's result.
+_ALIASING_OPS = frozenset({"copy", "getitem", "getattr", "method", "call", "load_global", "np.asarray",
+                           "tuple"})
+_VIEW_METHODS = frozenset({"reshape", "ravel", "transpose", "view", "squeeze", "swapaxes"})
+
+
+def _is_array(v):
+    return isinstance(v, Lanes) and v.data.ndim > 1 or isinstance(v, np.ndarray) and v.ndim > 0
+
+
+def _check_not_shared(ctx, ins, frame, temps):
+    name = ins.target if ins.op == "setitem" else ins.attrs["inplace"]
+    try:
+        value = frame.lookup(name)
+    except Missing:
+        return
+    if _is_array(value):
+        raise ctx.unsupported(
+            f"in-place update of array '{name}', which another name, a view, a container or the "
+            f"caller can also reach (Python would change it there too)",
+            hint=f"update a private copy: {name} = {name}.copy() before changing it, "
+                 f"or write {name} = {name} + ... to make a new array")
+
+
 def run_block(program, block, frame, mask, count, stack):
     stats = frame.state.stats
     stats.blocks_run += 1
     ctx = Context(frame, mask, program)
     temps = {}
+    alias_sources = {}  # temp -> names of variables its (array) value may alias
     prims = primitives.PRIMITIVES
+    shared = frame.shared
     for ins in block.instrs:
         ctx.line = ins.line
+        if ins.op == "setitem" and ins.target in shared or \
+                "inplace" in ins.attrs and ins.attrs["inplace"] in shared:
+            _check_not_shared(ctx, ins, frame, temps)
         args = [_read(a, frame, temps, ctx) for a in ins.args]
         try:
             value = prims[ins.op].impl(ctx, args, ins.attrs)
@@ -215,10 +249,26 @@ def run_block(program, block, frame, mask, count, stack):
         stats.processed_lane_ops += frame.n
         target = ins.target
         if target is not None:
+            sources = None
+            if ins.op in _ALIASING_OPS and (_is_array(value) or type(value) is tuple) and (
+                    ins.op != "method" or ins.attrs["name"] in _VIEW_METHODS):
+                sources = set()
+                for a in ins.args:
+                    if isinstance(a, Var):
+                        sources |= alias_sources.get(a.name, set()) if is_temp(a.name) else {a.name}
+                if ins.op == "copy" and not sources:
+                    sources = None  # a copy of a fresh temporary is fresh
             if is_temp(target):
                 temps[target] = value
+                if sources is not None:
+                    alias_sources[target] = sources
             else:
                 frame.store(target, value, mask)
+                if sources is not None:  # both names now reach the same array
+                    shared.add(target)
+                    shared.update(sources)
+                elif target in shared and ins.op != "setitem":
+                    shared.discard(target)
     term = block.term
     ctx.line = term.line
     if isinstance(term, Jump):
@@ -234,8 +284,12 @@ def run_block(program, block, frame, mask, count, stack):
             fm = ~t if mask is None else (mask & ~t)
             send(stack, term.if_true, tm, frame)
             send(stack, term.if_false, fm, frame)
+            entered = term.kind in _LOOP_TESTS and tm.any()
         else:
             send(stack, term.if_true if t else term.if_false, mask, frame)
+            entered = t and term.kind in _LOOP_TESTS
+        if entered:
+            stack[-1].entered_body = True
     elif isinstance(term, Return):
         frame.store("$ret", _read(term.value, frame, temps, ctx), mask)
     elif isinstance(term, Raise):

@@ -24,7 +24,8 @@ class Missing(Exception):
 
 
 class Frame:
-    __slots__ = ("n", "env", "undef", "dirty", "parent", "idx", "state", "_lane_ids", "owned_in_parent")
+    __slots__ = ("n", "env", "undef", "dirty", "parent", "idx", "state", "_lane_ids", "owned_in_parent",
+                 "shared")
 
     def __init__(self, n, state, parent=None, idx=None, lane_ids=None):
         self.n = n
@@ -38,6 +39,9 @@ class Frame:
         # Parent variables this subframe has already copied once: the parent is
         # suspended while the subframe lives, so later write-backs may go in place.
         self.owned_in_parent = set()
+        # Names whose array another name, a view, a container or the caller may also
+        # reach; an in-place update through them would have to show up there too.
+        self.shared = parent.shared if parent is not None else set()
 
     # ---- lanes -------------------------------------------------------------------------
     def lane_ids(self) -> np.ndarray:

@@ -175,8 +175,10 @@ def compile_program(prog: GeneratedProgram) -> Callable:
 def run_per_sample(fn: Callable, args) -> list:
     """Call ``fn`` once per lane with Python scalars; return the results.
 
-    ``.item()`` turns numpy scalars into Python ints/floats, so this is the
-    reference semantics: arbitrary-precision ints, IEEE doubles.
+    ``tolist()`` turns the array elements into Python ints and floats, so this
+    is the reference semantics: arbitrary-precision ints, IEEE doubles.
+    (``check_batching``'s own loop passes numpy scalars; the tests check that
+    both give the same bits.)
     """
     n = len(args[0])
     cols = [np.asarray(arg).tolist() for arg in args]
@@ -244,20 +246,24 @@ class _Generator:
         self.lines.append("    " * indent + text)
 
     # -- expressions -------------------------------------------------------
-    # Every builder returns an _Expr whose bound is <= EXPR_LIMIT; _fit()
-    # enforces it, and operands are shrunk *before* an operator is applied
-    # so no intermediate value exceeds the limit either.
+    # Every builder returns an _Expr whose bound is <= EXPR_LIMIT: _binop
+    # shrinks its operands *before* applying the operator, so no
+    # intermediate value exceeds the limit either, and the other builders
+    # cannot grow a bound past their operands' (conversions, ``//``, ``abs``)
+    # or only by a little (``math.floor``: + 1).
 
     def _shrink_int(self, e: _Expr, limit: float) -> _Expr:
+        """``e`` if within ``limit`` (>= 100), else ``e % m`` with m - 1 <= limit."""
         if e.bound <= limit:
             return e
-        m = 101 if limit < 10 ** 4 else 997
-        return _Expr(f"{_paren(e, P_MUL)} % {m}", P_MUL, m - 1)
+        m = max(m for m in _WRAP_MODULI if m - 1 <= limit)
+        return _Expr(f"{_paren(e, P_MUL)} % {m}", P_MUL, m - 1, True)
 
     def _shrink_float(self, e: _Expr, limit: float) -> _Expr:
+        """``e`` if within ``limit`` (>= 100), else a clamp of it."""
         if e.bound <= limit:
             return e
-        c = 100.0 if limit < 10 ** 4 else 1000.0
+        c = 100.0 if limit < 1000.0 else 1000.0
         return _Expr(f"min(max({e.src}, {-c!r}), {c!r})", P_ATOM, c)
 
     def _int_var(self) -> _Expr:

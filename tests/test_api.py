@@ -1,0 +1,353 @@
+"""The public API: ``batched`` forms, in_axes/out_axes, pytrees, results, explain(),
+last_stats and concurrent calls."""
+import inspect
+import threading
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+import vmapper
+from vmapper import BatchedFunction, batched
+from vmapper.testing import check_batching
+
+
+def line_of(fn, marker):
+    lines, first = inspect.getsourcelines(fn)
+    for k, text in enumerate(lines):
+        if marker in text:
+            return first + k
+    raise AssertionError(marker)
+
+
+# ---- the three forms ------------------------------------------------------------------------
+
+@batched
+def deco_plain(x):
+    return x * 2 + 1
+
+
+@batched(in_axes=(0, None))
+def deco_args(x, k):
+    return x * k
+
+
+def plain(x):
+    if x > 0:
+        return x - 1
+    return -x
+
+
+def test_decorator_without_arguments():
+    assert isinstance(deco_plain, BatchedFunction)
+    x = np.arange(-3, 4)
+    assert np.array_equal(deco_plain(x), x * 2 + 1)
+    check_batching(deco_plain, (x,))
+
+
+def test_decorator_with_arguments():
+    assert isinstance(deco_args, BatchedFunction)
+    assert deco_args.in_axes == (0, None)
+    x = np.arange(5)
+    assert np.array_equal(deco_args(x, 3), x * 3)
+    check_batching(deco_args, (x, 3))
+
+
+def test_plain_function_form_and_per_sample_is_the_original():
+    f = batched(plain)
+    assert f.per_sample is plain
+    assert f.__name__ == "plain"
+    assert batched(f).per_sample is plain  # re-wrapping keeps the original function
+    x = np.arange(-4, 5)
+    assert np.array_equal(f(x), [plain(v) for v in x])
+    assert deco_plain.per_sample(3) == 7  # the per-sample function runs on one sample
+
+
+def test_batched_rejects_things_that_are_not_functions():
+    with pytest.raises(TypeError):
+        batched(len)
+    with pytest.raises(TypeError):
+        batched(3)
+
+
+# ---- in_axes ---------------------------------------------------------------------------------
+
+def affine(x, w, b):
+    return x @ w + b
+
+
+def colsum(X):
+    return X.sum() + X[0]
+
+
+def test_in_axes_int_for_every_argument():
+    X = np.arange(24.0).reshape(4, 6)  # batch along axis 1: six samples of length 4
+    res = check_batching(colsum, (X,), in_axes=1)
+    assert res.shape == (6,)
+    assert np.array_equal(res, X.sum(axis=0) + X[0])
+    res = check_batching(colsum, (X.T.copy(),), in_axes=0)
+    check_batching(colsum, (X,), in_axes=-1)
+
+
+def test_in_axes_tuple_with_none_broadcasts():
+    rng = np.random.default_rng(0)
+    x, w, b = rng.normal(size=(9, 3)), rng.normal(size=(3, 2)), rng.normal(size=(9, 2))
+    res = check_batching(affine, (x, w, b), in_axes=(0, None, 0), exact=False)
+    assert res.shape == (9, 2)
+    res = check_batching(affine, (x, w, 1.5), in_axes=(0, None, None), exact=False)
+    assert np.allclose(res, x @ w + 1.5)
+
+
+def test_in_axes_none_everywhere_is_rejected():
+    with pytest.raises(vmapper.BatchError):
+        batched(affine, in_axes=None)(np.ones((2, 3)), np.ones((3, 2)), 0.0)
+
+
+def test_in_axes_tuple_with_batch_along_different_axes_per_argument():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 8))  # batched along axis 1
+    b = rng.normal(size=(8, 2))  # batched along axis 0
+    w = rng.normal(size=(3, 2))
+    check_batching(affine, (x, w, b), in_axes=(1, None, 0), exact=False)
+
+
+# ---- pytrees ---------------------------------------------------------------------------------
+
+class Point(NamedTuple):
+    x: np.ndarray
+    y: np.ndarray
+
+
+def tuple_arg(p):
+    a, b = p
+    return a * b + p[0]
+
+
+def list_arg(p):
+    return p[0] - p[1]
+
+
+def dict_arg(d):
+    if d["flag"]:
+        return d["a"] + d["b"]
+    return d["a"] * d["b"]
+
+
+def namedtuple_arg(p):
+    r2 = p.x * p.x + p.y * p.y
+    return r2, p[0]
+
+
+def nested_tree(t):
+    (a, b), d = t
+    return a + b * d["c"]
+
+
+def test_tuple_argument():
+    check_batching(tuple_arg, ((np.arange(5), np.arange(5) * 3),))
+
+
+def test_list_argument():
+    check_batching(list_arg, ([np.arange(6), np.arange(6) ** 2],))
+
+
+def test_dict_argument():
+    d = {"a": np.arange(6), "b": np.arange(6) + 2, "flag": np.array([1, 0, 1, 0, 0, 1], dtype=bool)}
+    check_batching(dict_arg, (d,))
+
+
+def test_dict_argument_with_per_key_in_axes():
+    d = {"a": np.arange(6), "b": 10, "flag": np.array([1, 0, 1, 0, 0, 1], dtype=bool)}
+    check_batching(dict_arg, (d,), in_axes=({"a": 0, "b": None, "flag": 0},))
+
+
+def test_namedtuple_argument_with_attribute_access():
+    p = Point(np.arange(5.0), np.arange(5.0) - 2.0)
+    res = check_batching(namedtuple_arg, (p,))
+    assert np.array_equal(res[0], p.x ** 2 + p.y ** 2)
+
+
+def test_nested_pytree_with_nested_in_axes():
+    t = ((np.arange(4), np.arange(4) * 2), {"c": np.array(3)})
+    check_batching(nested_tree, (t,), in_axes=(((0, 0), {"c": None}),))
+
+
+# ---- out_axes and results -------------------------------------------------------------------------
+
+def vector_result(x):
+    return np.array([x, x * 2, x * 3])
+
+
+def two_vectors(x):
+    return np.array([x, -x]), np.array([x, x + 1, x + 2])
+
+
+def test_out_axes_moves_the_batch_axis():
+    x = np.arange(5)
+    expected = np.stack([vector_result(v) for v in x])
+    assert np.array_equal(batched(vector_result)(x), expected)
+    assert np.array_equal(batched(vector_result, out_axes=1)(x), expected.T)
+    assert np.array_equal(batched(vector_result, out_axes=-1)(x), expected.T)
+
+
+def test_out_axes_per_tuple_result():
+    x = np.arange(4)
+    a, b = batched(two_vectors, out_axes=(1, 0))(x)
+    assert a.shape == (2, 4) and b.shape == (4, 3)
+    assert np.array_equal(a, np.stack([two_vectors(v)[0] for v in x], axis=1))
+    assert np.array_equal(b, np.stack([two_vectors(v)[1] for v in x]))
+
+
+def several(x, y):
+    return x + y, x * 1.5, x > y
+
+
+def test_tuple_results_come_back_as_a_tuple_of_arrays():
+    x, y = np.arange(7), np.arange(7)[::-1].copy()
+    res = batched(several)(x, y)
+    assert type(res) is tuple and len(res) == 3
+    assert all(isinstance(r, np.ndarray) and r.shape == (7,) for r in res)
+    assert [r.dtype for r in res] == [np.int64, np.float64, np.bool_]
+
+
+def uniform_result(x):
+    return 42
+
+
+def test_a_result_that_is_the_same_on_every_lane_still_has_the_batch_axis():
+    res = batched(uniform_result)(np.arange(3))
+    assert isinstance(res, np.ndarray) and res.shape == (3,) and res.dtype == np.int64
+
+
+def test_keyword_arguments_bind_by_name():
+    x, y = np.arange(4), np.arange(4) + 1
+    res = batched(several)(x, y=y)
+    assert np.array_equal(res[0], x + y)
+
+
+# ---- explain ----------------------------------------------------------------------------------
+
+def loopy(x):
+    s = 0
+    while x > 0:  # explain-loop
+        if x % 2 == 0:  # explain-if
+            s += x
+        x -= 1
+    return s  # explain-return
+
+
+def test_explain_names_user_lines_masks_and_loops():
+    text = batched(loopy).explain()
+    assert isinstance(text, str)
+    for marker in ("explain-loop", "explain-if", "explain-return"):
+        assert str(line_of(loopy, marker)) in text
+    assert "mask" in text and "loop" in text
+    assert "while x > 0" in text
+
+
+# ---- last_stats -------------------------------------------------------------------------------
+
+def simple_while(n):
+    i = 0
+    while i < n:
+        i += 1
+    return i
+
+
+def test_last_stats_is_none_before_the_first_call():
+    assert batched(simple_while).last_stats is None
+
+
+def test_last_stats_launches_and_lane_utilization():
+    f = batched(simple_while)
+    f(np.array([0, 3, 10, 1]))
+    st = f.last_stats
+    assert isinstance(st["launches"], int) and st["launches"] > 0
+    assert 0 < st["lane_utilization"] <= 1
+
+
+def test_lane_utilization_is_one_when_no_lane_diverges():
+    f = batched(deco_plain.per_sample)
+    f(np.arange(10))
+    assert f.last_stats["lane_utilization"] == pytest.approx(1.0)
+    g = batched(simple_while)
+    g(np.array([0, 0, 50, 0, 0, 0]))
+    assert g.last_stats["lane_utilization"] < 0.6
+
+
+def test_max_loop_trips_equals_the_largest_per_sample_trip_count():
+    f = batched(simple_while)
+    n = np.array([0, 3, 10, 1, 7])
+    f(n)
+    assert f.last_stats["max_loop_trips"] == 10
+    f(np.array([2, 2]))
+    assert f.last_stats["max_loop_trips"] == 2  # stats are of the last call only
+
+
+# ---- threads ---------------------------------------------------------------------------------
+
+def branchy(x, k):
+    acc = 0
+    while x > 0:
+        if x % k == 0:
+            acc += x
+        x -= 1
+    return acc
+
+
+def test_two_threads_calling_the_same_batched_function_get_their_own_results():
+    f = batched(branchy)
+    rng = np.random.default_rng(3)
+    inputs = [(rng.integers(0, 60, size=300), rng.integers(1, 5, size=300)),
+              (rng.integers(0, 90, size=517), rng.integers(1, 7, size=517))]
+    expected = [np.array([branchy(a, b) for a, b in zip(*args)]) for args in inputs]
+    results = [[], []]
+    errors = []
+    barrier = threading.Barrier(2)
+
+    def worker(k):
+        try:
+            barrier.wait()
+            for _ in range(15):
+                results[k].append(f(*inputs[k]))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    for k in range(2):
+        assert len(results[k]) == 15
+        for r in results[k]:
+            assert np.array_equal(r, expected[k])
+
+
+def test_threads_with_different_max_iters_instances_do_not_interfere():
+    ok = batched(simple_while, max_iters=1000)
+    strict = batched(simple_while, max_iters=3)
+    out, errs = [], []
+    barrier = threading.Barrier(2)
+
+    def run_ok():
+        barrier.wait()
+        for _ in range(10):
+            out.append(ok(np.arange(50)))
+
+    def run_strict():
+        barrier.wait()
+        for _ in range(10):
+            try:
+                strict(np.arange(50))
+            except vmapper.NonTerminationError as exc:
+                errs.append(exc)
+
+    threads = [threading.Thread(target=run_ok), threading.Thread(target=run_strict)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(out) == 10 and all(np.array_equal(o, np.arange(50)) for o in out)
+    assert len(errs) == 10

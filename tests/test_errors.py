@@ -1,0 +1,492 @@
+"""The errors vmapper raises, and what their messages name (the masked-lane safety rules
+are in test_errors_masked_lanes.py)."""
+import inspect
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import vmapper
+from vmapper import (BatchError, BatchingError, LaneError, NonTerminationError,
+                     UnsupportedSyntaxError, batched)
+from vmapper.testing import check_batching
+
+THIS_FILE = __file__
+
+
+def line_of(fn, marker):
+    """The file line number of the first source line of ``fn`` that contains ``marker``."""
+    lines, first = inspect.getsourcelines(fn)
+    for k, text in enumerate(lines):
+        if marker in text:
+            return first + k
+    raise AssertionError(f"{marker!r} not in the source of {fn.__name__}")
+
+
+# ---- UnsupportedSyntaxError -------------------------------------------------------------------
+
+def uses_with(x):
+    with open(x):  # marker-with
+        y = x + 1
+    return y
+
+
+def uses_try(x):
+    try:  # marker-try
+        y = x + 1
+    except ValueError:
+        y = 0
+    return y
+
+
+def uses_lambda(x):
+    g = lambda v: v + 1  # noqa: E731  marker-lambda
+    return x
+
+
+def uses_listcomp(X):
+    ys = [v * 2 for v in X]  # marker-listcomp
+    return X
+
+
+def uses_print(x):
+    y = x * 2
+    print(y)  # marker-print
+    return y
+
+
+def uses_nested_def(x):
+    def inner(v):  # marker-def
+        return v + 1
+    return x
+
+
+COUNTER = 0
+
+
+def uses_global(x):
+    global COUNTER  # marker-global
+    return x
+
+
+UNSUPPORTED = [
+    (uses_with, "'with' statement", "marker-with"),
+    (uses_try, "'try' statement", "marker-try"),
+    (uses_lambda, "lambda", "marker-lambda"),
+    (uses_listcomp, "list comprehension", "marker-listcomp"),
+    (uses_print, "print", "marker-print"),
+    (uses_nested_def, "nested function definition", "marker-def"),
+    (uses_global, "'global' statement", "marker-global"),
+]
+
+
+@pytest.mark.parametrize("fn,construct,marker", UNSUPPORTED, ids=[u[0].__name__ for u in UNSUPPORTED])
+def test_unsupported_syntax_names_construct_file_line_and_shows_source(fn, construct, marker):
+    arg = np.ones((4, 3)) if fn is uses_listcomp else np.arange(4)
+    with pytest.raises(UnsupportedSyntaxError) as info:
+        batched(fn)(arg)
+    err = info.value
+    line = line_of(fn, marker)
+    msg = str(err)
+    assert construct in msg
+    assert err.filename == THIS_FILE and THIS_FILE in msg
+    assert err.line == line and f":{line}" in msg
+    assert marker in msg  # the offending source line is shown
+    assert isinstance(err, BatchingError)
+
+
+@pytest.mark.parametrize("fn,construct,marker", UNSUPPORTED[:3], ids=[u[0].__name__ for u in UNSUPPORTED[:3]])
+def test_unsupported_syntax_is_raised_by_explain_too(fn, construct, marker):
+    with pytest.raises(UnsupportedSyntaxError, match=construct):
+        batched(fn).explain()
+
+
+def test_unsupported_syntax_inside_a_called_helper_names_the_helper_line():
+    def caller(x):
+        return uses_with(x) + 1
+
+    with pytest.raises(UnsupportedSyntaxError) as info:
+        batched(caller)(np.arange(3))
+    assert info.value.line == line_of(uses_with, "marker-with")
+    assert "'with' statement" in str(info.value)
+
+
+# ---- BatchError ---------------------------------------------------------------------------------
+
+def add2(a, b):
+    return a + b
+
+
+def ident(x):
+    return x
+
+
+def test_batch_sizes_that_disagree_name_both_arguments():
+    with pytest.raises(BatchError) as info:
+        batched(add2)(np.arange(3), np.arange(5))
+    msg = str(info.value)
+    assert "'a'" in msg and "'b'" in msg and "3" in msg and "5" in msg
+    assert isinstance(info.value, ValueError)
+
+
+def test_batch_sizes_that_disagree_inside_a_pytree_name_the_leaf():
+    with pytest.raises(BatchError) as info:
+        batched(ident)({"p": np.arange(3), "q": np.arange(4)})
+    msg = str(info.value)
+    assert "p" in msg and "q" in msg and "3" in msg and "4" in msg
+
+
+def test_wrong_in_axes_length():
+    with pytest.raises(BatchError) as info:
+        batched(add2, in_axes=(0,))(np.arange(3), np.arange(3))
+    assert "in_axes" in str(info.value) and "1" in str(info.value) and "2" in str(info.value)
+    with pytest.raises(BatchError, match="in_axes"):
+        batched(add2, in_axes=(0, 0, 0))(np.arange(3), np.arange(3))
+
+
+@pytest.mark.parametrize("leaf,kind", [("abc", "str"), (object(), "object")], ids=["str", "object"])
+def test_leaf_that_is_not_an_array_or_scalar_names_the_argument(leaf, kind):
+    with pytest.raises(BatchError) as info:
+        batched(add2)(np.arange(3), leaf)
+    msg = str(info.value)
+    assert "'b'" in msg and kind in msg
+
+
+def test_object_dtype_array_is_rejected_naming_the_argument():
+    with pytest.raises(BatchError) as info:
+        batched(add2)(np.arange(3), np.array([1, "x", None], dtype=object))
+    assert "'b'" in str(info.value) and "object" in str(info.value)
+
+
+def test_axis_out_of_range_names_argument_axis_and_shape():
+    with pytest.raises(BatchError) as info:
+        batched(add2, in_axes=(0, 2))(np.arange(3), np.ones((3, 4)))
+    msg = str(info.value)
+    assert "'b'" in msg and "2" in msg and "(3, 4)" in msg
+
+
+def test_scalar_with_axis_zero_names_the_argument():
+    with pytest.raises(BatchError) as info:
+        batched(add2)(np.arange(3), 5)
+    msg = str(info.value)
+    assert "'b'" in msg and "scalar" in msg
+    with pytest.raises(BatchError, match="'b'"):
+        batched(add2)(np.arange(3), np.float64(1.5))
+
+
+def test_no_batched_argument_and_empty_batch_are_batch_errors():
+    with pytest.raises(BatchError):
+        batched(add2, in_axes=None)(np.arange(3), np.arange(3))
+    with pytest.raises(BatchError):
+        batched(add2)(np.arange(0), np.arange(0))
+
+
+# ---- NonTerminationError -------------------------------------------------------------------------
+
+def never_ends_for_odd(x):
+    while x != 0:  # marker-loop
+        x -= 2
+    return x
+
+
+def test_max_iters_raises_naming_the_loop_line_and_the_lanes_still_running():
+    x = np.array([0, 3, 4, 7, 10, -2, 5])
+    f = batched(never_ends_for_odd, max_iters=50)
+    with pytest.raises(NonTerminationError) as info:
+        f(x)
+    err = info.value
+    line = line_of(never_ends_for_odd, "marker-loop")
+    assert sorted(np.asarray(err.lanes).tolist()) == [1, 3, 5, 6]  # odd, or negative
+    assert err.line == line
+    msg = str(err)
+    assert f":{line}" in msg and "max_iters=50" in msg and "marker-loop" in msg
+    for lane in (1, 3, 5, 6):
+        assert str(lane) in msg
+
+
+def test_max_iters_is_not_hit_by_loops_that_finish_in_time():
+    x = np.array([0, 4, 10, 2, 60])
+    assert np.array_equal(batched(never_ends_for_odd, max_iters=50)(x), [0, 0, 0, 0, 0])
+
+
+def test_max_iters_allows_a_loop_of_exactly_max_iters_trips():
+    # x = 100 runs the body exactly 50 times: "more than max_iters trips" is not reached
+    x = np.array([0, 100, 2])
+    assert np.array_equal(batched(never_ends_for_odd, max_iters=50)(x), [0, 0, 0])
+    with pytest.raises(NonTerminationError):
+        batched(never_ends_for_odd, max_iters=49)(x)
+
+
+def calls_looping_helper(x):
+    if x > 100:
+        return 0
+    return never_ends_for_odd(x)
+
+
+def test_max_iters_lanes_are_batch_positions_inside_helper_calls():
+    x = np.array([200, 2, 201, 3, 4, 5])
+    with pytest.raises(NonTerminationError) as info:
+        batched(calls_looping_helper, max_iters=20)(x)
+    assert sorted(np.asarray(info.value.lanes).tolist()) == [3, 5]
+
+
+def never_ends_inner(x):
+    s = 0
+    for k in range(3):
+        while x != k:  # marker-inner
+            x -= 2
+        s += x
+    return s
+
+
+def test_max_iters_in_a_large_batch_names_batch_positions_after_compaction():
+    x = np.full(500, 10)
+    x[[17, 333, 480]] = 101  # odd: never reaches 0; the other lanes leave early
+    with pytest.raises(NonTerminationError) as info:
+        batched(never_ends_inner, max_iters=200)(x)
+    assert np.asarray(info.value.lanes).tolist() == [17, 333, 480]
+    assert info.value.line == line_of(never_ends_inner, "marker-inner")
+
+
+# ---- LaneError -----------------------------------------------------------------------------------
+
+def int_div(a, b):
+    q = a // b  # marker-div
+    return q
+
+
+def int_mod(a, b):
+    return int(a) % int(b)  # marker-mod
+
+
+def test_integer_division_by_zero_names_lane_and_line():
+    a = np.arange(8)
+    b = np.array([1, 2, 3, 0, 1, 1, 2, 1])
+    with pytest.raises(LaneError) as info:
+        batched(int_div)(a, b)
+    err = info.value
+    line = line_of(int_div, "marker-div")
+    assert np.asarray(err.lanes).tolist() == [3]
+    assert err.line == line
+    assert err.python_error is ZeroDivisionError
+    msg = str(err)
+    assert "3" in msg and f":{line}" in msg and "ZeroDivisionError" in msg and "marker-div" in msg
+
+
+def test_modulo_by_zero_names_every_failing_lane():
+    b = np.array([0, 2, 3, 0, 1, 0, 2])
+    with pytest.raises(LaneError) as info:
+        batched(int_mod)(np.arange(7), b)
+    assert np.asarray(info.value.lanes).tolist() == [0, 3, 5]
+    assert info.value.line == line_of(int_mod, "marker-mod")
+    assert "[0, 3, 5]" in str(info.value)
+
+
+def index_oob(X, i):
+    return X[i]  # marker-index
+
+
+def test_index_out_of_bounds_on_an_active_lane():
+    X = np.ones((5, 4))
+    i = np.array([0, 3, 4, -4, -5])
+    with pytest.raises(LaneError) as info:
+        batched(index_oob)(X, i)
+    err = info.value
+    assert sorted(np.asarray(err.lanes).tolist()) == [2, 4]
+    assert err.python_error is IndexError
+    assert err.line == line_of(index_oob, "marker-index")
+    assert "IndexError" in str(err)
+
+
+def test_gather_out_of_bounds_from_a_broadcast_table():
+    with pytest.raises(LaneError) as info:
+        batched(index_oob, in_axes=(None, 0))(np.arange(3), np.array([0, 1, 2, 3]))
+    assert np.asarray(info.value.lanes).tolist() == [3]
+
+
+def sqrt_of(x):
+    return math.sqrt(x)  # marker-sqrt
+
+
+def test_math_sqrt_of_negative_on_an_active_lane():
+    with pytest.raises(LaneError) as info:
+        batched(sqrt_of)(np.array([4.0, 1.0, -1.0, 9.0]))
+    err = info.value
+    assert np.asarray(err.lanes).tolist() == [2]
+    assert err.python_error is ValueError
+    assert "math domain error" in str(err)
+    assert err.line == line_of(sqrt_of, "marker-sqrt")
+
+
+def asserts_positive(x):
+    y = x * 2
+    assert y > 0, "needs positive"  # marker-assert
+    return y
+
+
+def test_failing_assert_on_a_lane():
+    with pytest.raises(LaneError) as info:
+        batched(asserts_positive)(np.array([1, 2, -3, 4, 0]))
+    err = info.value
+    assert sorted(np.asarray(err.lanes).tolist()) == [2, 4]
+    assert err.python_error is AssertionError
+    assert err.line == line_of(asserts_positive, "marker-assert")
+    assert "needs positive" in str(err)
+
+
+def raises_value_error(x):
+    if x > 10:
+        raise ValueError("too big")  # marker-raise
+    return x
+
+
+def test_raise_reached_by_a_lane():
+    with pytest.raises(LaneError) as info:
+        batched(raises_value_error)(np.array([1, 20, 3, 11]))
+    err = info.value
+    assert np.asarray(err.lanes).tolist() == [1, 3]
+    assert err.python_error is ValueError
+    assert err.line == line_of(raises_value_error, "marker-raise")
+    assert "too big" in str(err) and "ValueError" in str(err)
+
+
+def test_raise_not_reached_by_any_lane_is_silent():
+    check_batching(raises_value_error, (np.array([1, 2, 3, 10]),))
+
+
+def late_failure(x):
+    i = 0
+    while i < x:
+        i += 1
+        if i == 50:
+            i = i // (x - x)  # marker-late
+    return i
+
+
+def test_lane_error_in_a_large_batch_names_batch_positions_after_compaction():
+    x = np.full(500, 10)
+    x[[17, 333, 480]] = 100
+    with pytest.raises(LaneError) as info:
+        batched(late_failure)(x)
+    assert np.asarray(info.value.lanes).tolist() == [17, 333, 480]
+    assert info.value.line == line_of(late_failure, "marker-late")
+    assert "[17, 333, 480]" in str(info.value)
+
+
+def div_in_loop(x):
+    s = 0
+    for k in range(3, -3, -1):
+        s += x // k  # marker-loopdiv
+    return s
+
+
+def test_lane_error_inside_a_loop_names_the_lanes_reaching_it():
+    x = np.arange(5)
+    with pytest.raises(LaneError) as info:
+        batched(div_in_loop)(x)
+    assert np.asarray(info.value.lanes).tolist() == [0, 1, 2, 3, 4]
+    assert info.value.line == line_of(div_in_loop, "marker-loopdiv")
+
+
+def helper_div(a, b):
+    return a // b  # marker-helperdiv
+
+
+def calls_div_on_some(a, b):
+    if a > 5:
+        return helper_div(a, b)
+    return 0
+
+
+def test_lane_error_inside_a_helper_reports_batch_positions():
+    a = np.array([1, 7, 2, 9, 8, 6])
+    b = np.array([0, 1, 0, 0, 2, 0])
+    with pytest.raises(LaneError) as info:
+        batched(calls_div_on_some)(a, b)
+    assert np.asarray(info.value.lanes).tolist() == [3, 5]
+    assert info.value.line == line_of(helper_div, "marker-helperdiv")
+
+
+# ---- more lane errors: where Python raises per sample, and where numpy does not ---------------------
+
+def python_float_div(x, y):
+    return float(x) / float(y)  # marker-fdiv
+
+
+def numpy_float_div(x, y):
+    return x / y
+
+
+def test_python_float_division_by_zero_is_a_lane_error():
+    with pytest.raises(LaneError) as info:
+        batched(python_float_div)(np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 2.0]))
+    assert np.asarray(info.value.lanes).tolist() == [1]
+    assert info.value.python_error is ZeroDivisionError
+    assert info.value.line == line_of(python_float_div, "marker-fdiv")
+
+
+def test_numpy_float_division_by_zero_gives_inf_and_nan_like_numpy():
+    # per sample, np.float64(1.0) / np.float64(0.0) is inf (numpy warns, does not raise)
+    x = np.array([1.0, -1.0, 0.0, 2.0])
+    y = np.array([0.0, 0.0, 0.0, 4.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = check_batching(numpy_float_div, (x, y))
+    assert np.isposinf(res[0]) and np.isneginf(res[1]) and np.isnan(res[2])
+
+
+def int_of_float(x):
+    return int(x)  # marker-int
+
+
+def test_int_of_nan_is_a_lane_error():
+    with pytest.raises(LaneError) as info:
+        batched(int_of_float)(np.array([1.5, np.nan, 2.0]))
+    assert np.asarray(info.value.lanes).tolist() == [1]
+    assert info.value.python_error is ValueError
+    assert info.value.line == line_of(int_of_float, "marker-int")
+
+
+def unbound_on_some_lanes(x):
+    if x > 0:
+        y = x * 2
+    return y  # marker-unbound
+
+
+def test_reading_a_variable_unassigned_on_an_active_lane_names_it():
+    check_batching(unbound_on_some_lanes, (np.array([1, 2, 3]),))
+    with pytest.raises(LaneError) as info:
+        batched(unbound_on_some_lanes)(np.array([1, -2, 3, 0]))
+    err = info.value
+    assert np.asarray(err.lanes).tolist() == [1, 3]
+    assert err.python_error is UnboundLocalError
+    assert "'y'" in str(err)
+    assert err.line == line_of(unbound_on_some_lanes, "marker-unbound")
+
+
+def unpack_three(X):
+    a, b, c = X  # marker-unpack
+    return a
+
+
+def test_unpacking_the_wrong_number_of_values_is_a_lane_error():
+    with pytest.raises(LaneError) as info:
+        batched(unpack_three)(np.ones((3, 4)))
+    assert info.value.python_error is ValueError
+    assert info.value.line == line_of(unpack_three, "marker-unpack")
+    assert "unpack" in str(info.value)
+
+
+def lane_error_shows_source(a, b):
+    total = a + b
+    return total // (b - b)  # marker-show
+
+
+def test_lane_error_message_shows_the_source_line_and_file():
+    with pytest.raises(LaneError) as info:
+        batched(lane_error_shows_source)(np.arange(3), np.arange(3))
+    msg = str(info.value)
+    assert "marker-show" in msg and THIS_FILE in msg
+    assert np.asarray(info.value.lanes).tolist() == [0, 1, 2]
+    assert isinstance(info.value, BatchingError)

@@ -1,0 +1,408 @@
+"""Expressions in per-sample code: every batched result must equal the per-sample loop.
+
+Each test batches a per-sample function with :func:`vmapper.testing.check_batching`,
+which compares with running the function once per sample (bitwise unless a
+tolerance is given) and checks that the dtype is the one the per-sample results have.
+"""
+import math
+
+import numpy as np
+
+import vmapper
+from vmapper.testing import check_batching
+
+N = 61  # odd, not a power of two
+
+
+def rng(seed):
+    return np.random.default_rng(seed)
+
+
+def ints(seed, lo=-50, hi=50, n=N, dtype=np.int64):
+    return rng(seed).integers(lo, hi, size=n).astype(dtype)
+
+
+def nonzero_ints(seed, lo=-9, hi=10, n=N):
+    v = ints(seed, lo, hi, n)
+    return np.where(v == 0, 3, v)
+
+
+def floats(seed, lo=-5.0, hi=5.0, n=N, dtype=np.float64, shape=()):
+    return rng(seed).uniform(lo, hi, size=(n,) + shape).astype(dtype)
+
+
+# ---- arithmetic ----------------------------------------------------------------------------
+
+def int_arith(a, b):
+    return a + b, a - b, a * b, a // b, a % b, a / b
+
+
+def test_int_arithmetic_including_floor_division_and_modulo_of_negatives():
+    a, b = ints(1, -100, 100), nonzero_ints(2)
+    check_batching(int_arith, (a, b))
+
+
+def uniform_power_of_two_divisors(a):
+    return a // 4, a % 8, a // 1, a % 1, a // -4, a % -8, a // 3, a % 3
+
+
+def test_floor_division_and_modulo_by_uniform_constants_follow_python_floor_semantics():
+    check_batching(uniform_power_of_two_divisors, (ints(3, -1000, 1000),))
+
+
+def python_int_arith(a, b):
+    x, y = int(a), int(b)
+    return x // y, x % y, x * y - x, -x // y
+
+
+def test_python_int_arithmetic_gives_int64():
+    res = check_batching(python_int_arith, (ints(4), nonzero_ints(5)))
+    assert all(r.dtype == np.int64 for r in res)
+
+
+def float_arith(x, y):
+    return x + y, x - y, x * y, x / y, x // y, x % y
+
+
+def test_float_arithmetic_bitwise_including_floor_division_and_modulo():
+    x = floats(6, -10, 10)
+    y = np.where(np.abs(floats(7)) < 0.1, 0.5, floats(7))
+    x[:4] = [-4.0, 4.0, -0.0, 7.5]
+    y[:4] = [2.0, -2.0, 3.0, -2.0]
+    check_batching(float_arith, (x, y))
+
+
+def int_power(a, e):
+    return a ** e, 2 ** e, a ** 2, a ** 0
+
+
+def test_int_power_with_non_negative_exponents():
+    res = check_batching(int_power, (ints(8, -10, 10), ints(9, 0, 8)))
+    assert res[0].dtype == np.int64
+
+
+def float_power(x, y):
+    return x ** y, x ** 2, x ** 0.5, 2.0 ** y, x ** -1.5
+
+
+def test_float_power():
+    check_batching(float_power, (floats(10, 0.1, 4.0), floats(11, -3.0, 3.0)),
+                   exact=False, rtol=1e-14)
+
+
+def python_float_power(x):
+    v = float(x)
+    return v ** 2, v ** 0.5, v ** 3
+
+
+def test_python_float_power_of_positive_bases():
+    check_batching(python_float_power, (floats(12, 0.0, 9.0),), exact=False, rtol=1e-14)
+
+
+# ---- unary operators and comparisons --------------------------------------------------------------
+
+def unary_ops(a):
+    return -a, +a, not a, ~a, -(-a)
+
+
+def test_unary_minus_plus_not_invert():
+    a = ints(13, -5, 5)
+    res = check_batching(unary_ops, (a,))
+    assert res[2].dtype == np.bool_
+
+
+def comparisons(a, b):
+    return a < b, a <= b, a > b, a >= b, a == b, a != b
+
+
+def test_comparisons_give_bool():
+    res = check_batching(comparisons, (ints(14, -3, 3), ints(15, -3, 3)))
+    assert all(r.dtype == np.bool_ for r in res)
+
+
+def chained(a, b, c):
+    return a < b < c, a <= b == c, a < b > c != a
+
+
+def test_chained_comparisons():
+    check_batching(chained, (ints(16, 0, 4), ints(17, 0, 4), ints(18, 0, 4)))
+
+
+def chain_rhs_short_circuits(x, i):
+    # the second comparison must only run where the first one held
+    return 0 <= i < 4 and x[i] > 0
+
+
+def test_chained_comparison_guards_index_on_lanes_where_it_is_false():
+    x = floats(19, shape=(4,))
+    check_batching(chain_rhs_short_circuits, (x, ints(20, -6, 8)))
+
+
+# ---- and / or ----------------------------------------------------------------------------
+
+def and_or_values(a, b):
+    return a and b, a or b, a and b or 7, (a or b) and a
+
+
+def test_and_or_return_operand_values():
+    res = check_batching(and_or_values, (ints(21, -2, 3), ints(22, -2, 3)))
+    assert res[0].dtype == np.int64
+
+
+def and_short_circuit(x):
+    return x != 0 and 10 // x > 1
+
+
+def or_short_circuit(x):
+    return x == 0 or 10 // x > 1
+
+
+def python_int_short_circuit(x):
+    v = int(x)
+    return v != 0 and 100 // v
+
+
+def test_and_right_side_not_evaluated_on_lanes_that_short_circuit():
+    x = ints(23, -3, 4)
+    x[:3] = 0
+    check_batching(and_short_circuit, (x,))
+    check_batching(or_short_circuit, (x,))
+    check_batching(python_int_short_circuit, (x,))
+
+
+def or_default(x):
+    return x or 0.5
+
+
+def test_or_mixing_int_and_float_operands_promotes_like_the_per_sample_results():
+    check_batching(or_default, (ints(24, -1, 2),))
+
+
+# ---- conditional expressions -----------------------------------------------------------------
+
+def ifexp(a, b):
+    s = -1 if a < 0 else (0 if a == 0 else 1)
+    return (a if a > b else b), s, (10 // a if a != 0 else -99)
+
+
+def test_conditional_expressions_only_evaluate_the_taken_side():
+    a = ints(25, -3, 4)
+    a[0] = 0
+    check_batching(ifexp, (a, ints(26, -3, 4)))
+
+
+# ---- tuples ---------------------------------------------------------------------------------
+
+def tuple_pack_unpack(a, b):
+    t = (a, b, a + b)
+    p, q, r = t
+    p, q = q, p
+    (u, (v, w)) = (p, (q * 2, r))
+    return u, v, w, t[2]
+
+
+def test_tuple_packing_unpacking_and_swaps():
+    check_batching(tuple_pack_unpack, (ints(27), ints(28)))
+
+
+def unpack_array_row(X):
+    a, b, c = X
+    return c, b, a
+
+
+def test_unpacking_a_per_sample_array():
+    check_batching(unpack_array_row, (floats(29, shape=(3,)),))
+
+
+# ---- builtins --------------------------------------------------------------------------------
+
+def builtins_mix(a, b, x):
+    return (abs(a), min(a, b), max(a, b, 3), int(x), float(a), bool(a), round(x),
+            abs(x), min(x, 0.5), max(-x, x))
+
+
+def test_builtins_abs_min_max_int_float_bool_round():
+    x = floats(43, -4, 4)
+    x[:6] = [2.5, -2.5, 0.5, 1.5, -0.5, 3.7]  # round half to even; int truncates toward zero
+    check_batching(builtins_mix, (ints(44, -5, 5), ints(45, -5, 5), x))
+
+
+def builtins_sequences(X, a, b):
+    return len(X), sum(X), min(X), max(X), sum((a, b, a)), max((a, b)), min([b, a, 2])
+
+
+def test_builtins_len_sum_min_max_over_sequences():
+    check_batching(builtins_sequences, (floats(46, shape=(5,)), ints(47), ints(48)))
+
+
+def int_of_python_values(x):
+    return int(x * 3.0), int(-x), int(True), float(int(x))
+
+
+def test_int_and_float_casts_of_computed_values():
+    check_batching(int_of_python_values, (floats(49, -100, 100),))
+
+
+# ---- the math module -------------------------------------------------------------------------
+
+def math_exact(x):
+    return math.sqrt(x), math.floor(x), math.ceil(x), math.trunc(-x), math.fabs(-x)
+
+
+def math_transcendental(x):
+    return (math.exp(x), math.log(x), math.log(x, 2), math.log1p(x), math.log2(x), math.log10(x),
+            math.sin(x), math.cos(x), math.tanh(x), math.atan2(x, 2.0), math.hypot(x, 1.0),
+            math.expm1(x))
+
+
+def test_math_sqrt_floor_ceil_trunc_bitwise_and_integer_results():
+    res = check_batching(math_exact, (floats(50, 0.0, 50.0),))
+    assert res[1].dtype == np.int64 and res[2].dtype == np.int64
+
+
+def test_math_transcendental_functions_to_rounding():
+    check_batching(math_transcendental, (floats(51, 0.01, 10.0),), exact=False, rtol=1e-13)
+
+
+# ---- dtype preservation -------------------------------------------------------------------------
+
+def float32_ops(x):
+    y = x * 2.0
+    z = x + 1
+    w = -x / 3
+    return y, z, w, (x if x > 0 else x * 2.0)
+
+
+def test_float32_stays_float32_with_python_scalars():
+    res = check_batching(float32_ops, (floats(90, dtype=np.float32),))
+    assert all(r.dtype == np.float32 for r in res)
+
+
+def int_ops(a):
+    return a * 3, a + 1, a - 7, a // 2, -a
+
+
+def test_int64_stays_int64():
+    res = check_batching(int_ops, (ints(92),))
+    assert all(r.dtype == np.int64 for r in res)
+
+
+def float32_vector_ops(X):
+    return X * 2.0, X + 1, X.sum() * 0.5, X[0] + 1.5
+
+
+def test_float32_vectors_stay_float32():
+    res = check_batching(float32_vector_ops, (floats(91, dtype=np.float32, shape=(3,)),),
+                         exact=False, rtol=1e-6)
+    assert all(r.dtype == np.float32 for r in res)
+
+
+def int32_ops(A, a):
+    return A + 1, A * 2, a + 1, A[0] - 3, a * a
+
+
+def test_int32_plus_python_int_stays_int32():
+    A = ints(93, n=N * 3, dtype=np.int32).reshape(N, 3)
+    res = check_batching(int32_ops, (A, ints(94, dtype=np.int32)))
+    assert all(r.dtype == np.int32 for r in res)
+
+
+def narrow_dtypes(x32, a8, u8):
+    return (x32 < 0.1, x32 == 0.1, x32 >= 0.1, a8 < 1000, a8 + 1, a8 * 2, -a8, u8 + 200,
+            u8 // 3, x32 * a8)
+
+
+def test_float32_int8_uint8_with_python_scalars_follow_nep50():
+    x32 = floats(114, -1, 1, dtype=np.float32)
+    x32[:2] = np.float32(0.1)
+    a8 = ints(115, -60, 60, dtype=np.int8)
+    u8 = ints(116, 0, 50, dtype=np.uint8)
+    res = check_batching(narrow_dtypes, (x32, a8, u8))
+    assert [r.dtype for r in res[4:]] == [np.int8, np.int8, np.int8, np.uint8, np.uint8, np.float32]
+
+
+def bool_ops(a, b):
+    p = a > 0
+    q = b > 0
+    return p & q, p | q, p ^ q, not p, p == q, bool(a)
+
+
+def test_bool_results_stay_bool():
+    res = check_batching(bool_ops, (ints(95, -2, 3), ints(96, -2, 3)))
+    assert all(r.dtype == np.bool_ for r in res)
+
+
+def python_scalar_results(x):
+    return int(x), float(x), bool(x), 1, 2.5
+
+
+def test_python_scalar_results_map_to_int64_float64_bool():
+    res = check_batching(python_scalar_results, (floats(97, dtype=np.float32),))
+    assert [r.dtype for r in res] == [np.int64, np.float64, np.bool_, np.int64, np.float64]
+    assert all(r.shape == (N,) for r in res)
+
+
+def test_batch_of_one_lane():
+    check_batching(int_arith, (ints(98, n=1), nonzero_ints(99, n=1)))
+
+
+def test_float_results_are_bitwise_for_plus_minus_times_divide_on_large_batches():
+    x, y = floats(101, n=5000), floats(102, n=5000)
+    y = np.where(y == 0, 1.0, y)
+    check_batching(float_arith, (x, y))
+    assert isinstance(vmapper.batched(float_arith)(x, y), tuple)
+
+
+def bit_ops(a, b):
+    return a & 3, a | b, a ^ b, a << 2, a >> 1
+
+
+def membership_in_literal(a, b):
+    return a in (1, 2, 3), b not in (0, -1)
+
+
+SMALL_PRIMES = (2, 3, 5, 7)
+
+
+def membership_in_global(a):
+    return a in SMALL_PRIMES
+
+
+def test_bitwise_operators():
+    check_batching(bit_ops, (ints(103, -8, 8), ints(104, -3, 4)))
+
+
+def test_membership_in_a_constant_global_tuple():
+    check_batching(membership_in_global, (ints(103, -8, 8),))
+
+
+def test_membership_in_a_literal_tuple_of_constants():
+    check_batching(membership_in_literal, (ints(103, -8, 8), ints(104, -3, 4)))
+
+
+def bool_arithmetic(a, b):
+    # numpy bools add as logical or; Python bools add as ints
+    return (a > 0) + (b > 0), (int(a) > 0) + (int(b) > 0), (a > 0) * 3, True + (int(a) > 1)
+
+
+def test_arithmetic_on_numpy_bools_and_python_bools():
+    check_batching(bool_arithmetic, (ints(108, -3, 4), ints(109, -3, 4)))
+
+
+def python_float_edges(x, y):
+    u, v = float(x), float(y)
+    return u // v, u % v, max(u, v), min(v, u), u == u
+
+
+def test_python_float_floor_division_modulo_min_max_with_inf_nan_and_signed_zero():
+    x = np.array([-4.0, 4.0, -0.0, 7.5, 5.0, -5.0, 1.0, np.nan, 0.0])
+    y = np.array([2.0, -2.0, 3.0, -2.0, np.inf, np.inf, np.nan, 1.0, -1.0])
+    check_batching(python_float_edges, (x, y))
+
+
+def module_constants(x):
+    return x * math.pi, np.pi + x, np.float32(2.0) * x, np.int32(x), np.float32(x) + 1, math.inf > x
+
+
+def test_module_constants_and_numpy_scalar_casts():
+    check_batching(module_constants, (floats(110, -50, 50),))

@@ -82,16 +82,20 @@ class BatchedFunction:
     def __call__(self, *args, **kwargs):
         if _per_sample_mode.get():
             return self.per_sample(*args, **kwargs)
-        program = self.program
         values, n = bind_arguments(self.per_sample, args, kwargs, self.in_axes)
-        state = ExecState(get_program, n, self.max_iters)
+        return self.finish(self.execute(values, n), n)
+
+    def execute(self, values, n, tape=None):
+        """Run the compiled program on bound per-lane values; returns the raw per-lane result."""
+        program = self.program
+        state = ExecState(get_program, n, self.max_iters, tape)
         frame = Frame(n, state)
         limit = sys.getrecursionlimit()
         if limit < 20000:
             sys.setrecursionlimit(20000)
         try:
             with np.errstate(all="ignore"):
-                result = run_function(program, frame, values)
+                return run_function(program, frame, values)
         except RecursionError:
             raise UnsupportedSyntaxError(
                 f"recursion deeper than Python's stack allows in {self.per_sample.__qualname__}",
@@ -100,11 +104,15 @@ class BatchedFunction:
             if limit < 20000:
                 sys.setrecursionlimit(limit)
             self.last_stats = state.stats.as_dict()
+
+    def finish(self, result, n):
+        """Batched output arrays (batch axis at ``out_axes``) from a raw per-lane result."""
         try:
             out = to_output(result, n)
         except TypeError as exc:
+            src = self.program.source
             raise UnsupportedSyntaxError(f"{exc} ({self.per_sample.__qualname__})",
-                                         program.source.filename, program.source.first_line) from None
+                                         src.filename, src.first_line) from None
         return move_out_axes(out, self.out_axes)
 
     def __repr__(self):

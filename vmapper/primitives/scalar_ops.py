@@ -16,7 +16,7 @@ import operator
 
 import numpy as np
 
-from ..runtime.values import Lanes, is_weak, result_dtype, aligned, truth, select
+from ..runtime.values import Lanes, is_varying, is_weak, result_dtype, aligned, truth, select
 from .registry import register
 
 _ARITH_NAMES = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "pos",
@@ -299,7 +299,7 @@ for _t in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.i
 
 # ---- min / max: Python's left fold, keeping the first extreme --------------------
 
-def _fold_extreme(name, better):
+def _fold_extreme(name, better, better_name):
     def impl(ctx, args, attrs):
         if attrs.get("kw"):
             raise ctx.unsupported(f"{name}() with keyword arguments")
@@ -308,18 +308,19 @@ def _fold_extreme(name, better):
             items = ctx.sequence_items(items[0], f"{name}() argument")
         if not items:
             raise ctx.lane_error_all(f"{name}() arg is an empty sequence", ValueError)
-        if not any(isinstance(v, Lanes) for v in items):
+        if not any(is_varying(v) for v in items) and not ctx.frame.state.tape:
             return ctx.uniform(getattr(builtins, name), *items)
         cur = items[0]
         for nxt in items[1:]:
-            take = truth(ufunc_apply(ctx, better, [nxt, cur]), ctx.n)
+            # Python keeps the first extreme: take the next item only if strictly better.
+            take = truth(ctx.call_primitive(better_name, (nxt, cur)), ctx.n)
             cur = select(take, nxt, cur, ctx.n) if isinstance(take, np.ndarray) else (nxt if take else cur)
         return cur
     return impl
 
 
-register("min", _fold_extreme("min", np.less), callables=(builtins.min,), elementwise=True, scalar=builtins.min)
-register("max", _fold_extreme("max", np.greater), callables=(builtins.max,), elementwise=True, scalar=builtins.max)
+register("min", _fold_extreme("min", np.less, "lt"), callables=(builtins.min,), elementwise=True, scalar=builtins.min)
+register("max", _fold_extreme("max", np.greater, "gt"), callables=(builtins.max,), elementwise=True, scalar=builtins.max)
 
 
 # ---- the math module: Python floats in, Python floats out, Python's errors ----------

@@ -94,7 +94,12 @@ class Context:
 
     def call_primitive(self, name, args, attrs=None):
         from ..primitives import PRIMITIVES
-        return PRIMITIVES[name].impl(self, list(args), attrs or {})
+        prim = PRIMITIVES[name]
+        if self.frame.state.tape is not None:
+            from ..autodiff.tape import apply_traced, has_traced
+            if any(has_traced(a) for a in args):
+                return apply_traced(prim, self, list(args), attrs or {})
+        return prim.impl(self, list(args), attrs or {})
 
     def call_function(self, callee, arg_groups):
         from .executor import call_function
@@ -102,6 +107,11 @@ class Context:
 
     def sequence_items(self, v, what):
         """The items of a per-sample sequence whose length is the same on every lane."""
+        from .values import Traced
+        if isinstance(v, Traced):  # items of a differentiated array, each traced
+            raw = v.value
+            count = raw.data.shape[1] if isinstance(raw, Lanes) and raw.data.ndim > 1 else len(raw)
+            return [self.call_primitive("getitem", (v, k)) for k in range(count)]
         if isinstance(v, (tuple, list)):
             return list(v)
         if isinstance(v, Lanes):

@@ -19,6 +19,7 @@ from ..errors import LaneError, NonTerminationError
 from ..ir import Branch, Const, Jump, Raise, Return, Var, is_temp
 from ..passes.spmd import LoopStep
 from .. import primitives
+from ..autodiff.tape import apply_traced, has_traced
 from .context import Context
 from .frame import Frame, Missing, _blank_like
 from .values import Lanes, concat_lanes, gather, scatter_into, truth
@@ -58,9 +59,10 @@ class Stats:
 class ExecState:
     """Everything one batched call needs: programs, limits and counters."""
 
-    def __init__(self, get_program, batch_size, max_iters=None):
+    def __init__(self, get_program, batch_size, max_iters=None, tape=None):
         self.get_program = get_program
         self.max_iters = max_iters
+        self.tape = tape  # a vmapper.autodiff Tape while differentiating, else None
         self.stats = Stats(batch_size)
 
 
@@ -194,6 +196,17 @@ def _lane_list(lanes, limit=10):
 
 
 _LOOP_TESTS = ("while", "for")
+# Operations that move traced values around without computing on them (or whose
+# rule is built from other traced primitives): they see Traced values as they are.
+_TAPE_PASSTHROUGH = frozenset({"copy", "tuple", "call", "sum", "min", "max"})
+
+
+def _needs_tape(op, args):
+    if op in _TAPE_PASSTHROUGH:
+        return False
+    if op in ("getitem", "getattr") and isinstance(args[0], (tuple, list, dict)):
+        return False  # an element of a container: the element itself is (maybe) traced
+    return any(has_traced(a) for a in args)
 # Operations whose array result may be the very object (or a view of) an operand,
 # as in Python: ``b = a``, ``t[0]``, ``a[1:]``, ``a.T``, ``a.reshape(...)``, a call's result.
 _ALIASING_OPS = frozenset({"copy", "getitem", "getattr", "method", "call", "load_global", "np.asarray",
@@ -227,6 +240,7 @@ def run_block(program, block, frame, mask, count, stack):
     alias_sources = {}  # temp -> names of variables its (array) value may alias
     prims = primitives.PRIMITIVES
     shared = frame.shared
+    taping = frame.state.tape is not None
     for ins in block.instrs:
         ctx.line = ins.line
         if ins.op == "setitem" and ins.target in shared or \
@@ -234,7 +248,10 @@ def run_block(program, block, frame, mask, count, stack):
             _check_not_shared(ctx, ins, frame, temps)
         args = [_read(a, frame, temps, ctx) for a in ins.args]
         try:
-            value = prims[ins.op].impl(ctx, args, ins.attrs)
+            if taping and _needs_tape(ins.op, args):
+                value = apply_traced(prims[ins.op], ctx, args, ins.attrs)
+            else:
+                value = prims[ins.op].impl(ctx, args, ins.attrs)
         except (LaneError, NonTerminationError) as exc:
             raise exc
         except RecursionError:

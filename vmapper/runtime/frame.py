@@ -110,7 +110,7 @@ class Frame:
         ``in_place``: the caller guarantees nothing else refers to the current array.
         """
         self.dirty.add(name)
-        if in_place and undef is None and name not in self.undef:
+        if in_place and undef is None and name not in self.undef and self.state.tape is None:
             old = self.env.get(name)
             if isinstance(old, Lanes) and isinstance(value, Lanes) and old.data.dtype == value.data.dtype \
                     and old.data.shape[1:] == value.data.shape[1:] and old.weak == value.weak:
@@ -183,7 +183,9 @@ def _update_in_place(old, value, mask) -> bool:
 
 
 def _blank_like(value, n):
-    from .values import Lanes
+    from .values import Lanes, Traced
+    if isinstance(value, Traced):
+        value = value.value
     if isinstance(value, Lanes):
         return Lanes(np.zeros((n,) + value.data.shape[1:], value.data.dtype), value.weak)
     if type(value) is tuple:

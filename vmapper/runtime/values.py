@@ -37,9 +37,28 @@ class Lanes:
         return f"Lanes({self.data!r}, weak={self.weak})"
 
 
+class Traced:
+    """A value being differentiated: the raw value and its node on the tape."""
+    __slots__ = ("value", "node")
+
+    def __init__(self, value, node):
+        self.value = value
+        self.node = node
+
+    def __repr__(self):
+        return f"Traced({self.value!r}, node={self.node})"
+
+
+def _structural():
+    from ..autodiff import structural
+    return structural
+
+
 def is_varying(v) -> bool:
     if isinstance(v, Lanes):
         return True
+    if isinstance(v, Traced):
+        return is_varying(v.value)
     if type(v) is tuple:
         return any(is_varying(x) for x in v)
     return getattr(v, "__vmapper_varying__", False)
@@ -111,6 +130,8 @@ def materialize(v, n: int) -> Lanes:
 
 def gather(v, idx):
     """The value restricted to lanes ``idx`` (an index array)."""
+    if isinstance(v, Traced):
+        return _structural().gather(v, idx)
     if isinstance(v, Lanes):
         return Lanes(v.data[idx], v.weak)
     if type(v) is tuple:
@@ -121,6 +142,8 @@ def gather(v, idx):
 
 def scatter_into(dest, src, idx, n: int):
     """``dest`` with lanes ``idx`` replaced by ``src`` (a value over len(idx) lanes)."""
+    if isinstance(dest, Traced) or isinstance(src, Traced):
+        return _structural().scatter_into(dest, src, idx, n)
     if type(dest) is tuple or type(src) is tuple:
         if type(dest) is not tuple or type(src) is not tuple or len(dest) != len(src):
             raise TypeError("a tuple on some lanes and another value on others")
@@ -141,6 +164,8 @@ def scatter_into(dest, src, idx, n: int):
 
 def select(mask, new, old, n: int):
     """Per lane: ``new`` where ``mask`` else ``old`` (a masked assignment)."""
+    if isinstance(new, Traced) or isinstance(old, Traced):
+        return _structural().select(mask, new, old, n)
     if type(new) is tuple or type(old) is tuple:
         if type(new) is not tuple or type(old) is not tuple or len(new) != len(old):
             raise TypeError("a tuple on some lanes and another value on others")
@@ -178,6 +203,8 @@ def _same_uniform(a, b) -> bool:
 
 def truth(v, n: int):
     """Per-lane ``bool(v)``: a bool array over lanes, or a Python bool when uniform."""
+    if isinstance(v, Traced):
+        v = v.value
     if isinstance(v, Lanes):
         d = v.data
         if d.ndim > 1:
@@ -193,6 +220,8 @@ def truth(v, n: int):
 
 def to_output(v, n: int):
     """The batched result array (lane axis first) for a per-sample result ``v``."""
+    if isinstance(v, Traced):
+        v = v.value
     if isinstance(v, Lanes):
         d = v.data
         return np.ascontiguousarray(d) if not d.flags.writeable else d
@@ -209,6 +238,8 @@ def to_output(v, n: int):
 
 def concat_lanes(values, m):
     """Lanes of several values (each over ``m`` lanes) one after another."""
+    if any(isinstance(v, Traced) for v in values):
+        return _structural().concat(values, m)
     first = values[0]
     if all(not is_varying(v) for v in values) and all(_same_uniform(first, v) for v in values[1:]):
         return first

@@ -1,0 +1,277 @@
+"""VJP rules of the array primitives: gathers (scatter-add back), matmul,
+reductions over per-sample axes, joins, reshapes and casts."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..primitives import PRIMITIVES
+from ..primitives.array_ops import _lane_axis
+from ..runtime.values import Lanes
+from .rules import defvjp, sum_to
+
+
+def _raw(v):
+    return v.data if isinstance(v, Lanes) else np.asarray(v)
+
+
+# ---- getitem: the gradient of a gather is a scatter-add ---------------------------------------
+
+class _KeyCtx:
+    """A minimal context to rebuild a gather's index (errors were already checked forward)."""
+
+    def __init__(self, n):
+        self.n = n
+        self.mask = None
+
+    def fail_where(self, *a, **k):
+        pass
+
+    def unsupported(self, *a, **k):
+        return RuntimeError("unsupported index in backward")
+
+    def lane_error_all(self, *a, **k):
+        return RuntimeError("index error in backward")
+
+
+def _getitem_vjp(g, out, args, attrs, n):
+    from ..primitives.array_ops import normalize_lane_indices
+    base, *ix = args
+    if isinstance(base, (tuple, list)):
+        return [None] * len(args)
+    ctx = _KeyCtx(n)
+    if not isinstance(base, Lanes):
+        arr = np.asarray(base)
+        full = np.zeros(arr.shape, dtype=g.dtype)
+        if len(ix) == 1 and isinstance(ix[0], Lanes):
+            (i,) = normalize_lane_indices(ctx, ix, arr.shape)
+            np.add.at(full, i, g)
+        elif not any(isinstance(e, Lanes) for e in ix):
+            key = ix[0] if len(ix) == 1 else tuple(ix)
+            np.add.at(full, key, g)
+        else:
+            nix = normalize_lane_indices(ctx, ix, arr.shape)
+            view = np.zeros((n,) + arr.shape, dtype=g.dtype)
+            np.add.at(view, (np.arange(n),) + nix, g)
+            full = view.sum(axis=0)
+        return [full] + [None] * len(ix)
+    nix = normalize_lane_indices(ctx, ix, base.sample_shape)
+    varying = any(isinstance(e, Lanes) for e in ix)
+    key = ((np.arange(n),) if varying else (slice(None),)) + nix
+    full = np.zeros(base.data.shape, dtype=g.dtype)
+    np.add.at(full, key, g)
+    return [full] + [None] * len(ix)
+
+
+defvjp("getitem", _getitem_vjp)
+
+
+# ---- matmul ---------------------------------------------------------------------------------------
+
+def _matmul_vjp(g, out, args, attrs, n):
+    a, b = args
+    ad, bd = _raw(a), _raw(b)
+    va, vb = isinstance(a, Lanes), isinstance(b, Lanes)
+    if va and ad.ndim == 2:
+        ad = ad[:, None, :]
+    elif not va and ad.ndim == 1 and vb:
+        ad = ad[None, :]
+    if vb and bd.ndim == 2:
+        bd = bd[:, :, None]
+    full = np.matmul(ad, bd)
+    ge = np.asarray(g).reshape(full.shape)
+    ga = np.matmul(ge, np.swapaxes(bd, -1, -2))
+    gb = np.matmul(np.swapaxes(ad, -1, -2), ge)
+    res_a = sum_to(ga, ad.shape).reshape(_raw(a).shape)
+    res_b = sum_to(gb, bd.shape).reshape(_raw(b).shape)
+    return [res_a if _raw(a).dtype.kind in "fc" else None, res_b if _raw(b).dtype.kind in "fc" else None]
+
+
+defvjp("matmul", _matmul_vjp)
+
+
+def _dot_vjp(g, out, args, attrs, n):
+    from .rules import PRIMITIVES as P
+    a, b = args
+    nd = [_raw(v).ndim - (1 if isinstance(v, Lanes) else 0) for v in (a, b)]
+    if 0 in nd:
+        return P["mul"].vjp(g, out, args, attrs, n)
+    return _matmul_vjp(g, out, args, attrs, n)
+
+
+defvjp("np.dot", _dot_vjp)
+
+
+# ---- reductions --------------------------------------------------------------------------------------
+
+def _reduction_axes(x, attrs_axis):
+    d = x.data
+    ax = _lane_axis(attrs_axis, d.ndim - 1, _AxisCtx())
+    if isinstance(ax, int):
+        ax = (ax,)
+    return tuple(a % d.ndim for a in ax)
+
+
+class _AxisCtx:
+    def lane_error_all(self, msg, exc):
+        return exc(msg)
+
+
+def _bound(args, kw):
+    names = ["a", "axis", "dtype", "keepdims"]
+    npos = len(args) - len(kw)
+    b = {"axis": None, "keepdims": False}
+    b.update(zip(names, args[:npos]))
+    b.update(zip(kw, args[npos:]))
+    return b
+
+
+def _reduce_vjp(kind):
+    def vjp(g, out, args, attrs, n):
+        b = _bound(args, attrs.get("kw") or ())
+        x = b["a"]
+        if not isinstance(x, Lanes):
+            xd = np.asarray(x)
+            axes = tuple(range(xd.ndim)) if b["axis"] is None else \
+                tuple(a % xd.ndim for a in np.atleast_1d(b["axis"]))
+        else:
+            xd = x.data
+            axes = _reduction_axes(x, b["axis"])
+        od = out.data if isinstance(out, Lanes) else np.asarray(out)
+        ge = np.asarray(g)
+        if not b["keepdims"]:
+            ge = np.expand_dims(ge, axes)
+            od = np.expand_dims(od, axes)
+        if kind == "sum":
+            gx = np.broadcast_to(ge, xd.shape)
+        elif kind == "mean":
+            count = np.prod([xd.shape[a] for a in axes])
+            gx = np.broadcast_to(ge / count, xd.shape)
+        elif kind in ("max", "min"):
+            hit = xd == od
+            first = np.cumsum(hit, axis=axes[-1]) == 1 if len(axes) == 1 else hit
+            gx = np.where(hit & first, ge, 0.0)
+        elif kind == "prod":
+            with np.errstate(all="ignore"):
+                gx = ge * od / xd
+        else:
+            raise NotImplementedError(kind)
+        return [np.array(gx, dtype=ge.dtype if ge.dtype.kind == "f" else np.float64)] + [None] * (len(args) - 1)
+    return vjp
+
+
+for _n, _k in (("sum", "sum"), ("mean", "mean"), ("max", "max"), ("min", "min"), ("amax", "max"),
+               ("amin", "min"), ("prod", "prod"), ("nansum", "sum")):
+    defvjp(f"np.{_n}", _reduce_vjp(_k))
+
+
+# ---- joins ----------------------------------------------------------------------------------------------
+
+def _join_vjp(kind):
+    def vjp(g, out, args, attrs, n):
+        kw = attrs.get("kw") or ()
+        npos = len(args) - len(kw)
+        b = {"axis": 0}
+        b.update(zip(["arrays", "axis", "dtype"], args[:npos]))
+        b.update(zip(kw, args[npos:]))
+        seq, axis = b["arrays"], b["axis"]
+        varying = any(isinstance(v, Lanes) for v in seq)
+        nd = max(_raw(v).ndim - (1 if isinstance(v, Lanes) else 0) for v in seq) + (kind == "stack")
+        ax = (axis + 1 if axis >= 0 else axis) if varying else axis
+        ax = ax % (nd + (1 if varying else 0))
+        parts = []
+        if kind == "stack":
+            for k, v in enumerate(seq):
+                gk = np.take(g, k, axis=ax)
+                parts.append(_fit(gk, v))
+        else:
+            sizes = [(_raw(v).shape[ax] if isinstance(v, Lanes) or not varying else np.shape(v)[ax - 1])
+                     for v in seq]
+            for v, gk in zip(seq, np.split(g, np.cumsum(sizes)[:-1], axis=ax)):
+                parts.append(_fit(gk, v))
+        return [tuple(parts)] + [None] * (len(args) - 1)
+    return vjp
+
+
+def _fit(gk, v):
+    if _raw(v).dtype.kind not in "fc":
+        return None
+    if isinstance(v, Lanes):
+        return gk.reshape(v.data.shape)
+    return sum_to(gk, np.shape(v))
+
+
+defvjp("np.concatenate", _join_vjp("concatenate"))
+defvjp("np.stack", _join_vjp("stack"))
+
+
+def _array_vjp(g, out, args, attrs, n):
+    obj = args[0]
+    if isinstance(obj, Lanes):
+        return [g] + [None] * (len(args) - 1)
+    if isinstance(obj, (tuple, list)) and all(not isinstance(v, (tuple, list)) for v in obj):
+        if isinstance(out, Lanes):
+            return [tuple(_fit(g[:, k], v) for k, v in enumerate(obj))] + [None] * (len(args) - 1)
+        return [tuple(_fit(g[k], v) for k, v in enumerate(obj))] + [None] * (len(args) - 1)
+    raise NotImplementedError("gradient of np.array of nested sequences")
+
+
+defvjp("np.array", _array_vjp)
+defvjp("np.asarray", _array_vjp)
+
+
+def _full_vjp(g, out, args, attrs, n):
+    kw = attrs.get("kw") or ()
+    npos = len(args) - len(kw)
+    names = ["shape", "fill_value", "dtype"][:npos] + list(kw)
+    res = [None] * len(args)
+    k = names.index("fill_value")
+    v = args[k]
+    if isinstance(v, Lanes):
+        res[k] = np.asarray(g).reshape(n, -1).sum(axis=1).reshape(v.data.shape)
+    else:
+        res[k] = np.asarray(g).sum()
+    return res
+
+
+defvjp("np.full", _full_vjp)
+
+
+# ---- attributes and methods ------------------------------------------------------------------------------
+
+def _getattr_vjp(g, out, args, attrs, n):
+    x = args[0]
+    if attrs["name"] == "T":
+        if isinstance(x, Lanes):
+            return [np.transpose(g, (0,) + tuple(range(g.ndim - 1, 0, -1)))]
+        return [np.transpose(g)]
+    if attrs["name"] == "real":
+        return [g]
+    raise NotImplementedError(f"gradient through attribute .{attrs['name']}")
+
+
+defvjp("getattr", _getattr_vjp)
+
+_METHOD_REDUCTIONS = {"sum": "sum", "mean": "mean", "max": "max", "min": "min", "prod": "prod"}
+
+
+def _method_vjp(g, out, args, attrs, n):
+    name = attrs["name"]
+    x = args[0]
+    if name in _METHOD_REDUCTIONS:
+        return _reduce_vjp(_METHOD_REDUCTIONS[name])(g, out, args, attrs, n)
+    if name in ("reshape", "ravel", "flatten", "copy"):
+        return [np.asarray(g).reshape(_raw(x).shape)] + [None] * (len(args) - 1)
+    if name == "astype":
+        return [np.asarray(g).astype(_raw(x).dtype) if _raw(x).dtype.kind in "fc" else None, None]
+    if name == "transpose" and len(args) == 1:
+        return _getattr_vjp(g, out, args, {"name": "T"}, n)
+    if name == "item":
+        return [np.asarray(g).reshape(_raw(x).shape)]
+    if name == "dot":
+        return _dot_vjp(g, out, args, {}, n)
+    if name == "clip":
+        return PRIMITIVES["np.clip"].vjp(g, out, args, {}, n)
+    raise NotImplementedError(f"gradient through method .{name}()")
+
+
+defvjp("method", _method_vjp)

@@ -1,0 +1,85 @@
+"""Taped versions of the runtime's moves of values between lanes.
+
+Masked assignment (select), compaction (gather), write-back (scatter) and the
+argument concatenation of merged calls, each with its VJP.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..runtime import values as V
+from ..runtime.values import Lanes, Traced
+from .tape import record_structural, unwrap
+from .rules import sum_to
+
+
+def _raw_grad_zero(v, n):
+    if isinstance(v, Lanes):
+        return np.zeros(v.data.shape, dtype=np.result_type(v.data.dtype, np.float64)
+                        if v.data.dtype.kind not in "fc" else v.data.dtype)
+    return None
+
+
+def _to_arg(g, arg):
+    """Reduce a gradient over materialized lanes to the shape of ``arg``."""
+    if isinstance(arg, Lanes):
+        return g.reshape(arg.data.shape) if g.shape != arg.data.shape else g
+    return sum_to(g, np.shape(arg))
+
+
+def select(mask, new, old, n):
+    (rn, pn), (ro, po) = unwrap(new), unwrap(old)
+    out = V.select(mask, rn, ro, n)
+    if type(out) is tuple:  # tuples of traced leaves: select leaf by leaf
+        return tuple(select(mask, a, b, n) for a, b in zip(
+            new if type(new) is tuple else (new,) * len(out), old if type(old) is tuple else (old,) * len(out)))
+
+    def vjp(g, out, args, attrs, n_):
+        m = mask.reshape(mask.shape + (1,) * (g.ndim - 1))
+        zero = np.zeros((), g.dtype)
+        return [_to_arg(np.where(m, g, zero), args[0]), _to_arg(np.where(m, zero, g), args[1])]
+    return record_structural("select", vjp, [rn, ro], out, [pn, po], n)
+
+
+def gather(v, idx):
+    raw, parent = unwrap(v)
+    out = V.gather(raw, idx)
+    if not isinstance(raw, Lanes):
+        return v  # uniform values are the same on every lane
+
+    def vjp(g, out, args, attrs, n_):
+        full = np.zeros(args[0].data.shape, dtype=g.dtype)
+        if isinstance(idx, slice):
+            full[idx] += g
+        else:
+            np.add.at(full, idx, g)
+        return [full]
+    return record_structural("gather", vjp, [raw], out, [parent])
+
+
+def scatter_into(dest, src, idx, n):
+    (rd, pd), (rs, ps) = unwrap(dest), unwrap(src)
+    out = V.scatter_into(rd, rs, idx, n)
+    if type(out) is tuple:
+        return tuple(scatter_into(a, b, idx, n) for a, b in zip(
+            dest if type(dest) is tuple else (dest,) * len(out), src if type(src) is tuple else (src,) * len(out)))
+
+    def vjp(g, out, args, attrs, n_):
+        gd = g.copy()
+        gd[idx] = 0
+        return [_to_arg(gd, args[0]), _to_arg(g[idx], args[1])]
+    return record_structural("scatter", vjp, [rd, rs], out, [pd, ps], n)
+
+
+def concat(values, m):
+    pairs = [unwrap(v) for v in values]
+    raws = [p[0] for p in pairs]
+    out = V.concat_lanes(raws, m)
+    if type(out) is tuple:
+        return tuple(concat([v[i] if type(v) is tuple else v for v in values], m) for i in range(len(out)))
+    if not isinstance(out, Lanes):
+        return values[0]
+
+    def vjp(g, out, args, attrs, n_):
+        return [_to_arg(g[j * m:(j + 1) * m], a) for j, a in enumerate(args)]
+    return record_structural("concat", vjp, raws, out, [p[1] for p in pairs])

@@ -106,3 +106,52 @@ def test_sst_trees_walk_in_depth_many_calls():
     f = vmapper.batched(labels)
     check_batching(f, (forest.roots,))
     assert f.last_stats["calls"] <= forest.max_depth
+
+
+def sum_children_twice(node):
+    total = 1.0 * node.value
+    for c in node.children:
+        total = total + 2.0 * sum_children_twice(c)
+    return total
+
+
+def weighted_rows(X, w):
+    acc = 0.0
+    for row in X:
+        acc = acc + helper_norm(row, w)
+    return acc
+
+
+def helper_norm(r, w):
+    return np.sqrt(np.sum(r * r)) * w
+
+
+def test_calls_in_a_loop_over_children_merge_into_one_call_per_level():
+    rng = np.random.default_rng(3)
+
+    def nary(depth):
+        if depth == 0 or rng.random() < 0.3:
+            return int(rng.integers(0, 9))
+        return tuple(nary(depth - 1) for _ in range(int(rng.integers(1, 4))))
+    forest = vmapper.Forest.from_nested([nary(6) for _ in range(50)])
+    f = vmapper.batched(sum_children_twice)
+    check_batching(f, (forest.roots,))
+    assert f.last_stats["calls"] <= forest.max_depth
+
+
+def test_calls_in_a_loop_over_per_sample_rows_stay_correct():
+    X = np.random.default_rng(4).normal(size=(9, 3, 2))
+    check_batching(weighted_rows, (X, 0.5), in_axes=(0, None), exact=False)
+
+
+def test_gradients_flow_through_hoisted_child_calls():
+    from vmapper.testing import check_grads
+    rng = np.random.default_rng(5)
+    forest = vmapper.Forest.from_nested([((1, 2, 3), (4,), 5), (6, (7, 8))])
+
+    def score(node, w):
+        total = w * node.value
+        for c in node.children:
+            total = total + np.tanh(score(c, w))
+        return total
+    check_grads(vmapper.batched(score, in_axes=(0, None)), (forest.roots, 0.7), argnums=1)

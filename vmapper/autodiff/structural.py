@@ -30,9 +30,6 @@ def _to_arg(g, arg):
 def select(mask, new, old, n):
     (rn, pn), (ro, po) = unwrap(new), unwrap(old)
     out = V.select(mask, rn, ro, n)
-    if type(out) is tuple:  # tuples of traced leaves: select leaf by leaf
-        return tuple(select(mask, a, b, n) for a, b in zip(
-            new if type(new) is tuple else (new,) * len(out), old if type(old) is tuple else (old,) * len(out)))
 
     def vjp(g, out, args, attrs, n_):
         m = mask.reshape(mask.shape + (1,) * (g.ndim - 1))
@@ -60,9 +57,6 @@ def gather(v, idx):
 def scatter_into(dest, src, idx, n):
     (rd, pd), (rs, ps) = unwrap(dest), unwrap(src)
     out = V.scatter_into(rd, rs, idx, n)
-    if type(out) is tuple:
-        return tuple(scatter_into(a, b, idx, n) for a, b in zip(
-            dest if type(dest) is tuple else (dest,) * len(out), src if type(src) is tuple else (src,) * len(out)))
 
     def vjp(g, out, args, attrs, n_):
         gd = g.copy()
@@ -71,15 +65,14 @@ def scatter_into(dest, src, idx, n):
     return record_structural("scatter", vjp, [rd, rs], out, [pd, ps], n)
 
 
-def concat(values, m):
+def concat(values, sizes):
     pairs = [unwrap(v) for v in values]
     raws = [p[0] for p in pairs]
-    out = V.concat_lanes(raws, m)
-    if type(out) is tuple:
-        return tuple(concat([v[i] if type(v) is tuple else v for v in values], m) for i in range(len(out)))
+    out = V.concat_sized(raws, sizes)
     if not isinstance(out, Lanes):
         return values[0]
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
 
     def vjp(g, out, args, attrs, n_):
-        return [_to_arg(g[j * m:(j + 1) * m], a) for j, a in enumerate(args)]
+        return [_to_arg(g[bounds[j]:bounds[j + 1]], a) for j, a in enumerate(args)]
     return record_structural("concat", vjp, raws, out, [p[1] for p in pairs])

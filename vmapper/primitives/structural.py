@@ -104,6 +104,13 @@ def _call(ctx, args, attrs):
     return results[0] if k == 1 else tuple(results)
 
 
+@register("map_call", may_fail=True)
+def _map_call(ctx, args, attrs):
+    """A call hoisted out of a loop over a sequence: one call over every lane's items."""
+    seq, *others = args
+    return ctx.map_function(attrs["callee"], seq, list(others), attrs["item_pos"])
+
+
 @register("sum", callables=(builtins.sum,))
 def _sum(ctx, args, attrs):
     """Python's ``sum``: a left fold of ``+`` from ``start`` (0), in order, as per sample."""

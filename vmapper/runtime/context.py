@@ -105,6 +105,10 @@ class Context:
         from .executor import call_function
         return call_function(self, callee, arg_groups)
 
+    def map_function(self, callee, seq, others, item_pos):
+        from .executor import map_function
+        return map_function(self, callee, seq, others, item_pos)
+
     def sequence_items(self, v, what):
         """The items of a per-sample sequence whose length is the same on every lane."""
         from .values import Traced

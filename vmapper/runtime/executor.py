@@ -22,7 +22,8 @@ from .. import primitives
 from ..autodiff.tape import apply_traced, has_traced
 from .context import Context
 from .frame import Frame, Missing, _blank_like
-from .values import Lanes, concat_lanes, gather, scatter_into, truth
+from .ragged import Ragged
+from .values import Lanes, Traced, concat_lanes, concat_sized, gather, scatter_into, truth
 
 #: A loop compacts to its active lanes when fewer than this fraction remain.
 COMPACT_BELOW = 0.97
@@ -198,7 +199,7 @@ def _lane_list(lanes, limit=10):
 _LOOP_TESTS = ("while", "for")
 # Operations that move traced values around without computing on them (or whose
 # rule is built from other traced primitives): they see Traced values as they are.
-_TAPE_PASSTHROUGH = frozenset({"copy", "tuple", "call", "sum", "min", "max"})
+_TAPE_PASSTHROUGH = frozenset({"copy", "tuple", "call", "map_call", "sum", "min", "max"})
 
 
 def _needs_tape(op, args):
@@ -365,3 +366,49 @@ def call_function(ctx, callee, arg_groups):
     if idx is not None:
         parts = [None if r is None else scatter_into(_blank_like(r, frame.n), r, idx, frame.n) for r in parts]
     return parts
+
+
+def map_function(ctx, callee, seq, others, item_pos):
+    """Call ``callee`` once over every item of every active lane's sequence (a hoisted loop call).
+
+    Returns a :class:`Ragged` over the frame's lanes: lane j's results, in item order.
+    """
+    idx = ctx.active_indices()
+    raw_seq = seq.value if isinstance(seq, Traced) else seq
+    flatten = getattr(raw_seq, "__vmapper_flatten__", None)
+    if flatten is not None:  # items of differing counts, each lane's items contiguous
+        items, owner, counts = flatten(idx)
+        stride = 1
+    else:  # the same count k on every lane: item k of every lane, then item k + 1 ...
+        if isinstance(raw_seq, Lanes):
+            k = raw_seq.data.shape[1] if raw_seq.data.ndim > 1 else None
+        else:
+            k = len(raw_seq) if hasattr(raw_seq, "__len__") else None
+        if k is None:
+            raise ctx.type_error(f"'{ctx.describe(raw_seq)}' object is not iterable")
+        parts = [gather(ctx.call_primitive("getitem", (seq, j)), idx) for j in range(k)]
+        items = concat_sized(parts, [len(idx)] * k) if k else None
+        owner = np.tile(np.arange(len(idx)), k)
+        counts = np.full(len(idx), k, dtype=np.int64)
+        stride = len(idx)
+    return _call_items(ctx, callee, items, owner, counts, stride, idx, others, item_pos)
+
+
+def _call_items(ctx, callee, items, owner, counts, stride, idx, others, item_pos):
+    frame, state = ctx.frame, ctx.frame.state
+    n, m = frame.n, len(owner)
+    offsets = np.zeros(n, dtype=np.int64)
+    lengths = np.zeros(n, dtype=np.int64)
+    strides = np.ones(n, dtype=np.int64)
+    offsets[idx] = np.concatenate([[0], np.cumsum(counts)[:-1]]) if stride == 1 else np.arange(len(idx))
+    lengths[idx] = counts
+    strides[idx] = stride
+    if m == 0:
+        return Ragged(None, 0, offsets, lengths, strides)
+    lanes = idx[owner]
+    args = [gather(v, lanes) for v in others]
+    args.insert(item_pos, items)
+    state.stats.calls += 1
+    program = state.get_program(callee)
+    sub = Frame(m, state, lane_ids=frame.lane_ids()[lanes])
+    return Ragged(run_function(program, sub, args), m, offsets, lengths, strides)

@@ -110,6 +110,16 @@ class ChildLanes(_IdLanes):
     def __vmapper_len__(self, ctx):
         return Lanes(self.forest.num_children_of(self.ids), True)
 
+    def __vmapper_flatten__(self, idx):
+        """All children of lanes ``idx`` end to end: (children, owner position in idx, counts)."""
+        from ..forest import _concat_ranges
+        f = self.forest
+        ids = self.ids[idx]
+        starts = f.child_ptr[ids]
+        counts = f.child_ptr[ids + 1] - starts
+        flat = f.child_idx[_concat_ranges(starts, counts)]
+        return NodeLanes(f, flat), np.repeat(np.arange(len(ids)), counts), counts
+
     def __vmapper_getitem__(self, ctx, ix):
         if len(ix) != 1:
             raise ctx.unsupported("multi-dimensional index of node.children")

@@ -1,0 +1,99 @@
+"""Hoist calls out of ``for`` loops over sequences: one batched call for all items.
+
+``for c in node.children: total += f(c)`` calls ``f`` once per trip.  When a
+call's arguments are the loop item or loop-invariant values, and the call is
+in the block that every trip enters (before any branch, ``break`` or
+``return``), the call is made once before the loop, over the items of every
+lane laid end to end (``map_call``), and the loop reads its trip's result
+(``getitem`` of the ragged per-lane result by the trip counter).  A batch of
+n-ary trees then walks in as many call levels as it is deep.
+
+Guarantees: the callee runs on exactly the (lane, item) pairs the loop would
+call it on -- every item of the sequence, since every trip reaches the call --
+with the same arguments; each trip sees the result of its own item.  Only the
+order of calls changes, which per-sample code cannot observe (calls have no
+side effects a caller can see).
+"""
+from __future__ import annotations
+
+import re
+
+from ..ir import Function, Instr, Var, Const, Jump, Branch
+from .loops import find_loops
+
+_COUNTER = re.compile(r"^\$for(\d+)_i$")
+
+
+def hoist_loop_calls(fn: Function) -> Function:
+    find_loops(fn)
+    loops = fn.annotations["loops"]
+    preds = fn.predecessors()
+    for header, loop in loops.items():
+        _hoist(fn, header, loop, preds)
+    return fn
+
+
+def _loop_shape(fn, header, loop, preds):
+    """(counter, sequence, body entry, preheader) of a frontend ``for`` over a sequence, or None."""
+    blk = fn.blocks[header]
+    t = blk.term
+    if not isinstance(t, Branch) or t.kind != "for" or t.if_true not in loop.blocks:
+        return None
+    test = next((i for i in blk.instrs if i.target == getattr(t.cond, "name", None)), None)
+    if test is None or test.op != "lt" or not isinstance(test.args[0], Var):
+        return None
+    m = _COUNTER.match(test.args[0].name)
+    if not m:
+        return None
+    seq = f"$for{m.group(1)}_seq0"
+    outside = [p for p in preds[header] if p not in loop.blocks]
+    if len(outside) != 1 or not isinstance(fn.blocks[outside[0]].term, Jump):
+        return None
+    pre = fn.blocks[outside[0]]
+    if not any(i.target == seq for i in pre.instrs):
+        return None
+    return test.args[0].name, seq, t.if_true, pre
+
+
+def _hoist(fn, header, loop, preds):
+    shape = _loop_shape(fn, header, loop, preds)
+    if shape is None:
+        return
+    counter, seq, body_id, pre = shape
+    body = fn.blocks[body_id]
+    assigned_in_loop = {i.target for b in loop.blocks for i in fn.blocks[b].instrs if i.target}
+    # The trip's item: `$t = getitem(seq, counter)` then possibly `c = copy($t)` (c assigned once).
+    items = set()
+    for ins in body.instrs:
+        if ins.op == "getitem" and ins.args == (Var(seq), Var(counter)):
+            items.add(ins.target)
+        elif ins.op == "copy" and isinstance(ins.args[0], Var) and ins.args[0].name in items:
+            defs = [i for b in loop.blocks for i in fn.blocks[b].instrs if i.target == ins.target]
+            if len(defs) == 1:
+                items.add(ins.target)
+    if not items:
+        return
+    new_instrs = []
+    for ins in body.instrs:
+        if ins.op == "call" and "groups" not in ins.attrs and _hoistable(ins, items, assigned_in_loop):
+            item_pos = [k for k, a in enumerate(ins.args) if isinstance(a, Var) and a.name in items]
+            if len(item_pos) == 1:
+                mapped = f"$map{header}_{len(pre.instrs)}"
+                others = tuple(a for k, a in enumerate(ins.args) if k != item_pos[0])
+                pre.instrs.append(Instr("map_call", mapped, (Var(seq),) + others,
+                                        {"callee": ins.attrs["callee"], "item_pos": item_pos[0]}, ins.line))
+                new_instrs.append(Instr("getitem", ins.target, (Var(mapped), Var(counter)), {}, ins.line))
+                continue
+        new_instrs.append(ins)
+    body.instrs = new_instrs
+
+
+def _hoistable(ins, items, assigned_in_loop):
+    for a in ins.args:
+        if isinstance(a, Const):
+            continue
+        if a.name in items:
+            continue
+        if a.name in assigned_in_loop or a.name.startswith("$t"):
+            return False
+    return ins.target is not None

@@ -35,7 +35,7 @@ def per_sample_mode():
         _per_sample_mode.reset(token)
 
 
-def batched(fn=None, *, in_axes=0, out_axes=0, max_iters=None):
+def batched(fn=None, *, in_axes=0, out_axes=0, max_iters=None, memo=False):
     """Batch a per-sample function: ``batched(f)(xs)[i] == f(xs[i])`` for every lane ``i``.
 
     ``in_axes`` (as in ``jax.vmap``): an int or None for every positional
@@ -44,11 +44,14 @@ def batched(fn=None, *, in_axes=0, out_axes=0, max_iters=None):
     dict, NamedTuple) whose array leaves are batched along that axis.
     ``out_axes``: where the batch axis goes in the results.  ``max_iters``:
     a loop that runs more trips raises :class:`NonTerminationError`.
+    ``memo``: DAG mode -- a call whose only per-lane argument is a tree node
+    is evaluated once per node per batched call, however many parents share
+    the node (results are reused; the per-sample function must be pure).
     Usable as ``@batched`` or ``@batched(in_axes=(0, None))``.
     """
     if fn is None:
-        return lambda f: batched(f, in_axes=in_axes, out_axes=out_axes, max_iters=max_iters)
-    return BatchedFunction(fn, in_axes=in_axes, out_axes=out_axes, max_iters=max_iters)
+        return lambda f: batched(f, in_axes=in_axes, out_axes=out_axes, max_iters=max_iters, memo=memo)
+    return BatchedFunction(fn, in_axes=in_axes, out_axes=out_axes, max_iters=max_iters, memo=memo)
 
 
 class BatchedFunction:
@@ -56,7 +59,7 @@ class BatchedFunction:
 
     __vmapper_batched__ = True
 
-    def __init__(self, fn, *, in_axes=0, out_axes=0, max_iters=None):
+    def __init__(self, fn, *, in_axes=0, out_axes=0, max_iters=None, memo=False):
         if isinstance(fn, BatchedFunction):
             fn = fn.per_sample
         if not inspect.isfunction(fn):
@@ -65,6 +68,7 @@ class BatchedFunction:
         self.in_axes = in_axes
         self.out_axes = out_axes
         self.max_iters = max_iters
+        self.memo = memo
         self._local = threading.local()
         self.last_stats = None
         functools.update_wrapper(self, fn)
@@ -88,7 +92,7 @@ class BatchedFunction:
     def execute(self, values, n, tape=None):
         """Run the compiled program on bound per-lane values; returns the raw per-lane result."""
         program = self.program
-        state = ExecState(get_program, n, self.max_iters, tape)
+        state = ExecState(get_program, n, self.max_iters, tape, self.memo)
         frame = Frame(n, state)
         limit = sys.getrecursionlimit()
         if limit < 20000:

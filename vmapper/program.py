@@ -18,6 +18,8 @@ class Program:
         self.blocks = fn.blocks
         self.schedule = fn.annotations["schedule"]
         self.source = fn.source
+        self.self_recursive = any(ins.op in ("call", "map_call") and ins.attrs.get("callee") is fn.python_function
+                                  for blk in fn.blocks.values() for ins in blk.instrs)
 
     def where(self, line):
         return f"{self.source.filename}:{line}"

@@ -167,3 +167,24 @@ def lambda_free_vector(x):
 def test_second_order_check_raises_a_clear_error():
     with pytest.raises(vmapper.BatchingError, match="second-order"):
         check_grads(vmapper.batched(branches, in_axes=(0, None)), (x_batch(), 0.5), order=2)
+
+
+def embed(i, x, table):
+    return np.sum(np.tanh(table[i] * x))
+
+
+def test_gathered_table_gradient_is_row_sparse_and_equals_the_dense_one():
+    from vmapper.autodiff.sparse import RowSparse
+    idx = RNG.integers(0, 50, size=12)
+    x = RNG.normal(size=12)
+    table = RNG.normal(size=(50, 3))
+    f = vmapper.batched(embed, in_axes=(0, 0, None))
+    g_sparse = vmapper.grad(f, 2)(idx, x, table)
+    g_dense = vmapper.grad(f, 2, sparse_tables=False)(idx, x, table)
+    assert isinstance(g_sparse, RowSparse) and len(g_sparse.indices) == 12
+    np.testing.assert_allclose(g_sparse.to_dense(), g_dense)
+    c = g_sparse.coalesce()
+    assert len(c.indices) == len(np.unique(idx))
+    np.testing.assert_allclose(c.to_dense(), g_dense)
+    updated = g_sparse.apply_to(table.copy(), -0.1)
+    np.testing.assert_allclose(updated, table - 0.1 * g_dense)

@@ -155,3 +155,34 @@ def test_gradients_flow_through_hoisted_child_calls():
             total = total + np.tanh(score(c, w))
         return total
     check_grads(vmapper.batched(score, in_axes=(0, None)), (forest.roots, 0.7), argnums=1)
+
+
+def dag_paths(node):
+    if node.is_leaf:
+        return 1
+    total = 0
+    for c in node.children:
+        total += dag_paths(c)
+    return total
+
+
+def test_memo_evaluates_each_shared_dag_node_once():
+    import networkx as nx
+    # A "ladder" DAG: node k points to k+1 and k+2, so paths double per rung.
+    graphs = []
+    for size in (12, 16, 20):
+        g = nx.DiGraph()
+        for k in range(size - 2):
+            g.add_edge(k, k + 1)
+            g.add_edge(k, k + 2)
+        graphs.append(g)
+    forest = vmapper.Forest.from_networkx(graphs)
+    plain = vmapper.batched(dag_paths)
+    memo = vmapper.batched(dag_paths, memo=True)
+    expected = check_batching(plain, (forest.roots,))
+    got = memo(forest.roots)
+    np.testing.assert_array_equal(got, expected)
+    # every non-root node is evaluated exactly once (the roots are the call itself)
+    assert memo.last_stats["memo_evaluated"] == forest.num_nodes - len(forest)
+    assert memo.last_stats["memo_hits"] > 0
+    assert memo.last_stats["calls"] <= 2 * forest.max_depth

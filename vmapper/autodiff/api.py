@@ -6,6 +6,7 @@ import numpy as np
 from ..api import BatchedFunction, batched, bind_arguments
 from ..errors import BatchError
 from ..runtime.values import Lanes, Traced
+from .sparse import RowSparse
 from .tape import Tape, backward, current_tape
 
 
@@ -34,16 +35,16 @@ def _trace_leaves(value, tape, leaves):
     return value
 
 
-def _grad_tree(original, bound, grads, in_axis):
+def _grad_tree(original, bound, grads, in_axis, sparse):
     """The gradient, shaped like the user's argument ``original``."""
     if isinstance(original, tuple) and hasattr(original, "_fields"):
-        return type(original)(*[_grad_tree(o, b, grads, _sub_axis(in_axis, i))
+        return type(original)(*[_grad_tree(o, b, grads, _sub_axis(in_axis, i), sparse)
                                 for i, (o, b) in enumerate(zip(original, bound))])
     if isinstance(original, (tuple, list)):
-        return type(original)(_grad_tree(o, b, grads, _sub_axis(in_axis, i))
+        return type(original)(_grad_tree(o, b, grads, _sub_axis(in_axis, i), sparse)
                               for i, (o, b) in enumerate(zip(original, bound)))
     if isinstance(original, dict):
-        return {k: _grad_tree(original[k], bound[k], grads, _sub_axis(in_axis, k)) for k in original}
+        return {k: _grad_tree(original[k], bound[k], grads, _sub_axis(in_axis, k), sparse) for k in original}
     if not isinstance(bound, Traced):
         return None
     g = grads.get(bound.node)
@@ -54,6 +55,8 @@ def _grad_tree(original, bound, grads, in_axis):
             g = np.moveaxis(g, 0, in_axis)
         return g
     arr = np.asarray(raw)
+    if isinstance(g, RowSparse):  # a table the code only gathered rows from
+        return g.astype(arr.dtype) if sparse else g.to_dense().astype(arr.dtype)
     g = np.zeros(arr.shape, arr.dtype) if g is None else np.asarray(g, arr.dtype).reshape(arr.shape)
     return g if isinstance(original, np.ndarray) else type(original)(g) if np.ndim(g) == 0 else g
 
@@ -85,14 +88,18 @@ def _run_traced(bf, args, kwargs, argnums):
     return values, n, tape, result
 
 
-def value_and_grad(f, argnums=0):
+def value_and_grad(f, argnums=0, *, sparse_tables=True):
     """``g(*args) -> (values, grads)``: per-sample values and the gradient of their sum.
 
     ``f`` is a batched function (or a per-sample function, batched with defaults)
     whose per-sample result is a float scalar.  ``grads`` has the structure of
     ``args[argnums]`` (a tuple of them if ``argnums`` is a tuple): a batched
     argument's gradient keeps its batch axis, a broadcast one's is summed over
-    the batch.  Integer and bool leaves get ``None``.
+    the batch.  Integer and bool leaves get ``None``.  A shared table that the
+    code only gathers rows from (an embedding) gets a
+    :class:`~vmapper.autodiff.sparse.RowSparse` gradient (``.indices``,
+    ``.values``, ``.to_dense()``, ``.apply_to(table, -lr)``) unless
+    ``sparse_tables=False``.
     """
     bf = _as_batched(f)
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
@@ -112,23 +119,23 @@ def value_and_grad(f, argnums=0):
             seeds[result.node] = np.ones(n, dtype=np.asarray(out).dtype)
         grads = backward(tape, seeds)
         axes = _axes_for(bf, len(args))
-        gs = tuple(_grad_tree(args[k], values[k], grads, axes[k]) for k in nums)
+        gs = tuple(_grad_tree(args[k], values[k], grads, axes[k], sparse_tables) for k in nums)
         return out, (gs[0] if isinstance(argnums, int) else gs)
 
     value_and_grad_f.__name__ = f"value_and_grad({bf.per_sample.__name__})"
     return value_and_grad_f
 
 
-def grad(f, argnums=0):
+def grad(f, argnums=0, *, sparse_tables=True):
     """``g(*args) -> grads``: like :func:`value_and_grad` without the values."""
-    vg = value_and_grad(f, argnums)
+    vg = value_and_grad(f, argnums, sparse_tables=sparse_tables)
 
     def grad_f(*args, **kwargs):
         return vg(*args, **kwargs)[1]
     return grad_f
 
 
-def vjp(f, *args, **kwargs):
+def vjp(f, *args, sparse_tables=False, **kwargs):
     """``(outputs, vjp_fn)``: ``vjp_fn(cotangents)`` gives gradients for every argument.
 
     ``cotangents`` has the structure of the outputs (arrays over the batch);
@@ -144,7 +151,7 @@ def vjp(f, *args, **kwargs):
         _seed(result, cotangents, bf.out_axes, seeds)
         grads = backward(tape, seeds)
         axes = _axes_for(bf, len(args))
-        return tuple(_grad_tree(args[k], values[k], grads, axes[k]) for k in nums)
+        return tuple(_grad_tree(args[k], values[k], grads, axes[k], sparse_tables) for k in nums)
     return out, vjp_fn
 
 

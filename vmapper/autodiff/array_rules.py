@@ -8,6 +8,7 @@ from ..primitives import PRIMITIVES
 from ..primitives.array_ops import _lane_axis
 from ..runtime.values import Lanes
 from .rules import defvjp, sum_to
+from .sparse import RowSparse
 
 
 def _raw(v):
@@ -41,11 +42,11 @@ def _getitem_vjp(g, out, args, attrs, n):
     ctx = _KeyCtx(n)
     if not isinstance(base, Lanes):
         arr = np.asarray(base)
-        full = np.zeros(arr.shape, dtype=g.dtype)
-        if len(ix) == 1 and isinstance(ix[0], Lanes):
+        if len(ix) == 1 and isinstance(ix[0], Lanes):  # rows of a shared table: row-sparse
             (i,) = normalize_lane_indices(ctx, ix, arr.shape)
-            np.add.at(full, i, g)
-        elif not any(isinstance(e, Lanes) for e in ix):
+            return [RowSparse(i, g, arr.shape)] + [None] * len(ix)
+        full = np.zeros(arr.shape, dtype=g.dtype)
+        if not any(isinstance(e, Lanes) for e in ix):
             key = ix[0] if len(ix) == 1 else tuple(ix)
             np.add.at(full, key, g)
         else:

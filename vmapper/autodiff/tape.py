@@ -21,6 +21,7 @@ import contextvars
 import numpy as np
 
 from ..runtime.values import Lanes, Traced, gather
+from .sparse import RowSparse
 
 current_tape = contextvars.ContextVar("vmapper_tape", default=None)
 
@@ -149,6 +150,8 @@ def _expand(ga, idx, arg, n):
         return tuple(_expand(gi, idx, ai, n) for gi, ai in zip(ga, arg))
     if not isinstance(arg, Lanes):
         return ga  # a uniform argument's gradient is already summed over the active lanes
+    if isinstance(ga, RowSparse):
+        ga = ga.to_dense()
     full = np.zeros((n,) + np.shape(ga)[1:], dtype=np.asarray(ga).dtype)
     full[idx] = ga
     return full
@@ -162,6 +165,8 @@ def backward(tape: Tape, seeds: dict):
         if e is None or node not in grads:
             continue
         g = grads.pop(node)
+        if isinstance(g, RowSparse):  # only leaves keep row-sparse gradients
+            g = g.to_dense()
         if e.mask is not None and isinstance(e.out, Lanes):
             args, out, gc, idx = _compact_entry(e, g)
             arg_grads = e.vjp(gc, out, args, e.attrs, len(idx))

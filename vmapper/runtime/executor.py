@@ -23,7 +23,7 @@ from ..autodiff.tape import apply_traced, has_traced
 from .context import Context
 from .frame import Frame, Missing, _blank_like
 from .ragged import Ragged
-from .values import Lanes, Traced, concat_lanes, concat_sized, gather, scatter_into, truth
+from .values import Lanes, Traced, concat_lanes, concat_sized, gather, is_varying, scatter_into, truth
 
 #: A loop compacts to its active lanes when fewer than this fraction remain.
 COMPACT_BELOW = 0.97
@@ -33,12 +33,12 @@ COMPACT_MIN_LANES = 64
 
 class Stats:
     __slots__ = ("launches", "active_lane_ops", "processed_lane_ops", "batch_size",
-                 "max_loop_trips", "calls", "compactions", "blocks_run", "blocks_skipped")
+                 "max_loop_trips", "calls", "compactions", "blocks_run", "blocks_skipped", "memo_hits", "memo_evaluated")
 
     def __init__(self, batch_size):
         self.batch_size = batch_size
         self.launches = self.active_lane_ops = self.processed_lane_ops = 0
-        self.max_loop_trips = self.calls = self.compactions = 0
+        self.max_loop_trips = self.calls = self.compactions = self.memo_hits = self.memo_evaluated = 0
         self.blocks_run = self.blocks_skipped = 0
 
     def as_dict(self):
@@ -51,6 +51,8 @@ class Stats:
             "max_loop_trips": self.max_loop_trips,
             "calls": self.calls,
             "compactions": self.compactions,
+            "memo_hits": self.memo_hits,
+            "memo_evaluated": self.memo_evaluated,
             "blocks_run": self.blocks_run,
             "blocks_skipped": self.blocks_skipped,
             "batch_size": self.batch_size,
@@ -60,9 +62,12 @@ class Stats:
 class ExecState:
     """Everything one batched call needs: programs, limits and counters."""
 
-    def __init__(self, get_program, batch_size, max_iters=None, tape=None):
+    def __init__(self, get_program, batch_size, max_iters=None, tape=None, memo=False):
         self.get_program = get_program
         self.max_iters = max_iters
+        # DAG mode: callee -> (sorted node ids, their results), so that a node shared
+        # by several parents is evaluated once per call.
+        self.memo = {} if memo else None
         self.tape = tape  # a vmapper.autodiff Tape while differentiating, else None
         self.stats = Stats(batch_size)
 
@@ -360,8 +365,7 @@ def call_function(ctx, callee, arg_groups):
             raise ctx.unsupported(f"merged calls to {callee.__name__} with {exc}") from None
         ids = frame.lane_ids() if idx is None else frame.lane_ids()[idx]
         lane_ids = np.concatenate([ids] * k)
-    sub = Frame(m * k, state, lane_ids=lane_ids)
-    result = run_function(program, sub, args)
+    result = run_callee(state, program, callee, args, m * k, lane_ids)
     parts = [result] if k == 1 else [gather(result, slice(j * m, (j + 1) * m)) for j in range(k)]
     if idx is not None:
         parts = [None if r is None else scatter_into(_blank_like(r, frame.n), r, idx, frame.n) for r in parts]
@@ -410,5 +414,65 @@ def _call_items(ctx, callee, items, owner, counts, stride, idx, others, item_pos
     args.insert(item_pos, items)
     state.stats.calls += 1
     program = state.get_program(callee)
-    sub = Frame(m, state, lane_ids=frame.lane_ids()[lanes])
-    return Ragged(run_function(program, sub, args), m, offsets, lengths, strides)
+    result = run_callee(state, program, callee, args, m, frame.lane_ids()[lanes])
+    return Ragged(result, m, offsets, lengths, strides)
+
+
+def run_callee(state, program, callee, args, m, lane_ids):
+    """Run a callee over ``m`` lanes; in DAG mode, each distinct node once per batched call."""
+    from .nodes import NodeLanes
+    if state.memo is None or not args or not isinstance(args[0], NodeLanes) \
+            or any(is_varying(a) for a in args[1:]):
+        return run_function(program, Frame(m, state, lane_ids=lane_ids), args)
+    ids = args[0].ids
+    known_ids, known = state.memo.get(callee, (np.zeros(0, np.int64), None))
+    uniq, first = np.unique(ids, return_index=True)
+    missing = ~np.isin(uniq, known_ids)
+    state.stats.memo_hits += m - int(missing.sum())
+    if missing.any():
+        forest, new_ids = args[0].forest, uniq[missing]
+        batches = [(new_ids, lane_ids[first[missing]])]
+        if program.self_recursive:
+            # Evaluate the uncached descendants first, bottom-up by height, so that each
+            # node's own recursive calls find their children cached: one evaluation per node.
+            desc = _descendants(forest, new_ids)
+            desc = desc[~np.isin(desc, known_ids)]
+            heights = forest.height_of[desc]
+            batches = [(desc[heights == h], np.full(int((heights == h).sum()), -1))
+                       for h in np.unique(heights)] + batches
+        for batch_ids, batch_lanes in batches:
+            batch_ids = batch_ids[~np.isin(batch_ids, known_ids)]
+            if not len(batch_ids):
+                continue
+            state.stats.memo_evaluated += len(batch_ids)
+            sub = Frame(len(batch_ids), state, lane_ids=batch_lanes[:len(batch_ids)])
+            fresh = run_function(program, sub, [NodeLanes(forest, batch_ids)] + list(args[1:]))
+            known_ids, known = _memo_merge(known_ids, known, batch_ids, fresh)
+            state.memo[callee] = (known_ids, known)
+    return gather(known, np.searchsorted(known_ids, ids))
+
+
+def _memo_merge(known_ids, known, new_ids, fresh):
+    if known is None:
+        order = np.argsort(new_ids, kind="stable")
+        return new_ids[order], gather(fresh, order)
+    merged = concat_sized([known, fresh], [len(known_ids), len(new_ids)])
+    all_ids = np.concatenate([known_ids, new_ids])
+    order = np.argsort(all_ids, kind="stable")
+    return all_ids[order], gather(merged, order)
+
+
+def _descendants(forest, ids):
+    """All nodes below ``ids`` (not ``ids`` themselves), each once."""
+    from ..forest import _concat_ranges
+    seen = np.zeros(forest.num_nodes, dtype=bool)
+    frontier, out = np.unique(ids), []
+    while frontier.size:
+        starts = forest.child_ptr[frontier]
+        kids = forest.child_idx[_concat_ranges(starts, forest.child_ptr[frontier + 1] - starts)]
+        kids = np.unique(kids)
+        kids = kids[~seen[kids]]
+        seen[kids] = True
+        out.append(kids)
+        frontier = kids
+    return np.concatenate(out) if out else np.zeros(0, np.int64)

@@ -55,7 +55,7 @@ def check_grads(f, args, argnums=0, *, eps=1e-6, rtol=1e-6, atol=1e-9, direction
         raise BatchingError("check_grads: second-order gradients are not supported yet (order=1 only)")
     bf = f if isinstance(f, BatchedFunction) else batched(f)
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    _, grads = value_and_grad(bf, nums)(*args)
+    _, grads = value_and_grad(bf, nums, sparse_tables=False)(*args)
     rng = np.random.default_rng(seed)
 
     def total(a):

@@ -490,3 +490,30 @@ def test_lane_error_message_shows_the_source_line_and_file():
     assert "marker-show" in msg and THIS_FILE in msg
     assert np.asarray(info.value.lanes).tolist() == [0, 1, 2]
     assert isinstance(info.value, BatchingError)
+
+
+def branch_local_shapes(x):
+    if x > 0:
+        g = np.ones(3) * x
+        y = g.sum()
+    else:
+        g = np.ones(5) * x
+        y = g.sum() * 2
+    return y
+
+
+def mixed_shapes_read_after(x):
+    if x > 0:
+        g = np.ones(3) * x
+    else:
+        g = np.ones(5) * x
+    return g.sum()
+
+
+def test_a_variable_may_hold_different_shapes_on_different_lanes_until_a_read_mixes_them():
+    from vmapper.testing import check_batching
+    x = np.array([-1.0, 2.0, 3.0, -4.0])
+    check_batching(branch_local_shapes, (x,))
+    with pytest.raises(UnsupportedSyntaxError, match="different shapes") as err:
+        batched(mixed_shapes_read_after)(x)
+    assert "return g.sum()" in str(err.value)

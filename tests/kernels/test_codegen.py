@@ -346,6 +346,46 @@ def int_power(a, b):
     return a ** b
 
 
+def python_float_power(x, y):
+    return float(x) ** float(y)
+
+
+def exp_of(x):
+    return math.exp(x)
+
+
+def range_of_float(x):
+    t = 0
+    for i in range(x):
+        t += i
+    return t
+
+
+def weak_times_strong(x32, y):
+    w = float(y) * 0.5
+    return x32 * w + w
+
+
+def weak_times_strong_kernel(x32, w):
+    return x32 * w + w
+
+
+def constant_tuple(a):
+    if a > 0:
+        return (1, 2.5)
+    return a, 0.5
+
+
+def set_membership(a):
+    return 1 if a in {2, 4, 8} else 0
+
+
+def flag_arg(x, flag):
+    if flag:
+        return x + 1
+    return x - 1
+
+
 # ---- correctness against the runtime -------------------------------------------------------------
 
 def test_collatz():
@@ -550,6 +590,59 @@ def test_max_iters_fails_like_the_runtime():
     x = np.array([0, 100, 2, 3, 8])
     check_error(never_ends_for_odd, x, max_iters=49)
     check_error(never_ends_for_odd, np.array([0, 3, 4, 7]), max_iters=50)
+
+
+def test_python_float_power_errors():
+    x, y = floats(40, 2.0) + 5, floats(40, 1.0)
+    x[7], y[7] = 0.0, -1.0
+    k, lane, (line, etype, msg) = check_error(python_float_power, x, y)
+    assert (lane, etype) == (7, ZeroDivisionError)
+    x[7], y[7] = -2.0, 0.5
+    k, lane, (line, etype, msg) = check_error(python_float_power, x, y)
+    assert (lane, etype) == (7, ValueError)
+    x[7], y[7] = 10.0, 400.0
+    k, lane, (line, etype, msg) = check_error(python_float_power, x, y)
+    assert (lane, etype) == (7, OverflowError)
+
+
+def test_math_range_error():
+    x = floats(30)
+    x[21] = 1000.0
+    k, lane, (line, etype, msg) = check_error(exp_of, x)
+    assert (lane, etype, msg) == (21, OverflowError, "math range error")
+
+
+def test_range_of_a_float_is_a_type_error():
+    k, lane, (line, etype, msg) = check_error(range_of_float, floats(10) + 100)
+    assert lane == 0 and etype is TypeError
+
+
+def test_weak_lane_arguments_follow_nep50():
+    x32, y = floats(200, dtype=np.float32), floats(200)
+    ir = get_program(weak_times_strong_kernel).ir
+    k = compile_kernel(ir, [("lanes", np.float32, False), ("lanes", np.float64, True)])
+    res, lane, _ = k([x32, y * 0.5], 200)
+    assert res.dtype == np.float32 and k.result_weak is False
+    assert_bitwise(res, run_runtime(weak_times_strong, x32, y))
+
+
+def test_constant_tuple_and_set_membership():
+    k = check(constant_tuple, ints(100))
+    assert k.result_dtype == (np.int64, np.float64)
+    check(set_membership, ints(100, 0, 10))
+
+
+def test_uniform_bool_argument():
+    x = floats(50)
+    check(flag_arg, x, True, uniform=(1,))
+    check(flag_arg, x, False, uniform=(1,))
+
+
+def test_exact_math_flag_is_part_of_the_key():
+    x = floats(20)
+    a = kernel_for(exp_of, x, exact_math=True)
+    b = kernel_for(exp_of, x, exact_math=False)
+    assert a is not b and "_vm_exp_f64" in b.source and "_vm_exp" not in a.source
 
 
 # ---- eligibility -----------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def test_pi_constant_and_reduction_tables():
         q = mpmath.floor(exact / half_pi)
         rem = exact - q * half_pi
         got = sum(mpmath.mpf(float(vm._PIO2_TAB[j, col])) for j in range(4))
-        assert abs(got - rem) < mpmath.mpf(2) ** -150
+        assert abs(got - rem) < mpmath.mpf(2) ** -140   # need ~2**-125
         assert int(vm._TQ[col]) == int(q) % 4
 
 
@@ -146,8 +146,10 @@ def test_scalar_impls_and_generic_in_njit_code():
     a, b, c, d = both(np.float32(1.5), 1.5)
     assert a == b and isinstance(a, float)
     assert np.float32(a) == np.exp(np.float32(1.5))
-    assert c == math.exp(1.5) and d == math.e
-    assert vm.exp(np.float32(2.0)) == np.exp(np.float32(2.0))  # from Python
+    assert vm.ulp_error(np.array([c, d]), np.exp([1.5, 1.0]), np.float64).max() <= 1
+    from_python = vm.exp(np.float32(2.0))
+    assert from_python.dtype == np.float32
+    assert vm.ulp_error(from_python, np.exp(np.float32(2.0)), np.float32) <= 1
     assert vm.EXACT_IMPLS[("tanh", np.float64)] is math.tanh
 
 
@@ -176,5 +178,5 @@ def test_loops_vectorize(name):
     x = np.ones(64, np.float32)
     loop(x, np.empty_like(x))
     asm = loop.inspect_asm(loop.signatures[0])
-    packed = re.findall(r"\bv(?:mul|add|fmadd\w*)ps\s+[^\n]*[yz]mm", asm)
+    packed = re.findall(r"\bv(?:mul|add)p[sd]\s+[^\n]*[yz]mm", asm)  # sin: f64 math
     assert len(packed) >= 4, "loop was not vectorized"

@@ -72,6 +72,13 @@ def _matmul_vjp(g, out, args, attrs, n):
     a, b = args
     ad, bd = _raw(a), _raw(b)
     va, vb = isinstance(a, Lanes), isinstance(b, Lanes)
+    g = np.asarray(g)
+    # Shared matrix times per-lane vector (the common case): each gradient is one GEMM
+    # over the lanes, never a batch of outer products.
+    if not va and vb and ad.ndim == 2 and bd.ndim == 2:  # out[l] = A @ x[l]
+        return [g.T @ bd if ad.dtype.kind in "fc" else None, g @ ad if bd.dtype.kind in "fc" else None]
+    if va and not vb and ad.ndim == 2 and bd.ndim == 2:  # out[l] = x[l] @ B
+        return [g @ bd.T if ad.dtype.kind in "fc" else None, ad.T @ g if bd.dtype.kind in "fc" else None]
     if va and ad.ndim == 2:
         ad = ad[:, None, :]
     elif not va and ad.ndim == 1 and vb:

@@ -68,6 +68,11 @@ class Context:
 
     def unbound(self, name, bad):
         shown = name if not name.startswith("$") else "a temporary"
+        if name in self.frame.conflicts:
+            return self.unsupported(
+                f"reading '{shown}', which holds per-sample values of different shapes or kinds on "
+                f"different lanes ({self.frame.conflicts[name]})",
+                hint="give the differently shaped values different names, or make the shapes equal")
         msg = f"local variable '{shown}' referenced before assignment"
         if bad is None:
             return self.lane_error_all(msg, UnboundLocalError)

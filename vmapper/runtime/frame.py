@@ -25,7 +25,7 @@ class Missing(Exception):
 
 class Frame:
     __slots__ = ("n", "env", "undef", "dirty", "parent", "idx", "state", "_lane_ids", "owned_in_parent",
-                 "shared")
+                 "shared", "conflicts")
 
     def __init__(self, n, state, parent=None, idx=None, lane_ids=None):
         self.n = n
@@ -42,6 +42,9 @@ class Frame:
         # Names whose array another name, a view, a container or the caller may also
         # reach; an in-place update through them would have to show up there too.
         self.shared = parent.shared if parent is not None else set()
+        # name -> why some lanes' values were dropped: per-sample values of different
+        # shapes or kinds (fine in Python until a read mixes them).
+        self.conflicts = parent.conflicts if parent is not None else {}
 
     # ---- lanes -------------------------------------------------------------------------
     def lane_ids(self) -> np.ndarray:
@@ -95,7 +98,15 @@ class Frame:
             self.undef[name] = ~mask
             return
         if not _update_in_place(old, value, mask):
-            self.env[name] = select(mask, value, old, self.n)
+            try:
+                self.env[name] = select(mask, value, old, self.n)
+            except TypeError as exc:
+                # Lanes outside the mask keep a value of another shape or kind: keep only
+                # this one; reading the variable on those lanes later is an error.
+                self.conflicts[name] = str(exc)
+                self.env[name] = value
+                self.undef[name] = ~mask
+                return
         u = self.undef.get(name)
         if u is not None:
             u = u & ~mask
@@ -124,7 +135,12 @@ class Frame:
             was_undef = np.ones(self.n, dtype=bool)
         if old is None:
             old = _blank_like(value, self.n)
-        self.env[name] = scatter_into(old, value, idx, self.n)
+        try:
+            self.env[name] = scatter_into(old, value, idx, self.n)
+        except TypeError as exc:  # a value of another shape or kind on the other lanes
+            self.conflicts[name] = str(exc)
+            self.env[name] = scatter_into(_blank_like(value, self.n), value, idx, self.n)
+            was_undef = np.ones(self.n, dtype=bool)
         if was_undef is not None or undef is not None:
             u = np.zeros(self.n, dtype=bool) if was_undef is None else was_undef.copy()
             u[idx] = False if undef is None else undef

@@ -1,0 +1,265 @@
+"""vmapper.kernels.activations: forward against numpy float64 references,
+input gradients against central finite differences and analytic formulas,
+exact_math mode, shapes/dtypes, the parallel path, and the CuPy backend."""
+import math
+
+import numpy as np
+import pytest
+from numba import njit
+
+from vmapper.kernels import activations as A
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: dict(rtol=2e-6, atol=2e-7), np.float64: dict(rtol=1e-14, atol=1e-15)}
+K, C = math.sqrt(2 / math.pi), 0.044715
+
+
+def _erf(x):
+    try:
+        from scipy.special import erf
+        return erf(x)
+    except ImportError:                                   # pragma: no cover
+        return np.vectorize(math.erf)(x)
+
+
+def _sig(x):
+    return 0.5 * (1 + np.tanh(0.5 * x))
+
+
+# name -> (call forward, call vjp, numpy f64 forward, numpy f64 derivative)
+REF = {
+    "sigmoid": (A.sigmoid, A.sigmoid_vjp, _sig, lambda x: _sig(x) * (1 - _sig(x))),
+    "tanh": (A.tanh, A.tanh_vjp, np.tanh, lambda x: 1 - np.tanh(x) ** 2),
+    "relu": (A.relu, A.relu_vjp, lambda x: np.maximum(x, 0), lambda x: (x > 0) * 1.0),
+    "silu": (A.silu, A.silu_vjp, lambda x: x * _sig(x),
+             lambda x: _sig(x) * (1 + x * (1 - _sig(x)))),
+    "softplus": (A.softplus, A.softplus_vjp,
+                 lambda x: np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))), _sig),
+    "gelu_tanh": (lambda x, **k: A.gelu(x, **k), lambda x, g, **k: A.gelu_vjp(x, g, **k),
+                  lambda x: 0.5 * x * (1 + np.tanh(K * (x + C * x ** 3))),
+                  lambda x: 0.5 * (1 + np.tanh(K * (x + C * x ** 3)))
+                  + 0.5 * x * (1 - np.tanh(K * (x + C * x ** 3)) ** 2) * K * (1 + 3 * C * x * x)),
+    "gelu_erf": (lambda x, **k: A.gelu(x, "erf", **k),
+                 lambda x, g, **k: A.gelu_vjp(x, g, "erf", **k),
+                 lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))),
+                 lambda x: 0.5 * (1 + _erf(x / math.sqrt(2)))
+                 + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)),
+}
+NAMES = list(REF)
+X = np.concatenate([np.linspace(-12, 12, 2401), [-40.0, 30.0, 1e-30, -1e-30]])
+X = X[np.abs(X) > 1e-9]                    # keep FD away from relu's kink
+
+
+def _tol(dt, scale=1.0):
+    t = TOL[dt]
+    return dict(rtol=t["rtol"] * scale, atol=t["atol"] * scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_matches_numpy(name, dtype):
+    fwd, _, ref, _ = REF[name]
+    x = X.astype(dtype)
+    y = fwd(x)
+    assert y.dtype == dtype and y.shape == x.shape
+    # the reference sees the same (rounded) inputs; gelu_erf's 1 + erf(x)
+    # cancels for x << 0, so its absolute tolerance scales with |x|
+    scale = 20.0 if name == "gelu_erf" else 1.0
+    np.testing.assert_allclose(y, ref(x.astype(np.float64)), **_tol(dtype, scale))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_vjp_matches_central_differences(name):
+    fwd, vjp, _, _ = REF[name]
+    x = X
+    g = np.random.default_rng(1).normal(size=x.shape)
+    h = 1e-6 * np.maximum(1.0, np.abs(x))
+    fd = (fwd(x + h) - fwd(x - h)) / (2 * h) * g
+    np.testing.assert_allclose(vjp(x, g), fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_vjp_matches_analytic(name, dtype):
+    _, vjp, _, dref = REF[name]
+    x = X.astype(dtype)
+    g = np.random.default_rng(2).normal(size=x.shape).astype(dtype)
+    d = vjp(x, g)
+    assert d.dtype == dtype
+    np.testing.assert_allclose(d, dref(x.astype(np.float64)) * g, **_tol(dtype, 8.0))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exact_math_mode_f64(name):
+    fwd, vjp, ref, _ = REF[name]
+    g = np.ones_like(X)
+    np.testing.assert_allclose(fwd(X, exact_math=True), ref(X), rtol=1e-13, atol=1e-14 * 20)
+    np.testing.assert_allclose(vjp(X, g, exact_math=True), vjp(X, g), rtol=1e-13, atol=1e-15)
+
+
+def test_exact_math_mode_f32():
+    x = X.astype(np.float32)
+    y = A.gelu(x, exact_math=True)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, A.gelu(x), rtol=1e-6, atol=1e-7)
+
+
+def test_special_values():
+    inf, nan = np.inf, np.nan
+    x = np.array([inf, -inf, nan, 0.0])
+    np.testing.assert_array_equal(A.gelu(x), [inf, -0.0, nan, 0.0])
+    np.testing.assert_array_equal(A.gelu(x, "erf"), [inf, -0.0, nan, 0.0])
+    np.testing.assert_array_equal(A.silu(x), [inf, -0.0, nan, 0.0])
+    np.testing.assert_array_equal(A.softplus(x), [inf, 0.0, nan, math.log(2)])
+    np.testing.assert_array_equal(A.sigmoid(x), [1.0, 0.0, nan, 0.5])
+    np.testing.assert_array_equal(A.relu(x), [inf, 0.0, nan, 0.0])
+    g = np.full(4, 2.0)
+    np.testing.assert_array_equal(A.gelu_vjp(x, g), [2.0, 0.0, nan, 1.0])
+    np.testing.assert_array_equal(A.silu_vjp(x, g), [2.0, 0.0, nan, 1.0])
+    np.testing.assert_array_equal(A.gelu_vjp(x, g, "erf"), [2.0, 0.0, nan, 1.0])
+    for big in (1e30, -1e30):       # x**3 overflows; the gradient must not
+        assert np.isfinite(A.gelu_vjp(np.float32(big), np.float32(1.0)))
+
+
+def test_shapes_dtypes_and_layouts():
+    s = A.tanh(np.float32(0.5))
+    assert np.ndim(s) == 0 and s.dtype == np.float32
+    assert A.sigmoid(np.empty((0, 4))).shape == (0, 4)
+    x = np.arange(24, dtype=np.float64).reshape(4, 6) / 7 - 1.5
+    nc = x[:, ::2]                                     # non-contiguous view
+    np.testing.assert_array_equal(A.gelu(nc), A.gelu(np.ascontiguousarray(nc)))
+    np.testing.assert_array_equal(A.gelu(x.T), A.gelu(x).T)
+    assert A.relu(np.arange(3)).dtype == np.float64    # ints compute in f64
+    assert A.silu_vjp(x, 1.0).shape == x.shape         # scalar g broadcasts
+    np.testing.assert_allclose(A.tanh_vjp(0.3, np.ones(5)), 5 * (1 - math.tanh(0.3) ** 2))
+    with pytest.raises(ValueError):
+        A.gelu(x, approximate="quadratic")
+
+
+def test_parallel_path_equals_serial():
+    n = A._SERIAL_BELOW + 3 * A._BLOCK + 5             # several blocks + a tail
+    x = np.random.default_rng(3).normal(size=n).astype(np.float32)
+    big = A.gelu_vjp(x, x)
+    small = np.concatenate([A.gelu_vjp(x[k:k + 1000], x[k:k + 1000])
+                            for k in range(0, n, 1000)])
+    np.testing.assert_array_equal(big, small)
+    h, c = A.lstm_cell(x, x, x, x, x)
+    h2, c2 = A.lstm_cell(x[:100], x[:100], x[:100], x[:100], x[:100])
+    np.testing.assert_array_equal(h[:100], h2)
+
+
+def _lstm_ref(i, f, o, u, cp):
+    c = _sig(i) * np.tanh(u) + _sig(f) * cp
+    return _sig(o) * np.tanh(c), c
+
+
+def _tree_ref(i, fl, fr, o, u, cl, cr):
+    c = _sig(i) * np.tanh(u) + _sig(fl) * cl + _sig(fr) * cr
+    return _sig(o) * np.tanh(c), c
+
+
+CELLS = {"lstm": (A.lstm_cell, A.lstm_cell_vjp, _lstm_ref, 5),
+         "tree": (A.tree_lstm_cell, A.tree_lstm_cell_vjp, _tree_ref, 7)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cell_forward(cell, dtype):
+    fwd, _, ref, nin = CELLS[cell]
+    ins = [a.astype(dtype) for a in np.random.default_rng(4).normal(0, 2, (nin, 3, 50))]
+    h, c = fwd(*ins)
+    assert h.dtype == c.dtype == dtype and h.shape == (3, 50)
+    rh, rc = ref(*[a.astype(np.float64) for a in ins])
+    np.testing.assert_allclose(h, rh, **_tol(dtype, 4.0))
+    np.testing.assert_allclose(c, rc, **_tol(dtype, 4.0))
+    eh, ec = fwd(*ins, exact_math=True)
+    np.testing.assert_allclose(eh, h, **_tol(dtype, 4.0))
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cell_vjp_matches_central_differences(cell):
+    fwd, vjp, ref, nin = CELLS[cell]
+    rng = np.random.default_rng(5)
+    ins = list(rng.normal(0, 2, (nin, 200)))
+    gh, gc = rng.normal(size=(2, 200))
+    grads = vjp(*ins, gh, gc)
+    assert len(grads) == nin
+
+    def loss(args):            # elementwise: d loss / d arg_k lane by lane
+        h, c = fwd(*args)
+        return gh * h + gc * c
+    for k in range(nin):
+        step = 1e-6 * np.maximum(1, np.abs(ins[k]))
+        up = [a + step if j == k else a for j, a in enumerate(ins)]
+        dn = [a - step if j == k else a for j, a in enumerate(ins)]
+        fd = (loss(up) - loss(dn)) / (2 * step)
+        np.testing.assert_allclose(grads[k], fd, rtol=1e-6, atol=1e-8)
+    exact = vjp(*ins, gh, gc, exact_math=True)
+    for a, b in zip(exact, grads):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+def test_cell_broadcasting_and_unbroadcast_gradients():
+    rng = np.random.default_rng(6)
+    i, f, o, u = rng.normal(size=(4, 8, 16))
+    c_prev = rng.normal(size=(16,))                   # broadcast over the batch
+    gh, gc = rng.normal(size=(2, 8, 16))
+    h, c = A.lstm_cell(i, f, o, u, c_prev)
+    assert h.shape == (8, 16)
+    di, df, do, du, dcp = A.lstm_cell_vjp(i, f, o, u, c_prev, gh, gc)
+    assert dcp.shape == (16,) and di.shape == (8, 16)
+    full = A.lstm_cell_vjp(i, f, o, u, np.broadcast_to(c_prev, (8, 16)), gh, gc)[4]
+    np.testing.assert_allclose(dcp, full.sum(axis=0), rtol=1e-13)
+    h0, c0 = A.tree_lstm_cell(*[np.float32(v) for v in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)])
+    assert np.ndim(h0) == 0 and h0.dtype == np.float32
+
+
+def test_scalar_versions_in_njit_code():
+    sig, gelu, lstm = A.sigmoid_scalar, A.gelu_scalar, A.lstm_cell_scalar
+    gvjp = A.gelu_vjp_scalar
+
+    @njit
+    def per_sample(x):
+        h, c = lstm(x, x, x, x, x)
+        return sig(x), gelu(x), gelu(x, False, True), gvjp(x, 1.0), h, c
+
+    out = per_sample(0.7)
+    np.testing.assert_allclose(out[0], A.sigmoid(0.7), rtol=1e-15)
+    np.testing.assert_allclose(out[1], A.gelu(0.7), rtol=1e-15)
+    np.testing.assert_allclose(out[2], A.gelu(0.7, "erf"), rtol=1e-14)
+    np.testing.assert_allclose(out[3], A.gelu_vjp(0.7, 1.0), rtol=1e-15)
+    np.testing.assert_allclose(out[4:], A.lstm_cell(*[0.7] * 5), rtol=1e-15)
+    assert set(A.SCALAR_FUNCTIONS) >= {"sigmoid", "gelu", "lstm_cell_vjp"}
+
+
+def _cupy_or_skip():
+    cp = pytest.importorskip("cupy")
+    try:
+        if cp.cuda.runtime.getDeviceCount() < 1:
+            pytest.skip("no CUDA device")
+    except Exception as exc:                               # pragma: no cover
+        pytest.skip(f"no CUDA device: {exc}")
+    return cp
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_cupy_matches_numpy(dtype):
+    cp = _cupy_or_skip()
+    x = X.astype(dtype)
+    g = np.random.default_rng(7).normal(size=x.shape).astype(dtype)
+    xd, gd = cp.asarray(x), cp.asarray(g)
+    tol = _tol(dtype, 50.0)
+    for name in NAMES:
+        fwd, vjp, _, _ = REF[name]
+        y = fwd(xd)
+        assert isinstance(y, cp.ndarray) and y.dtype == dtype
+        np.testing.assert_allclose(cp.asnumpy(y), fwd(x), **tol)
+        np.testing.assert_allclose(cp.asnumpy(vjp(xd, gd)), vjp(x, g), **tol)
+    for cell, (fwd, vjp, _, nin) in CELLS.items():
+        ins = [a.astype(dtype) for a in np.random.default_rng(8).normal(size=(nin + 2, 64))]
+        dev = [cp.asarray(a) for a in ins]
+        for a, b in zip(fwd(*dev[:nin]), fwd(*ins[:nin])):
+            np.testing.assert_allclose(cp.asnumpy(a), b, **tol)
+        for a, b in zip(vjp(*dev), vjp(*ins)):
+            np.testing.assert_allclose(cp.asnumpy(a), b, **tol)

@@ -414,3 +414,16 @@ def test_joins_and_reductions_over_negative_and_tuple_axes():
 
 def test_where_and_clip_mixing_per_sample_arrays_and_scalars():
     check_batching(where_on_arrays, (floats(112, shape=(3,)), floats(113, -1, 0)))
+
+
+def merge_python_float_with_float32(x):
+    if x > 0:
+        s = 0.0
+    else:
+        s = x * np.float32(2)
+    return s + x
+
+
+def test_a_python_float_merged_with_float32_lanes_stays_float32_like_np_where():
+    res = check_batching(merge_python_float_with_float32, (np.array([1.5, -1.25, 3.0], np.float32),))
+    assert res.dtype == np.float32

@@ -168,9 +168,6 @@ def test_float32_option_values():
         assert all(_dense(grads[k]).dtype == np.float32 for k in p)
 
 
-@pytest.mark.xfail(raises=AssertionError, strict=False,
-                   reason="vmapper bug: `loss = 0.0` on leaf lanes merged with float32 on internal "
-                          "lanes gives float64, where the per-sample result is float32 (NEP 50)")
 def test_float32_loss_dtype_follows_per_sample():
     from vmapper.testing import check_batching
     forest = _listops_forest(8)
@@ -239,9 +236,6 @@ def test_graph_model_equals_per_sample_loop():
 
 
 @pytest.mark.skipif(not HAS_VG, reason="vmapper.value_and_grad is not implemented yet")
-@pytest.mark.xfail(raises=np.exceptions.AxisError, strict=False,
-                   reason="vmapper bug: matmul VJP of a broadcast (traced) matrix @ a uniform 1-D "
-                          "vector (`U @ acc` with acc = np.zeros(H) at leaves) fails in np.swapaxes")
 def test_graph_model_gradients_match_finite_differences():
     gm = _load("graph_model")
     from vmapper.testing import check_grads

@@ -81,10 +81,12 @@ def _matmul_vjp(g, out, args, attrs, n):
         return [g @ bd.T if ad.dtype.kind in "fc" else None, ad.T @ g if bd.dtype.kind in "fc" else None]
     if va and ad.ndim == 2:
         ad = ad[:, None, :]
-    elif not va and ad.ndim == 1 and vb:
+    elif not va and ad.ndim == 1:
         ad = ad[None, :]
     if vb and bd.ndim == 2:
         bd = bd[:, :, None]
+    elif not vb and bd.ndim == 1:
+        bd = bd[:, None]
     full = np.matmul(ad, bd)
     ge = np.asarray(g).reshape(full.shape)
     ga = np.matmul(ge, np.swapaxes(bd, -1, -2))

@@ -184,10 +184,17 @@ def select(mask, new, old, n: int):
 
 
 def _merge_dtype(a: Lanes, b: Lanes):
-    # Lanes whose Python types differ (an int on one path, a float on another)
-    # are promoted as numpy promotes; the values stay equal to the per-sample ones.
+    """The dtype of a variable whose lanes hold values of two types.
+
+    As ``np.where(c, a, b)`` would under NEP 50: a Python scalar merged with a
+    numpy value takes the numpy value's type where that holds it
+    (``0.0`` with float32 gives float32); otherwise types promote.
+    """
     if a.data.dtype == b.data.dtype:
         return a.data.dtype
+    if a.weak != b.weak:
+        strong, weak = (b, a) if a.weak else (a, b)
+        return np.result_type(strong.data.dtype, _WEAK_EXAMPLE[weak.data.dtype.kind])
     return np.promote_types(a.data.dtype, b.data.dtype)
 
 

@@ -157,9 +157,57 @@ def _expand(ga, idx, arg, n):
     return full
 
 
+def _lane_mask(mask, ndim):
+    return mask.reshape(mask.shape + (1,) * (ndim - 1))
+
+
+def _select_lanes(ga, arg, mask):
+    """Zero a per-lane gradient on inactive lanes (select, never multiply)."""
+    if ga is None:
+        return None
+    if type(arg) is tuple:
+        return tuple(_select_lanes(gi, ai, mask) for gi, ai in zip(ga, arg))
+    if isinstance(arg, Lanes) and not isinstance(ga, RowSparse):
+        ga = np.asarray(ga)
+        return np.where(_lane_mask(mask, ga.ndim), ga, np.zeros((), ga.dtype))
+    return ga
+
+
+def _finite(ga):
+    if ga is None:
+        return True
+    if type(ga) is tuple:
+        return all(_finite(x) for x in ga)
+    values = ga.values if isinstance(ga, RowSparse) else ga
+    return bool(np.all(np.isfinite(values)))
+
+
+def _masked_vjp(e, g):
+    """A rule's input gradients for an entry recorded under a mask.
+
+    Fast path: the rule runs on all lanes with the gradient zero on inactive
+    ones; per-lane input gradients are then selected to the active lanes.  A
+    shared input's gradient sums over lanes, where an inactive lane's garbage
+    (inf, NaN) times 0 could leak: a finite sum proves it did not (those terms
+    were exactly 0), otherwise the entry is redone on its active lanes only.
+    """
+    mask = e.mask
+    gz = np.where(_lane_mask(mask, np.ndim(g)), g, np.zeros((), np.asarray(g).dtype))
+    arg_grads = e.vjp(gz, e.out, e.args, e.attrs, e.n)
+    if all(_finite(ga) for ga, a in zip(arg_grads, e.args) if not _varies(a)):
+        return [_select_lanes(ga, a, mask) for ga, a in zip(arg_grads, e.args)]
+    args, out, gc, idx = _compact_entry(e, g)
+    arg_grads = e.vjp(gc, out, args, e.attrs, len(idx))
+    return [_expand(ga, idx, a, e.n) for ga, a in zip(arg_grads, e.args)]
+
+
 def backward(tape: Tape, seeds: dict):
     """Propagate ``seeds`` (node -> gradient of the output) to every node; returns node -> grad."""
-    grads = dict(seeds)
+    with np.errstate(all="ignore"):  # inactive lanes compute garbage that is selected away
+        return _backward(tape, dict(seeds))
+
+
+def _backward(tape, grads):
     for node in range(len(tape.entries) - 1, -1, -1):
         e = tape.entries[node]
         if e is None or node not in grads:
@@ -168,9 +216,7 @@ def backward(tape: Tape, seeds: dict):
         if isinstance(g, RowSparse):  # only leaves keep row-sparse gradients
             g = g.to_dense()
         if e.mask is not None and isinstance(e.out, Lanes):
-            args, out, gc, idx = _compact_entry(e, g)
-            arg_grads = e.vjp(gc, out, args, e.attrs, len(idx))
-            arg_grads = [_expand(ga, idx, a, e.n) for ga, a in zip(arg_grads, e.args)]
+            arg_grads = _masked_vjp(e, g)
         else:
             arg_grads = e.vjp(g, e.out, e.args, e.attrs, e.n)
         for parent, ga in zip(e.parents, arg_grads):

@@ -1,7 +1,7 @@
 """Classify expression temporaries.
 
-Guarantees: afterwards every variable named ``$t…`` is defined once, in one
-block, and used only later in that same block, so the runtime may keep it out
+Guarantees: afterwards every variable named ``$t…`` is defined in one block
+and used only after its definition in that same block, so the runtime may keep it out
 of the variable environment and store it without a mask.  A temporary that
 escapes its block (an operand evaluated before a short-circuit or a call with
 branches) is renamed to ``$v…`` and treated as an ordinary variable.
@@ -17,15 +17,17 @@ def classify_temporaries(fn: Function) -> Function:
         for ins in blk.instrs:
             for u in ins.uses():
                 use_blocks.setdefault(u, set()).add(b)
-            if ins.target and is_temp(ins.target):
+            if ins.target and ins.target.startswith(("$t", "$v")):
                 def_block.setdefault(ins.target, set()).add(b)
         for u in blk.term.uses():
             use_blocks.setdefault(u, set()).add(b)
-    escaping = {t for t, bs in def_block.items()
-                if len(bs) != 1 or not use_blocks.get(t, set()) <= bs}
-    if not escaping:
+    local = {t for t, bs in def_block.items() if len(bs) == 1 and use_blocks.get(t, set()) <= bs
+             and _defined_before_use(fn.blocks[next(iter(bs))], t)}
+    rename = {t: "$v" + t[2:] for t in def_block if is_temp(t) and t not in local}
+    # frontend values made block-local by earlier passes (e.g. if-converted `and`) become temporaries
+    rename.update({t: "$t" + t[2:] for t in local if t.startswith("$v")})
+    if not rename:
         return fn
-    rename = {t: "$v" + t[2:] for t in escaping}
 
     def ren(op):
         return Var(rename[op.name]) if isinstance(op, Var) and op.name in rename else op
@@ -41,3 +43,12 @@ def classify_temporaries(fn: Function) -> Function:
         elif isinstance(t, Return):
             t.value = ren(t.value)
     return fn
+
+
+def _defined_before_use(blk, name):
+    for ins in blk.instrs:
+        if name in ins.uses():
+            return False
+        if ins.target == name:
+            return True
+    return False

@@ -263,3 +263,14 @@ def test_cupy_matches_numpy(dtype):
             np.testing.assert_allclose(cp.asnumpy(a), b, **tol)
         for a, b in zip(vjp(*dev), vjp(*ins)):
             np.testing.assert_allclose(cp.asnumpy(a), b, **tol)
+
+
+def test_gelu_tanh_tail_is_accurate_in_float32():
+    # x*sigmoid(2u) keeps full relative accuracy where 1 + tanh(u) cancels
+    x = np.linspace(-9, -2, 1401).astype(np.float32)
+    xd = x.astype(np.float64)
+    z = 2 * K * (xd + C * xd ** 3)
+    sp, sn = 1 / (1 + np.exp(-z)), 1 / (1 + np.exp(z))
+    np.testing.assert_allclose(A.gelu(x), xd * sp, rtol=1e-5)
+    d = sp + xd * 2 * K * (1 + 3 * C * xd * xd) * sp * sn
+    np.testing.assert_allclose(A.gelu_vjp(x, np.ones_like(x)), d, rtol=1e-4)

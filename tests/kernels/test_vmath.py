@@ -180,3 +180,21 @@ def test_loops_vectorize(name):
     asm = loop.inspect_asm(loop.signatures[0])
     packed = re.findall(r"\bv(?:mul|add)p[sd]\s+[^\n]*[yz]mm", asm)  # sin: f64 math
     assert len(packed) >= 4, "loop was not vectorized"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_exact_impls_in_njit_code(dtype):
+    fns = tuple(vm.EXACT_IMPLS[(n, dtype)] for n in vm.FUNCTIONS)
+    exp_, log_, log1p_, expm1_, tanh_, sig_, erf_, sin_, cos_ = fns
+
+    @njit
+    def all_of(x):
+        return (exp_(x), log_(x), log1p_(x), expm1_(x), tanh_(x), sig_(x),
+                erf_(x), sin_(x), cos_(x))
+
+    for v in (0.75, np.inf, -np.inf, np.nan):
+        got = np.array(all_of(dtype(abs(v) if v != -np.inf else v)), dtype)
+        fast = np.array([vm.SCALAR_IMPLS[(n, dtype)](dtype(abs(v) if v != -np.inf else v))
+                         for n in vm.FUNCTIONS], dtype)
+        with np.errstate(invalid="ignore"):
+            assert np.all(vm.ulp_error(got, fast, dtype) <= 4), (v, got, fast)

@@ -11,20 +11,7 @@ import pytest
 import vmapper
 
 from vmapper.testing import check_batching
-
-N = 61  # odd, not a power of two
-
-
-def rng(seed):
-    return np.random.default_rng(seed)
-
-
-def ints(seed, lo=-50, hi=50, n=N, dtype=np.int64):
-    return rng(seed).integers(lo, hi, size=n).astype(dtype)
-
-
-def floats(seed, lo=-5.0, hi=5.0, n=N, dtype=np.float64, shape=()):
-    return rng(seed).uniform(lo, hi, size=(n,) + shape).astype(dtype)
+from lane_inputs import N, rng, ints, floats  # noqa: F401
 
 
 # ---- indexing and slicing --------------------------------------------------------------------

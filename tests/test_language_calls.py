@@ -11,30 +11,7 @@ from hypothesis import strategies as st
 
 import vmapper
 from vmapper.testing import check_batching
-
-SIZES = (1, 7, 1000)
-CF_SETTINGS = settings(max_examples=20, deadline=None,
-                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-sizes = pytest.mark.parametrize("n", SIZES)
-
-
-def lane_test(fn):
-    """Run ``fn(n, data)`` at every batch size with inputs drawn by hypothesis."""
-    return sizes(CF_SETTINGS(given(data=st.data())(fn)))
-
-
-@st.composite
-def int_lanes(draw, n, lo, hi):
-    """n ints in [lo, hi]: up to 40 drawn by hypothesis (it shrinks these), the rest seeded random."""
-    k = min(n, 40)
-    head = draw(st.lists(st.integers(lo, hi), min_size=k, max_size=k))
-    seed = draw(st.integers(0, 2 ** 32 - 1))
-    rest = np.random.default_rng(seed).integers(lo, hi + 1, size=n - k)
-    return np.concatenate([np.array(head, dtype=np.int64), rest.astype(np.int64)])
-
-
-def draw_ints(data, n, lo, hi):
-    return data.draw(int_lanes(n, lo, hi))
+from lane_inputs import SIZES, CF_SETTINGS, sizes, lane_test, int_lanes, draw_ints  # noqa: F401
 
 
 # ---- helper functions and recursion ---------------------------------------------------------------

@@ -375,28 +375,17 @@ for _n, _uf in (("floor", np.floor), ("ceil", np.ceil), ("trunc", np.trunc)):
              callables=(getattr(math, _n),), elementwise=True, may_fail=True, scalar=getattr(math, _n))
 
 
-@register("math.isnan", callables=(math.isnan,), elementwise=True, scalar=math.isnan)
-def _math_isnan(ctx, args, attrs):
-    (a,) = args
-    if not isinstance(a, Lanes):
-        return ctx.uniform(math.isnan, a)
-    return Lanes(np.isnan(_scalar_lanes(ctx, a, "isnan()").astype(np.float64)), True)
+def _math_predicate(fn, ufunc):
+    def impl(ctx, args, attrs):
+        (a,) = args
+        if not isinstance(a, Lanes):
+            return ctx.uniform(fn, a)
+        return Lanes(ufunc(_scalar_lanes(ctx, a, fn.__name__ + "()").astype(np.float64)), True)
+    return impl
 
 
-@register("math.isfinite", callables=(math.isfinite,), elementwise=True, scalar=math.isfinite)
-def _math_isfinite(ctx, args, attrs):
-    (a,) = args
-    if not isinstance(a, Lanes):
-        return ctx.uniform(math.isfinite, a)
-    return Lanes(np.isfinite(_scalar_lanes(ctx, a, "isfinite()").astype(np.float64)), True)
-
-
-@register("math.isinf", callables=(math.isinf,), elementwise=True, scalar=math.isinf)
-def _math_isinf(ctx, args, attrs):
-    (a,) = args
-    if not isinstance(a, Lanes):
-        return ctx.uniform(math.isinf, a)
-    return Lanes(np.isinf(_scalar_lanes(ctx, a, "isinf()").astype(np.float64)), True)
+for _fn, _uf in ((math.isnan, np.isnan), (math.isfinite, np.isfinite), (math.isinf, np.isinf)):
+    register(f"math.{_fn.__name__}", _math_predicate(_fn, _uf), callables=(_fn,), elementwise=True, scalar=_fn)
 
 
 # ---- numpy elementwise functions ------------------------------------------------------

@@ -8,3 +8,8 @@ import os
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+
+# The language, runtime and autodiff tests pin the numpy reference runtime (a numba
+# kernel costs about a second to compile per function); tests/kernels and the backend
+# agreement tests select backend="numba" explicitly.
+os.environ.setdefault("VMAPPER_BACKEND", "numpy")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import contextvars
 import functools
 import inspect
@@ -14,6 +15,7 @@ from .errors import BatchError, UnsupportedSyntaxError
 from .program import get_program
 from .runtime.executor import ExecState, run_function
 from .runtime.frame import Frame
+from .runtime.kernel_dispatch import _NOT_RUN, try_kernel
 from .runtime.values import Lanes, to_output
 
 
@@ -35,7 +37,23 @@ def per_sample_mode():
         _per_sample_mode.reset(token)
 
 
-def batched(fn=None, *, in_axes=0, out_axes=0, max_iters=None, memo=False):
+def default_backend():
+    """``$VMAPPER_BACKEND`` if set, else ``"numba"`` when numba imports, else ``"numpy"``."""
+    env = os.environ.get("VMAPPER_BACKEND")
+    if env:
+        return env
+    try:
+        import numba  # noqa: F401
+    except Exception:
+        return "numpy"
+    return "numba"
+
+
+BACKENDS = ("numpy", "numba")
+
+
+def batched(fn=None, *, in_axes=0, out_axes=0, max_iters=None, memo=False, backend=None,
+            exact_math=False):
     """Batch a per-sample function: ``batched(f)(xs)[i] == f(xs[i])`` for every lane ``i``.
 
     ``in_axes`` (as in ``jax.vmap``): an int or None for every positional
@@ -44,14 +62,21 @@ def batched(fn=None, *, in_axes=0, out_axes=0, max_iters=None, memo=False):
     dict, NamedTuple) whose array leaves are batched along that axis.
     ``out_axes``: where the batch axis goes in the results.  ``max_iters``:
     a loop that runs more trips raises :class:`NonTerminationError`.
+    ``backend``: ``"numba"`` (the default when numba imports; ``$VMAPPER_BACKEND``
+    overrides) runs each function whose work is all per-lane scalar operations --
+    its loops and branches included -- as one compiled kernel, and everything
+    else on the numpy runtime; ``"numpy"`` uses the numpy runtime only.
+    ``exact_math``: kernels call libm instead of the vectorizable approximations.
     ``memo``: DAG mode -- a call whose only per-lane argument is a tree node
     is evaluated once per node per batched call, however many parents share
     the node (results are reused; the per-sample function must be pure).
     Usable as ``@batched`` or ``@batched(in_axes=(0, None))``.
     """
     if fn is None:
-        return lambda f: batched(f, in_axes=in_axes, out_axes=out_axes, max_iters=max_iters, memo=memo)
-    return BatchedFunction(fn, in_axes=in_axes, out_axes=out_axes, max_iters=max_iters, memo=memo)
+        return lambda f: batched(f, in_axes=in_axes, out_axes=out_axes, max_iters=max_iters, memo=memo,
+                                 backend=backend, exact_math=exact_math)
+    return BatchedFunction(fn, in_axes=in_axes, out_axes=out_axes, max_iters=max_iters, memo=memo,
+                           backend=backend, exact_math=exact_math)
 
 
 class BatchedFunction:
@@ -59,7 +84,8 @@ class BatchedFunction:
 
     __vmapper_batched__ = True
 
-    def __init__(self, fn, *, in_axes=0, out_axes=0, max_iters=None, memo=False):
+    def __init__(self, fn, *, in_axes=0, out_axes=0, max_iters=None, memo=False, backend=None,
+                 exact_math=False):
         if isinstance(fn, BatchedFunction):
             fn = fn.per_sample
         if not inspect.isfunction(fn):
@@ -69,6 +95,10 @@ class BatchedFunction:
         self.out_axes = out_axes
         self.max_iters = max_iters
         self.memo = memo
+        self.backend = default_backend() if backend is None else backend
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
+        self.exact_math = exact_math
         self._local = threading.local()
         self.last_stats = None
         functools.update_wrapper(self, fn)
@@ -92,13 +122,16 @@ class BatchedFunction:
     def execute(self, values, n, tape=None):
         """Run the compiled program on bound per-lane values; returns the raw per-lane result."""
         program = self.program
-        state = ExecState(get_program, n, self.max_iters, tape, self.memo)
+        state = ExecState(get_program, n, self.max_iters, tape, self.memo, self.backend, self.exact_math)
         frame = Frame(n, state)
         limit = sys.getrecursionlimit()
         if limit < 20000:
             sys.setrecursionlimit(20000)
         try:
             with np.errstate(all="ignore"):
+                out = try_kernel(state, program, values, n, frame.lane_ids)
+                if out is not _NOT_RUN:
+                    return out
                 return run_function(program, frame, values)
         except RecursionError:
             raise UnsupportedSyntaxError(

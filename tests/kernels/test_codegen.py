@@ -32,7 +32,7 @@ from vmapper.kernels import cache  # noqa: E402
 from vmapper.kernels.codegen import compile_kernel, kernel_eligible  # noqa: E402
 from vmapper.kernels.typing import KernelUnsupported  # noqa: E402
 
-N_GENERATED = int(os.environ.get("VMAPPER_KERNEL_PROGRAMS", "12"))
+N_GENERATED = int(os.environ.get("VMAPPER_KERNEL_PROGRAMS", "10"))
 
 
 # ---- helpers -----------------------------------------------------------------------------------

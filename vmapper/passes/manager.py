@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .cfg_cleanup import cleanup_cfg
 from .if_conversion import if_convert
+from .tuple_forwarding import forward_tuples
 from .merge_calls import merge_calls
 from .hoist_loop_calls import hoist_loop_calls
 from .temporaries import classify_temporaries
@@ -11,7 +12,7 @@ from .spmd import spmd_schedule
 from .uniformity import analyze_uniformity
 
 #: The default pipeline, in order.  Each entry is a function IR -> IR.
-DEFAULT_PIPELINE = [cleanup_cfg, if_convert, hoist_loop_calls, merge_calls, classify_temporaries, find_loops, spmd_schedule, analyze_uniformity]
+DEFAULT_PIPELINE = [cleanup_cfg, forward_tuples, if_convert, hoist_loop_calls, merge_calls, classify_temporaries, find_loops, spmd_schedule, analyze_uniformity]
 
 
 class PassManager:

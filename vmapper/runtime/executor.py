@@ -21,6 +21,7 @@ from ..passes.spmd import LoopStep
 from .. import primitives
 from ..autodiff.tape import apply_traced, has_traced
 from .context import Context
+from .kernel_dispatch import _NOT_RUN, try_kernel
 from .frame import Frame, Missing, _blank_like
 from .ragged import Ragged
 from .values import Lanes, Traced, concat_lanes, concat_sized, gather, is_varying, scatter_into, truth
@@ -33,12 +34,13 @@ COMPACT_MIN_LANES = 64
 
 class Stats:
     __slots__ = ("launches", "active_lane_ops", "processed_lane_ops", "batch_size",
-                 "max_loop_trips", "calls", "compactions", "blocks_run", "blocks_skipped", "memo_hits", "memo_evaluated")
+                 "max_loop_trips", "calls", "compactions", "blocks_run", "blocks_skipped", "memo_hits", "memo_evaluated", "kernel_launches")
 
     def __init__(self, batch_size):
         self.batch_size = batch_size
         self.launches = self.active_lane_ops = self.processed_lane_ops = 0
         self.max_loop_trips = self.calls = self.compactions = self.memo_hits = self.memo_evaluated = 0
+        self.kernel_launches = 0
         self.blocks_run = self.blocks_skipped = 0
 
     def as_dict(self):
@@ -53,6 +55,7 @@ class Stats:
             "compactions": self.compactions,
             "memo_hits": self.memo_hits,
             "memo_evaluated": self.memo_evaluated,
+            "kernel_launches": self.kernel_launches,
             "blocks_run": self.blocks_run,
             "blocks_skipped": self.blocks_skipped,
             "batch_size": self.batch_size,
@@ -62,9 +65,12 @@ class Stats:
 class ExecState:
     """Everything one batched call needs: programs, limits and counters."""
 
-    def __init__(self, get_program, batch_size, max_iters=None, tape=None, memo=False):
+    def __init__(self, get_program, batch_size, max_iters=None, tape=None, memo=False,
+                 backend="numpy", exact_math=False):
         self.get_program = get_program
         self.max_iters = max_iters
+        self.backend = backend
+        self.exact_math = exact_math
         # DAG mode: callee -> (sorted node ids, their results), so that a node shared
         # by several parents is evaluated once per call.
         self.memo = {} if memo else None
@@ -418,9 +424,19 @@ def _call_items(ctx, callee, items, owner, counts, stride, idx, others, item_pos
     return Ragged(result, m, offsets, lengths, strides)
 
 
+def _resolve_lane_ids(lane_ids):
+    if isinstance(lane_ids, tuple):
+        frame, idx = lane_ids
+        return frame.lane_ids() if idx is None else frame.lane_ids()[idx]
+    return lane_ids
+
+
 def run_callee(state, program, callee, args, m, lane_ids):
     """Run a callee over ``m`` lanes; in DAG mode, each distinct node once per batched call."""
     from .nodes import NodeLanes
+    out = try_kernel(state, program, args, m, lambda: _resolve_lane_ids(lane_ids))
+    if out is not _NOT_RUN:
+        return out
     if state.memo is None or not args or not isinstance(args[0], NodeLanes) \
             or any(is_varying(a) for a in args[1:]):
         return run_function(program, Frame(m, state, lane_ids=lane_ids), args)

@@ -1,0 +1,585 @@
+"""Fused activation kernels (forward and input-gradient) for numpy arrays.
+
+Every public function takes numpy arrays of any shape (0-d, empty and
+non-contiguous included), computes in the input's float dtype (float32 stays
+float32; other dtypes go to float64) and makes a single pass over memory with
+a numba kernel whose loop LLVM vectorizes, because the transcendental
+functions come from :mod:`.vmath` instead of libm.  ``exact_math=True``
+switches the kernels to libm (``math.exp`` ...), which is slower but gives
+the platform's own rounding.  CuPy arrays are sent to
+:mod:`.cupy_activations` (same names, ``cupy.ElementwiseKernel``).
+
+API (``*_vjp`` return the gradient with respect to each input)::
+
+    sigmoid(x)   tanh(x)   relu(x)   silu(x)   softplus(x)
+    gelu(x, approximate='tanh')            # or 'erf' ('none' is accepted)
+        # tanh form evaluated as x*sigmoid(2u) (identical maths, no
+        # cancellation in the x << 0 tail, unlike 1 + tanh(u))
+    sigmoid_vjp(x, g) ... gelu_vjp(x, g, approximate='tanh')
+    lstm_cell(i, f, o, u, c_prev) -> (h, c)
+        c = sigma(i)*tanh(u) + sigma(f)*c_prev,  h = sigma(o)*tanh(c)
+    lstm_cell_vjp(i, f, o, u, c_prev, gh, gc) -> (di, df, do, du, dc_prev)
+    tree_lstm_cell(i, fl, fr, o, u, cl, cr) -> (h, c)
+        c = sigma(i)*tanh(u) + sigma(fl)*cl + sigma(fr)*cr
+    tree_lstm_cell_vjp(i, fl, fr, o, u, cl, cr, gh, gc)
+        -> (di, dfl, dfr, do, du, dcl, dcr)
+
+The cell functions broadcast their inputs; their vjps sum gradients back to
+each input's shape.
+
+Usable inside per-sample numba code (``@njit`` functions, inlined, generic
+over float32/float64, ``exact`` defaults to False)::
+
+    sigmoid_scalar(x, exact)  tanh_scalar  relu_scalar  silu_scalar
+    softplus_scalar  gelu_scalar(x, approx_tanh, exact)
+    <name>_vjp_scalar(x, g, ...)  (same argument conventions)
+    lstm_cell_scalar(i, f, o, u, c_prev, exact) -> (h, c)
+    lstm_cell_vjp_scalar(i, f, o, u, c_prev, gh, gc, exact) -> 5-tuple
+    tree_lstm_cell_scalar / tree_lstm_cell_vjp_scalar
+
+Kernels are ``@njit(cache=True)`` block functions specialised on literal
+``op``/``exact`` arguments (``numba.literally``), driven either directly
+(small arrays: no thread-pool start-up, ~1 us) or from a ``parallel=True``
+``prange`` over blocks.
+"""
+import math
+
+import numpy as np
+from numba import literally, njit, prange, types
+from numba.extending import overload
+
+from . import vmath as vm
+
+__all__ = ["sigmoid", "tanh", "relu", "gelu", "silu", "softplus",
+           "sigmoid_vjp", "tanh_vjp", "relu_vjp", "gelu_vjp", "silu_vjp",
+           "softplus_vjp", "lstm_cell", "lstm_cell_vjp", "tree_lstm_cell",
+           "tree_lstm_cell_vjp", "SCALAR_FUNCTIONS"]
+
+_SJ = dict(error_model="numpy", cache=True, forceinline=True)   # scalars
+_BJ = dict(error_model="numpy", cache=True)                    # blocks
+_PJ = dict(error_model="numpy", cache=True, parallel=True)     # drivers
+_BLOCK = 1 << 14           # elements per prange task
+_SERIAL_BELOW = 1 << 15    # below this the thread pool costs more than it saves
+
+
+def _like(v, x):
+    """``v`` converted to ``x``'s float type (keeps float32 math float32)."""
+    return np.float64(v)
+
+
+@overload(_like, jit_options=dict(forceinline=True))
+def _ov_like(v, x):
+    if x == types.float32:
+        return lambda v, x: np.float32(v)
+    return lambda v, x: np.float64(v)
+
+
+# ------------------------------------------------------------ primitives --
+@njit(**_SJ)
+def _exp(x, exact):
+    return math.exp(x) if exact else vm.exp(x)
+
+
+@njit(**_SJ)
+def _th(x, exact):
+    return math.tanh(x) if exact else vm.tanh(x)
+
+
+@njit(**_SJ)
+def _erf(x, exact):
+    return math.erf(x) if exact else vm.erf(x)
+
+
+@njit(**_SJ)
+def _log1p(x, exact):
+    return math.log1p(x) if exact else vm.log1p(x)
+
+
+@njit(**_SJ)
+def sigmoid_scalar(x, exact=False):
+    one = _like(1.0, x)
+    e = _exp(-abs(x), exact)                       # never overflows
+    return (one if x >= _like(0.0, x) else e) / (one + e)
+
+
+@njit(**_SJ)
+def tanh_scalar(x, exact=False):
+    return _th(x, exact)
+
+
+@njit(**_SJ)
+def relu_scalar(x, exact=False):
+    return x if (x > _like(0.0, x)) | (x != x) else _like(0.0, x)
+
+
+@njit(**_SJ)
+def softplus_scalar(x, exact=False):
+    # max(x, 0) + log1p(exp(-|x|)): no overflow, full accuracy in both tails
+    pos = x if x > _like(0.0, x) else _like(0.0, x)
+    return pos + _log1p(_exp(-abs(x), exact), exact)
+
+
+@njit(**_SJ)
+def silu_scalar(x, exact=False):
+    y = x * sigmoid_scalar(x, exact)
+    return -_like(0.0, x) if x == -_like(np.inf, x) else y   # silu(-inf) = -0
+
+
+_GK = 0.7978845608028654        # sqrt(2/pi)
+_GC = 0.044715
+_RSQRT2 = 0.7071067811865476
+_RSQRT2PI = 0.3989422804014327
+
+
+@njit(**_SJ)
+def _sig_pair(z, exact):
+    """(sigmoid(z), sigmoid(-z)) from one exp, both to full relative accuracy
+    (no 1 - s cancellation in either tail)."""
+    one = _like(1.0, z)
+    e = _exp(-abs(z), exact)
+    d = one + e
+    pos = z >= _like(0.0, z)
+    return (one if pos else e) / d, (e if pos else one) / d
+
+
+@njit(**_SJ)
+def gelu_scalar(x, approx_tanh=True, exact=False):
+    half, one = _like(0.5, x), _like(1.0, x)
+    if approx_tanh:
+        # 0.5*(1 + tanh(u)) == sigmoid(2u): same cost, but no cancellation
+        # in 1 + tanh(u) for x << 0 (float32 loses all digits there)
+        z = _like(2 * _GK, x) * (x + _like(_GC, x) * x * x * x)
+        y = x * _sig_pair(z, exact)[0]
+    else:
+        y = half * x * (one + _erf(x * _like(_RSQRT2, x), exact))
+    return -_like(0.0, x) if x == -_like(np.inf, x) else y   # gelu(-inf) = -0
+
+
+@njit(**_SJ)
+def sigmoid_vjp_scalar(x, g, exact=False):
+    s = sigmoid_scalar(x, exact)
+    return g * (s * (_like(1.0, x) - s))
+
+
+@njit(**_SJ)
+def tanh_vjp_scalar(x, g, exact=False):
+    t = _th(x, exact)
+    return g * (_like(1.0, x) - t * t)
+
+
+@njit(**_SJ)
+def relu_vjp_scalar(x, g, exact=False):
+    return _like(0.0, x) if x <= _like(0.0, x) else g     # as torch
+
+
+@njit(**_SJ)
+def softplus_vjp_scalar(x, g, exact=False):
+    return g * sigmoid_scalar(x, exact)
+
+
+@njit(**_SJ)
+def silu_vjp_scalar(x, g, exact=False):
+    one = _like(1.0, x)
+    s = sigmoid_scalar(x, exact)
+    big = _like(1e4, x)                 # past this s*(1-s) terms are exact 0/1
+    xc = x if x < big else big
+    xc = xc if xc > -big else -big
+    return g * (s * (one + xc * (one - s)))
+
+
+@njit(**_SJ)
+def gelu_vjp_scalar(x, g, approx_tanh=True, exact=False):
+    half, one = _like(0.5, x), _like(1.0, x)
+    lim = _like(40.0, x)            # beyond: the second term is exactly 0
+    xc = x if x < lim else lim
+    xc = xc if xc > -lim else -lim
+    if approx_tanh:
+        # d/dx x*sigmoid(z) = s(z) + x * z'(x) * s(z) * s(-z), z = 2u
+        k2, c = _like(2 * _GK, x), _like(_GC, x)
+        sp, sn = _sig_pair(k2 * (x + c * x * x * x), exact)
+        d = sp + xc * k2 * (one + _like(3.0, x) * c * xc * xc) * (sp * sn)
+    else:
+        t = _erf(x * _like(_RSQRT2, x), exact)
+        d = half * (one + t) + xc * _like(_RSQRT2PI, x) * _exp(
+            -half * xc * xc, exact)
+    return g * d
+
+
+@njit(**_SJ)
+def lstm_cell_scalar(i, f, o, u, c_prev, exact=False):
+    c = sigmoid_scalar(i, exact) * _th(u, exact) + sigmoid_scalar(f, exact) * c_prev
+    return sigmoid_scalar(o, exact) * _th(c, exact), c
+
+
+@njit(**_SJ)
+def lstm_cell_vjp_scalar(i, f, o, u, c_prev, gh, gc, exact=False):
+    one = _like(1.0, i)
+    si, sf, so = sigmoid_scalar(i, exact), sigmoid_scalar(f, exact), sigmoid_scalar(o, exact)
+    tu = _th(u, exact)
+    tc = _th(si * tu + sf * c_prev, exact)
+    dc = gc + gh * so * (one - tc * tc)           # total gradient reaching c
+    return (dc * tu * si * (one - si), dc * c_prev * sf * (one - sf),
+            gh * tc * so * (one - so), dc * si * (one - tu * tu), dc * sf)
+
+
+@njit(**_SJ)
+def tree_lstm_cell_scalar(i, fl, fr, o, u, cl, cr, exact=False):
+    c = (sigmoid_scalar(i, exact) * _th(u, exact)
+         + sigmoid_scalar(fl, exact) * cl + sigmoid_scalar(fr, exact) * cr)
+    return sigmoid_scalar(o, exact) * _th(c, exact), c
+
+
+@njit(**_SJ)
+def tree_lstm_cell_vjp_scalar(i, fl, fr, o, u, cl, cr, gh, gc, exact=False):
+    one = _like(1.0, i)
+    si, so = sigmoid_scalar(i, exact), sigmoid_scalar(o, exact)
+    sl, sr = sigmoid_scalar(fl, exact), sigmoid_scalar(fr, exact)
+    tu = _th(u, exact)
+    tc = _th(si * tu + sl * cl + sr * cr, exact)
+    dc = gc + gh * so * (one - tc * tc)
+    return (dc * tu * si * (one - si), dc * cl * sl * (one - sl),
+            dc * cr * sr * (one - sr), gh * tc * so * (one - so),
+            dc * si * (one - tu * tu), dc * sl, dc * sr)
+
+
+# --------------------------------------------------------------- kernels --
+# Unary activations share one block function; ``op`` (a literal) selects the
+# loop at compile time, so each (op, dtype, exact) gets its own machine code.
+_OPS = {"sigmoid": 0, "tanh": 1, "relu": 2, "gelu_tanh": 3, "gelu_erf": 4,
+        "silu": 5, "softplus": 6}
+
+
+@njit(**_BJ)
+def _fwd_block(x, out, lo, hi, op, exact):
+    literally(op)
+    literally(exact)
+    x, out = x[lo:hi], out[lo:hi]    # loops from 0: indices provably >= 0,
+    n = x.shape[0]                   # so loads are contiguous (no gathers)
+    if op == 0:
+        for j in range(n):
+            out[j] = sigmoid_scalar(x[j], exact)
+    elif op == 1:
+        for j in range(n):
+            out[j] = _th(x[j], exact)
+    elif op == 2:
+        for j in range(n):
+            out[j] = relu_scalar(x[j], exact)
+    elif op == 3:
+        for j in range(n):
+            out[j] = gelu_scalar(x[j], True, exact)
+    elif op == 4:
+        for j in range(n):
+            out[j] = gelu_scalar(x[j], False, exact)
+    elif op == 5:
+        for j in range(n):
+            out[j] = silu_scalar(x[j], exact)
+    else:
+        for j in range(n):
+            out[j] = softplus_scalar(x[j], exact)
+
+
+@njit(**_BJ)
+def _vjp_block(x, g, out, lo, hi, op, exact):
+    literally(op)
+    literally(exact)
+    x, g, out = x[lo:hi], g[lo:hi], out[lo:hi]
+    n = x.shape[0]
+    if op == 0:
+        for j in range(n):
+            out[j] = sigmoid_vjp_scalar(x[j], g[j], exact)
+    elif op == 1:
+        for j in range(n):
+            out[j] = tanh_vjp_scalar(x[j], g[j], exact)
+    elif op == 2:
+        for j in range(n):
+            out[j] = relu_vjp_scalar(x[j], g[j], exact)
+    elif op == 3:
+        for j in range(n):
+            out[j] = gelu_vjp_scalar(x[j], g[j], True, exact)
+    elif op == 4:
+        for j in range(n):
+            out[j] = gelu_vjp_scalar(x[j], g[j], False, exact)
+    elif op == 5:
+        for j in range(n):
+            out[j] = silu_vjp_scalar(x[j], g[j], exact)
+    else:
+        for j in range(n):
+            out[j] = softplus_vjp_scalar(x[j], g[j], exact)
+
+
+@njit(**_BJ)
+def _lstm_block(i, f, o, u, cp, h, c, lo, hi, exact):
+    literally(exact)
+    i, f, o, u, cp, h, c = (i[lo:hi], f[lo:hi], o[lo:hi], u[lo:hi], cp[lo:hi],
+                            h[lo:hi], c[lo:hi])
+    for j in range(hi - lo):
+        h[j], c[j] = lstm_cell_scalar(i[j], f[j], o[j], u[j], cp[j], exact)
+
+
+@njit(**_BJ)
+def _lstm_vjp_block(i, f, o, u, cp, gh, gc, di, df, do, du, dcp, lo, hi,
+                    exact):
+    literally(exact)
+    i, f, o, u, cp, gh, gc = (i[lo:hi], f[lo:hi], o[lo:hi], u[lo:hi],
+                              cp[lo:hi], gh[lo:hi], gc[lo:hi])
+    di, df, do, du, dcp = (di[lo:hi], df[lo:hi], do[lo:hi], du[lo:hi],
+                           dcp[lo:hi])
+    for j in range(hi - lo):
+        di[j], df[j], do[j], du[j], dcp[j] = lstm_cell_vjp_scalar(
+            i[j], f[j], o[j], u[j], cp[j], gh[j], gc[j], exact)
+
+
+@njit(**_BJ)
+def _tree_block(i, fl, fr, o, u, cl, cr, h, c, lo, hi, exact):
+    literally(exact)
+    i, fl, fr, o, u = i[lo:hi], fl[lo:hi], fr[lo:hi], o[lo:hi], u[lo:hi]
+    cl, cr, h, c = cl[lo:hi], cr[lo:hi], h[lo:hi], c[lo:hi]
+    for j in range(hi - lo):
+        h[j], c[j] = tree_lstm_cell_scalar(i[j], fl[j], fr[j], o[j], u[j],
+                                           cl[j], cr[j], exact)
+
+
+@njit(**_BJ)
+def _tree_vjp_block(i, fl, fr, o, u, cl, cr, gh, gc, di, dfl, dfr, do, du,
+                    dcl, dcr, lo, hi, exact):
+    literally(exact)
+    i, fl, fr, o, u = i[lo:hi], fl[lo:hi], fr[lo:hi], o[lo:hi], u[lo:hi]
+    cl, cr, gh, gc = cl[lo:hi], cr[lo:hi], gh[lo:hi], gc[lo:hi]
+    di, dfl, dfr, do = di[lo:hi], dfl[lo:hi], dfr[lo:hi], do[lo:hi]
+    du, dcl, dcr = du[lo:hi], dcl[lo:hi], dcr[lo:hi]
+    for j in range(hi - lo):
+        (di[j], dfl[j], dfr[j], do[j], du[j], dcl[j],
+         dcr[j]) = tree_lstm_cell_vjp_scalar(i[j], fl[j], fr[j], o[j], u[j],
+                                             cl[j], cr[j], gh[j], gc[j], exact)
+
+
+@njit(**_PJ)
+def _fwd_par(x, out, op, exact):
+    literally(op)
+    literally(exact)
+    n = x.shape[0]
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        _fwd_block(x, out, b * _BLOCK, min(n, (b + 1) * _BLOCK), op, exact)
+
+
+@njit(**_PJ)
+def _vjp_par(x, g, out, op, exact):
+    literally(op)
+    literally(exact)
+    n = x.shape[0]
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        _vjp_block(x, g, out, b * _BLOCK, min(n, (b + 1) * _BLOCK), op, exact)
+
+
+@njit(**_PJ)
+def _lstm_par(i, f, o, u, cp, h, c, exact):
+    literally(exact)
+    n = i.shape[0]
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        _lstm_block(i, f, o, u, cp, h, c, b * _BLOCK,
+                    min(n, (b + 1) * _BLOCK), exact)
+
+
+@njit(**_PJ)
+def _lstm_vjp_par(i, f, o, u, cp, gh, gc, di, df, do, du, dcp, exact):
+    literally(exact)
+    n = i.shape[0]
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        _lstm_vjp_block(i, f, o, u, cp, gh, gc, di, df, do, du, dcp,
+                        b * _BLOCK, min(n, (b + 1) * _BLOCK), exact)
+
+
+@njit(**_PJ)
+def _tree_par(i, fl, fr, o, u, cl, cr, h, c, exact):
+    literally(exact)
+    n = i.shape[0]
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        _tree_block(i, fl, fr, o, u, cl, cr, h, c, b * _BLOCK,
+                    min(n, (b + 1) * _BLOCK), exact)
+
+
+@njit(**_PJ)
+def _tree_vjp_par(i, fl, fr, o, u, cl, cr, gh, gc, di, dfl, dfr, do, du, dcl,
+                  dcr, exact):
+    literally(exact)
+    n = i.shape[0]
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        _tree_vjp_block(i, fl, fr, o, u, cl, cr, gh, gc, di, dfl, dfr, do, du,
+                        dcl, dcr, b * _BLOCK, min(n, (b + 1) * _BLOCK), exact)
+
+
+# -------------------------------------------------------- python wrappers --
+def _is_cupy(x):
+    return type(x).__module__.startswith("cupy")
+
+
+def _cupy_impl():
+    from . import cupy_activations         # imported lazily: needs cupy
+    return cupy_activations
+
+
+def _prepare(*xs):
+    """Broadcast, pick the float dtype, return flat contiguous arrays."""
+    arrs = [np.asarray(x) for x in xs]
+    dt = np.result_type(*arrs)
+    if dt not in (np.float32, np.float64):
+        dt = np.dtype(np.float64)
+    shape = np.broadcast_shapes(*(a.shape for a in arrs))
+    flat = [np.ascontiguousarray(np.broadcast_to(a, shape), dtype=dt).reshape(-1)
+            for a in arrs]
+    return flat, shape, dt
+
+
+def _finish(flat, shape):
+    out = flat.reshape(shape)
+    return out[()] if out.ndim == 0 else out
+
+
+def _unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes along which an input of ``shape`` was
+    broadcast (so each input gets a gradient of its own shape)."""
+    if grad.shape == tuple(shape):
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + k for k, s in enumerate(shape) if s == 1 and grad.shape[lead + k] != 1)
+    return grad.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+def _run(par, block, arrays, n, exact, *literals):
+    if n == 0:
+        return
+    if n < _SERIAL_BELOW:
+        block(*arrays, 0, n, *literals, exact)
+    else:
+        par(*arrays, *literals, exact)
+
+
+def _unary(x, op, exact_math):
+    (a,), shape, dt = _prepare(x)
+    out = np.empty_like(a)
+    _run(_fwd_par, _fwd_block, (a, out), a.size, bool(exact_math), op)
+    return _finish(out, shape)
+
+
+def _unary_vjp(x, g, op, exact_math):
+    xshape = np.shape(x)
+    (a, ga), shape, dt = _prepare(x, g)
+    out = np.empty_like(a)
+    _run(_vjp_par, _vjp_block, (a, ga, out), a.size, bool(exact_math), op)
+    return _finish(_unbroadcast(out.reshape(shape), xshape).reshape(-1), xshape)
+
+
+def _gelu_op(approximate):
+    if approximate == "tanh":
+        return "gelu_tanh"
+    if approximate in ("erf", "none", None):
+        return "gelu_erf"
+    raise ValueError(f"approximate must be 'tanh' or 'erf', got {approximate!r}")
+
+
+def _make_unary(name, doc):
+    def fwd(x, exact_math=False):
+        if _is_cupy(x):
+            return getattr(_cupy_impl(), name)(x)
+        return _unary(x, _OPS[name], exact_math)
+
+    def vjp(x, g, exact_math=False):
+        if _is_cupy(x):
+            return getattr(_cupy_impl(), name + "_vjp")(x, g)
+        return _unary_vjp(x, g, _OPS[name], exact_math)
+    fwd.__name__ = fwd.__qualname__ = name
+    vjp.__name__ = vjp.__qualname__ = name + "_vjp"
+    fwd.__doc__ = f"{doc} (elementwise; dtype preserved)."
+    vjp.__doc__ = f"Input gradient of :func:`{name}` given output gradient g."
+    return fwd, vjp
+
+
+sigmoid, sigmoid_vjp = _make_unary("sigmoid", "Logistic sigmoid 1/(1+exp(-x))")
+tanh, tanh_vjp = _make_unary("tanh", "Hyperbolic tangent")
+relu, relu_vjp = _make_unary("relu", "max(x, 0) (NaN propagates; grad 0 at 0)")
+silu, silu_vjp = _make_unary("silu", "SiLU / swish x*sigmoid(x)")
+softplus, softplus_vjp = _make_unary("softplus", "log(1 + exp(x)), overflow-free")
+
+
+def gelu(x, approximate="tanh", exact_math=False):
+    """GELU: ``0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x**3)))`` for
+    ``approximate='tanh'`` (default), ``0.5*x*(1 + erf(x/sqrt(2)))`` for
+    ``'erf'`` (``'none'``, torch's name, is accepted too)."""
+    op = _gelu_op(approximate)
+    if _is_cupy(x):
+        return _cupy_impl().gelu(x, approximate=op[5:])
+    return _unary(x, _OPS[op], exact_math)
+
+
+def gelu_vjp(x, g, approximate="tanh", exact_math=False):
+    """Input gradient of :func:`gelu` given output gradient ``g``."""
+    op = _gelu_op(approximate)
+    if _is_cupy(x):
+        return _cupy_impl().gelu_vjp(x, g, approximate=op[5:])
+    return _unary_vjp(x, g, _OPS[op], exact_math)
+
+
+def lstm_cell(i, f, o, u, c_prev, exact_math=False):
+    """LSTM pointwise step: returns ``(h, c)`` with
+    ``c = sigmoid(i)*tanh(u) + sigmoid(f)*c_prev``, ``h = sigmoid(o)*tanh(c)``
+    (gate pre-activations in, inputs broadcast)."""
+    if _is_cupy(i):
+        return _cupy_impl().lstm_cell(i, f, o, u, c_prev)
+    ins, shape, dt = _prepare(i, f, o, u, c_prev)
+    h, c = np.empty_like(ins[0]), np.empty_like(ins[0])
+    _run(_lstm_par, _lstm_block, (*ins, h, c), h.size, bool(exact_math))
+    return _finish(h, shape), _finish(c, shape)
+
+
+def lstm_cell_vjp(i, f, o, u, c_prev, gh, gc, exact_math=False):
+    """Gradients ``(di, df, do, du, dc_prev)`` of :func:`lstm_cell` given the
+    gradients ``gh``, ``gc`` of its outputs ``h`` and ``c``."""
+    if _is_cupy(i):
+        return _cupy_impl().lstm_cell_vjp(i, f, o, u, c_prev, gh, gc)
+    shapes = [np.shape(v) for v in (i, f, o, u, c_prev)]
+    ins, shape, dt = _prepare(i, f, o, u, c_prev, gh, gc)
+    outs = [np.empty_like(ins[0]) for _ in range(5)]
+    _run(_lstm_vjp_par, _lstm_vjp_block, (*ins, *outs), outs[0].size,
+         bool(exact_math))
+    return tuple(_finish(_unbroadcast(d.reshape(shape), s).reshape(-1), s)
+                 for d, s in zip(outs, shapes))
+
+
+def tree_lstm_cell(i, fl, fr, o, u, cl, cr, exact_math=False):
+    """Binary Tree-LSTM pointwise step: ``(h, c)`` with
+    ``c = sigmoid(i)*tanh(u) + sigmoid(fl)*cl + sigmoid(fr)*cr``,
+    ``h = sigmoid(o)*tanh(c)``."""
+    if _is_cupy(i):
+        return _cupy_impl().tree_lstm_cell(i, fl, fr, o, u, cl, cr)
+    ins, shape, dt = _prepare(i, fl, fr, o, u, cl, cr)
+    h, c = np.empty_like(ins[0]), np.empty_like(ins[0])
+    _run(_tree_par, _tree_block, (*ins, h, c), h.size, bool(exact_math))
+    return _finish(h, shape), _finish(c, shape)
+
+
+def tree_lstm_cell_vjp(i, fl, fr, o, u, cl, cr, gh, gc, exact_math=False):
+    """Gradients ``(di, dfl, dfr, do, du, dcl, dcr)`` of
+    :func:`tree_lstm_cell` given ``gh``, ``gc``."""
+    if _is_cupy(i):
+        return _cupy_impl().tree_lstm_cell_vjp(i, fl, fr, o, u, cl, cr, gh, gc)
+    shapes = [np.shape(v) for v in (i, fl, fr, o, u, cl, cr)]
+    ins, shape, dt = _prepare(i, fl, fr, o, u, cl, cr, gh, gc)
+    outs = [np.empty_like(ins[0]) for _ in range(7)]
+    _run(_tree_vjp_par, _tree_vjp_block, (*ins, *outs), outs[0].size,
+         bool(exact_math))
+    return tuple(_finish(_unbroadcast(d.reshape(shape), s).reshape(-1), s)
+                 for d, s in zip(outs, shapes))
+
+
+# Scalar versions for per-sample numba code (see the module docstring).
+SCALAR_FUNCTIONS = {
+    "sigmoid": sigmoid_scalar, "tanh": tanh_scalar, "relu": relu_scalar,
+    "gelu": gelu_scalar, "silu": silu_scalar, "softplus": softplus_scalar,
+    "sigmoid_vjp": sigmoid_vjp_scalar, "tanh_vjp": tanh_vjp_scalar,
+    "relu_vjp": relu_vjp_scalar, "gelu_vjp": gelu_vjp_scalar,
+    "silu_vjp": silu_vjp_scalar, "softplus_vjp": softplus_vjp_scalar,
+    "lstm_cell": lstm_cell_scalar, "lstm_cell_vjp": lstm_cell_vjp_scalar,
+    "tree_lstm_cell": tree_lstm_cell_scalar,
+    "tree_lstm_cell_vjp": tree_lstm_cell_vjp_scalar,
+}

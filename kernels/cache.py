@@ -1,0 +1,131 @@
+"""On-disk and in-memory cache of compiled kernels.
+
+numba's ``cache=True`` cannot cache functions created with ``exec``: it needs
+a source file.  So each kernel's generated source is written to a file named
+by the hash of its content, under :func:`cache_dir` (``$VMAPPER_CACHE_DIR``,
+else ``~/.cache/vmapper/kernels``), and imported with :mod:`importlib`; the
+``@njit(cache=True)`` functions inside it then keep their machine code in the
+``__pycache__`` next to it, so a new process that generates the same source
+loads it instead of compiling.  The source header names the codegen version
+and the numba/numpy/Python versions and a hash of ``vmath.py`` (whose
+functions the kernels call), so a change to any of them gives a new file.
+
+Files are never rewritten (numba keys its cache on the file's mtime), and
+are written atomically (temporary file + ``os.replace``), so concurrent
+processes may share the directory.
+
+``stats``: ``compiled`` counts kernels numba compiled in this process,
+``loaded_from_disk`` kernels whose machine code came from the disk cache,
+``memory_hits`` calls of ``compile_kernel`` answered from memory.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+
+import numpy as np
+
+__all__ = ["stats", "cache_dir", "clear_memory", "load_module", "ensure_compiled", "environment_tag"]
+
+stats = {"compiled": 0, "loaded_from_disk": 0, "memory_hits": 0}
+
+_memory: dict = {}
+_modules: dict = {}
+_lock = threading.RLock()
+_env_tag = None
+
+
+def cache_dir() -> str:
+    d = os.environ.get("VMAPPER_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "vmapper",
+                                                            "kernels")
+    try:
+        os.makedirs(d, exist_ok=True)
+        if not os.access(d, os.W_OK):
+            raise OSError(d)
+    except OSError:
+        d = os.path.join(tempfile.gettempdir(), f"vmapper-kernels-{os.getuid() if hasattr(os, 'getuid') else 0}")
+        os.makedirs(d, exist_ok=True)
+    return d
+
+
+def environment_tag() -> str:
+    """What the machine code of a kernel depends on besides its own source."""
+    global _env_tag
+    if _env_tag is None:
+        import numba
+        spec = importlib.util.find_spec("vmapper.kernels.vmath")
+        try:
+            with open(spec.origin, "rb") as f:
+                vm = hashlib.sha256(f.read()).hexdigest()[:16]
+        except (OSError, AttributeError, TypeError):
+            vm = "none"
+        _env_tag = (f"numba {numba.__version__}; numpy {np.__version__}; "
+                    f"python {sys.version_info[0]}.{sys.version_info[1]}; vmath {vm}")
+    return _env_tag
+
+
+def memory_get(key):
+    k = _memory.get(key)
+    if k is not None:
+        stats["memory_hits"] += 1
+    return k
+
+
+def memory_put(key, kernel):
+    _memory[key] = kernel
+
+
+def clear_memory():
+    """Forget the kernels and modules of this process (the disk cache stays)."""
+    with _lock:
+        _memory.clear()
+        _modules.clear()
+
+
+def load_module(source: str):
+    """Import the kernel module holding ``source`` (written to the cache directory once)."""
+    h = hashlib.sha256(source.encode()).hexdigest()[:32]
+    with _lock:
+        hit = _modules.get(h)
+        if hit is not None:
+            return hit
+        name = f"vmapper_kernel_{h}"
+        path = os.path.join(cache_dir(), name + ".py")
+        if not os.path.exists(path):
+            fd, tmp = tempfile.mkstemp(prefix=name, suffix=".tmp", dir=os.path.dirname(path))
+            with os.fdopen(fd, "w") as f:
+                f.write(source)
+            try:
+                os.link(tmp, path)  # atomic and never replaces an existing file (keeps its mtime)
+            except FileExistsError:
+                pass
+            except OSError:
+                if not os.path.exists(path):
+                    os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        _modules[h] = (module, path)
+        return module, path
+
+
+def ensure_compiled(module, signature):
+    """Compile (or load from numba's disk cache) the module's kernel for ``signature``."""
+    d = module.kernel
+    with _lock:
+        if signature in d.overloads or any(tuple(s) == signature for s in d.signatures):
+            return
+        before_hits = sum(d.stats.cache_hits.values())
+        d.compile(signature)
+        if sum(d.stats.cache_hits.values()) > before_hits:
+            stats["loaded_from_disk"] += 1
+        else:
+            stats["compiled"] += 1

@@ -1,0 +1,106 @@
+"""The numba kernel backend agrees with the numpy runtime: results, dtypes and errors."""
+import numpy as np
+import pytest
+
+import vmapper
+from vmapper.testing.program_generator import compile_program, generate_program
+
+pytest.importorskip("numba")
+
+
+def collatz(n):
+    steps = 0
+    while n != 1:
+        if n % 2 == 0:
+            n = n // 2
+        else:
+            n = 3 * n + 1
+        steps += 1
+    return steps
+
+
+def escape(cr, ci):
+    zr, zi = 0.0, 0.0
+    i = 0
+    while i < 64 and zr * zr + zi * zi <= 4.0:
+        zr, zi = zr * zr - zi * zi + cr, 2.0 * zr * zi + ci
+        i += 1
+    return i
+
+
+def mixed(x, k):
+    y = x * np.float32(1.5)
+    for j in range(k % 5):
+        if j == 2:
+            continue
+        y = y + j
+    return y, k > 2
+
+
+def divides(a, b):
+    return a // b
+
+
+def spin(n):
+    while n > 0:
+        n = n + 1
+    return n
+
+
+def both(fn, *args):
+    k = vmapper.batched(fn, backend="numba")
+    r = vmapper.batched(fn, backend="numpy")
+    got, want = k(*args), r(*args)
+    assert k.last_stats["kernel_launches"] == 1, "expected the whole function to run as one kernel"
+    return got, want
+
+
+def assert_same(got, want):
+    got, want = (got if isinstance(got, tuple) else (got,)), (want if isinstance(want, tuple) else (want,))
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("fn,args", [
+    (collatz, (np.arange(1, 3000),)),
+    (escape, (np.linspace(-2, 1, 500), np.linspace(-1.5, 1.5, 500))),
+    (mixed, (np.linspace(-3, 3, 40).astype(np.float32), np.arange(40))),
+])
+def test_kernel_equals_numpy_runtime_bitwise(fn, args):
+    assert_same(*both(fn, *args))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_generated_programs_agree_across_backends(seed):
+    prog = generate_program(seed)
+    fn = compile_program(prog)
+    args = prog.make_args(np.random.default_rng(seed), 200)
+    k = vmapper.batched(fn, backend="numba")
+    r = vmapper.batched(fn, backend="numpy")
+    assert_same(k(*args), r(*args))
+
+
+def test_kernel_lane_errors_name_the_lane_and_line():
+    a, b = np.arange(10), np.array([1, 2, 3, 0, 5, 6, 7, 0, 9, 1])
+    with pytest.raises(vmapper.LaneError) as err:
+        vmapper.batched(divides, backend="numba")(a, b)
+    assert err.value.python_error is ZeroDivisionError and list(err.value.lanes) == [3]
+    assert "return a // b" in str(err.value)
+
+
+def test_kernel_max_iters_raises_non_termination_like_the_numpy_runtime():
+    n = np.array([0, 3, -2])
+    for backend in ("numba", "numpy"):
+        with pytest.raises(vmapper.NonTerminationError) as err:
+            vmapper.batched(spin, max_iters=20, backend=backend)(n)
+        assert 1 in list(err.value.lanes)
+
+
+def test_functions_with_calls_or_arrays_fall_back_to_the_numpy_runtime_not_per_sample():
+    def with_array(x):
+        v = np.zeros(3) + x
+        return v.sum()
+    f = vmapper.batched(with_array, backend="numba")
+    np.testing.assert_array_equal(f(np.arange(5.0)), np.arange(5.0) * 3)
+    assert f.last_stats["kernel_launches"] == 0 and f.last_stats["launches"] > 0

@@ -1,0 +1,77 @@
+"""Run a whole elementwise function as one compiled kernel when the backend allows.
+
+A function whose every operation is per-lane scalar work (its ``if``/``while``/
+``for`` included) and whose arguments are per-lane scalars (or uniform scalars)
+runs as ONE numba kernel in which each lane follows its own control flow --
+no masks, no compaction.  Anything else, and any differentiated run, stays on
+the numpy runtime.  Errors a lane raises in the kernel become the same
+:class:`LaneError`/:class:`NonTerminationError` the numpy runtime raises.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import LaneError, NonTerminationError
+from .values import Lanes
+
+_NOT_RUN = object()
+
+
+def kernel_reason(program):
+    """None if ``program`` can be a kernel, else why not (cached on the program)."""
+    if not hasattr(program, "_kernel_reason"):
+        try:
+            from ..kernels.codegen import kernel_eligible
+        except Exception as exc:  # numba missing or broken: the numpy runtime serves
+            program._kernel_reason = f"kernel backend unavailable ({exc})"
+        else:
+            program._kernel_reason = kernel_eligible(program.ir)
+    return program._kernel_reason
+
+
+def _arg_type(a):
+    if isinstance(a, Lanes):
+        d = a.data
+        if d.ndim == 1 and d.dtype.kind in "biuf":
+            return ("lanes", d.dtype, a.weak), np.ascontiguousarray(d)
+        return None
+    if isinstance(a, (bool, int, float, np.bool_, np.integer, np.floating)):
+        return ("uniform", a), a
+    return None
+
+
+def try_kernel(state, program, args, n, lane_ids):
+    """The kernel's result over ``n`` lanes, or ``_NOT_RUN`` when the numpy runtime must run."""
+    if state.backend != "numba" or state.tape is not None or kernel_reason(program) is not None:
+        return _NOT_RUN
+    typed = [_arg_type(a) for a in args]
+    if any(t is None for t in typed):
+        return _NOT_RUN
+    from ..kernels.codegen import compile_kernel
+    # The kernel counts loop-header visits; max_iters counts trips (one visit fewer).
+    kernel = compile_kernel(program.ir, [t[0] for t in typed], exact_math=state.exact_math,
+                            max_iters=None if state.max_iters is None else state.max_iters + 1)
+    results, err_lane, err_code = kernel([t[1] for t in typed], n)
+    state.stats.launches += 1
+    state.stats.kernel_launches += 1
+    state.stats.active_lane_ops += n
+    state.stats.processed_lane_ops += n
+    if err_lane >= 0:
+        _raise(program, kernel, err_lane, err_code, lane_ids)
+    weak = kernel.result_weak
+    if isinstance(results, tuple):
+        weaks = weak if isinstance(weak, tuple) else (weak,) * len(results)
+        return tuple(Lanes(r, w) for r, w in zip(results, weaks))
+    return Lanes(results, bool(weak))
+
+
+def _raise(program, kernel, err_lane, err_code, lane_ids):
+    line, exc_type, message = kernel.errors[err_code]
+    ids = lane_ids() if callable(lane_ids) else lane_ids
+    lane = int(ids[err_lane]) if ids is not None else int(err_lane)
+    where = f"{program.where(line)}\n    {line} | {program.source_line(line).strip()}"
+    if exc_type is NonTerminationError:
+        raise NonTerminationError(f"loop at {where}\n  passed max_iters on lane [{lane}] (the compiled "
+                                  f"kernel reports the first such lane)", lanes=np.array([lane]), line=line)
+    raise LaneError(f"{exc_type.__name__}: {message} on lane(s) [{lane}] at {where}", lanes=np.array([lane]),
+                    line=line, operation=message, python_error=exc_type)

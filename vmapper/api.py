@@ -109,9 +109,18 @@ class BatchedFunction:
         return get_program(self.per_sample)
 
     def explain(self) -> str:
-        """A readable dump of the program after the SPMD pass."""
+        """A readable dump of the program after the SPMD pass, and how it will run."""
         from .explain import explain_program
-        return explain_program(self.program)
+        from .runtime.kernel_dispatch import kernel_reason
+        program = self.program
+        if self.backend == "numba":
+            reason = kernel_reason(program)
+            how = ("backend numba: runs as ONE compiled kernel when its arguments are per-lane scalars "
+                   "(each lane follows its own control flow; the masked program below is the fallback)"
+                   if reason is None else f"backend numba, numpy runtime for this function: {reason}")
+        else:
+            how = "backend numpy: the masked program below runs as array operations"
+        return f"{explain_program(program)}\n\n  {how}"
 
     def __call__(self, *args, **kwargs):
         if _per_sample_mode.get():

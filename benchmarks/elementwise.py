@@ -23,8 +23,10 @@ Peers (each optional; skipped with a message when its import fails):
                    input and writes every output once (no math)
 
 Every callable allocates its outputs, as the library calls do.  Timing is
-round-robin (one call of each peer per round, ``--repeats`` rounds, median),
-so load changes on a shared machine affect all peers alike.  Results of
+round-robin (one call of each peer per round in shuffled order, ``--repeats``
+rounds, median, 50 ms pause before each call so that the previous peer's
+spinning thread pool has gone idle), so load changes on a shared machine
+affect all peers alike.  Results of
 each peer are checked against vmapper's (a mismatch is reported, not fatal).
 Columns: median milliseconds, effective GB/s (bytes in + out / time),
 ``vs vmapper`` = peer time / vmapper time (> 1: vmapper is faster), and for
@@ -35,12 +37,14 @@ Usage::
     python benchmarks/elementwise.py                # n = 10**7, 5 repeats
     python benchmarks/elementwise.py --quick        # n = 10**5, smoke run
     python benchmarks/elementwise.py --n 3000000 --repeats 9 --dtype float32
+    python benchmarks/elementwise.py --threads 1     # same thread count for all
 """
 from __future__ import annotations
 
 import argparse
 import math
 import os
+import random
 import statistics
 import sys
 import time
@@ -391,6 +395,22 @@ def _agree(a, b, dtype):
     return len(a) == len(b) and all(np.allclose(x, y, **tol) for x, y in zip(a, b))
 
 
+def _set_threads(k):
+    """Same thread count for all peers (before any of them is imported)."""
+    import numba
+    numba.set_num_threads(k)
+    if k == 1:                          # XLA has no finer knob than on/off
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                   + " --xla_cpu_multi_thread_eigen=false")
+    os.environ["NUMEXPR_MAX_THREADS"] = os.environ["NUMEXPR_NUM_THREADS"] = str(k)
+    os.environ["OMP_NUM_THREADS"] = str(k)
+    try:
+        import torch
+        torch.set_num_threads(k)
+    except ImportError:
+        pass
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=10 ** 7, help="elements per array")
@@ -400,7 +420,12 @@ def main(argv=None):
     ap.add_argument("--peers", default=",".join(PEERS),
                     help="comma-separated subset of: " + ", ".join(PEERS))
     ap.add_argument("--work", default=",".join(ARITY), help="subset of: " + ", ".join(ARITY))
+    ap.add_argument("--threads", type=int, default=0,
+                    help="threads for every peer (numba, torch, numexpr, XLA); "
+                         "0 = each library's default")
     args = ap.parse_args(argv)
+    if args.threads:
+        _set_threads(args.threads)
     if args.quick:
         args.n, args.repeats = 10 ** 5, 3
     names = ["vmapper"] + [p for p in args.peers.split(",") if p != "vmapper"]
@@ -416,6 +441,7 @@ def main(argv=None):
     import numba
     print(f"n = {args.n:,}  repeats = {args.repeats}  numba threads = "
           f"{numba.get_num_threads()}  cpus = {os.cpu_count()}")
+    rng = random.Random(0)
     for dtype in dtypes:
         for work in args.work.split(","):
             xs = _inputs(work, args.n, dtype)
@@ -435,10 +461,16 @@ def main(argv=None):
                     del out
                 except Exception as exc:
                     notes[name] = f"failed: {type(exc).__name__}: {str(exc)[:60]}"
-            # Round-robin: one call of every peer per round, so a change in
-            # machine load (shared 2-core box) hits all peers alike.
+            # Round-robin: one call of every peer per round (shuffled), so a
+            # change in machine load (shared 2-core box) hits all peers
+            # alike; a short pause before each call lets the previous peer's
+            # thread pool (XLA/Eigen and OpenMP spin-wait) go idle first.
+            order = list(live)
             for _ in range(args.repeats):
-                for name, fn in live.items():
+                rng.shuffle(order)
+                for name in order:
+                    time.sleep(0.05)
+                    fn = live[name]
                     samples[name].append(median_time(lambda: fn(*xs), repeats=1, warmup=0))
             times = {k: statistics.median(v) for k, v in samples.items()}
             tv = times.get("vmapper")

@@ -274,3 +274,61 @@ def test_gelu_tanh_tail_is_accurate_in_float32():
     np.testing.assert_allclose(A.gelu(x), xd * sp, rtol=1e-5)
     d = sp + xd * 2 * K * (1 + 3 * C * xd * xd) * sp * sn
     np.testing.assert_allclose(A.gelu_vjp(x, np.ones_like(x)), d, rtol=1e-4)
+
+
+def test_cupy_kernel_sources_compile_and_agree_on_cpu(tmp_path, monkeypatch):
+    """Without a GPU: compile the CUDA kernel bodies of cupy_activations as
+    plain C++ (same templates, <cmath> overloads) and compare with numpy."""
+    import importlib.util
+    import shutil
+    import subprocess
+    import sys
+    import types
+    cxx = shutil.which("g++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    monkeypatch.setitem(sys.modules, "cupy", types.ModuleType("cupy"))
+    path = A.__file__.replace("activations.py", "cupy_activations.py")
+    spec = importlib.util.spec_from_file_location("_cupy_src", path)
+    ca = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ca)
+    kernels = []
+    for op, (fwd_body, vjp_body) in ca._UNARY.items():
+        kernels += [(op, ["x"], ["y"], fwd_body), (op + "_vjp", ["x", "g"], ["y"], vjp_body)]
+    gates5, gates7 = ["gi", "gf", "go", "gu", "c_prev"], ["gi", "gfl", "gfr", "go", "gu", "cl", "cr"]
+    kernels += [("lstm", gates5, ["h", "c"], ca._LSTM),
+                ("lstm_vjp", gates5 + ["gh", "gc"], ["di", "df", "d_o", "du", "dc_prev"], ca._LSTM_VJP),
+                ("tree", gates7, ["h", "c"], ca._TREE),
+                ("tree_vjp", gates7 + ["gh", "gc"],
+                 ["di", "dfl", "dfr", "d_o", "du", "dcl", "dcr"], ca._TREE_VJP)]
+    vals = {"gi": 0.3, "gf": -0.4, "gfl": -0.4, "gfr": 0.9, "go": 1.1, "gu": -0.7,
+            "c_prev": 0.5, "cl": 0.5, "cr": -1.5, "gh": 0.8, "gc": -0.6, "x": -1.3, "g": 0.7}
+    src = ["#include <cmath>", "#include <cstdio>", "using namespace std;",
+           ca._PREAMBLE.replace("__device__ __forceinline__", "inline")]
+    main = ["int main() {"]
+    for name, ins, outs, body in kernels:
+        params = ", ".join([f"T {p}" for p in ins] + [f"T& {p}" for p in outs])
+        src.append(f"template <typename T> void k_{name}({params}) {{ {body} }}")
+        args = ", ".join(repr(vals[p]) for p in ins)
+        decl = " ".join(f"double o{j};" for j in range(len(outs)))
+        res = ", ".join(f"o{j}" for j in range(len(outs)))
+        fmt = " ".join(["%.17g"] * len(outs))
+        main.append(f'{{ {decl} k_{name}<double>({args}, {res}); '
+                    f'printf("{name} {fmt}\\n", {res}); }}')
+    (tmp_path / "k.cpp").write_text("\n".join(src + main + ["return 0; }"]))
+    subprocess.run([cxx, "-std=c++17", "-O1", "-o", str(tmp_path / "k"),
+                    str(tmp_path / "k.cpp")], check=True)
+    out = subprocess.run([str(tmp_path / "k")], check=True, capture_output=True, text=True)
+    got = {ln.split()[0]: [float(v) for v in ln.split()[1:]] for ln in out.stdout.splitlines()}
+    x, g = vals["x"], vals["g"]
+    for name in NAMES:
+        fwd, vjp, _, _ = REF[name]
+        np.testing.assert_allclose(got[name], [fwd(x)], rtol=1e-13)
+        np.testing.assert_allclose(got[name + "_vjp"], [vjp(x, g)], rtol=1e-13)
+    l5 = [vals[p] for p in gates5]
+    t7 = [vals[p] for p in gates7]
+    np.testing.assert_allclose(got["lstm"], A.lstm_cell(*l5), rtol=1e-13)
+    np.testing.assert_allclose(got["lstm_vjp"], A.lstm_cell_vjp(*l5, vals["gh"], vals["gc"]), rtol=1e-13)
+    np.testing.assert_allclose(got["tree"], A.tree_lstm_cell(*t7), rtol=1e-13)
+    np.testing.assert_allclose(got["tree_vjp"], A.tree_lstm_cell_vjp(*t7, vals["gh"], vals["gc"]),
+                               rtol=1e-13)

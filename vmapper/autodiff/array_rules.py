@@ -59,7 +59,10 @@ def _getitem_vjp(g, out, args, attrs, n):
     varying = any(isinstance(e, Lanes) for e in ix)
     key = ((np.arange(n),) if varying else (slice(None),)) + nix
     full = np.zeros(base.data.shape, dtype=g.dtype)
-    np.add.at(full, key, g)
+    if not varying and all(isinstance(e, (int, np.integer, slice)) or e is None or e is Ellipsis for e in nix):
+        full[key] = g  # basic indexing touches each element at most once
+    else:
+        np.add.at(full, key, g)
     return [full] + [None] * len(ix)
 
 

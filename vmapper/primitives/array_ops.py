@@ -234,6 +234,15 @@ def matmul_lanes(ctx, a, b):
         raise ctx.lane_error_all("matmul: input operand does not have enough dimensions", ValueError)
     squeeze = []
     ad, bd = (a.data if isinstance(a, Lanes) else np.asarray(a)), (b.data if isinstance(b, Lanes) else np.asarray(b))
+    # A shared matrix with per-lane vectors is one GEMM over the lanes, not a stack of GEMVs.
+    if not isinstance(a, Lanes) and ad.ndim == 2 and isinstance(b, Lanes) and bd.ndim == 2:
+        if ad.shape[1] != bd.shape[1]:
+            raise ctx.lane_error_all(f"matmul: shapes {ad.shape} and {bd.shape[1:]} do not align", ValueError)
+        return Lanes(bd @ ad.T, False)
+    if isinstance(a, Lanes) and ad.ndim == 2 and not isinstance(b, Lanes) and bd.ndim == 2:
+        if ad.shape[1] != bd.shape[0]:
+            raise ctx.lane_error_all(f"matmul: shapes {ad.shape[1:]} and {bd.shape} do not align", ValueError)
+        return Lanes(ad @ bd, False)
     if isinstance(a, Lanes) and ad.ndim == 2:
         ad = ad[:, None, :]
         squeeze.append(-2)

@@ -30,6 +30,12 @@ from .values import Lanes, Traced, concat_lanes, concat_sized, gather, is_varyin
 COMPACT_BELOW = 0.97
 #: Frames smaller than this never compact (the bookkeeping costs more).
 COMPACT_MIN_LANES = 64
+#: A block (of at least BLOCK_COMPACT_MIN_INSTRS operations) whose mask covers at most
+#: this fraction of its frame runs in a subframe of just those lanes: the operations
+#: then touch only the active lanes, for the price of gathering what it reads and
+#: scattering back what it writes.
+BLOCK_COMPACT_BELOW = 0.5
+BLOCK_COMPACT_MIN_INSTRS = 4
 
 
 class Stats:
@@ -159,7 +165,17 @@ def run_steps(program, steps, stack, frame):
                 mask = None
         else:
             count = frame.n
-        run_block(program, program.blocks[step], frame, mask, count, stack)
+        block = program.blocks[step]
+        if mask is not None and count <= BLOCK_COMPACT_BELOW * frame.n and frame.n >= COMPACT_MIN_LANES \
+                and len(block.instrs) >= BLOCK_COMPACT_MIN_INSTRS:
+            sub = frame.subframe(np.flatnonzero(mask))
+            frame.state.stats.compactions += 1
+            try:
+                run_block(program, block, sub, None, count, stack)
+            finally:
+                sub.write_back()
+        else:
+            run_block(program, block, frame, mask, count, stack)
 
 
 def run_loop(program, step, stack, frame, mask):

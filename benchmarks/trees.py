@@ -55,6 +55,7 @@ Usage::
     python benchmarks/trees.py                 # 2 warm-up + 20 timed batches (500 trees)
     python benchmarks/trees.py --quick         # 1 warm-up + 5 timed batches
     python benchmarks/trees.py --threads 2     # BLAS / torch / XLA threads (default 1)
+    python benchmarks/trees.py --jax-threads 2 # XLA alone on 2 threads
     python benchmarks/trees.py --float64 --steps 10
     python benchmarks/trees.py --profile       # also cProfile one vmapper step
 
@@ -81,6 +82,9 @@ def _parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1,
                    help="threads for BLAS (OMP/OPENBLAS/MKL_NUM_THREADS), torch and XLA "
                         "(default 1)")
+    p.add_argument("--jax-threads", type=int, default=None,
+                   help="XLA's intra-op threads if different from --threads (XLA's thread pool "
+                        "copes with a loaded machine better than OpenBLAS and torch do)")
     p.add_argument("--float64", action="store_true", help="float64 instead of float32")
     p.add_argument("--data", default=None,
                    help="SST directory with train.txt (default: shared/data/sst beside the repo)")
@@ -98,19 +102,21 @@ def _parse_args(argv=None):
         args.steps = 5 if args.quick else 20
     if args.warmup is None:
         args.warmup = 1 if args.quick else 2
-    if args.steps < 1 or args.warmup < 0 or args.threads < 1:
+    if args.jax_threads is None:
+        args.jax_threads = args.threads
+    if args.steps < 1 or args.warmup < 0 or args.threads < 1 or args.jax_threads < 1:
         p.error("--steps and --threads must be >= 1, --warmup >= 0")
     return args
 
 
-def _set_thread_env(n):
+def _set_thread_env(n, n_xla):
     """Thread counts for the numeric libraries: must happen before they are imported."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
         os.environ[var] = str(n)
     flags = os.environ.get("XLA_FLAGS", "")
-    extra = f"--xla_cpu_multi_thread_eigen={'false' if n == 1 else 'true'} " \
-            f"intra_op_parallelism_threads={n}"
+    extra = f"--xla_cpu_multi_thread_eigen={'false' if n_xla == 1 else 'true'} " \
+            f"intra_op_parallelism_threads={n_xla}"
     os.environ["XLA_FLAGS"] = f"{flags} {extra}".strip()
 
 
@@ -118,7 +124,7 @@ def _set_thread_env(n):
 # from the command line before anything below imports them.
 _EARLY_ARGS = _parse_args(sys.argv[1:]) if __name__ == "__main__" else None
 if _EARLY_ARGS is not None:
-    _set_thread_env(_EARLY_ARGS.threads)
+    _set_thread_env(_EARLY_ARGS.threads, _EARLY_ARGS.jax_threads)
 
 import gc  # noqa: E402
 import importlib.util  # noqa: E402
@@ -166,8 +172,9 @@ reference = _load_module("_bench_trees_reference", _REPO_ROOT / "examples/trees/
 
 def _generated_ptb(n_trees, seed, vocab_size=16000):
     """SST-shaped random binary trees in PTB form: sentence lengths like SST's
-    (lognormal, mean ~19 words, 1..56), random binarization (so depths are close
-    to SST's, max ~30), Zipf-distributed words, labels 0..4 (mostly 2)."""
+    (lognormal, mean ~19 words, 1..56), random binarization with a U-shaped split
+    point (mean depth ~10.5 and max ~27, SST's are 10.8 and 30), Zipf-distributed
+    words, labels 0..4 (mostly 2)."""
     rng = np.random.default_rng(seed)
     lines = []
     for _ in range(n_trees):
@@ -179,9 +186,8 @@ def _generated_ptb(n_trees, seed, vocab_size=16000):
             lab = next(labels)
             if hi - lo == 1:
                 return f"({lab} w{words[lo]})"
-            # Split near the middle with some skew, as parses are neither
-            # balanced nor chains.
-            k = lo + 1 + int(rng.binomial(hi - lo - 2, rng.beta(2, 2))) if hi - lo > 2 else lo + 1
+            # Mostly lopsided splits, as in parses (rarely balanced, often chains).
+            k = lo + 1 + int(rng.binomial(hi - lo - 2, rng.beta(0.25, 0.25))) if hi - lo > 2 else lo + 1
             return f"({lab} {build(lo, k)} {build(k, hi)})"
 
         lines.append(build(0, n))
@@ -666,8 +672,9 @@ def profile_vmapper(peer, b, top):
 
 def main(argv=None) -> int:
     args = _EARLY_ARGS if (argv is None and _EARLY_ARGS is not None) else _parse_args(argv)
-    if _EARLY_ARGS is None or args.threads != _EARLY_ARGS.threads:
-        _set_thread_env(args.threads)  # too late for numpy's BLAS if already imported
+    if _EARLY_ARGS is None or (args.threads, args.jax_threads) != (_EARLY_ARGS.threads,
+                                                                  _EARLY_ARGS.jax_threads):
+        _set_thread_env(args.threads, args.jax_threads)  # too late for numpy if already imported
     dtype = np.float64 if args.float64 else np.float32
     rtol = 1e-9 if args.float64 else 1e-4
     names = list(PEERS)
@@ -710,8 +717,8 @@ def main(argv=None) -> int:
     nodes = [f.num_nodes for f in forests[args.warmup:]]
     print(f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
           f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"threads: {args.threads} (OMP/OPENBLAS/MKL_NUM_THREADS, torch.set_num_threads, "
-          f"XLA intra_op_parallelism_threads)")
+    print(f"threads: {args.threads} (OMP/OPENBLAS/MKL_NUM_THREADS, torch.set_num_threads); "
+          f"XLA intra_op_parallelism_threads {args.jax_threads}")
     print(f"data: {data_desc}: {len(forest)} trees, {forest.num_nodes} nodes, "
           f"vocab {len(forest.vocab)}, max depth {forest.max_depth}")
     print(f"model: emb {EMB}, hidden {HIDDEN}, {CLASSES} classes, {np.dtype(dtype).name}; "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import contextvars
 import functools
@@ -20,6 +21,23 @@ from .runtime.values import Lanes, to_output
 
 
 _per_sample_mode = contextvars.ContextVar("vmapper_per_sample_mode", default=False)
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Pause the cyclic garbage collector while a batched call runs.
+
+    A run (and its gradient tape) creates many small objects without cycles;
+    generational collections would repeatedly walk them all (measured: half
+    of a Tree-LSTM training step).  Reference counting still frees everything.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @contextlib.contextmanager
@@ -137,7 +155,7 @@ class BatchedFunction:
         if limit < 20000:
             sys.setrecursionlimit(20000)
         try:
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), collector_paused():
                 out = try_kernel(state, program, values, n, frame.lane_ids)
                 if out is not _NOT_RUN:
                     return out

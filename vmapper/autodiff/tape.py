@@ -203,7 +203,8 @@ def _masked_vjp(e, g):
 
 def backward(tape: Tape, seeds: dict):
     """Propagate ``seeds`` (node -> gradient of the output) to every node; returns node -> grad."""
-    with np.errstate(all="ignore"):  # inactive lanes compute garbage that is selected away
+    from ..api import collector_paused
+    with np.errstate(all="ignore"), collector_paused():  # inactive lanes compute garbage that is selected away
         return _backward(tape, dict(seeds))
 
 

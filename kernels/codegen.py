@@ -8,23 +8,54 @@
     results, err_lane, err_code = k(args, n)
     k.errors[err_code]  # -> (line, exception type, message)
     k.result_weak       # NEP 50 weakness of the result (a tuple for tuple returns)
+    k.result_dtype      # numpy dtype of the result (a tuple for tuple returns)
 
-The kernel is a ``@njit(parallel=True)`` loop ``for i in prange(n)`` calling a
+The kernel is a ``@njit(parallel=...)`` loop ``for i in prange(n)`` calling a
 per-lane function generated from the CFG: every lane runs the function's
-blocks with its own control flow (a dispatch loop ``while True: if blk ==
-...``, which LLVM jump-threads into the CFG itself), with the dtypes that
-:mod:`vmapper.kernels.typing` inferred, every numpy cast spelled out, and
-numpy's own scalar algorithms (floor division, remainder, shifts, min/max
-with NaNs...) so that results are bitwise equal to the numpy runtime for
-integer and ``+ - * /`` float work.  Transcendental functions use
+blocks with its own control flow, as a dispatch loop ``while blk >= 0: if blk
+== 0: ... elif ...`` that LLVM jump-threads into the CFG itself (measured
+within a few percent of hand-structured code, see
+``benchmarks/kernel_loops_probe.py``).  Variables carry the dtypes that
+:mod:`vmapper.kernels.typing` inferred (a variable whose type changes gets
+one numba variable per dtype, converted on the CFG edges), every numpy cast
+is spelled out, and numpy's own scalar algorithms are used (floor division
+and remainder, shifts by out-of-range counts, min/max/clip with NaNs,
+integer power by squaring...), so that results are bitwise equal to the
+numpy runtime for integer and ``+ - * /`` float work.  No fastmath: LLVM
+does not contract ``a*b + c`` into an FMA.  Transcendental functions use
 :mod:`vmapper.kernels.vmath` (vectorizable, within a few ulp) unless
 ``exact_math`` asks for libm.
 
-A lane that fails (an error the per-sample run would raise) stops and
-records an error code; the kernel reports the smallest failing lane and its
-code, which :attr:`Kernel.errors` decodes.  ``compile_kernel`` raises
-:class:`~vmapper.kernels.typing.KernelUnsupported` when the function with
-these argument types cannot be compiled exactly; fall back to the runtime.
+A lane that fails (where the per-sample run raises) stops with an error
+code; the kernel reports the smallest failing lane and its code, which
+:attr:`Kernel.errors` decodes.  The codes cover division/modulo by zero,
+integer powers with negative exponents, Python-float ``**`` domain and
+overflow errors, ``math.*`` domain/range errors, ``int()``/``round()`` of
+NaN/inf/out-of-int64 floats, ``range()`` with step 0 or a float bound,
+``assert``/``raise``, reads of unbound variables (a defined flag is kept only
+for variables that are not definitely assigned where they are read) and
+``max_iters`` (``NonTerminationError``, counted per lane and loop entry).
+
+``compile_kernel`` raises :class:`~vmapper.kernels.typing.KernelUnsupported`
+when the function with these argument types cannot be compiled exactly (a
+dtype numba or this module does not handle, a type error the runtime would
+report, a literal out of range of its NEP 50 type...); fall back to the runtime.
+
+Known differences from the runtime (documented, by design):
+
+* dtypes are inferred statically: a variable assigned an int on one path and
+  a float on another is promoted on every lane, while the runtime promotes
+  only when lanes of one batch actually take both paths (values are equal);
+* computations on uniform values that the runtime does with Python objects
+  (arbitrary-precision ints, ``int ** negative int`` giving a float) are done
+  in the inferred dtypes unless all their operands are literals (those are
+  folded with Python semantics at generation time);
+* ``round()`` of a float beyond int64 fails with ``OverflowError`` (the
+  runtime returns an unspecified value); out-of-range float -> int casts
+  (``np.int32(1e20)``) follow numpy's x86 results for int64/int32 and
+  narrower signed types, and are unspecified otherwise (numpy warns);
+* numba emits signed ``add/sub/mul`` with LLVM's ``nsw`` flag: results wrap
+  like numpy's on overflow in practice, but LLVM may assume they do not.
 """
 from __future__ import annotations
 

@@ -104,3 +104,37 @@ def test_functions_with_calls_or_arrays_fall_back_to_the_numpy_runtime_not_per_s
     f = vmapper.batched(with_array, backend="numba")
     np.testing.assert_array_equal(f(np.arange(5.0)), np.arange(5.0) * 3)
     assert f.last_stats["kernel_launches"] == 0 and f.last_stats["launches"] > 0
+
+
+def fifty_trips(n):
+    k = 0
+    while k < n:
+        k += 1
+    return k
+
+
+def bool_difference(x, y):
+    return (x > 0) - (y > 0)
+
+
+def test_max_iters_counts_trips_identically_on_both_backends():
+    n = np.array([50, 3])
+    for backend in ("numba", "numpy"):
+        np.testing.assert_array_equal(vmapper.batched(fifty_trips, max_iters=50, backend=backend)(n), n)
+        with pytest.raises(vmapper.NonTerminationError):
+            vmapper.batched(fifty_trips, max_iters=49, backend=backend)(n)
+
+
+def test_argument_types_a_kernel_cannot_take_fall_back_to_the_numpy_runtime():
+    x = np.array([1.0, -1.0, 2.0])
+    for backend in ("numba", "numpy"):
+        with pytest.raises(vmapper.LaneError) as err:
+            vmapper.batched(bool_difference, backend=backend)(x, x)
+        assert err.value.python_error is TypeError
+    half = vmapper.batched(lambda_free_half, backend="numba")
+    np.testing.assert_array_equal(half(np.ones(4, np.float16)), np.full(4, 2.0, np.float16))
+    assert half.last_stats["kernel_launches"] == 0
+
+
+def lambda_free_half(x):
+    return x * 2

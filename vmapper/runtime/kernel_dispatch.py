@@ -32,7 +32,7 @@ def kernel_reason(program):
 def _arg_type(a):
     if isinstance(a, Lanes):
         d = a.data
-        if d.ndim == 1 and d.dtype.kind in "biuf":
+        if d.ndim == 1 and (d.dtype.kind in "biu" or d.dtype in (np.float32, np.float64)):
             return ("lanes", d.dtype, a.weak), np.ascontiguousarray(d)
         return None
     if isinstance(a, (bool, int, float, np.bool_, np.integer, np.floating)):
@@ -48,9 +48,12 @@ def try_kernel(state, program, args, n, lane_ids):
     if any(t is None for t in typed):
         return _NOT_RUN
     from ..kernels.codegen import compile_kernel
-    # The kernel counts loop-header visits; max_iters counts trips (one visit fewer).
-    kernel = compile_kernel(program.ir, [t[0] for t in typed], exact_math=state.exact_math,
-                            max_iters=None if state.max_iters is None else state.max_iters + 1)
+    from ..kernels.typing import KernelUnsupported
+    try:
+        kernel = compile_kernel(program.ir, [t[0] for t in typed], exact_math=state.exact_math,
+                                max_iters=state.max_iters)
+    except KernelUnsupported:  # not exactly compilable for these argument types
+        return _NOT_RUN
     results, err_lane, err_code = kernel([t[1] for t in typed], n)
     state.stats.launches += 1
     state.stats.kernel_launches += 1

@@ -8,7 +8,6 @@ import contextvars
 import functools
 import inspect
 import sys
-import threading
 
 import numpy as np
 
@@ -117,7 +116,6 @@ class BatchedFunction:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
         self.exact_math = exact_math
-        self._local = threading.local()
         self.last_stats = None
         functools.update_wrapper(self, fn)
 

@@ -75,7 +75,6 @@ def forward(forest, params):
 def backward(cache, params):
     """Gradients of ``losses.sum()`` w.r.t. every parameter (same dict structure)."""
     p = params
-    H = p["U_l"].shape[1]
     h, c, acts = cache["h"], cache["c"], cache["acts"]
     n = len(h)
     grads = {k: np.zeros_like(v) for k, v in p.items()}

@@ -8,16 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..runtime import values as V
-from ..runtime.values import Lanes, Traced
+from ..runtime.values import Lanes
 from .tape import record_structural, unwrap
 from .rules import sum_to
-
-
-def _raw_grad_zero(v, n):
-    if isinstance(v, Lanes):
-        return np.zeros(v.data.shape, dtype=np.result_type(v.data.dtype, np.float64)
-                        if v.data.dtype.kind not in "fc" else v.data.dtype)
-    return None
 
 
 def _to_arg(g, arg):

@@ -99,22 +99,6 @@ def record_structural(name, vjp, raw_args, out, parents, n=None, attrs=None):
 
 # ---- the backward sweep -----------------------------------------------------------------------
 
-def _raw(v):
-    return v.data if isinstance(v, Lanes) else v
-
-
-def _zeros_like(v):
-    if isinstance(v, Lanes):
-        return np.zeros_like(v.data, dtype=_grad_dtype(v.data.dtype))
-    if type(v) is tuple:
-        return tuple(_zeros_like(x) for x in v)
-    return np.zeros_like(np.asarray(v), dtype=_grad_dtype(np.asarray(v).dtype))
-
-
-def _grad_dtype(dt):
-    return dt if dt.kind in "fc" else np.float64
-
-
 def accumulate(grads, node, g):
     if g is None or node is None:
         return

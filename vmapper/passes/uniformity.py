@@ -52,8 +52,7 @@ def analyze_uniformity(fn: Function, varying_params=None) -> Function:
         for b, blk in fn.blocks.items():
             for ins in blk.instrs:
                 if ins.target and ins.target not in varying and (
-                        b in influenced or any(u in varying for u in ins.uses())
-                        or ins.op == "load_global" and False):
+                        b in influenced or any(u in varying for u in ins.uses())):
                     varying.add(ins.target)
                     changed = True
         loops = fn.annotations.get("loops", {})

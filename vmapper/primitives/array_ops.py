@@ -64,10 +64,6 @@ def normalize_lane_indices(ctx, ix, sample_shape, what="index"):
     return tuple(out)
 
 
-def _as_index_tuple(idx):
-    return tuple(idx)
-
-
 @register("getitem", may_fail=True)
 def _getitem(ctx, args, attrs):
     base, *ix = args

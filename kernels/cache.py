@@ -58,9 +58,14 @@ def environment_tag() -> str:
     if _env_tag is None:
         import numba
         spec = importlib.util.find_spec("vmapper.kernels.vmath")
-        try:
-            with open(spec.origin, "rb") as f:
-                vm = hashlib.sha256(f.read()).hexdigest()[:16]
+        try:   # vmath.py re-exports its sibling vmath_*.py modules: hash them all
+            d = os.path.dirname(spec.origin)
+            h = hashlib.sha256()
+            for name in ["vmath.py"] + sorted(n for n in os.listdir(d)
+                                              if n.startswith("vmath_") and n.endswith(".py")):
+                with open(os.path.join(d, name), "rb") as f:
+                    h.update(f.read())
+            vm = h.hexdigest()[:16]
         except (OSError, AttributeError, TypeError):
             vm = "none"
         _env_tag = (f"numba {numba.__version__}; numpy {np.__version__}; "

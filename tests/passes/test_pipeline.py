@@ -14,17 +14,9 @@ from vmapper.passes.spmd import LoopStep, spmd_schedule
 from vmapper.passes.temporaries import classify_temporaries
 from vmapper.program import Program
 from vmapper.testing import check_batching
+from vmapper.testing.programs import collatz_steps as collatz
 
 
-def collatz(n):
-    steps = 0
-    while n != 1:
-        if n % 2 == 0:
-            n = n // 2
-        else:
-            n = 3 * n + 1
-        steps += 1
-    return steps
 
 
 def guarded(x, y):

@@ -4,28 +4,13 @@ import pytest
 
 import vmapper
 from vmapper.testing.program_generator import compile_program, generate_program
+from vmapper.testing.programs import collatz_steps as collatz, escape_time as escape
 
 pytest.importorskip("numba")
 
 
-def collatz(n):
-    steps = 0
-    while n != 1:
-        if n % 2 == 0:
-            n = n // 2
-        else:
-            n = 3 * n + 1
-        steps += 1
-    return steps
 
 
-def escape(cr, ci):
-    zr, zi = 0.0, 0.0
-    i = 0
-    while i < 64 and zr * zr + zi * zi <= 4.0:
-        zr, zi = zr * zr - zi * zi + cr, 2.0 * zr * zi + ci
-        i += 1
-    return i
 
 
 def mixed(x, k):

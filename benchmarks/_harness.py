@@ -11,9 +11,20 @@ from __future__ import annotations
 import gc
 import statistics
 import time
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 __all__ = ["median_time", "print_table"]
+
+
+@dataclass
+class Result:
+    """One row of a benchmark table: a method's median time and how it checked out."""
+    method: str
+    seconds: float
+    compile_s: Optional[float] = None
+    check: str = ""
+    note: str = ""
 
 
 def median_time(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> float:

@@ -67,14 +67,14 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 
 try:  # run as ``python -m benchmarks.grad_loops``
-    from ._harness import median_time, print_table
+    from ._harness import Result, median_time, print_table
 except ImportError:  # run as ``python benchmarks/grad_loops.py``
-    from _harness import median_time, print_table
+    from _harness import Result, median_time, print_table
 
 # Benchmark the vmapper of this checkout, not some other installed copy.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -363,15 +363,6 @@ def _np_result(res):
 # ---------------------------------------------------------------------------
 # Runner.
 # ---------------------------------------------------------------------------
-
-@dataclass
-class Result:
-    method: str
-    seconds: float
-    compile_s: Optional[float] = None
-    check: str = ""
-    note: str = ""
-
 
 def _import_jax():
     try:

@@ -54,9 +54,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 try:  # run as ``python -m benchmarks.loops``
-    from ._harness import median_time, print_table
+    from ._harness import Result, median_time, print_table
 except ImportError:  # run as ``python benchmarks/loops.py``
-    from _harness import median_time, print_table
+    from _harness import Result, median_time, print_table
 
 # Benchmark the vmapper of this checkout, not some other installed copy.
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -319,15 +319,6 @@ WORKLOADS = {"mandelbrot": make_mandelbrot, "collatz": make_collatz}
 # ---------------------------------------------------------------------------
 # Runner.
 # ---------------------------------------------------------------------------
-
-@dataclass
-class Result:
-    method: str
-    seconds: float
-    compile_s: Optional[float] = None
-    check: str = ""
-    note: str = ""
-
 
 class Skip(Exception):
     """A peer cannot run in this environment; the message says why."""

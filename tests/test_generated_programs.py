@@ -7,21 +7,27 @@ per sample and requires bitwise equal results; the other tests check the
 generator itself, so that a failure of the main test points at vmapper and
 not at an ill-formed program.
 
-To reproduce a failure of ``test_generated_program_batched[seed-N]``::
+Programs come in two sizes: ``default`` (``generate_program``'s defaults) and
+``large`` (deeper nesting, longer blocks), and run on the numpy runtime (the
+test-suite's pinned backend) plus, for a few seeds, as numba kernels.  A
+failure's message ends with the program, its size, batch size and backend;
+to reproduce, e.g. for ``test_generated_program_batched[large-seed-N]``::
 
     from vmapper.testing.program_generator import generate_program, compile_program
-    prog = generate_program(N); fn = compile_program(prog); print(prog.source)
+    prog = generate_program(N, max_depth=4, max_stmts=8); print(prog.source)
     args = prog.make_args(np.random.default_rng(N), BATCH_SIZES[N % 3])
-    vmapper.testing.check_batching(fn, args)
+    vmapper.testing.check_batching(compile_program(prog), args)
 
-(``python -m vmapper.testing.program_generator N`` prints the program.)  Set
-``VMAPPER_GENERATED_PROGRAMS`` to run more seeds than the default 200.
+(``python -m vmapper.testing.program_generator N`` prints a default-size
+program.)  Set ``VMAPPER_GENERATED_PROGRAMS`` to run more (or fewer) seeds of
+each size than the default 200.
 """
 from __future__ import annotations
 
 import ast
 import inspect
 import linecache
+import math
 import os
 import subprocess
 import sys
@@ -33,12 +39,39 @@ import pytest
 
 from vmapper.testing.program_generator import (
     EXPR_LIMIT, MAX_LOOP_STEPS, compile_program, generate_program, instrument_program,
-    program_features, run_per_sample)
+    program_features, run_per_sample, shrink_failure)
 
 N_PROGRAMS = int(os.environ.get("VMAPPER_GENERATED_PROGRAMS", "200"))
+# Program sizes.  Large programs nest loops three deep inside branches more
+# often, which is where masking bugs hide (and they are still fast to run).
+SIZES = {"default": {}, "large": {"max_depth": 4, "max_stmts": 8}}
+CASES = [(size, seed) for size in SIZES for seed in range(N_PROGRAMS)]
 # Batch sizes cycle with the seed: 1 (the degenerate batch), 7 (odd, small)
 # and 64 (lanes disagree on nearly every branch).
 BATCH_SIZES = (1, 7, 64)
+# Generated programs that exposed bugs, as shrunk by
+# ``python -m vmapper.testing.program_generator --shrink SEED ...`` (stable
+# whatever later changes to the generator): id -> (source, args).
+REGRESSIONS = {
+    # large seed 169, batch 64, numpy runtime: a float updated in a loop that
+    # some lanes skip came out with its sign of zero flipped on those lanes
+    # (batched -0.0 vs per-sample 0.0).  Smaller still: ``w = 0.0; for t in
+    # range(n): w = -w; return w`` with n = [0, 1].
+    "large-169-signed-zero-in-loop": ("""\
+def prog(a, b, x, y):
+    i = 0
+    v = y * 0.25
+    w = 0.0
+    k = i - a
+    for t3 in range(k % 3 - 2, i % 6):
+        w = -w
+        w /= abs(v) + 1.0
+    return w
+""", ([15, 1], [9, -3], [-7.052279463992555, -3.0], [-4.229570605312441, 3.3726421019728847])),
+}
+# Seeds also run with backend="numba" (one compiled kernel per program,
+# about a second each to compile; the disk cache makes later runs cheap).
+NUMBA_SEEDS = range(8)
 # Lanes for the per-sample sanity run; enough to hit rare paths.
 SANITY_LANES = 1000
 # The coverage statistics are always taken over the same 200 seeds so that
@@ -52,10 +85,18 @@ def _seed_id(seed: int) -> str:
     return f"seed-{seed}"
 
 
-def _repro_note(prog, batch_size: int) -> str:
-    return (f"generated program (seed {prog.seed}, return kind {prog.return_kind}, "
-            f"batch size {batch_size}); reproduce with generate_program({prog.seed}) and "
-            f"make_args(np.random.default_rng({prog.seed}), {batch_size}):\n{prog.source}")
+def _case_id(case) -> str:
+    size, seed = case
+    return f"{size}-seed-{seed}"
+
+
+def _repro_note(prog, size: str, batch_size: int, backend: str | None = None) -> str:
+    kwargs = "".join(f", {k}={v}" for k, v in SIZES[size].items())
+    how = f", backend={backend!r}" if backend else ""
+    return (f"generated program ({size}, seed {prog.seed}, return kind {prog.return_kind}, "
+            f"batch size {batch_size}{how}); reproduce with generate_program({prog.seed}{kwargs}), "
+            f"make_args(np.random.default_rng({prog.seed}), {batch_size}) and "
+            f"check_batching(compile_program(prog), args{how}):\n{prog.source}")
 
 
 def _bits(value):
@@ -89,28 +130,61 @@ def _check_batching():
     return check
 
 
-@pytest.mark.parametrize("seed", range(N_PROGRAMS), ids=_seed_id)
-def test_generated_program_batched(seed):
+def _run_batched(size: str, seed: int, batch_size: int, **batched_kwargs) -> None:
     check_batching = _check_batching()
-    prog = generate_program(seed)
+    prog = generate_program(seed, **SIZES[size])
     fn = compile_program(prog)
-    batch_size = BATCH_SIZES[seed % len(BATCH_SIZES)]
     args = prog.make_args(np.random.default_rng(seed), batch_size)
     try:
-        check_batching(fn, args)
+        check_batching(fn, args, **batched_kwargs)
     except Exception as exc:
         # Keep the original exception (AssertionError with the oracle's diff,
         # or a vmapper error) and append the program that triggered it.
-        exc.add_note(_repro_note(prog, batch_size))
+        exc.add_note(_repro_note(prog, size, batch_size, batched_kwargs.get("backend")))
         raise
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_generated_program_batched(case):
+    size, seed = case
+    _run_batched(size, seed, BATCH_SIZES[seed % len(BATCH_SIZES)])
+
+
+def _compile_source(source: str, filename: str):
+    """Compile a ``prog`` from text, readable by inspect.getsource."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"math": math}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace["prog"]
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSIONS))
+def test_generated_program_regressions(name):
+    source, columns = REGRESSIONS[name]
+    fn = _compile_source(source, f"<vmapper-regression-{name}>")
+    args = tuple(np.array(col, dtype=np.int64 if i < 2 else np.float64)
+                 for i, col in enumerate(columns))
+    try:
+        _check_batching()(fn, args)
+    except Exception as exc:
+        exc.add_note(f"regression {name}:\n{source}")
+        raise
+
+
+@pytest.mark.parametrize("seed", NUMBA_SEEDS, ids=_seed_id)
+def test_generated_program_batched_numba(seed):
+    """The numba backend compiles each program into one kernel: a second,
+    independent implementation of the same semantics."""
+    pytest.importorskip("numba")
+    _run_batched("default", seed, 64, backend="numba")
 
 
 # ---------------------------------------------------------------------------
 # The generator's programs are valid per-sample programs
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("seed", range(N_PROGRAMS), ids=_seed_id)
-def test_generated_programs_run_per_sample(seed):
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_generated_programs_run_per_sample(case):
     """Runs per sample on 1000 lanes, quickly, and within the guarantees.
 
     The instrumented run asserts, on every evaluation, that no value exceeds
@@ -124,14 +198,15 @@ def test_generated_programs_run_per_sample(seed):
     agree bitwise, which rules out programs whose per-sample result depends on
     arbitrary-precision ints or other Python-only behaviour.
     """
-    prog = generate_program(seed)
+    size, seed = case
+    prog = generate_program(seed, **SIZES[size])
     args = prog.make_args(np.random.default_rng(seed), SANITY_LANES)
     start = time.perf_counter()
     probe = instrument_program(prog)
     try:
         checked = run_per_sample(probe.fn, args)
     except Exception as exc:
-        exc.add_note(_repro_note(prog, SANITY_LANES))
+        exc.add_note(_repro_note(prog, size, SANITY_LANES))
         raise
     assert probe.max_steps_seen <= MAX_LOOP_STEPS
 
@@ -144,7 +219,7 @@ def test_generated_programs_run_per_sample(seed):
     assert [_bits(r) for r in checked] == ref_bits
     for lane, (r, n) in enumerate(zip(ref_bits, (_bits(r) for r in with_numpy))):
         assert r == n, (f"lane {lane}: Python scalars give {r}, numpy scalars {n}\n"
-                        + _repro_note(prog, SANITY_LANES))
+                        + _repro_note(prog, size, SANITY_LANES))
     # Typical programs take a few milliseconds; this only catches a
     # generator change that makes loops or programs blow up in size.
     assert elapsed < 10.0, f"seed {seed}: per-sample run took {elapsed:.1f}s"
@@ -300,3 +375,22 @@ def test_expr_limit_is_exact_for_int64_and_float64():
     in int64 and convert to float64 and back without rounding."""
     assert EXPR_LIMIT < 2 ** 53 < np.iinfo(np.int64).max
     assert int(float(EXPR_LIMIT)) == EXPR_LIMIT
+
+
+def test_shrink_failure_keeps_the_failure():
+    """The shrinker on a stand-in bug: "fails" while some lane returns < 0."""
+    def fails(fn, args):
+        return any(r < 0 for r in run_per_sample(fn, args))
+
+    for seed in COVERAGE_SEEDS:   # a program with loops and a negative result
+        prog = generate_program(seed)
+        features = program_features(prog.source)
+        args = prog.make_args(np.random.default_rng(seed), 32)
+        if (prog.return_kind != "tuple" and {"while", "for", "if"} <= features
+                and fails(compile_program(prog), args)):
+            break
+    source, small_args = shrink_failure(prog.source, args, fails)
+    assert len(source) < len(prog.source) and len(small_args[0]) == 1
+    fn = _compile_source(source, "<vmapper-shrunk>")
+    assert fails(fn, small_args)
+    assert inspect.getsource(fn) == source

@@ -12,6 +12,8 @@ the per-sample run does.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _WEAK_EXAMPLE = {"b": False, "i": 0, "u": 0, "f": 0.0, "c": 0j}
@@ -203,8 +205,13 @@ def _same_uniform(a, b) -> bool:
         return True
     if type(a) is not type(b):
         return False
-    if isinstance(a, (bool, int, float, complex, str)):
-        return a == b and not (isinstance(a, float) and a != a)
+    if isinstance(a, float):
+        # bitwise: 0.0 and -0.0 compare equal but are different values (and NaN != NaN)
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    if isinstance(a, complex):
+        return _same_uniform(a.real, b.real) and _same_uniform(a.imag, b.imag)
+    if isinstance(a, (bool, int, str)):
+        return a == b
     return False
 
 

@@ -44,25 +44,29 @@ read back (the compiler of ``vmapper`` needs ``inspect.getsource``), and
 :meth:`GeneratedProgram.make_args` to draw a batch of arguments.
 :func:`instrument_program` compiles a checked variant that asserts the
 guarantees above at run time; the test-suite uses it to validate this module.
+:func:`shrink_failure` reduces a failing program and batch to a small
+reproducer.
 
-Run ``python -m vmapper.testing.program_generator SEED`` to print a program.
+From the command line::
+
+    python -m vmapper.testing.program_generator 17 18          # print programs
+    python -m vmapper.testing.program_generator --shrink 169 --large --batch 64
 """
 from __future__ import annotations
 
 import ast
 import linecache
 import math
-import random
 import re
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 
 __all__ = [
     "GeneratedProgram", "generate_program", "compile_program",
     "run_per_sample", "instrument_program", "ProgramProbe",
-    "program_features", "EXPR_LIMIT", "VAR_LIMIT", "MAX_LOOP_STEPS",
+    "program_features", "shrink_failure", "EXPR_LIMIT", "VAR_LIMIT", "MAX_LOOP_STEPS",
 ]
 
 #: Largest magnitude any generated expression (intermediates included) can
@@ -206,11 +210,157 @@ def generate_program(seed: int, *, max_depth: int = 3, max_stmts: int = 6) -> Ge
 
 
 # ---------------------------------------------------------------------------
-# Instrumented runs: check the generator's guarantees at run time
+# Shrinking a failure to a small reproducer
 # ---------------------------------------------------------------------------
 
+# Loop counters (``n3``): stepping and testing them inside a ``while`` is what
+# makes the loop terminate, so shrinking never removes those statements.
+_COUNTER = re.compile(r"\bn\d+\b")
 
 
-# Probing tools live in their own module; re-exported for existing imports.
-from .program_probe import (  # noqa: E402,F401
-    ProgramProbe, instrument_program, program_features)
+def _single_edits(tree: ast.Module):
+    """Every one-statement simplification of ``tree``: (node, field, new body).
+
+    A statement is deleted, or a compound statement replaced by its body or
+    its ``else`` branch.  In a ``while`` body, the counter statements
+    (``n3 += 1``, the ``if n3 > ...: break`` of ``while True``) and the inside
+    of that exit test are left alone.
+    """
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module) or (
+                isinstance(node, ast.If) and _COUNTER.search(ast.unparse(node.test))):
+            continue
+        for field in ("body", "orelse"):
+            body = getattr(node, field, None)
+            if not (isinstance(body, list) and body and isinstance(body[0], ast.stmt)):
+                continue
+            for k, stmt in enumerate(body):
+                head = ast.unparse(stmt).split("\n", 1)[0]
+                if (isinstance(node, ast.While) and not isinstance(stmt, ast.While)
+                        and _COUNTER.search(head)):
+                    continue
+                rest = body[:k] + body[k + 1:]
+                yield node, field, rest or ([] if field == "orelse" else [ast.Pass()])
+                if isinstance(stmt, (ast.If, ast.For, ast.While)):
+                    yield node, field, body[:k] + stmt.body + body[k + 1:]
+                    if stmt.orelse:
+                        yield node, field, body[:k] + stmt.orelse + body[k + 1:]
+
+
+def shrink_failure(source: str, args, fails: Callable, *, max_checks: int = 3000):
+    """Greedily reduce a failing program and batch; returns ``(source, args)``.
+
+    ``fails(fn, args)`` says whether the failure of interest still happens
+    (for instance: ``check_batching(fn, args)`` raises AssertionError); an
+    exception out of it counts as "no".  Lanes are dropped first (halves,
+    quarters, ... single lanes), then statements one at a time (see
+    :func:`_single_edits`; an edit is kept when the program still fails and
+    got shorter), then lanes again.  Loop counters are never touched, so every
+    candidate still terminates.  At most ``max_checks`` calls of ``fails``.
+    The result is re-printed by :func:`ast.unparse` (4-space indented).
+    """
+    checks = 0
+
+    def still_fails(src, lane_args) -> bool:
+        nonlocal checks
+        if checks >= max_checks:
+            return False
+        checks += 1
+        filename = f"<vmapper-shrink-{checks}>"
+        linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+        try:
+            namespace = {"math": math, "__name__": "vmapper_shrink"}
+            exec(compile(src, filename, "exec"), namespace)
+            return bool(fails(namespace[FUNC_NAME], lane_args))
+        except Exception:   # SyntaxError (break outside a loop), NameError, ...
+            return False
+        finally:
+            linecache.cache.pop(filename, None)
+
+    def shrink_lanes(src, lane_args):
+        lanes = list(range(len(lane_args[0])))
+        chunk = len(lanes) // 2
+        while chunk >= 1:
+            i = 0
+            while i < len(lanes):
+                trial = lanes[:i] + lanes[i + chunk:]
+                if trial and still_fails(src, tuple(np.asarray(a)[trial] for a in lane_args)):
+                    lanes = trial
+                else:
+                    i += chunk
+            chunk //= 2
+        return tuple(np.asarray(a)[lanes] for a in lane_args)
+
+    if not still_fails(source, args):
+        raise ValueError("the program does not fail on these arguments")
+    args = shrink_lanes(source, args)
+    changed = True
+    while changed and checks < max_checks:
+        # One pass over the edits; repeated while it helps, because a deletion
+        # can enable an earlier one (``n = 0`` once ``n += 1`` is gone).
+        changed, index = False, 0
+        while checks < max_checks:
+            tree = ast.parse(source)
+            edits = list(_single_edits(tree))
+            if index >= len(edits):
+                break
+            node, field, new_body = edits[index]
+            setattr(node, field, new_body)
+            candidate = ast.unparse(tree) + "\n"
+            if len(candidate) < len(source) and still_fails(candidate, args):
+                source, changed = candidate, True   # the edits shifted: same index again
+            else:
+                index += 1
+    return source, shrink_lanes(source, args)
+
+
+def _main(argv=None) -> None:
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m vmapper.testing.program_generator",
+                                     description="Print generated programs, or shrink a failing one.")
+    parser.add_argument("seeds", type=int, nargs="*", default=[0])
+    parser.add_argument("--large", action="store_true", help="max_depth=4, max_stmts=8")
+    parser.add_argument("--shrink", action="store_true",
+                        help="run check_batching on the seed's batch and shrink the failure")
+    parser.add_argument("--batch", type=int, default=64, help="batch size for --shrink")
+    parser.add_argument("--backend", default=None, help="vmapper backend for --shrink")
+    opts = parser.parse_args(argv)
+    config = {"max_depth": 4, "max_stmts": 8} if opts.large else {}
+    for seed in opts.seeds:
+        program = generate_program(seed, **config)
+        if not opts.shrink:
+            print(f"# seed {seed}: {' '.join(sorted(program_features(program.source)))}")
+            print(program.source)
+            continue
+        from . import check_batching
+        kwargs = {"backend": opts.backend} if opts.backend else {}
+        args = program.make_args(np.random.default_rng(seed), opts.batch)
+        try:
+            check_batching(compile_program(program), args, **kwargs)
+        except Exception as exc:   # the kind of failure to keep while shrinking
+            kind = type(exc)
+            print(f"# seed {seed}: {kind.__name__}: {str(exc).splitlines()[0]}")
+        else:
+            print(f"# seed {seed}: no failure")
+            continue
+
+        def fails(fn, lane_args):
+            try:
+                check_batching(fn, lane_args, **kwargs)
+            except kind:
+                return True
+            return False
+        source, args = shrink_failure(program.source, args, fails)
+        print(source)
+        print("args = (" + ", ".join(f"np.array({a.tolist()!r})" for a in args) + ")")
+
+
+if __name__ != "__main__":
+    # Probing tools live in their own module; re-exported for existing imports.
+    from .program_probe import (  # noqa: E402,F401
+        ProgramProbe, instrument_program, program_features)
+else:   # pragma: no cover - command-line helper
+    # Run the copy imported under the module's own name: program_probe imports
+    # that name, and importing it from this __main__ copy would be circular.
+    from vmapper.testing.program_generator import _main as _module_main
+    _module_main()

@@ -131,15 +131,7 @@ def ints(n, lo=-50, hi=50, dtype=np.int64):
 
 # ---- per-sample functions ----------------------------------------------------------------------
 
-def collatz(n):
-    steps = 0
-    while n != 1:
-        if n % 2 == 0:
-            n = n // 2
-        else:
-            n = 3 * n + 1
-        steps += 1
-    return steps
+from vmapper.testing.programs import collatz_steps as collatz  # noqa: E402
 
 
 def mandelbrot(cr, ci):

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import LaneError, NonTerminationError
+from ..errors import BatchingError, LaneError, NonTerminationError
 from ..ir import Branch, Const, Jump, Raise, Return, Var, is_temp
 from ..passes.spmd import LoopStep
 from .. import primitives
 from ..autodiff.tape import apply_traced, has_traced
 from .context import Context
 from .kernel_dispatch import _NOT_RUN, try_kernel
-from .frame import Frame, Missing, _blank_like
+from .frame import Frame, Missing, blank_like
 from .ragged import Ragged
-from .values import Lanes, Traced, concat_lanes, concat_sized, gather, is_varying, scatter_into, truth
+from .values import Lanes, Traced, concat_sized, gather, is_varying, scatter_into, truth
 
 #: A loop compacts to its active lanes when fewer than this fraction remain.
 COMPACT_BELOW = 0.97
@@ -285,7 +285,6 @@ def run_block(program, block, frame, mask, count, stack):
         except RecursionError:
             raise
         except Exception as exc:  # a numpy/Python error that is not a lane error: name the line
-            from ..errors import BatchingError
             if isinstance(exc, BatchingError):
                 raise
             raise ctx.lane_error_all(f"{type(exc).__name__}: {exc}", type(exc)) from exc
@@ -382,7 +381,7 @@ def call_function(ctx, callee, arg_groups):
         lane_ids = (frame, idx)
     else:
         try:
-            args = [concat_lanes([g[p] for g in arg_groups], m) for p in range(len(arg_groups[0]))]
+            args = [concat_sized([g[p] for g in arg_groups], [m] * k) for p in range(len(arg_groups[0]))]
         except TypeError as exc:
             raise ctx.unsupported(f"merged calls to {callee.__name__} with {exc}") from None
         ids = frame.lane_ids() if idx is None else frame.lane_ids()[idx]
@@ -390,7 +389,7 @@ def call_function(ctx, callee, arg_groups):
     result = run_callee(state, program, callee, args, m * k, lane_ids)
     parts = [result] if k == 1 else [gather(result, slice(j * m, (j + 1) * m)) for j in range(k)]
     if idx is not None:
-        parts = [None if r is None else scatter_into(_blank_like(r, frame.n), r, idx, frame.n) for r in parts]
+        parts = [None if r is None else scatter_into(blank_like(r, frame.n), r, idx, frame.n) for r in parts]
     return parts
 
 

@@ -134,12 +134,12 @@ class Frame:
             old = None
             was_undef = np.ones(self.n, dtype=bool)
         if old is None:
-            old = _blank_like(value, self.n)
+            old = blank_like(value, self.n)
         try:
             self.env[name] = scatter_into(old, value, idx, self.n)
         except TypeError as exc:  # a value of another shape or kind on the other lanes
             self.conflicts[name] = str(exc)
-            self.env[name] = scatter_into(_blank_like(value, self.n), value, idx, self.n)
+            self.env[name] = scatter_into(blank_like(value, self.n), value, idx, self.n)
             was_undef = np.ones(self.n, dtype=bool)
         if was_undef is not None or undef is not None:
             u = np.zeros(self.n, dtype=bool) if was_undef is None else was_undef.copy()
@@ -198,13 +198,13 @@ def _update_in_place(old, value, mask) -> bool:
     return True
 
 
-def _blank_like(value, n):
+def blank_like(value, n):
     from .values import Lanes, Traced
     if isinstance(value, Traced):
         value = value.value
     if isinstance(value, Lanes):
         return Lanes(np.zeros((n,) + value.data.shape[1:], value.data.dtype), value.weak)
     if type(value) is tuple:
-        return tuple(_blank_like(v, n) for v in value)
+        return tuple(blank_like(v, n) for v in value)
     blank = getattr(type(value), "__vmapper_blank__", None)
     return blank(value, n) if blank is not None else value

@@ -250,38 +250,23 @@ def to_output(v, n: int):
     return np.array(np.broadcast_to(arr, (n,) + arr.shape))
 
 
-def concat_lanes(values, m):
-    """Lanes of several values (each over ``m`` lanes) one after another."""
+def concat_sized(values, sizes):
+    """Values over ``sizes[k]`` lanes each, laid end to end (a uniform value shared by all stays uniform)."""
     if any(isinstance(v, Traced) for v in values):
-        return _structural().concat(values, [m] * len(values))
+        return _structural().concat(values, sizes)
     first = values[0]
     if all(not is_varying(v) for v in values) and all(_same_uniform(first, v) for v in values[1:]):
         return first
     if type(first) is tuple:
         if any(type(v) is not tuple or len(v) != len(first) for v in values):
             raise TypeError("a tuple in one call and another value in another")
-        return tuple(concat_lanes([v[i] for v in values], m) for i in range(len(first)))
-    hook = getattr(type(first), "__vmapper_concat__", None)
-    if hook is not None:
-        return hook(values)
-    items = [materialize(v, m) for v in values]
-    shapes = {v.sample_shape for v in items}
-    if len(shapes) > 1:
-        raise TypeError(f"per-sample shapes {sorted(shapes)} in merged calls")
-    dt = np.result_type(*[v.data.dtype for v in items])
-    return Lanes(np.concatenate([v.data.astype(dt, copy=False) for v in items]), all(v.weak for v in items))
-
-
-def concat_sized(values, sizes):
-    """Values over ``sizes[k]`` lanes each, laid end to end."""
-    if any(isinstance(v, Traced) for v in values):
-        return _structural().concat(values, sizes)
-    first = values[0]
-    if type(first) is tuple:
         return tuple(concat_sized([v[i] for v in values], sizes) for i in range(len(first)))
     hook = getattr(type(first), "__vmapper_concat__", None)
     if hook is not None:
         return hook(values)
     items = [materialize(v, m) for v, m in zip(values, sizes)]
+    shapes = {v.sample_shape for v in items}
+    if len(shapes) > 1:
+        raise TypeError(f"per-sample shapes {sorted(shapes)} in merged calls")
     dt = np.result_type(*[v.data.dtype for v in items])
     return Lanes(np.concatenate([v.data.astype(dt, copy=False) for v in items]), all(v.weak for v in items))

@@ -427,6 +427,28 @@ def run_workload(wl: Workload, args) -> tuple[list[Result], bool]:
     print(f"  {'':<16} last_stats = {stats}")
     fwd = median_time(lambda: bf(*wl.args), repeats=args.repeats, warmup=1)
     print(f"  {'':<16} (forward only, no tape: {fwd:.4f} s; value_and_grad / forward = {med / fwd:.2f})")
+    if stats.get("kernel_launches"):
+        print(f"  {'':<16} (the function ran as one dual-number kernel: partials stored by the forward pass)")
+
+    def record_vmapper_variant(method, vg_variant, note):
+        try:
+            out = _np_result(vg_variant(*wl.args))
+            seconds = median_time(lambda: vg_variant(*wl.args), repeats=args.repeats, warmup=0)
+        except Exception as exc:
+            print(f"  {method:<16} FAILED: {type(exc).__name__}: {exc}")
+            return
+        check, good = compare(out, ref)
+        nonlocal ok
+        ok &= good
+        results.append(Result(method, seconds, None, check, note))
+        print(f"  {method:<16} {seconds:9.4f} s  {check}")
+
+    record_vmapper_variant("vmapper-recomp", vmapper.value_and_grad(bf, argnums=wl.argnums,
+                                                                    kernel_partials="recompute"),
+                           "kernel_partials='recompute': partials recomputed in the backward")
+    bf_np = vmapper.batched(wl.per_sample, in_axes=wl.in_axes, backend="numpy")
+    record_vmapper_variant("vmapper-numpy", vmapper.value_and_grad(bf_np, argnums=wl.argnums),
+                           "backend='numpy': masked runtime + reverse-mode tape")
 
     def record(method, seconds, res, compile_s=None, note=""):
         nonlocal ok

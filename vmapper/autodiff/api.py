@@ -6,6 +6,7 @@ import numpy as np
 from ..api import BatchedFunction, batched, bind_arguments
 from ..errors import BatchError
 from ..runtime.values import Lanes, Traced
+from .kernel_partials import POLICIES
 from .sparse import RowSparse
 from .tape import Tape, backward, current_tape
 
@@ -74,9 +75,12 @@ def _axes_for(bf, nargs):
     return list(ax) if isinstance(ax, (tuple, list)) else [ax] * nargs
 
 
-def _run_traced(bf, args, kwargs, argnums):
+def _run_traced(bf, args, kwargs, argnums, kernel_partials="store"):
+    if kernel_partials not in POLICIES:
+        raise ValueError(f"kernel_partials must be one of {POLICIES}, not {kernel_partials!r}")
     values, n = bind_arguments(bf.per_sample, args, kwargs, bf.in_axes)
     tape = Tape()
+    tape.kernel_partials = kernel_partials
     token = current_tape.set(tape)
     try:
         leaves = []
@@ -88,7 +92,7 @@ def _run_traced(bf, args, kwargs, argnums):
     return values, n, tape, result
 
 
-def value_and_grad(f, argnums=0, *, sparse_tables=True):
+def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials="store"):
     """``g(*args) -> (values, grads)``: per-sample values and the gradient of their sum.
 
     ``f`` is a batched function (or a per-sample function, batched with defaults)
@@ -100,6 +104,13 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True):
     :class:`~vmapper.autodiff.sparse.RowSparse` gradient (``.indices``,
     ``.values``, ``.to_dense()``, ``.apply_to(table, -lr)``) unless
     ``sparse_tables=False``.
+
+    A function (or helper) that runs as one compiled kernel (``backend="numba"``)
+    is differentiated by dual numbers: the kernel computes each result's partial
+    derivatives with respect to its differentiated inputs in the same pass
+    (``kernel_partials="store"``, the default), or the reverse sweep recomputes
+    them from the saved inputs (``"recompute"``); see
+    :mod:`vmapper.autodiff.kernel_partials`.
     """
     bf = _as_batched(f)
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
@@ -108,7 +119,7 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True):
         for k in nums:
             if not -len(args) <= k < len(args):
                 raise BatchError(f"argnums={k} but {bf.per_sample.__qualname__} got {len(args)} positional arguments")
-        values, n, tape, result = _run_traced(bf, args, kwargs, nums)
+        values, n, tape, result = _run_traced(bf, args, kwargs, nums, kernel_partials)
         out = bf.finish(result, n)
         if isinstance(out, tuple) or np.shape(out) != (n,) or np.asarray(out).dtype.kind not in "fc":
             raise BatchError(f"value_and_grad needs a float scalar per sample; {bf.per_sample.__qualname__} "
@@ -126,16 +137,16 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True):
     return value_and_grad_f
 
 
-def grad(f, argnums=0, *, sparse_tables=True):
+def grad(f, argnums=0, *, sparse_tables=True, kernel_partials="store"):
     """``g(*args) -> grads``: like :func:`value_and_grad` without the values."""
-    vg = value_and_grad(f, argnums, sparse_tables=sparse_tables)
+    vg = value_and_grad(f, argnums, sparse_tables=sparse_tables, kernel_partials=kernel_partials)
 
     def grad_f(*args, **kwargs):
         return vg(*args, **kwargs)[1]
     return grad_f
 
 
-def vjp(f, *args, sparse_tables=False, **kwargs):
+def vjp(f, *args, sparse_tables=False, kernel_partials="store", **kwargs):
     """``(outputs, vjp_fn)``: ``vjp_fn(cotangents)`` gives gradients for every argument.
 
     ``cotangents`` has the structure of the outputs (arrays over the batch);
@@ -143,7 +154,7 @@ def vjp(f, *args, sparse_tables=False, **kwargs):
     """
     bf = _as_batched(f)
     nums = tuple(range(len(args)))
-    values, n, tape, result = _run_traced(bf, args, kwargs, nums)
+    values, n, tape, result = _run_traced(bf, args, kwargs, nums, kernel_partials)
     out = bf.finish(result, n)
 
     def vjp_fn(cotangents):

@@ -41,31 +41,63 @@ def _arg_type(a):
 
 
 def try_kernel(state, program, args, n, lane_ids):
-    """The kernel's result over ``n`` lanes, or ``_NOT_RUN`` when the numpy runtime must run."""
-    if state.backend != "numba" or state.tape is not None or kernel_reason(program) is not None:
+    """The kernel's result over ``n`` lanes, or ``_NOT_RUN`` when the numpy runtime must run.
+
+    In a differentiated run, traced arguments are differentiated by the
+    kernel's dual-number partials (:mod:`vmapper.autodiff.kernel_partials`);
+    where forward mode cannot serve, the numpy runtime records the function
+    on the tape instead.
+    """
+    if state.backend != "numba" or kernel_reason(program) is not None:
         return _NOT_RUN
+    nodes = None
+    if state.tape is not None:
+        from ..autodiff.tape import unwrap
+        pairs = [unwrap(a) for a in args]
+        args = [p[0] for p in pairs]
+        nodes = [p[1] for p in pairs]
+        if any(type(nd) is tuple for nd in nodes):
+            return _NOT_RUN
     typed = [_arg_type(a) for a in args]
     if any(t is None for t in typed):
         return _NOT_RUN
     from ..kernels.codegen import compile_kernel
     from ..kernels.typing import KernelUnsupported
+    types, raw = [t[0] for t in typed], [t[1] for t in typed]
+
+    def launch(fn_ir):
+        kernel = compile_kernel(fn_ir, types, exact_math=state.exact_math, max_iters=state.max_iters)
+        results, err_lane, err_code = kernel(raw, n)
+        state.stats.launches += 1
+        state.stats.kernel_launches += 1
+        state.stats.active_lane_ops += n
+        state.stats.processed_lane_ops += n
+        if err_lane >= 0:
+            _raise(program, kernel, err_lane, err_code, lane_ids)
+        if isinstance(results, tuple):
+            return list(zip(results, kernel.result_weak))
+        return [(results, bool(kernel.result_weak))]
+
     try:
-        kernel = compile_kernel(program.ir, [t[0] for t in typed], exact_math=state.exact_math,
-                                max_iters=state.max_iters)
+        if nodes is not None and any(nd is not None for nd in nodes):
+            from ..autodiff.kernel_partials import NotDifferentiable, run_with_partials
+            try:
+                return run_with_partials(state.tape, program, args, nodes, n, launch)
+            except NotDifferentiable:
+                return _NOT_RUN
+        results = launch(program.ir)
     except KernelUnsupported:  # not exactly compilable for these argument types
         return _NOT_RUN
-    results, err_lane, err_code = kernel([t[1] for t in typed], n)
-    state.stats.launches += 1
-    state.stats.kernel_launches += 1
-    state.stats.active_lane_ops += n
-    state.stats.processed_lane_ops += n
-    if err_lane >= 0:
-        _raise(program, kernel, err_lane, err_code, lane_ids)
-    weak = kernel.result_weak
-    if isinstance(results, tuple):
-        weaks = weak if isinstance(weak, tuple) else (weak,) * len(results)
-        return tuple(Lanes(r, w) for r, w in zip(results, weaks))
-    return Lanes(results, bool(weak))
+    if _returns_tuple(program):
+        return tuple(Lanes(r, w) for r, w in results)
+    return Lanes(*results[0])
+
+
+def _returns_tuple(program):
+    if not hasattr(program, "_returns_tuple"):
+        from ..autodiff.forward_mode import result_count
+        program._returns_tuple = result_count(program.ir) is not None
+    return program._returns_tuple
 
 
 def _raise(program, kernel, err_lane, err_code, lane_ids):

@@ -1,0 +1,232 @@
+"""Dual numbers as an IR -> IR transform: the forward-mode derivative of an elementwise function.
+
+:func:`jvp_function` turns an elementwise IR function (the kind that runs as
+one kernel) into one that returns, after the function's own results, the
+partial derivative of each result with respect to each chosen parameter --
+forward mode, one tangent per parameter, computed alongside the values and
+following each lane's own control flow (its branches and loop trips).  The
+output is ordinary IR, so the kernel generator compiles it into the same kind
+of kernel; it runs just as well on the numpy runtime, which the tests use as
+the reference.
+
+Guarantees:
+
+* the blocks, branches and value computations are those of the input, in the
+  same order, so the values are bitwise those of the plain function;
+* every variable whose value may depend on a chosen parameter ("active",
+  found by a fixed point over all assignments) gets one tangent variable per
+  parameter, assigned wherever the variable is (zero where the assigned value
+  does not depend on a parameter), so a tangent is defined wherever its
+  variable is;
+* the derivative rules are the primitives' ``jvp`` entries
+  (:mod:`.jvp_rules`); an active operation without one raises
+  :class:`NotDifferentiable`, and the caller differentiates in reverse mode
+  instead -- never a silently wrong derivative.
+
+The cost is one extra chain of scalar work per parameter: it grows linearly
+with the number of differentiated parameters, which :data:`MAX_TANGENTS` caps.
+"""
+from __future__ import annotations
+
+import itertools
+
+from ..ir import Block, Const, Function, Instr, Jump, Return, Var
+from ..primitives import PRIMITIVES
+from . import jvp_rules  # noqa: F401  (attaches the rules)
+from .jvp_rules import ZERO_DERIVATIVE
+
+#: Above this many differentiated parameters a region is differentiated in reverse mode.
+MAX_TANGENTS = 8
+
+
+class NotDifferentiable(Exception):
+    """The function cannot be differentiated in forward mode (the message says why)."""
+
+
+class TangentEmitter:
+    """Appends IR instructions; rules build tangent expressions through it (None is zero)."""
+
+    def __init__(self, out, line, counter):
+        self.out, self.line, self._counter = out, line, counter
+
+    def op(self, name, *args):
+        target = f"$tj{next(self._counter)}"
+        self.out.append(Instr(name, target, tuple(args), {}, self.line))
+        return Var(target)
+
+    @staticmethod
+    def zero_if_none(t):
+        return Const(0.0) if t is None else t
+
+    def add(self, a, b):
+        if a is None or b is None:
+            return b if a is None else a
+        return self.op("add", a, b)
+
+    def sub(self, a, b):
+        if b is None:
+            return a
+        return self.neg(b) if a is None else self.op("sub", a, b)
+
+    def mul(self, t, d):
+        """Tangent ``t`` scaled by ``d``; an exactly zero tangent stays zero (see :meth:`_keep_zero`)."""
+        if t is None or d is None:
+            return None
+        return self._keep_zero(t, self.op("mul", t, d))
+
+    def div(self, t, d):
+        """Tangent ``t`` divided by ``d`` (numpy's division: never raises)."""
+        return None if t is None else self._keep_zero(t, self.op("np.divide", t, d))
+
+    def _keep_zero(self, t, scaled):
+        # A tangent that is exactly zero on a lane (the lane's value did not depend on
+        # the input along the path it took) must not become NaN through 0 * inf at a
+        # singular point (sqrt at 0...): reverse mode never visits such a path at all.
+        if isinstance(t, Const):
+            return scaled
+        return self.op("select", self.op("eq", t, Const(0.0)), t, scaled)
+
+    def neg(self, a):
+        return None if a is None else self.op("neg", a)
+
+
+class _NullEmitter(TangentEmitter):
+    """Runs rules for their None/not-None answer only (activity analysis)."""
+
+    def __init__(self):
+        super().__init__([], 0, itertools.count())
+
+    def op(self, name, *args):
+        return Var("$tj")
+
+
+def tangent_name(name, k):
+    return f"{name}$d{k}"
+
+
+def _rule(ins):
+    prim = PRIMITIVES.get(ins.op)
+    if ins.op in ZERO_DERIVATIVE:
+        return None
+    if prim is None or prim.jvp is None:
+        raise NotDifferentiable(f"line {ins.line}: no forward-mode rule for '{ins.op}'")
+    return prim.jvp
+
+
+def active_variables(fn, wrt_names):
+    """The variables whose value may depend on the parameters ``wrt_names``."""
+    active = set(wrt_names)
+    null = _NullEmitter()
+    changed = True
+    while changed:
+        changed = False
+        for blk in fn.blocks.values():
+            for ins in blk.instrs:
+                if ins.target is None or ins.target in active or ins.op == "tuple":
+                    continue
+                tans = [Var("$tj") if isinstance(a, Var) and a.name in active else None for a in ins.args]
+                if all(t is None for t in tans):
+                    continue
+                rule = _rule(ins)
+                if rule is not None and rule(null, Var(ins.target), ins.args, tans) is not None:
+                    active.add(ins.target)
+                    changed = True
+    return active
+
+
+def jvp_function(fn: Function, wrt) -> Function:
+    """``fn`` returning ``(*results, *partials)``: ``partials[j * len(wrt) + k]`` is d result_j / d param wrt[k].
+
+    ``wrt`` are parameter positions.  A plain (non-tuple) result counts as one
+    result.  Raises :class:`NotDifferentiable` when an active operation has no
+    forward-mode rule or ``len(wrt) > MAX_TANGENTS``.
+    """
+    wrt = list(wrt)
+    if len(wrt) > MAX_TANGENTS:
+        raise NotDifferentiable(f"{len(wrt)} differentiated inputs (forward mode is capped at {MAX_TANGENTS})")
+    names = [fn.params[k] for k in wrt]
+    # per direction, so that a tangent that is zero everywhere is never computed
+    actives = [active_variables(fn, [name]) for name in names]
+    counter = itertools.count()
+    # the seeds d param_k / d param_k = 1, in a new entry block (the old one may be a loop target)
+    entry = max(fn.blocks) + 1
+    seeds = [Instr("copy", tangent_name(name, k), (Const(1.0),), {}, 0) for k, name in enumerate(names)]
+    blocks = {entry: Block(entry, seeds, Jump(fn.entry), "tangent seeds")}
+    for bid, blk in fn.blocks.items():
+        out = []
+        tuple_returns = _returned_tuples(blk)
+        for ins in blk.instrs:
+            if ins.target in tuple_returns:
+                continue
+            _transform(ins, actives, out, counter)
+        term = blk.term
+        if isinstance(term, Return):
+            term = _return_with_tangents(term, tuple_returns, actives, out, counter)
+        blocks[bid] = Block(bid, out, term, blk.label)
+    return Function(f"{fn.name}$jvp", list(fn.params), blocks, entry, fn.source, fn.python_function)
+
+
+def _returned_tuples(blk):
+    """Temporaries built by ``tuple`` and returned by this block's terminator."""
+    t = blk.term
+    if isinstance(t, Return) and isinstance(t.value, Var):
+        for ins in blk.instrs:
+            if ins.op == "tuple" and ins.target == t.value.name:
+                return {ins.target: ins}
+    return {}
+
+
+def _tangent(op, active, k):
+    if isinstance(op, Var) and op.name in active:
+        return Var(tangent_name(op.name, k))
+    return None
+
+
+def _transform(ins, actives, out, counter):
+    target = ins.target
+    directions = [k for k, active in enumerate(actives) if target in active]
+    if not directions:
+        out.append(ins)
+        return
+    value = Var(f"$tj{next(counter)}")
+    out.append(Instr(ins.op, value.name, ins.args, ins.attrs, ins.line))
+    rule = _rule(ins)
+    e = TangentEmitter(out, ins.line, counter)
+    tangents = []
+    for k in directions:
+        tans = [_tangent(a, actives[k], k) for a in ins.args]
+        t = None if rule is None or all(x is None for x in tans) else rule(e, value, ins.args, tans)
+        tangents.append(e.zero_if_none(t))
+    out.append(Instr("copy", target, (value,), {}, ins.line))
+    for k, t in zip(directions, tangents):
+        out.append(Instr("copy", tangent_name(target, k), (t,), {}, ins.line))
+
+
+def _return_with_tangents(term, tuple_returns, actives, out, counter):
+    if tuple_returns:
+        (tup,) = tuple_returns.values()
+        results = list(tup.args)
+    elif isinstance(term.value, Const) and isinstance(term.value.value, tuple):
+        results = [Const(v) for v in term.value.value]
+    else:
+        results = [term.value]
+    partials = [_tangent(r, active, k) or Const(0.0) for r in results for k, active in enumerate(actives)]
+    target = f"$tj{next(counter)}"
+    out.append(Instr("tuple", target, tuple(results) + tuple(partials), {}, term.line))
+    return Return(Var(target), term.line)
+
+
+def result_count(fn: Function) -> int | None:
+    """How many results ``fn`` returns: a returned tuple's length, else None (one plain result)."""
+    for blk in fn.blocks.values():
+        tuples = _returned_tuples(blk)
+        if tuples:
+            return len(next(iter(tuples.values())).args)
+        t = blk.term
+        if isinstance(t, Return) and isinstance(t.value, Const) and isinstance(t.value.value, tuple):
+            return len(t.value.value)
+    return None
+
+
+__all__ = ["jvp_function", "active_variables", "result_count", "NotDifferentiable", "MAX_TANGENTS",
+           "TangentEmitter", "tangent_name"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 import math
 import operator
+import sys
 
 import numpy as np
 
@@ -65,8 +66,67 @@ def _python_floats(args):
     return all(is_weak(a) for a in args)
 
 
+_SCALAR_TYPES = (int, float)
+# ufuncs whose result has the dtype of their operands when both have it (or one is a
+# Python scalar of the same kind): such a result may go into a dead operand's buffer.
+_SAME_DTYPE_UFUNCS = {np.add, np.subtract, np.multiply}
+
+
+def _fast_operands(a, b, arithmetic):
+    """Raw operands and weakness when ``prepare``/``aligned`` would leave a and b as they are:
+    per-lane scalars of equal weakness, or one with a Python int/float; else None."""
+    ta, tb = type(a), type(b)
+    if ta is Lanes:
+        da = a.data
+        if da.ndim != 1 or arithmetic and a.weak and da.dtype == np.bool_:
+            return None
+        if tb is Lanes:
+            db = b.data
+            if db.ndim != 1 or a.weak is not b.weak or arithmetic and b.weak and db.dtype == np.bool_:
+                return None
+            return da, db, a.weak
+        if tb in _SCALAR_TYPES:
+            return da, b, a.weak
+        return None
+    if tb is Lanes and ta in _SCALAR_TYPES:
+        db = b.data
+        if db.ndim != 1 or arithmetic and b.weak and db.dtype == np.bool_:
+            return None
+        return a, db, b.weak
+    return None
+
+
+def _dead_buffer(ctx, args, ra, rb):
+    """An operand's array that nothing but this call refers to, of the result's dtype."""
+    if ctx.frame.state.tape is not None:
+        return None
+    for k in (0, 1):
+        r, other = (ra, rb) if k == 0 else (rb, ra)
+        # Refs to the Lanes: the args list and getrefcount's argument (any name, dict or
+        # container holding it adds one).  To its array: the Lanes, the caller's ra/rb,
+        # our parameter and r, getrefcount's argument.
+        if type(args[k]) is Lanes and sys.getrefcount(args[k]) <= 2 and sys.getrefcount(r) <= 5 \
+                and r.base is None and r.flags.writeable and r.dtype.kind in "if" \
+                and (type(other) is float and r.dtype == np.float64
+                     or type(other) is int and r.dtype.itemsize == 8
+                     or type(other) is np.ndarray and other.dtype == r.dtype):
+            return r
+    return None
+
+
 def binary(name, op, ufunc, *, arithmetic=True, check=None):
+    reuse = ufunc in _SAME_DTYPE_UFUNCS
+
     def impl(ctx, args, attrs):
+        fast = _fast_operands(args[0], args[1], arithmetic)
+        if fast is not None:
+            ra, rb, weak = fast
+            del fast
+            buf = _dead_buffer(ctx, args, ra, rb) if reuse else None
+            out = ufunc(ra, rb) if buf is None else ufunc(ra, rb, out=buf)
+            if check is not None:
+                check(ctx, ra, rb, out, weak)
+            return Lanes(out, weak)
         a, b = args
         if not isinstance(a, Lanes) and not isinstance(b, Lanes):
             return ctx.uniform(op, a, b)

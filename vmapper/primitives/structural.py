@@ -134,6 +134,10 @@ def _select(ctx, args, attrs):
     """Per lane ``a if c else b`` with ``c`` already a bool (made by if-conversion)."""
     c, a, b = args
     if isinstance(c, Lanes):
+        # ``x and True`` / ``x or False`` on a bool x whose truth is c: x itself, no pass over it
+        if a is True and type(b) is Lanes and b.data is c.data or \
+                b is False and type(a) is Lanes and a.data is c.data:
+            return b if a is True else a
         try:
             return select(c.data, a, b, ctx.n)
         except TypeError as exc:

@@ -6,6 +6,12 @@ loop compacts to its still-active lanes.  A subframe reads a parent variable
 by gathering it on first use, marks what it writes as dirty, and writes dirty
 variables back (scatters) for lanes it drops and when it ends.
 
+A loop's subframe *retires* lanes as they leave the loop: their values of
+the variables still live where they go are written back at once, and from
+then on those lanes are dead here (``dead``, ``n_dead``).  A block whose
+mask covers every live lane may then store without a mask: a dead lane's
+slot holds garbage that nothing reads and no write-back copies.
+
 ``undef[name]`` is the bool mask of lanes on which ``name`` is not bound
 (assigned on some paths only); reading it on an active lane raises the
 ``UnboundLocalError`` the per-sample run would.
@@ -25,9 +31,9 @@ class Missing(Exception):
 
 class Frame:
     __slots__ = ("n", "env", "undef", "dirty", "parent", "idx", "state", "_lane_ids", "owned_in_parent",
-                 "shared", "conflicts")
+                 "shared", "conflicts", "dead", "n_dead", "is_loop")
 
-    def __init__(self, n, state, parent=None, idx=None, lane_ids=None):
+    def __init__(self, n, state, parent=None, idx=None, lane_ids=None, is_loop=False):
         self.n = n
         self.env = {}
         self.undef = {}
@@ -45,6 +51,11 @@ class Frame:
         # name -> why some lanes' values were dropped: per-sample values of different
         # shapes or kinds (fine in Python until a read mixes them).
         self.conflicts = parent.conflicts if parent is not None else {}
+        self.dead = None  # bool mask of retired lanes (None: none)
+        self.n_dead = 0
+        # A loop's subframe retires lanes with only the variables live where they go;
+        # a block's subframe writes back everything it changed.
+        self.is_loop = is_loop
 
     # ---- lanes -------------------------------------------------------------------------
     def lane_ids(self) -> np.ndarray:
@@ -58,8 +69,8 @@ class Frame:
         self._lane_ids = ids
         return ids
 
-    def subframe(self, idx) -> "Frame":
-        return Frame(len(idx), self.state, parent=self, idx=idx)
+    def subframe(self, idx, is_loop=False) -> "Frame":
+        return Frame(len(idx), self.state, parent=self, idx=idx, is_loop=is_loop)
 
     # ---- variables ----------------------------------------------------------------------
     def lookup(self, name):
@@ -123,10 +134,14 @@ class Frame:
         self.dirty.add(name)
         if in_place and undef is None and name not in self.undef and self.state.tape is None:
             old = self.env.get(name)
-            if isinstance(old, Lanes) and isinstance(value, Lanes) and old.data.dtype == value.data.dtype \
-                    and old.data.shape[1:] == value.data.shape[1:] and old.weak == value.weak:
-                old.data[idx] = value.data
-                return
+            if isinstance(old, Lanes):
+                if isinstance(value, Lanes) and old.data.dtype == value.data.dtype \
+                        and old.data.shape[1:] == value.data.shape[1:] and old.weak == value.weak:
+                    old.data[idx] = value.data
+                    return
+                if old.weak and old.data.ndim == 1 and _fits_weak(value, old.data.dtype):
+                    old.data[idx] = value  # a uniform Python scalar, e.g. a loop counter
+                    return
         try:
             old = self.lookup(name)
             was_undef = self.undef.get(name)
@@ -150,11 +165,16 @@ class Frame:
                 self.undef.pop(name, None)
 
     # ---- compaction -----------------------------------------------------------------------
-    def write_back(self, lanes=None):
-        """Scatter dirty variables of the given lanes (positions in self; all if None) to the parent."""
+    def write_back(self, lanes=None, names=None):
+        """Scatter dirty variables (those in ``names``; None: all) of the given lanes
+        (positions in self; None: every lane not retired) to the parent."""
+        if lanes is None and self.dead is not None:
+            lanes = np.flatnonzero(~self.dead)
+            if not len(lanes):
+                return
         parent = self.parent
         pidx = self.idx if lanes is None else self.idx[lanes]
-        for name in self.dirty:
+        for name in (self.dirty if names is None else self.dirty & names):
             value = self.env[name]
             if lanes is not None:
                 value = gather(value, lanes)
@@ -164,11 +184,30 @@ class Frame:
             parent.scatter_store(name, value, pidx, u, in_place=name in self.owned_in_parent)
             self.owned_in_parent.add(name)
 
+    def retire(self, mask, names=None):
+        """Lanes ``mask`` leave this subframe for good: write back their values of ``names``
+        (None: every dirty variable) now; later stores may clobber them here."""
+        if mask is None:
+            mask = np.ones(self.n, dtype=bool)
+        lanes = np.flatnonzero(mask)
+        if not len(lanes):
+            return
+        if self.dirty:
+            self.write_back(lanes, names)
+        if self.dead is None:
+            self.dead = np.array(mask, dtype=bool, copy=True)
+        else:
+            self.dead |= mask
+        self.n_dead += len(lanes)
+
     def restrict(self, keep):
         """Keep only lanes ``keep`` (positions in self), writing the others' dirty values back."""
         dropped = np.ones(self.n, dtype=bool)
         dropped[keep] = False
-        if self.dirty:
+        if self.dead is not None:
+            dropped &= ~self.dead
+            self.dead, self.n_dead = None, 0
+        if self.dirty and dropped.any():
             self.write_back(np.flatnonzero(dropped))
         self.env = {k: gather(v, keep) for k, v in self.env.items()}
         self.undef = {k: u[keep] for k, u in self.undef.items()}
@@ -196,6 +235,18 @@ def _update_in_place(old, value, mask) -> bool:
     m = mask.reshape(mask.shape + (1,) * (data.ndim - 1))
     np.copyto(data, value.data, where=m)
     return True
+
+
+def _fits_weak(value, dtype) -> bool:
+    """Whether a uniform value is a Python scalar that a weak array of ``dtype`` holds as is."""
+    t = type(value)
+    if t is int:
+        return dtype == np.int64 and -2 ** 63 <= value < 2 ** 63
+    if t is float:
+        return dtype == np.float64
+    if t is bool:
+        return dtype == np.bool_
+    return False
 
 
 def blank_like(value, n):

@@ -27,6 +27,11 @@ API (``*_vjp`` return the gradient with respect to each input)::
 The cell functions broadcast their inputs; their vjps sum gradients back to
 each input's shape.
 
+Usable in vmapper per-sample code: importing this module registers the
+public functions above as primitives (:mod:`.activation_primitives`), so a
+batched function runs each call as one kernel launch over all lanes, with
+the ``*_vjp`` kernels as its gradient.
+
 Usable inside per-sample numba code (``@njit`` functions, inlined, generic
 over float32/float64, ``exact`` defaults to False)::
 
@@ -421,13 +426,15 @@ def _cupy_impl():
 def _prepare(*xs):
     """Broadcast, pick the float dtype, return flat contiguous arrays."""
     arrs = [np.asarray(x) for x in xs]
-    dt = np.result_type(*arrs)
+    # Python scalars are weak (NEP 50): a cell's ``c_prev=0.0`` keeps float32 float32.
+    dt = np.result_type(*[x if type(x) in (bool, int, float) else a for x, a in zip(xs, arrs)])
     if dt not in (np.float32, np.float64):
         dt = np.dtype(np.float64)
     shape = np.broadcast_shapes(*(a.shape for a in arrs))
-    flat = [np.ascontiguousarray(np.broadcast_to(a, shape), dtype=dt).reshape(-1)
-            for a in arrs]
-    return flat, shape, dt
+    flat = [np.ascontiguousarray(a if a.shape == shape else np.broadcast_to(a, shape),
+                                 dtype=dt).reshape(-1) for a in arrs]
+    # numba compiles per read-only flag combination: give it writeable arrays only
+    return [f if f.flags.writeable else f.copy() for f in flat], shape, dt
 
 
 def _finish(flat, shape):
@@ -450,9 +457,29 @@ def _run(par, block, arrays, n, exact, *literals):
     if n == 0:
         return
     if n < _SERIAL_BELOW:
-        block(*arrays, 0, n, *literals, exact)
+        _fixed(block, len(arrays) + 2, literals + (exact,))(*arrays, 0, n)
     else:
-        par(*arrays, *literals, exact)
+        _fixed(par, len(arrays), literals + (exact,))(*arrays)
+
+
+_FIXED = {}
+
+
+def _fixed(fn, nargs, consts):
+    """``fn`` with its trailing ``literally`` arguments bound as constants.
+
+    Dispatching a call whose arguments must become literals costs numba ~10 ms
+    per call (it retypes the call); a jitted wrapper that passes constants
+    dispatches like any plain call (~1 us) and compiles once per combination.
+    """
+    key = (fn, nargs, consts)
+    w = _FIXED.get(key)
+    if w is None:
+        names = ", ".join(f"a{k}" for k in range(nargs))
+        ns = {"fn": fn}
+        exec(f"def wrapper({names}):\n    fn({names}, {', '.join(map(repr, consts))})\n", ns)
+        w = _FIXED[key] = njit(error_model="numpy")(ns["wrapper"])
+    return w
 
 
 def _unary(x, op, exact_math):
@@ -583,3 +610,6 @@ SCALAR_FUNCTIONS = {
     "tree_lstm_cell": tree_lstm_cell_scalar,
     "tree_lstm_cell_vjp": tree_lstm_cell_vjp_scalar,
 }
+
+# Calls to these functions in per-sample code become vmapper primitives (with VJPs).
+from . import activation_primitives  # noqa: E402,F401  (registration side effect)

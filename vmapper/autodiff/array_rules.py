@@ -8,7 +8,7 @@ from ..primitives import PRIMITIVES
 from ..primitives.array_ops import _lane_axis
 from ..runtime.values import Lanes
 from .rules import defvjp, sum_to
-from .sparse import RowSparse
+from .sparse import OuterSum, Placed, RowSparse
 
 
 def _raw(v):
@@ -58,9 +58,15 @@ def _getitem_vjp(g, out, args, attrs, n):
     nix = normalize_lane_indices(ctx, ix, base.sample_shape)
     varying = any(isinstance(e, Lanes) for e in ix)
     key = ((np.arange(n),) if varying else (slice(None),)) + nix
+    if not varying and all(isinstance(e, (int, np.integer, slice)) for e in nix):
+        # basic indexing touches each element at most once: g placed at key, kept lazy so
+        # that the gradients of several slices of one array fill one buffer
+        return [Placed(base.data.shape, key, np.asarray(g))] + [None] * len(ix)
     full = np.zeros(base.data.shape, dtype=g.dtype)
-    if not varying and all(isinstance(e, (int, np.integer, slice)) or e is None or e is Ellipsis for e in nix):
-        full[key] = g  # basic indexing touches each element at most once
+    # Per-lane indices are one integer per lane, paired with the lane number: no element
+    # is reached twice, so neither is one under basic indexing; only index arrays need add.at.
+    if varying or all(isinstance(e, (int, np.integer, slice)) or e is None or e is Ellipsis for e in nix):
+        full[key] = g
     else:
         np.add.at(full, key, g)
     return [full] + [None] * len(ix)
@@ -78,10 +84,14 @@ def _matmul_vjp(g, out, args, attrs, n):
     g = np.asarray(g)
     # Shared matrix times per-lane vector (the common case): each gradient is one GEMM
     # over the lanes, never a batch of outer products.
+    # The shared matrix's gradient stays a lazy OuterSum: the products of all levels of a
+    # recursion become one GEMM over all their lanes at the end.
     if not va and vb and ad.ndim == 2 and bd.ndim == 2:  # out[l] = A @ x[l]
-        return [g.T @ bd if ad.dtype.kind in "fc" else None, g @ ad if bd.dtype.kind in "fc" else None]
+        return [OuterSum([g], [bd], ad.shape) if ad.dtype.kind in "fc" else None,
+                g @ ad if bd.dtype.kind in "fc" else None]
     if va and not vb and ad.ndim == 2 and bd.ndim == 2:  # out[l] = x[l] @ B
-        return [g @ bd.T if ad.dtype.kind in "fc" else None, ad.T @ g if bd.dtype.kind in "fc" else None]
+        return [g @ bd.T if ad.dtype.kind in "fc" else None,
+                OuterSum([ad], [g], bd.shape) if bd.dtype.kind in "fc" else None]
     if va and ad.ndim == 2:
         ad = ad[:, None, :]
     elif not va and ad.ndim == 1:

@@ -58,3 +58,73 @@ class RowSparse:
 
     def __repr__(self):
         return f"RowSparse(shape={self.shape}, rows={len(self.indices)})"
+
+
+class Placed:
+    """A gradient that is zero except ``values`` at ``key`` (the VJP of a slice).
+
+    Several slices of one array (a gate vector cut into gates) accumulate into
+    one buffer, instead of one zero-filled array per slice summed pairwise.
+    """
+    __slots__ = ("shape", "key", "values")
+
+    def __init__(self, shape, key, values):
+        self.shape, self.key, self.values = tuple(shape), key, values
+
+    @property
+    def dtype(self):
+        return self.values.dtype
+
+    def to_dense(self):
+        out = np.zeros(self.shape, dtype=self.values.dtype)
+        out[self.key] = self.values
+        return out
+
+    def add_into(self, buf):
+        buf[self.key] += self.values
+
+    def on_lanes(self, idx, n):
+        """The same gradient over ``n`` lanes, these rows being lanes ``idx`` (lane axis first)."""
+        return Placed((n,) + self.shape[1:], (idx,) + tuple(self.key[1:]), self.values)
+
+    def __array__(self, dtype=None, copy=None):
+        d = self.to_dense()
+        return d if dtype is None else d.astype(dtype)
+
+
+class OuterSum:
+    """``sum_k lhs[k].T @ rhs[k]``, kept as its terms until needed.
+
+    The gradient of a shared matrix applied to per-lane vectors, one term per
+    application (a tree level): summed in ONE matrix product over all terms'
+    rows at the end, instead of one thin product per level.
+    """
+    __slots__ = ("lhs", "rhs", "shape")
+
+    def __init__(self, lhs, rhs, shape):
+        self.lhs, self.rhs, self.shape = lhs, rhs, tuple(shape)
+
+    @property
+    def dtype(self):
+        return np.result_type(self.lhs[0], self.rhs[0])
+
+    def to_dense(self):
+        if len(self.lhs) == 1:
+            return (self.lhs[0].T @ self.rhs[0]).reshape(self.shape)
+        return (np.concatenate(self.lhs).T @ np.concatenate(self.rhs)).reshape(self.shape)
+
+    def __add__(self, other):
+        if isinstance(other, OuterSum) and other.shape == self.shape:
+            return OuterSum(self.lhs + other.lhs, self.rhs + other.rhs, self.shape)
+        return self.to_dense() + np.asarray(other)
+
+    __radd__ = __add__
+
+    def __array__(self, dtype=None, copy=None):
+        d = self.to_dense()
+        return d if dtype is None else d.astype(dtype)
+
+
+def densify(g):
+    """A plain array for a lazily represented gradient (others unchanged)."""
+    return g.to_dense() if isinstance(g, (Placed, OuterSum)) else g

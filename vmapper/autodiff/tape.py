@@ -21,7 +21,7 @@ import contextvars
 import numpy as np
 
 from ..runtime.values import Lanes, Traced, gather
-from .sparse import RowSparse
+from .sparse import OuterSum, Placed, RowSparse, densify
 
 current_tape = contextvars.ContextVar("vmapper_tape", default=None)
 
@@ -76,17 +76,35 @@ def has_traced(v) -> bool:
 
 
 def apply_traced(prim, ctx, args, attrs):
-    """Run ``prim`` on raw values; trace the output if it is a float."""
+    """Run ``prim`` on raw values; trace the output if it is a float (or a tuple holding floats)."""
     tape = current_tape.get()
     pairs = [unwrap(a) for a in args]
     raw = [p[0] for p in pairs]
     out = prim.impl(ctx, raw, attrs)
     parents = [p[1] for p in pairs]
-    if tape is None or all(p is None for p in parents) or not is_float_value(out):
+    if tape is None or all(p is None for p in parents):
+        return out
+    if type(out) is tuple:
+        if not any(is_float_value(o) for o in out):
+            return out
+    elif not is_float_value(out):
         return out
     if prim.vjp is None:
         raise ctx.unsupported(f"differentiating {prim.name!r} (no derivative rule registered)")
-    return tape.record(prim.name, prim.vjp, raw, out, attrs, parents, ctx.mask, ctx.n)
+    traced = tape.record(prim.name, prim.vjp, raw, out, attrs, parents, ctx.mask, ctx.n)
+    if type(out) is not tuple:
+        return traced
+    # A primitive with several results (an LSTM cell's h and c): one entry for the
+    # primitive, whose gradient is a tuple, and a projection entry per float result.
+    k = len(out)
+    return tuple(tape.record("item", _item_vjp(j, k), [out], o, {}, [traced.node], None, ctx.n)
+                 if is_float_value(o) else o for j, o in enumerate(out))
+
+
+def _item_vjp(j, k):
+    def vjp(g, out, args, attrs, n):
+        return [tuple(g if i == j else None for i in range(k))]
+    return vjp
 
 
 def record_structural(name, vjp, raw_args, out, parents, n=None, attrs=None):
@@ -99,6 +117,16 @@ def record_structural(name, vjp, raw_args, out, parents, n=None, attrs=None):
 
 # ---- the backward sweep -----------------------------------------------------------------------
 
+class _Grads(dict):
+    """node -> gradient, plus the nodes whose array this sweep allocated itself:
+    only those may be added into in place (any other may be shared, or a view)."""
+    __slots__ = ("owned",)
+
+    def __init__(self, seeds):
+        super().__init__(seeds)
+        self.owned = set()
+
+
 def accumulate(grads, node, g):
     if g is None or node is None:
         return
@@ -107,15 +135,65 @@ def accumulate(grads, node, g):
             accumulate(grads, nd, gi)
         return
     prev = grads.get(node)
-    grads[node] = g if prev is None else prev + g
+    if prev is None:
+        grads[node] = g
+        return
+    owned = getattr(grads, "owned", None)
+    if owned is not None and node in owned and _add_into(prev, g):
+        return
+    total = _add(prev, g)
+    grads[node] = total
+    if owned is not None and isinstance(total, np.ndarray):
+        owned.add(node)
 
 
-def _compact_entry(e, g):
+def _add_into(buf, g):
+    """``buf += g`` in place when that gives what ``buf + g`` would; False otherwise."""
+    if isinstance(g, Placed):
+        if g.shape != buf.shape or np.result_type(buf, g.values) != buf.dtype:
+            return False
+        g.add_into(buf)
+        return True
+    if isinstance(g, OuterSum):
+        g = g.to_dense()
+    if not isinstance(g, np.ndarray) or g.shape != buf.shape or np.result_type(buf, g) != buf.dtype:
+        return False
+    np.add(buf, g, out=buf)
+    return True
+
+
+def _add(a, b):
+    if type(a) is tuple:  # the gradient of a primitive with several results; None: no gradient
+        return tuple(y if x is None else x if y is None else _add(x, y) for x, y in zip(a, b))
+    if isinstance(a, Placed):
+        a, b = b, a
+    if isinstance(b, Placed):
+        if isinstance(a, Placed):
+            a = a.to_dense()
+        elif not isinstance(a, np.ndarray) or a.shape != b.shape:
+            return densify(a) + b.to_dense()
+        else:
+            a = a.astype(np.result_type(a, b.values), copy=True)
+        b.add_into(a)
+        return a
+    if isinstance(a, OuterSum) or isinstance(b, OuterSum):
+        if isinstance(a, OuterSum) and isinstance(b, OuterSum):
+            return a + b
+        return densify(a) + densify(b)
+    return a + b
+
+
+def _lanes_of(g, idx):
+    if type(g) is tuple:
+        return tuple(None if x is None else x[idx] for x in g)
+    return g[idx]
+
+
+def _compact_entry(e, g, idx):
     """Restrict an entry to its active lanes (for rules that must not see masked lanes)."""
-    idx = np.flatnonzero(e.mask)
     args = [gather(a, idx) if _varies(a) else a for a in e.args]
     out = gather(e.out, idx)
-    return args, out, g[idx], idx
+    return args, out, _lanes_of(g, idx)
 
 
 def _varies(v):
@@ -134,6 +212,8 @@ def _expand(ga, idx, arg, n):
         return tuple(_expand(gi, idx, ai, n) for gi, ai in zip(ga, arg))
     if not isinstance(arg, Lanes):
         return ga  # a uniform argument's gradient is already summed over the active lanes
+    if isinstance(ga, Placed):
+        return ga.on_lanes(idx, n)
     if isinstance(ga, RowSparse):
         ga = ga.to_dense()
     full = np.zeros((n,) + np.shape(ga)[1:], dtype=np.asarray(ga).dtype)
@@ -145,25 +225,34 @@ def _lane_mask(mask, ndim):
     return mask.reshape(mask.shape + (1,) * (ndim - 1))
 
 
+def _zero_inactive(g, mask):
+    if g is None:
+        return None
+    if type(g) is tuple:
+        return tuple(_zero_inactive(x, mask) for x in g)
+    g = np.asarray(g)
+    return np.where(_lane_mask(mask, g.ndim), g, np.zeros((), g.dtype))
+
+
 def _select_lanes(ga, arg, mask):
     """Zero a per-lane gradient on inactive lanes (select, never multiply)."""
     if ga is None:
         return None
     if type(arg) is tuple:
         return tuple(_select_lanes(gi, ai, mask) for gi, ai in zip(ga, arg))
+    if isinstance(ga, Placed):
+        if isinstance(arg, Lanes) and ga.key[0] == slice(None):
+            v = ga.values
+            return Placed(ga.shape, ga.key, np.where(_lane_mask(mask, v.ndim), v, np.zeros((), v.dtype)))
+        ga = ga.to_dense()
     if isinstance(arg, Lanes) and not isinstance(ga, RowSparse):
         ga = np.asarray(ga)
         return np.where(_lane_mask(mask, ga.ndim), ga, np.zeros((), ga.dtype))
     return ga
 
 
-def _finite(ga):
-    if ga is None:
-        return True
-    if type(ga) is tuple:
-        return all(_finite(x) for x in ga)
-    values = ga.values if isinstance(ga, RowSparse) else ga
-    return bool(np.all(np.isfinite(values)))
+#: A shared input at most this large gets its gradient from the all-lanes rule, checked finite.
+_SMALL_SHARED = 4096
 
 
 def _masked_vjp(e, g):
@@ -171,39 +260,66 @@ def _masked_vjp(e, g):
 
     Fast path: the rule runs on all lanes with the gradient zero on inactive
     ones; per-lane input gradients are then selected to the active lanes.  A
-    shared input's gradient sums over lanes, where an inactive lane's garbage
-    (inf, NaN) times 0 could leak: a finite sum proves it did not (those terms
-    were exactly 0), otherwise the entry is redone on its active lanes only.
+    shared (uniform) input's gradient sums over lanes, where an inactive
+    lane's garbage (inf, NaN) times 0 could leak: for a small one, a finite
+    sum proves it did not (those terms were exactly 0).  The entry runs on
+    its active lanes only (gathered) instead when at most half the lanes are
+    active, when a large shared input is traced (a matrix: the check would
+    cost a pass over it, and the products on inactive lanes are wasted), or
+    when the check fails.
     """
     mask = e.mask
-    gz = np.where(_lane_mask(mask, np.ndim(g)), g, np.zeros((), np.asarray(g).dtype))
-    arg_grads = e.vjp(gz, e.out, e.args, e.attrs, e.n)
-    if all(_finite(ga) for ga, a in zip(arg_grads, e.args) if not _varies(a)):
-        return [_select_lanes(ga, a, mask) for ga, a in zip(arg_grads, e.args)]
-    args, out, gc, idx = _compact_entry(e, g)
+    n = len(mask)
+    idx = np.flatnonzero(mask)
+    shared = [k for k, (a, p) in enumerate(zip(e.args, e.parents)) if p is not None and not _varies(a)]
+    if 2 * len(idx) > n and all(_size(e.args[k]) <= _SMALL_SHARED for k in shared):
+        arg_grads = e.vjp(_zero_inactive(g, mask), e.out, e.args, e.attrs, e.n)
+        if all(_finite(arg_grads[k]) for k in shared):
+            return [None if p is None else _select_lanes(ga, a, mask)
+                    for ga, a, p in zip(arg_grads, e.args, e.parents)]
+    args, out, gc = _compact_entry(e, g, idx)
     arg_grads = e.vjp(gc, out, args, e.attrs, len(idx))
-    return [_expand(ga, idx, a, e.n) for ga, a in zip(arg_grads, e.args)]
+    return [None if p is None else _expand(ga, idx, a, n)
+            for ga, a, p in zip(arg_grads, e.args, e.parents)]
+
+
+def _size(v):
+    if type(v) in (tuple, list):
+        return sum(_size(x) for x in v)
+    return np.size(v) if isinstance(v, (np.ndarray, np.generic, float, int, complex)) else _SMALL_SHARED + 1
+
+
+def _finite(ga):
+    if ga is None:
+        return True
+    if type(ga) is tuple:
+        return all(_finite(x) for x in ga)
+    values = ga.values if isinstance(ga, (RowSparse, Placed)) else densify(ga)
+    return bool(np.all(np.isfinite(values)))
 
 
 def backward(tape: Tape, seeds: dict):
     """Propagate ``seeds`` (node -> gradient of the output) to every node; returns node -> grad."""
     from ..api import collector_paused
     with np.errstate(all="ignore"), collector_paused():  # inactive lanes compute garbage that is selected away
-        return _backward(tape, dict(seeds))
+        grads = _backward(tape, _Grads(seeds))
+        return {k: densify(v) for k, v in grads.items()}
 
 
 def _backward(tape, grads):
-    for node in range(len(tape.entries) - 1, -1, -1):
-        e = tape.entries[node]
+    entries = tape.entries
+    for node in range(len(entries) - 1, -1, -1):
+        e = entries[node]
         if e is None or node not in grads:
             continue
         g = grads.pop(node)
-        if isinstance(g, RowSparse):  # only leaves keep row-sparse gradients
+        if isinstance(g, (RowSparse, Placed, OuterSum)):  # only leaves keep lazy gradients
             g = g.to_dense()
-        if e.mask is not None and isinstance(e.out, Lanes):
+        if e.mask is not None and _varies(e.out):
             arg_grads = _masked_vjp(e, g)
         else:
             arg_grads = e.vjp(g, e.out, e.args, e.attrs, e.n)
         for parent, ga in zip(e.parents, arg_grads):
-            accumulate(grads, parent, ga)
+            if parent is not None and ga is not None:
+                accumulate(grads, parent, ga)
     return grads  # what is left: the leaves' gradients

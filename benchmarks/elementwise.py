@@ -411,6 +411,71 @@ def _set_threads(k):
         pass
 
 
+# ------------------------------------------------------- per-sample route --
+# The same activations written per sample, the way a user would, batched by
+# vmapper and differentiated by value_and_grad / vjp: the numba backend runs
+# each as one kernel and its gradient as one dual-number backward kernel.
+def gelu_sample(x):
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+
+
+def lstm_sample(i, f, o, u, c_prev):
+    c = 1.0 / (1.0 + np.exp(-i)) * np.tanh(u) + 1.0 / (1.0 + np.exp(-f)) * c_prev
+    h = 1.0 / (1.0 + np.exp(-o)) * np.tanh(c)
+    return h, c
+
+
+def route_callables(policy):
+    """Forward + backward through the per-sample functions, for ``kernel_partials=policy``."""
+    import vmapper
+    gelu_vg = vmapper.value_and_grad(vmapper.batched(gelu_sample, backend="numba"), kernel_partials=policy)
+    lstm_b = vmapper.batched(lstm_sample, backend="numba")
+
+    def lstm(i, f, o, u, cp, gh, gc):
+        out, back = vmapper.vjp(lstm_b, i, f, o, u, cp, kernel_partials=policy)
+        return out + back((gh, gc))
+    return {"gelu": lambda x: gelu_vg(x), "lstm": lstm}
+
+
+def hand_callables():
+    """The same forward + backward by calling the activation kernels by hand."""
+    def gelu(x):
+        return A.gelu(x), A.gelu_vjp(x, np.ones_like(x))
+
+    def lstm(i, f, o, u, cp, gh, gc):
+        return A.lstm_cell(i, f, o, u, cp) + A.lstm_cell_vjp(i, f, o, u, cp, gh, gc)
+    return {"gelu": gelu, "lstm": lstm}
+
+
+def per_sample_route(n, repeats, dtypes, rng):
+    """Issue target: the per-sample route within 1.2x of the hand-called kernels."""
+    routes = {"kernels by hand": hand_callables(), "per-sample (recompute)": route_callables("recompute"),
+              "per-sample (store)": route_callables("store")}
+    for dtype in dtypes:
+        for work, nin in (("gelu", 1), ("lstm", 7)):
+            xs = [np.random.default_rng(1).normal(0.0, 2.0, n).astype(dtype) for _ in range(nin)]
+            ref = routes["kernels by hand"][work](*xs)
+            notes, samples = {}, {name: [] for name in routes}
+            for name, fns in routes.items():
+                t0 = time.perf_counter()
+                out = fns[work](*xs)
+                notes[name] = f"first call {time.perf_counter() - t0:.2f}s"
+                if not _agree(tuple(np.asarray(a) for a in out), tuple(ref), dtype):
+                    notes[name] += "  RESULT MISMATCH"
+            order = list(routes)
+            for _ in range(repeats):
+                rng.shuffle(order)
+                for name in order:
+                    time.sleep(0.05)
+                    samples[name].append(median_time(lambda: routes[name][work](*xs), repeats=1, warmup=0))
+            times = {k: statistics.median(v) for k, v in samples.items()}
+            base = times["kernels by hand"]
+            print(f"\n== per-sample route: {work} forward+backward  {np.dtype(dtype).name}  "
+                  f"(target: per-sample within 1.2x of the kernels by hand)")
+            print_table([{"route": name, "ms": 1e3 * t, "time / by hand": t / base, "note": notes[name]}
+                         for name, t in times.items()])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=10 ** 7, help="elements per array")
@@ -420,6 +485,9 @@ def main(argv=None):
     ap.add_argument("--peers", default=",".join(PEERS),
                     help="comma-separated subset of: " + ", ".join(PEERS))
     ap.add_argument("--work", default=",".join(ARITY), help="subset of: " + ", ".join(ARITY))
+    ap.add_argument("--route", choices=["yes", "no", "only"], default="yes",
+                    help="also time the per-sample route (per-sample GELU/LSTM under "
+                         "value_and_grad/vjp vs the kernels called by hand); 'only': just that")
     ap.add_argument("--threads", type=int, default=0,
                     help="threads for every peer (numba, torch, numexpr, XLA); "
                          "0 = each library's default")
@@ -442,7 +510,7 @@ def main(argv=None):
     print(f"n = {args.n:,}  repeats = {args.repeats}  numba threads = "
           f"{numba.get_num_threads()}  cpus = {os.cpu_count()}")
     rng = random.Random(0)
-    for dtype in dtypes:
+    for dtype in dtypes if args.route != "only" else []:
         for work in args.work.split(","):
             xs = _inputs(work, args.n, dtype)
             nin, nout = ARITY[work]
@@ -488,6 +556,8 @@ def main(argv=None):
                   f"{nbytes / 1e6:.0f} MB moved)  vmapper at {100 * frac:.0f}% of "
                   f"the streaming bound")
             print_table(rows)
+    if args.route != "no":
+        per_sample_route(args.n, args.repeats, dtypes, rng)
 
 
 if __name__ == "__main__":

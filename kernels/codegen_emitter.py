@@ -208,7 +208,7 @@ class _Emitter(_EmitterOps):
         head.append("    code = 0")
         sig = ", ".join(params + (["mi"] if self.count_loops else []))
         tail = ["    return code, " + ", ".join(f"r{j}" for j in range(len(items))) + ("," if len(items) == 1 else "")]
-        out = (["@njit(**_OPTS)", f"def lane({sig}):"] + head + [f"    blk = {ft.order[0]}", "    while blk >= 0:"]
+        out = (["@njit(**_LANE_OPTS)", f"def lane({sig}):"] + head + [f"    blk = {ft.order[0]}", "    while blk >= 0:"]
                + body + tail)
         return out
 

@@ -14,7 +14,7 @@ from .codegen_eligible import kernel_eligible
 from .codegen_helpers import _HELPERS
 from .codegen_emitter import _Emitter
 
-CODEGEN_VERSION = 1
+CODEGEN_VERSION = 2
 def _result_items(res):
     return res.items if isinstance(res, TT) else (res,)
 
@@ -60,6 +60,9 @@ def generate_source(fn, arg_types, exact_math=False, count_loops=False):
     ]
     header += [f"from vmapper.kernels.vmath import {f} as _vm_{f}" for f in sorted(em.vm)]
     header += ["", '_OPTS = dict(error_model="numpy", cache=True, nogil=True)',
+               "# the lane function is inlined into the lane loop: LLVM then vectorizes straight-line",
+               "# lanes across the loop (a call per lane blocks it; measured 3-5x on the LSTM cell)",
+               "_LANE_OPTS = dict(_OPTS, forceinline=True)",
                "# only the prange transformation: the other parfor passes cost compile time for nothing here",
                "_PARALLEL = dict(prange=True, fusion=False, comprehension=False, setitem=False, reduction=False,",
                "                 numpy=False, stencil=False, inplace_binop=False)", ""]

@@ -55,12 +55,13 @@ def test_adaptive_loop_partials_match_finite_differences():
                 argnums=(0, 1), rtol=1e-5)
 
 
-def test_recompute_policy_gives_the_stored_partials():
+@pytest.mark.parametrize("fn", [while_loop, smooth_math])
+def test_store_and_recompute_policies_give_the_same_gradients(fn):
     x = RNG.normal(size=20)
-    f = vmapper.batched(while_loop, in_axes=(0, None), backend="numba")
-    stored = vmapper.value_and_grad(f, (0, 1))(x, 0.3)
+    f = vmapper.batched(fn, in_axes=(0, None), backend="numba")
+    stored = vmapper.value_and_grad(f, (0, 1), kernel_partials="store")(x, 0.3)
     recomputed = vmapper.value_and_grad(f, (0, 1), kernel_partials="recompute")(x, 0.3)
-    assert_same_grads(stored, recomputed, rtol=0)
+    assert_same_grads(stored, recomputed, rtol=1e-15)
     with pytest.raises(ValueError, match="kernel_partials"):
         vmapper.value_and_grad(f, kernel_partials="lazy")(x, 0.3)
 
@@ -105,16 +106,24 @@ def tuple_result(x, y):
     return s, x * math.cos(y)
 
 
-def test_vjp_of_a_tuple_returning_kernel():
+@pytest.mark.parametrize("policy", ["store", "recompute"])
+def test_vjp_of_a_tuple_returning_kernel(policy):
     x, y = RNG.normal(size=9), RNG.normal(size=9)
     got = []
     for backend in ("numba", "numpy"):
-        out, back = vmapper.vjp(vmapper.batched(tuple_result, backend=backend), x, y)
+        out, back = vmapper.vjp(vmapper.batched(tuple_result, backend=backend), x, y, kernel_partials=policy)
         got.append((out, back((np.full(9, 0.5), np.arange(9.0)))))
     for a, b in zip(got[0][0], got[1][0]):
         np.testing.assert_allclose(a, b, rtol=1e-14)
     for a, b in zip(got[0][1], got[1][1]):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_a_result_without_gradient_contributes_nothing():
+    x, y = RNG.normal(size=9), RNG.normal(size=9)
+    out, back = vmapper.vjp(vmapper.batched(tuple_result, backend="numba"), x, y)
+    gx, gy = back((np.zeros(9), np.ones(9)))
+    np.testing.assert_allclose(gx, np.cos(y), rtol=1e-14)
 
 
 def float32_poly(x, w):

@@ -6,7 +6,7 @@ import numpy as np
 from ..api import BatchedFunction, batched, bind_arguments
 from ..errors import BatchError
 from ..runtime.values import Lanes, Traced
-from .kernel_partials import POLICIES
+from .kernel_partials import DEFAULT_POLICY, POLICIES
 from .sparse import RowSparse
 from .tape import Tape, backward, current_tape
 
@@ -75,7 +75,8 @@ def _axes_for(bf, nargs):
     return list(ax) if isinstance(ax, (tuple, list)) else [ax] * nargs
 
 
-def _run_traced(bf, args, kwargs, argnums, kernel_partials="store"):
+def _run_traced(bf, args, kwargs, argnums, kernel_partials=None):
+    kernel_partials = DEFAULT_POLICY if kernel_partials is None else kernel_partials
     if kernel_partials not in POLICIES:
         raise ValueError(f"kernel_partials must be one of {POLICIES}, not {kernel_partials!r}")
     values, n = bind_arguments(bf.per_sample, args, kwargs, bf.in_axes)
@@ -92,7 +93,7 @@ def _run_traced(bf, args, kwargs, argnums, kernel_partials="store"):
     return values, n, tape, result
 
 
-def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials="store"):
+def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None):
     """``g(*args) -> (values, grads)``: per-sample values and the gradient of their sum.
 
     ``f`` is a batched function (or a per-sample function, batched with defaults)
@@ -106,10 +107,11 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials="store")
     ``sparse_tables=False``.
 
     A function (or helper) that runs as one compiled kernel (``backend="numba"``)
-    is differentiated by dual numbers: the kernel computes each result's partial
-    derivatives with respect to its differentiated inputs in the same pass
-    (``kernel_partials="store"``, the default), or the reverse sweep recomputes
-    them from the saved inputs (``"recompute"``); see
+    is differentiated by dual numbers, each result's partial derivatives with
+    respect to its differentiated inputs: by default (``kernel_partials=None``:
+    ``"recompute"``) the backward kernel recomputes them from the saved inputs
+    and contracts them with the gradients in the same pass; ``"store"`` has
+    the forward kernel compute and keep them; see
     :mod:`vmapper.autodiff.kernel_partials`.
     """
     bf = _as_batched(f)
@@ -137,7 +139,7 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials="store")
     return value_and_grad_f
 
 
-def grad(f, argnums=0, *, sparse_tables=True, kernel_partials="store"):
+def grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None):
     """``g(*args) -> grads``: like :func:`value_and_grad` without the values."""
     vg = value_and_grad(f, argnums, sparse_tables=sparse_tables, kernel_partials=kernel_partials)
 
@@ -146,7 +148,7 @@ def grad(f, argnums=0, *, sparse_tables=True, kernel_partials="store"):
     return grad_f
 
 
-def vjp(f, *args, sparse_tables=False, kernel_partials="store", **kwargs):
+def vjp(f, *args, sparse_tables=False, kernel_partials=None, **kwargs):
     """``(outputs, vjp_fn)``: ``vjp_fn(cotangents)`` gives gradients for every argument.
 
     ``cotangents`` has the structure of the outputs (arrays over the batch);

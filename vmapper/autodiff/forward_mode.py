@@ -46,11 +46,11 @@ class NotDifferentiable(Exception):
 class TangentEmitter:
     """Appends IR instructions; rules build tangent expressions through it (None is zero)."""
 
-    def __init__(self, out, line, counter):
-        self.out, self.line, self._counter = out, line, counter
+    def __init__(self, out, line, counter, prefix="$tj"):
+        self.out, self.line, self._counter, self._prefix = out, line, counter, prefix
 
     def op(self, name, *args):
-        target = f"$tj{next(self._counter)}"
+        target = f"{self._prefix}{next(self._counter)}"
         self.out.append(Instr(name, target, tuple(args), {}, self.line))
         return Var(target)
 
@@ -216,6 +216,64 @@ def _return_with_tangents(term, tuple_returns, actives, out, counter):
     return Return(Var(target), term.line)
 
 
+def cotangent_names(m):
+    return [f"cot${j}" for j in range(m)]
+
+
+def vjp_kernel_function(fn: Function, wrt) -> Function:
+    """A reverse-mode step built from forward mode: ``(*params, *cotangents) -> (*grads,)``.
+
+    With ``m`` results, ``cotangents`` are one per result (parameters named by
+    :func:`cotangent_names`) and ``grads[k] = sum_j cot_j * d result_j / d
+    param wrt[k]`` per lane: the function's dual numbers and their contraction
+    with the upstream gradients in one pass (the "recompute" policy's
+    backward kernel).
+    """
+    dual = jvp_function(fn, wrt)
+    count = result_count(fn)
+    m, k = (1 if count is None else count), len(wrt)
+    cots = cotangent_names(m)
+    counter = itertools.count()
+    blocks = {}
+    for bid, blk in dual.blocks.items():
+        tuples = _returned_tuples(blk)
+        if not tuples:
+            blocks[bid] = blk
+            continue
+        (tup,) = tuples.values()
+        out = [ins for ins in blk.instrs if ins is not tup]
+        grads = contract(TangentEmitter(out, tup.line, counter, "$tc"), [Var(c) for c in cots], tup.args[m:], k)
+        out.append(Instr("tuple", tup.target, tuple(grads), {}, tup.line))
+        blocks[bid] = Block(bid, out, blk.term, blk.label)
+    return Function(f"{fn.name}$vjp", list(fn.params) + cots, blocks, dual.entry, fn.source, fn.python_function)
+
+
+def contract(e, cotangents, partials, k):
+    """``[sum_j cotangents[j] * partials[j * k + i] for i < k]`` emitted through ``e``."""
+    grads = []
+    for i in range(k):
+        acc = None
+        for j, cot in enumerate(cotangents):
+            p = partials[j * k + i]
+            if isinstance(p, Const) and p.value == 0:
+                continue  # no dependence at all
+            acc = e.add(acc, e.op("mul", cot, p))
+        grads.append(Const(0.0) if acc is None else acc)
+    return grads
+
+
+def contraction_function(m, k, source) -> Function:
+    """``(cot$0.., p$0..) -> (*grads,)``: the contraction of stored partials with cotangents."""
+    cots = cotangent_names(m)
+    partials = [f"p${i}" for i in range(m * k)]
+    out = []
+    grads = contract(TangentEmitter(out, 0, itertools.count(), "$tc"), [Var(c) for c in cots],
+                     [Var(p) for p in partials], k)
+    out.append(Instr("tuple", "$tc_result", tuple(grads), {}, 0))
+    blocks = {0: Block(0, out, Return(Var("$tc_result"), 0), "contraction")}
+    return Function(f"contract_{m}x{k}", cots + partials, blocks, 0, source)
+
+
 def result_count(fn: Function) -> int | None:
     """How many results ``fn`` returns: a returned tuple's length, else None (one plain result)."""
     for blk in fn.blocks.values():
@@ -228,5 +286,5 @@ def result_count(fn: Function) -> int | None:
     return None
 
 
-__all__ = ["jvp_function", "active_variables", "result_count", "NotDifferentiable", "MAX_TANGENTS",
-           "TangentEmitter", "tangent_name"]
+__all__ = ["jvp_function", "vjp_kernel_function", "contraction_function", "active_variables",
+           "result_count", "NotDifferentiable", "MAX_TANGENTS", "TangentEmitter", "tangent_name"]

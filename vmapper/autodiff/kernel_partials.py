@@ -1,98 +1,136 @@
-"""Differentiating a kernel: dual-number partials from the forward kernel, one tape entry per result.
+"""Differentiating a kernel by dual numbers: the forward kernel's partials, contracted in one backward kernel.
 
 When a differentiated call reaches a function that runs as one compiled
 kernel, the tape does not record the kernel's scalar operations one by one.
-Instead the kernel of the function's forward-mode derivative
-(:func:`~vmapper.autodiff.forward_mode.jvp_function`) computes, per lane and
+The function's forward-mode derivative
+(:func:`~vmapper.autodiff.forward_mode.jvp_function`) gives, per lane and
 following the lane's own branches and loop trips, each result's partial
-derivative with respect to each differentiated input.  The reverse sweep then
-only multiplies: ``grad input_k += sum_j g_j * d result_j / d input_k``, summed
-over lanes for a uniform (broadcast) input.  No masks are involved: the kernel
-ran on exactly the lanes that made the call, so no inactive lane's value can
-meet a gradient.
+derivative with respect to each differentiated input; the reverse sweep
+contracts them with the results' gradients, ``grad input_k = sum_j g_j *
+d result_j / d input_k`` (summed over lanes for a uniform, broadcast input),
+in one fused kernel.  No masks are involved: the kernel ran on exactly the
+lanes that made the call, so no inactive lane's value can meet a gradient.
 
-Two policies (``Tape.kernel_partials``):
+Two policies (``value_and_grad(..., kernel_partials=...)``):
 
-* ``"store"`` (default) -- the forward kernel computes values and partials in
-  one pass; the tape keeps the partials: ``n_results * n_inputs`` floats per
-  lane, whatever the trip counts;
-* ``"recompute"`` -- the forward pass runs the plain kernel; the tape keeps the
-  inputs, and the reverse sweep runs the dual kernel on them.
+* ``"store"`` -- the forward kernel computes values and partials in one
+  pass and the tape keeps the partials (``results x inputs`` floats per lane,
+  whatever the trip counts); the backward kernel only contracts them;
+* ``"recompute"`` (default) -- the forward pass runs the plain kernel and the
+  tape keeps the inputs; the backward kernel
+  (:func:`~vmapper.autodiff.forward_mode.vjp_kernel_function`) recomputes the
+  duals and contracts them in the same pass.  It moves the fewest bytes (the
+  inputs and gradients, as a hand-written backward would) and keeps nothing
+  per input beyond the inputs themselves; ``benchmarks/grad_loops.py`` and
+  ``benchmarks/elementwise.py`` measure both.
 
-``benchmarks/grad_loops.py --kernel-partials recompute`` measures the two.
+On the tape a kernel call is one *group* entry (parents: the differentiated
+inputs) and one projection entry per result, so the backward kernel runs
+once, when the gradients of all results are complete.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..runtime.values import Lanes
-from .forward_mode import NotDifferentiable, jvp_function, result_count
+from .forward_mode import (NotDifferentiable, contraction_function, jvp_function, result_count,
+                           vjp_kernel_function)
 
-POLICIES = ("store", "recompute")
+POLICIES = ("recompute", "store")
+DEFAULT_POLICY = "recompute"
 
 
-def jvp_ir(program, wrt):
-    """The cached forward-mode IR of ``program`` for inputs ``wrt`` (raises NotDifferentiable)."""
-    cache = program.__dict__.setdefault("_jvp_ir", {})
-    if wrt not in cache:
+class GradParts:
+    """Gradients of some results of one kernel call (result index -> gradient); ``+`` merges."""
+    __slots__ = ("parts",)
+
+    def __init__(self, parts):
+        self.parts = parts
+
+    def __add__(self, other):
+        merged = dict(self.parts)
+        for j, g in other.parts.items():
+            merged[j] = g if j not in merged else merged[j] + g
+        return GradParts(merged)
+
+    __radd__ = __add__
+
+
+def _cached(program, kind, key, build):
+    cache = program.__dict__.setdefault("_dual_ir", {})
+    if (kind, key) not in cache:
         try:
-            cache[wrt] = jvp_function(program.ir, wrt)
+            cache[kind, key] = build()
         except NotDifferentiable as exc:
-            cache[wrt] = exc
-    hit = cache[wrt]
+            cache[kind, key] = exc
+    hit = cache[kind, key]
     if isinstance(hit, NotDifferentiable):
         raise hit
     return hit
 
 
 def run_with_partials(tape, program, raw_args, nodes, n, launch):
-    """Run ``program``'s kernel on ``raw_args`` and record its partials on ``tape``.
+    """Run ``program``'s kernel on ``raw_args`` and record its derivative on ``tape``.
 
     ``nodes[i]`` is the tape node of argument ``i`` (None: not differentiated);
-    ``launch(fn_ir) -> [(data, weak), ...]`` compiles and runs a kernel of an
-    IR function over the same arguments (raising the lanes' errors).  Returns the traced
-    results, or raises NotDifferentiable when forward mode cannot serve.
+    ``launch(fn_ir, extra=()) -> [(data, weak), ...]`` compiles and runs a
+    kernel of an IR function over the call's arguments followed by the lane
+    arrays ``extra`` (raising the lanes' errors).  Returns the traced results,
+    or raises NotDifferentiable when forward mode cannot serve.
     """
     wrt = tuple(i for i, nd in enumerate(nodes) if nd is not None)
-    dual = jvp_ir(program, wrt)
+    policy = getattr(tape, "kernel_partials", DEFAULT_POLICY)
     count = result_count(program.ir)
-    m = 1 if count is None else count
-    policy = getattr(tape, "kernel_partials", "store")
+    m, k = (1 if count is None else count), len(wrt)
     if policy == "store":
-        results = launch(dual)
-        values, partials = results[:m], [data for data, _ in results[m:]]
-        get_partials = lambda: partials  # noqa: E731
-    else:
-        values = launch(program.ir)
-        cached = []
+        results = launch(_cached(program, "jvp", wrt, lambda: jvp_function(program.ir, wrt)))
+        values = results[:m]
+        partials = [data for data, _ in results[m:]]
+        contraction = _cached(program, "contract", (m, k), lambda: contraction_function(m, k, program.ir.source))
 
-        def get_partials():
-            if not cached:
-                cached.append([data for data, _ in launch(dual)[m:]])
-            return cached[0]
-    k = len(wrt)
+        def backward(cots):
+            return launch(contraction, cots + partials, replace_args=True)
+    else:
+        backward_ir = _cached(program, "vjp", wrt, lambda: vjp_kernel_function(program.ir, wrt))
+        values = launch(program.ir)
+        _cached(program, "jvp", wrt, lambda: jvp_function(program.ir, wrt))  # fail now, not in the backward
+
+        def backward(cots):
+            return launch(backward_ir, cots)
+
     inputs = [raw_args[i] for i in wrt]
-    parents = [nodes[i] for i in wrt]
+    float_results = [j for j, (v, _) in enumerate(values) if v.dtype.kind == "f"]
+    group = tape.record("kernel", _group_vjp(backward, values, float_results), inputs, None, {},
+                        [nodes[i] for i in wrt], None, n).node
     out = []
     for j, (value, weak) in enumerate(values):
         lanes = Lanes(value, weak)
-        if value.dtype.kind != "f":
+        if j in float_results:
+            out.append(tape.record("kernel result", _project(j), [None], lanes, {}, [group], None, n))
+        else:
             out.append(lanes)
-            continue
-        out.append(tape.record("kernel", _result_vjp(get_partials, j, k, value.dtype), inputs, lanes, {},
-                               parents, None, n))
     return out[0] if count is None else tuple(out)
 
 
-def _result_vjp(get_partials, j, k, dtype):
+def _project(j):
     def vjp(g, out, args, attrs, n):
-        partials = get_partials()
+        return [GradParts({j: g})]
+    return vjp
+
+
+def _group_vjp(backward, values, float_results):
+    def vjp(g, out, args, attrs, n):
+        cots = []
+        for j, (value, _) in enumerate(values):
+            gj = g.parts.get(j) if j in float_results else None
+            cots.append(np.zeros(n, value.dtype) if gj is None else
+                        np.ascontiguousarray(np.broadcast_to(gj, (n,)), dtype=value.dtype))
         grads = []
-        for i, arg in enumerate(args):
-            d = g * partials[j * k + i].astype(dtype, copy=False)
-            grads.append(d if isinstance(arg, Lanes) else d.sum())
+        for (data, _), arg in zip(backward(cots), args):
+            dtype = arg.data.dtype if isinstance(arg, Lanes) else np.result_type(arg)
+            grads.append(data.astype(dtype, copy=False) if isinstance(arg, Lanes) else data.sum(dtype=dtype))
         return grads
     return vjp
 
 
-__all__ = ["run_with_partials", "jvp_ir", "POLICIES", "NotDifferentiable"]
+__all__ = ["run_with_partials", "POLICIES", "DEFAULT_POLICY", "GradParts", "NotDifferentiable"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .ir import Branch, Jump, Raise, Return, is_temp
+from .passes.kernel_regions import KernelRegionStep
 from .passes.spmd import LoopStep
 
 
@@ -55,6 +56,15 @@ def explain_program(program) -> str:
                            f"exits, compacting when few remain")
                 steps_text(s.body, indent + 2)
                 out.append(f"{pad}end loop (line {s.line})")
+            elif isinstance(s, KernelRegionStep):
+                pad = "  " * indent
+                out.append(f"{pad}kernel region (lines {s.lines[0]}-{s.lines[1]}): with backend='numba' one "
+                           f"compiled kernel, each lane following its own control flow")
+                out.append(f"{pad}  inputs {', '.join(s.params) or '-'}; outputs {', '.join(s.outputs) or '-'}; "
+                           f"lanes leave to {', '.join(f'b{e}' for e in s.exits)}")
+                out.append(f"{pad}  (otherwise, or when an input is not a per-lane scalar, these steps run masked:)")
+                steps_text(s.steps, indent + 2)
+                out.append(f"{pad}end kernel region")
             else:
                 block_text(s, indent)
 

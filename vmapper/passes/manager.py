@@ -12,10 +12,11 @@ from .spmd import spmd_schedule
 from .uniformity import analyze_uniformity
 from .liveness import analyze_liveness
 from .last_use import find_last_uses
+from .kernel_regions import find_kernel_regions
 
 #: The default pipeline, in order.  Each entry is a function IR -> IR.
 DEFAULT_PIPELINE = [cleanup_cfg, forward_tuples, if_convert, hoist_loop_calls, merge_calls, classify_temporaries, find_loops, spmd_schedule, analyze_uniformity,
-                    analyze_liveness, find_last_uses]
+                    analyze_liveness, find_last_uses, find_kernel_regions]
 
 
 class PassManager:

@@ -8,6 +8,7 @@ from ..errors import BatchError
 from ..runtime.values import Lanes, Traced
 from .kernel_partials import DEFAULT_POLICY, POLICIES
 from .sparse import RowSparse
+from .memory import held_bytes, measuring, report
 from .tape import Tape, backward, current_tape
 
 
@@ -75,12 +76,18 @@ def _axes_for(bf, nargs):
     return list(ax) if isinstance(ax, (tuple, list)) else [ax] * nargs
 
 
-def _run_traced(bf, args, kwargs, argnums, kernel_partials=None):
+def _check_checkpoint(k):
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise ValueError(f"checkpoint_loops must be None or a positive int (trips per stretch), not {k!r}")
+    return None if k is None else int(k)
+
+
+def _run_traced(bf, args, kwargs, argnums, kernel_partials=None, checkpoint_loops=None):
     kernel_partials = DEFAULT_POLICY if kernel_partials is None else kernel_partials
     if kernel_partials not in POLICIES:
         raise ValueError(f"kernel_partials must be one of {POLICIES}, not {kernel_partials!r}")
     values, n = bind_arguments(bf.per_sample, args, kwargs, bf.in_axes)
-    tape = Tape()
+    tape = Tape(checkpoint_loops)
     tape.kernel_partials = kernel_partials
     token = current_tape.set(tape)
     try:
@@ -93,7 +100,7 @@ def _run_traced(bf, args, kwargs, argnums, kernel_partials=None):
     return values, n, tape, result
 
 
-def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None):
+def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, checkpoint_loops=None):
     """``g(*args) -> (values, grads)``: per-sample values and the gradient of their sum.
 
     ``f`` is a batched function (or a per-sample function, batched with defaults)
@@ -113,15 +120,27 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None):
     and contracts them with the gradients in the same pass; ``"store"`` has
     the forward kernel compute and keep them; see
     :mod:`vmapper.autodiff.kernel_partials`.
+
+    ``checkpoint_loops=K`` (an int): a loop whose test runs more than K times
+    keeps its values on the tape only every K trips; the backward sweep
+    recomputes each stretch of K trips from there (:mod:`vmapper.autodiff.checkpoint`).
+    Same gradients, bitwise; the tape holds about K/trips of a long loop's
+    values, for about one more forward run of the loops.
+
+    The returned function's ``last_stats`` (also merged into ``f.last_stats``)
+    has the last call's ``tape_entries`` and ``tape_stretches``, and inside
+    ``with vmapper.autodiff.tape_stats():`` the bytes the tape held
+    (:func:`vmapper.autodiff.memory.tape_stats`).
     """
     bf = _as_batched(f)
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    checkpoint_loops = _check_checkpoint(checkpoint_loops)
 
     def value_and_grad_f(*args, **kwargs):
         for k in nums:
             if not -len(args) <= k < len(args):
                 raise BatchError(f"argnums={k} but {bf.per_sample.__qualname__} got {len(args)} positional arguments")
-        values, n, tape, result = _run_traced(bf, args, kwargs, nums, kernel_partials)
+        values, n, tape, result = _run_traced(bf, args, kwargs, nums, kernel_partials, checkpoint_loops)
         out = bf.finish(result, n)
         if isinstance(out, tuple) or np.shape(out) != (n,) or np.asarray(out).dtype.kind not in "fc":
             raise BatchError(f"value_and_grad needs a float scalar per sample; {bf.per_sample.__qualname__} "
@@ -130,41 +149,59 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None):
         seeds = {}
         if isinstance(result, Traced):
             seeds[result.node] = np.ones(n, dtype=np.asarray(out).dtype)
-        grads = backward(tape, seeds)
+        grads = _backward_with_stats(tape, seeds, bf, value_and_grad_f)
         axes = _axes_for(bf, len(args))
         gs = tuple(_grad_tree(args[k], values[k], grads, axes[k], sparse_tables) for k in nums)
         return out, (gs[0] if isinstance(argnums, int) else gs)
 
     value_and_grad_f.__name__ = f"value_and_grad({bf.per_sample.__name__})"
+    value_and_grad_f.last_stats = None
     return value_and_grad_f
 
 
-def grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None):
+def _backward_with_stats(tape, seeds, bf, holder):
+    """The backward sweep; records what the tape held in ``holder.last_stats`` and ``bf.last_stats``."""
+    tape.measure = measuring()
+    held = held_bytes(tape) if tape.measure else None
+    grads = backward(tape, seeds)
+    report(tape, held, holder, bf)
+    return grads
+
+
+def grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, checkpoint_loops=None):
     """``g(*args) -> grads``: like :func:`value_and_grad` without the values."""
-    vg = value_and_grad(f, argnums, sparse_tables=sparse_tables, kernel_partials=kernel_partials)
+    vg = value_and_grad(f, argnums, sparse_tables=sparse_tables, kernel_partials=kernel_partials,
+                        checkpoint_loops=checkpoint_loops)
 
     def grad_f(*args, **kwargs):
-        return vg(*args, **kwargs)[1]
+        out = vg(*args, **kwargs)[1]
+        grad_f.last_stats = vg.last_stats
+        return out
+    grad_f.last_stats = None
     return grad_f
 
 
-def vjp(f, *args, sparse_tables=False, kernel_partials=None, **kwargs):
+def vjp(f, *args, sparse_tables=False, kernel_partials=None, checkpoint_loops=None, **kwargs):
     """``(outputs, vjp_fn)``: ``vjp_fn(cotangents)`` gives gradients for every argument.
 
     ``cotangents`` has the structure of the outputs (arrays over the batch);
     the gradients are a tuple with one entry per positional argument.
+    ``checkpoint_loops`` and ``vjp_fn.last_stats``: as in :func:`value_and_grad`
+    (``vjp_fn`` may be called again: each call recomputes the stretches).
     """
     bf = _as_batched(f)
     nums = tuple(range(len(args)))
-    values, n, tape, result = _run_traced(bf, args, kwargs, nums, kernel_partials)
+    values, n, tape, result = _run_traced(bf, args, kwargs, nums, kernel_partials,
+                                          _check_checkpoint(checkpoint_loops))
     out = bf.finish(result, n)
 
     def vjp_fn(cotangents):
         seeds = {}
         _seed(result, cotangents, bf.out_axes, seeds)
-        grads = backward(tape, seeds)
+        grads = _backward_with_stats(tape, seeds, bf, vjp_fn)
         axes = _axes_for(bf, len(args))
         return tuple(_grad_tree(args[k], values[k], grads, axes[k], sparse_tables) for k in nums)
+    vjp_fn.last_stats = None
     return out, vjp_fn
 
 

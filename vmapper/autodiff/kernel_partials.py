@@ -19,7 +19,10 @@ Two policies (``value_and_grad(..., kernel_partials=...)``):
 * ``"recompute"`` (default) -- the forward pass runs the plain kernel and the
   tape keeps the inputs; the backward kernel
   (:func:`~vmapper.autodiff.forward_mode.vjp_kernel_function`) recomputes the
-  duals and contracts them in the same pass.  It moves the fewest bytes (the
+  duals and contracts them in the same pass.  A function without control flow
+  that has more differentiated inputs than results gets a reverse-mode
+  backward kernel instead (:mod:`.reverse_kernel`): one adjoint sweep, as a
+  hand-written VJP would do, rather than one tangent sweep per input.  It moves the fewest bytes (the
   inputs and gradients, as a hand-written backward would) and keeps nothing
   per input beyond the inputs themselves; ``benchmarks/grad_loops.py`` and
   ``benchmarks/elementwise.py`` measure both.
@@ -35,6 +38,7 @@ import numpy as np
 from ..runtime.values import Lanes
 from .forward_mode import (NotDifferentiable, contraction_function, jvp_function, result_count,
                            vjp_kernel_function)
+from .reverse_kernel import adjoint_function
 
 POLICIES = ("recompute", "store")
 DEFAULT_POLICY = "recompute"
@@ -91,7 +95,7 @@ def run_with_partials(tape, program, raw_args, nodes, n, launch):
         def backward(cots):
             return launch(contraction, cots + partials, replace_args=True)
     else:
-        backward_ir = _cached(program, "vjp", wrt, lambda: vjp_kernel_function(program.ir, wrt))
+        backward_ir = _cached(program, "vjp", wrt, lambda: _backward_function(program.ir, wrt, m, k))
         values = launch(program.ir)
         _cached(program, "jvp", wrt, lambda: jvp_function(program.ir, wrt))  # fail now, not in the backward
 
@@ -110,6 +114,15 @@ def run_with_partials(tape, program, raw_args, nodes, n, launch):
         else:
             out.append(lanes)
     return out[0] if count is None else tuple(out)
+
+
+def _backward_function(fn, wrt, m, k):
+    """The recompute policy's backward kernel: adjoints when cheaper, else forward-mode duals."""
+    if m < k:  # reverse mode: one adjoint sweep instead of k tangent sweeps
+        adjoint = adjoint_function(fn, wrt)
+        if adjoint is not None:
+            return adjoint
+    return vjp_kernel_function(fn, wrt)
 
 
 def _project(j):

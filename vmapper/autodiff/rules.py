@@ -59,9 +59,18 @@ def elementwise(*partials):
             if i >= len(partials) or partials[i] is None:
                 res.append(None)
                 continue
-            res.append(to_arg(g * partials[i](o, *raw), arg, raw[i]))
+            res.append(to_arg(_scaled(g, partials[i](o, *raw)), arg, raw[i]))
         return res
     return vjp
+
+
+def _scaled(g, partial):
+    """``g * partial``, exactly zero where ``g`` is: a lane that an if-converted branch computed
+    but did not select gets no gradient, however singular its partial (sqrt at x < 0)."""
+    d = g * partial
+    if isinstance(d, np.ndarray) and d.dtype.kind in "fc" and not np.isfinite(d).all():
+        d = np.where(g == 0, np.zeros((), d.dtype), d)
+    return d
 
 
 def _zero(*args):
@@ -128,13 +137,15 @@ _UNARY = {
     "reciprocal": lambda o, x: -o * o,
     "negative": lambda o, x: -1.0,
     "positive": lambda o, x: 1.0,
+    "deg2rad": lambda o, x: np.pi / 180.0,
+    "rad2deg": lambda o, x: 180.0 / np.pi,
 }
 for _n, _d in _UNARY.items():
     defvjp(f"np.{_n}", elementwise(_d))
 _MATH_ALIASES = {"asin": "arcsin", "acos": "arccos", "atan": "arctan", "asinh": "arcsinh",
-                 "acosh": "arccosh", "atanh": "arctanh"}
+                 "acosh": "arccosh", "atanh": "arctanh", "degrees": "rad2deg", "radians": "deg2rad"}
 for _n in ("sqrt", "exp", "log1p", "expm1", "log2", "log10", "sin", "cos", "tan", "sinh", "cosh", "tanh",
-           "asin", "acos", "atan", "asinh", "acosh", "atanh"):
+           "asin", "acos", "atan", "asinh", "acosh", "atanh", "degrees", "radians"):
     defvjp(f"math.{_n}", elementwise(_UNARY[_MATH_ALIASES.get(_n, _n)]))
 defvjp("math.fabs", elementwise(lambda o, a: np.sign(a)))
 defvjp("math.log", elementwise(lambda o, x, base=None: 1.0 / x if base is None else 1.0 / (x * np.log(base)),

@@ -1,7 +1,8 @@
 """Taped versions of the runtime's moves of values between lanes.
 
 Masked assignment (select), compaction (gather), write-back (scatter) and the
-argument concatenation of merged calls, each with its VJP.
+argument concatenation of merged calls, each with its VJP, and the function
+that redoes the move on raw values (for checkpointed loops).
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def select(mask, new, old, n):
         m = mask.reshape(mask.shape + (1,) * (g.ndim - 1))
         zero = np.zeros((), g.dtype)
         return [_to_arg(np.where(m, g, zero), args[0]), _to_arg(np.where(m, zero, g), args[1])]
-    return record_structural("select", vjp, [rn, ro], out, [pn, po], n)
+    return record_structural("select", vjp, [rn, ro], out, [pn, po], n,
+                             fwd=lambda args: V.select(mask, args[0], args[1], n))
 
 
 def gather(v, idx):
@@ -44,7 +46,7 @@ def gather(v, idx):
         else:
             np.add.at(full, idx, g)
         return [full]
-    return record_structural("gather", vjp, [raw], out, [parent])
+    return record_structural("gather", vjp, [raw], out, [parent], fwd=lambda args: V.gather(args[0], idx))
 
 
 def scatter_into(dest, src, idx, n):
@@ -55,7 +57,8 @@ def scatter_into(dest, src, idx, n):
         gd = g.copy()
         gd[idx] = 0
         return [_to_arg(gd, args[0]), _to_arg(g[idx], args[1])]
-    return record_structural("scatter", vjp, [rd, rs], out, [pd, ps], n)
+    return record_structural("scatter", vjp, [rd, rs], out, [pd, ps], n,
+                             fwd=lambda args: V.scatter_into(args[0], args[1], idx, n))
 
 
 def concat(values, sizes):
@@ -68,4 +71,5 @@ def concat(values, sizes):
 
     def vjp(g, out, args, attrs, n_):
         return [_to_arg(g[bounds[j]:bounds[j + 1]], a) for j, a in enumerate(args)]
-    return record_structural("concat", vjp, raws, out, [p[1] for p in pairs])
+    return record_structural("concat", vjp, raws, out, [p[1] for p in pairs],
+                             fwd=lambda args: V.concat_sized(args, sizes))

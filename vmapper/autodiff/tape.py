@@ -13,6 +13,10 @@ Masked lanes are safe: an entry recorded under a mask is differentiated on
 its active lanes only (gathered), and its input gradients are scattered back,
 so values computed on inactive lanes (possibly NaN or inf) never meet a
 gradient -- select, never multiply.
+
+A loop therefore stores its values for every trip; with ``checkpoint_loops``,
+:mod:`.checkpoint` drops them from stretches of trips (each entry keeps
+``fwd``, the way to recompute its output) and recomputes them in the sweep.
 """
 from __future__ import annotations
 
@@ -27,23 +31,32 @@ current_tape = contextvars.ContextVar("vmapper_tape", default=None)
 
 
 class Entry:
-    __slots__ = ("vjp", "args", "out", "attrs", "parents", "mask", "n", "name")
+    """One recorded step.  ``fwd`` recomputes ``out`` from ``args``: the primitive
+    (run with ``mask`` and ``n``), or a function of the raw arguments; None for a
+    step that cannot be recomputed (a compiled kernel), which checkpointing keeps whole."""
+    __slots__ = ("vjp", "args", "out", "attrs", "parents", "mask", "n", "name", "fwd")
 
-    def __init__(self, vjp, args, out, attrs, parents, mask, n, name):
+    def __init__(self, vjp, args, out, attrs, parents, mask, n, name, fwd=None):
         self.vjp, self.args, self.out, self.attrs = vjp, args, out, attrs
-        self.parents, self.mask, self.n, self.name = parents, mask, n, name
+        self.parents, self.mask, self.n, self.name, self.fwd = parents, mask, n, name, fwd
 
 
 class Tape:
-    def __init__(self):
+    def __init__(self, checkpoint_loops=None):
         self.entries = []
+        # Loops of more than this many trips keep their values only at every
+        # checkpoint_loops-th trip (vmapper.autodiff.checkpoint); None: keep everything.
+        self.checkpoint_loops = checkpoint_loops
+        self.segments = []  # the outermost checkpointed stretches, in tape order
+        self.measure = False  # track the bytes the backward sweep recomputes (tape_stats)
+        self.recompute_peak_bytes = 0
 
     def leaf(self, value):
         self.entries.append(None)
         return Traced(value, len(self.entries) - 1)
 
-    def record(self, name, vjp, args, out, attrs, parents, mask=None, n=None):
-        self.entries.append(Entry(vjp, args, out, attrs, parents, mask, n, name))
+    def record(self, name, vjp, args, out, attrs, parents, mask=None, n=None, fwd=None):
+        self.entries.append(Entry(vjp, args, out, attrs, parents, mask, n, name, fwd))
         return Traced(out, len(self.entries) - 1)
 
 
@@ -91,13 +104,13 @@ def apply_traced(prim, ctx, args, attrs):
         return out
     if prim.vjp is None:
         raise ctx.unsupported(f"differentiating {prim.name!r} (no derivative rule registered)")
-    traced = tape.record(prim.name, prim.vjp, raw, out, attrs, parents, ctx.mask, ctx.n)
+    traced = tape.record(prim.name, prim.vjp, raw, out, attrs, parents, ctx.mask, ctx.n, prim)
     if type(out) is not tuple:
         return traced
     # A primitive with several results (an LSTM cell's h and c): one entry for the
     # primitive, whose gradient is a tuple, and a projection entry per float result.
     k = len(out)
-    return tuple(tape.record("item", _item_vjp(j, k), [out], o, {}, [traced.node], None, ctx.n)
+    return tuple(tape.record("item", _item_vjp(j, k), [out], o, {}, [traced.node], None, ctx.n, _item_fwd(j))
                  if is_float_value(o) else o for j, o in enumerate(out))
 
 
@@ -107,12 +120,17 @@ def _item_vjp(j, k):
     return vjp
 
 
-def record_structural(name, vjp, raw_args, out, parents, n=None, attrs=None):
-    """Record a runtime move of values (select, gather, scatter, concat)."""
+def _item_fwd(j):
+    return lambda args: args[0][j]
+
+
+def record_structural(name, vjp, raw_args, out, parents, n=None, attrs=None, fwd=None):
+    """Record a runtime move of values (select, gather, scatter, concat); ``fwd(raw_args)``
+    recomputes ``out`` (for checkpointing)."""
     tape = current_tape.get()
     if tape is None:
         raise RuntimeError("traced value outside a differentiated call")
-    return tape.record(name, vjp, raw_args, out, attrs or {}, parents, None, n)
+    return tape.record(name, vjp, raw_args, out, attrs or {}, parents, None, n, fwd)
 
 
 # ---- the backward sweep -----------------------------------------------------------------------
@@ -308,18 +326,27 @@ def backward(tape: Tape, seeds: dict):
 
 def _backward(tape, grads):
     entries = tape.entries
+    if tape.segments:  # checkpointed stretches are recomputed on the way
+        from .checkpoint import sweep
+        sweep(tape, grads, _step)
+        return grads
     for node in range(len(entries) - 1, -1, -1):
         e = entries[node]
         if e is None or node not in grads:
             continue
-        g = grads.pop(node)
-        if isinstance(g, (RowSparse, Placed, OuterSum)):  # only leaves keep lazy gradients
-            g = g.to_dense()
-        if e.mask is not None and _varies(e.out):
-            arg_grads = _masked_vjp(e, g)
-        else:
-            arg_grads = e.vjp(g, e.out, e.args, e.attrs, e.n)
-        for parent, ga in zip(e.parents, arg_grads):
-            if parent is not None and ga is not None:
-                accumulate(grads, parent, ga)
+        _step(grads, node, e)
     return grads  # what is left: the leaves' gradients
+
+
+def _step(grads, node, e):
+    """Propagate the gradient of ``node`` (entry ``e``) to its parents."""
+    g = grads.pop(node)
+    if isinstance(g, (RowSparse, Placed, OuterSum)):  # only leaves keep lazy gradients
+        g = g.to_dense()
+    if e.mask is not None and _varies(e.out):
+        arg_grads = _masked_vjp(e, g)
+    else:
+        arg_grads = e.vjp(g, e.out, e.args, e.attrs, e.n)
+    for parent, ga in zip(e.parents, arg_grads):
+        if parent is not None and ga is not None:
+            accumulate(grads, parent, ga)

@@ -39,6 +39,12 @@ def _dims_consumed(ix, ndim):
 
 def normalize_lane_indices(ctx, ix, sample_shape, what="index"):
     """Check per-lane integer indices against their axis; negatives wrap, inactive lanes read 0."""
+    if len(ix) <= len(sample_shape):
+        for e in ix:
+            if type(e) is not slice and type(e) is not int:
+                break
+        else:
+            return tuple(ix)  # uniform slices and integers: nothing to check or rewrite
     if len([e for e in ix if e is not None and e is not Ellipsis]) > len(sample_shape):
         raise ctx.lane_error_all(f"too many indices for a per-sample array of shape {sample_shape}",
                                  IndexError)
@@ -64,8 +70,25 @@ def normalize_lane_indices(ctx, ix, sample_shape, what="index"):
     return tuple(out)
 
 
+_CONTAINERS = (tuple, list, dict)
+_PLAIN_KEYS = (int, str)
+
+
 @register("getitem", may_fail=True)
 def _getitem(ctx, args, attrs):
+    if len(args) == 2:  # the common cases, decided without the general machinery below
+        base, i = args
+        tb, ti = type(base), type(i)
+        if tb in _CONTAINERS and ti in _PLAIN_KEYS:
+            try:
+                return base[i]
+            except (IndexError, KeyError, TypeError):
+                pass  # the general path raises the per-sample error
+        elif tb is Lanes and not base.weak and base.data.ndim > 1:
+            if ti is slice:
+                return Lanes(base.data[:, i], False)
+            if ti is int and -base.data.shape[1] <= i < base.data.shape[1]:
+                return Lanes(base.data[:, i], False)
     base, *ix = args
     hook = getattr(base, "__vmapper_getitem__", None)
     if hook is not None:
@@ -234,7 +257,7 @@ def matmul_lanes(ctx, a, b):
     if not isinstance(a, Lanes) and ad.ndim == 2 and isinstance(b, Lanes) and bd.ndim == 2:
         if ad.shape[1] != bd.shape[1]:
             raise ctx.lane_error_all(f"matmul: shapes {ad.shape} and {bd.shape[1:]} do not align", ValueError)
-        return Lanes(bd @ ad.T, False)
+        return Lanes(bd @ _transposed(ctx, ad), False)
     if isinstance(a, Lanes) and ad.ndim == 2 and not isinstance(b, Lanes) and bd.ndim == 2:
         if ad.shape[1] != bd.shape[0]:
             raise ctx.lane_error_all(f"matmul: shapes {ad.shape[1:]} and {bd.shape} do not align", ValueError)
@@ -255,6 +278,25 @@ def matmul_lanes(ctx, a, b):
     for ax in sorted(squeeze):
         out = out.squeeze(axis=ax if out.ndim + ax >= 1 else None)
     return Lanes(out, False)
+
+
+#: Shared matrices at least this large get a contiguous transpose, kept for the call.
+_TRANSPOSE_MIN_SIZE = 4096
+
+
+def _transposed(ctx, a):
+    """``a.T``, laid out contiguously when ``a`` is large: BLAS multiplies a few rows by
+    a transposed view several times slower than by a contiguous matrix, and the same
+    weight matrix meets every level of a recursion."""
+    if a.size < _TRANSPOSE_MIN_SIZE or not a.flags.c_contiguous:
+        return a.T
+    cache = getattr(getattr(getattr(ctx, "frame", None), "state", None), "transposed", None)
+    if cache is None:
+        return a.T
+    hit = cache.get(id(a))
+    if hit is None or hit[0] is not a:
+        hit = cache[id(a)] = (a, np.ascontiguousarray(a.T))  # holding ``a`` keeps its id unique
+    return hit[1]
 
 
 @register("matmul", callables=(np.matmul,))
@@ -457,6 +499,9 @@ def _method(ctx, args, attrs):
     if hook is not None:
         return hook(ctx, name, rest, kw)
     if not isinstance(v, Lanes):
+        cache = getattr(getattr(getattr(ctx, "frame", None), "state", None), "transposed", None)
+        if cache:
+            cache.clear()  # the method may change the shared array (a.fill(0), a.sort()...)
         if any(isinstance(a, Lanes) for a in rest):
             if name == "dot":
                 return _dot(ctx, (v, rest[0]), {})

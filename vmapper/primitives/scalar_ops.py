@@ -128,7 +128,18 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
                 check(ctx, ra, rb, out, weak)
             return Lanes(out, weak)
         a, b = args
-        if not isinstance(a, Lanes) and not isinstance(b, Lanes):
+        ta, tb = type(a), type(b)
+        if ta is Lanes and not a.weak and (tb is Lanes and not b.weak or tb is np.ndarray):
+            # numpy values only, per-sample arrays included: NEP 50 is numpy's own promotion
+            da = a.data
+            db = b.data if tb is Lanes else b
+            if da.ndim != db.ndim + (tb is np.ndarray):
+                da, db = aligned([a, b], ctx.n)
+            out = ufunc(da, db)
+            if check is not None:
+                check(ctx, da, db, out, False)
+            return Lanes(out, False)
+        if ta is not Lanes and tb is not Lanes and not isinstance(a, Lanes) and not isinstance(b, Lanes):
             return ctx.uniform(op, a, b)
         if not (_is_numeric(a) and _is_numeric(b)):
             raise ctx.type_error(f"unsupported operand types for '{name}': "

@@ -24,6 +24,8 @@ def _tuple(ctx, args, attrs):
 def _check_len(ctx, args, attrs):
     (v,) = args
     n = attrs["n"]
+    if type(v) is tuple and len(v) == n:
+        return None
     if isinstance(v, Lanes):
         if v.data.ndim < 2:
             raise ctx.lane_error_all(f"cannot unpack non-iterable {v.data.dtype.name} object", TypeError)

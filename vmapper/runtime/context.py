@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import LaneError, UnsupportedSyntaxError
+from .frame import Missing
 from .values import Lanes
 
 
@@ -131,3 +132,17 @@ class Context:
             return list(v)
         except TypeError:
             raise self.type_error(f"{what} is not iterable")
+
+    def read_var(self, name):
+        """The value of variable ``name``, which every active lane must have bound."""
+        frame = self.frame
+        try:
+            value = frame.lookup(name)
+        except Missing:
+            raise self.unbound(name, None)
+        u = frame.undef_mask(name)
+        if u is not None:
+            bad = u if self.mask is None else (u & self.mask)
+            if bad.any():
+                raise self.unbound(name, bad)
+        return value

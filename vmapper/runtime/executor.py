@@ -17,11 +17,15 @@ import numpy as np
 
 from ..errors import BatchingError, LaneError, NonTerminationError
 from ..ir import Branch, Const, Jump, Raise, Return, Var, is_temp
+from ..passes.kernel_regions import KernelRegionStep
 from ..passes.spmd import LoopStep
 from .. import primitives
 from ..autodiff.tape import apply_traced, has_traced
+from ..autodiff.checkpoint import loop_stretches
+from .block_compiler import T_BRANCH, T_JUMP, T_NONE, T_RAISE, T_RETURN, TAPE_UNLESS_CONTAINER, block_plan
 from .context import Context
 from .kernel_dispatch import _NOT_RUN, try_kernel
+from .region_dispatch import run_region
 from .frame import Frame, Missing, blank_like
 from .ragged import Ragged
 from .values import Lanes, Traced, concat_sized, gather, is_varying, scatter_into, truth
@@ -84,6 +88,10 @@ class ExecState:
         self.memo = {} if memo else None
         self.tape = tape  # a vmapper.autodiff Tape while differentiating, else None
         self.stats = Stats(batch_size)
+        # id -> (shared matrix, its transpose made contiguous) for matmuls with per-lane
+        # vectors (primitives.array_ops.matmul_lanes); cleared whenever a method runs on a
+        # shared value, the one way per-sample code can change a shared array during a call
+        self.transposed = {}
 
 
 class Region:
@@ -146,6 +154,20 @@ def send(stack, target, mask, frame, program=None):
     raise AssertionError(f"edge to b{target} leaves every region")
 
 
+def live_out(program, block):
+    """The variables a successor of ``block`` may read, and ``$ret`` (None: unknown, all)."""
+    cache = program.__dict__.get("_live_out")
+    if cache is None:
+        cache = program.__dict__["_live_out"] = {}
+    names = cache.get(block.id, False)
+    if names is False:
+        live = program.ir.annotations.get("live_in")
+        names = None if live is None or any(s not in live for s in block.successors()) \
+            else frozenset().union(*(live[s] for s in block.successors())) | {"$ret"}
+        cache[block.id] = names
+    return names
+
+
 def _live_in(program, block):
     """The variables live on entry to ``block`` (None when unknown: treat all as live)."""
     if program is None:
@@ -177,6 +199,9 @@ def run_steps(program, steps, stack, frame):
             if step.header in region.pending:
                 run_loop(program, step, stack, frame, region.pending.pop(step.header))
             continue
+        if isinstance(step, KernelRegionStep):
+            run_region(program, step, stack, frame, run_steps, send)
+            continue
         if step not in region.pending:
             frame.state.stats.blocks_skipped += 1
             continue
@@ -202,7 +227,8 @@ def run_steps(program, steps, stack, frame):
             try:
                 run_block(program, block, sub, None, count, stack)
             finally:
-                sub.write_back()
+                # what the block assigned and no successor reads stays here
+                sub.write_back(names=live_out(program, block))
         elif mask is not None and count + frame.n_dead == frame.n:
             # every lane not in the mask is retired: nothing reads its slots any more
             run_block(program, block, frame, mask, count, stack, store_mask=None)
@@ -214,8 +240,12 @@ def run_loop(program, step, stack, frame, mask):
     state = frame.state
     sub = frame
     trips = 0
+    # value_and_grad(..., checkpoint_loops=K): the tape keeps this loop's values every K trips only
+    stretches = None if state.tape is None else loop_stretches(state.tape)
     try:
         while True:
+            if stretches is not None:
+                stretches.trip()
             count = sub.n if mask is None else int(np.count_nonzero(mask))
             if count == 0:
                 break
@@ -252,6 +282,8 @@ def run_loop(program, step, stack, frame, mask):
             trips += region.entered_body
             mask = region.next if region.has_next else np.zeros(sub.n, dtype=bool)
     finally:
+        if stretches is not None:
+            stretches.close()
         if sub is not frame:
             sub.write_back()
         state.stats.max_loop_trips = max(state.stats.max_loop_trips, trips)
@@ -304,71 +336,81 @@ def run_block(program, block, frame, mask, count, stack, store_mask=False):
     assignments instead, where lanes outside ``mask`` are known to be dead."""
     if store_mask is False:
         store_mask = mask
-    stats = frame.state.stats
-    stats.blocks_run += 1
+    plan = block_plan(program, block)
+    state = frame.state
+    state.stats.blocks_run += 1
     ctx = Context(frame, mask, program)
+    read_var = ctx.read_var
     temps = {}
     alias_sources = {}  # temp -> names of variables its (array) value may alias
-    prims = primitives.PRIMITIVES
     shared = frame.shared
-    taping = frame.state.tape is not None
-    last_use = program.ir.annotations.get("last_use", {}).get(block.id)
-    if last_use is not None and len(last_use) != len(block.instrs):
-        last_use = None
-    for i, ins in enumerate(block.instrs):
-        ctx.line = ins.line
-        if ins.op == "setitem" and ins.target in shared or \
-                "inplace" in ins.attrs and ins.attrs["inplace"] in shared:
-            _check_not_shared(ctx, ins, frame, temps)
-        args = [_read(a, frame, temps, ctx) for a in ins.args]
-        if last_use is not None:
+    taping = state.tape is not None
+    done = 0
+    try:
+        for ip in plan.instrs:
+            ctx.line = ip.line
+            if ip.inplace_name is not None and ip.inplace_name in shared:
+                _check_not_shared(ctx, ip.ins, frame, temps)
+            try:
+                args = ip.read(temps, frame.env, frame.undef, read_var)
+            except KeyError:  # a temporary read before it is set (IR that skipped the passes)
+                args = [_read(a, frame, temps, ctx) for a in ip.ins.args]
             value = None  # the previous result: a dying temporary must have no other reference
-            for t in last_use[i]:  # dead after this: the operation may reuse its buffer
+            for t in ip.dying:  # dead after this: the operation may reuse its buffer
                 temps.pop(t, None)
-        try:
-            if taping and _needs_tape(ins.op, args):
-                value = apply_traced(prims[ins.op], ctx, args, ins.attrs)
-            else:
-                value = prims[ins.op].impl(ctx, args, ins.attrs)
-        except (LaneError, NonTerminationError) as exc:
-            raise exc
-        except RecursionError:
-            raise
-        except Exception as exc:  # a numpy/Python error that is not a lane error: name the line
-            if isinstance(exc, BatchingError):
+            try:
+                if taping and ip.tape and _traced_operands(ip.tape, args):
+                    value = apply_traced(ip.prim, ctx, args, ip.attrs)
+                else:
+                    value = ip.impl(ctx, args, ip.attrs)
+            except (BatchingError, RecursionError):
                 raise
-            raise ctx.lane_error_all(f"{type(exc).__name__}: {exc}", type(exc)) from exc
-        stats.launches += 1
-        stats.active_lane_ops += count
-        stats.processed_lane_ops += frame.n
-        target = ins.target
-        if target is not None:
+            except Exception as exc:  # a numpy/Python error that is not a lane error: name the line
+                raise ctx.lane_error_all(f"{type(exc).__name__}: {exc}", type(exc)) from exc
+            done += 1
+            target = ip.target
+            if target is None:
+                continue
             sources = None
-            if ins.op in _ALIASING_OPS and (_is_array(value) or type(value) is tuple) and (
-                    ins.op != "method" or ins.attrs["name"] in _VIEW_METHODS):
-                sources = set()
-                for a in ins.args:
-                    if isinstance(a, Var):
-                        sources |= alias_sources.get(a.name, set()) if is_temp(a.name) else {a.name}
-                if ins.op == "copy" and not sources:
-                    sources = None  # a copy of a fresh temporary is fresh
-            if is_temp(target):
+            if ip.alias and (type(value) is tuple or _is_array(value)):
+                sources = set(ip.alias_vars)
+                for t in ip.alias_temps:
+                    src = alias_sources.get(t)
+                    if src:
+                        sources |= src
+                if not sources and ip.fresh_if_unaliased:
+                    sources = None
+            if ip.to_temp:
                 temps[target] = value
                 if sources is not None:
                     alias_sources[target] = sources
+                continue
+            if store_mask is None:  # Frame.store on every lane
+                frame.dirty.add(target)
+                frame.env[target] = value
+                if target in frame.undef:
+                    del frame.undef[target]
             else:
                 frame.store(target, value, store_mask)
-                if sources is not None:  # both names now reach the same array
-                    shared.add(target)
-                    shared.update(sources)
-                elif target in shared and ins.op != "setitem":
-                    shared.discard(target)
-    term = block.term
+            if sources is not None:  # both names now reach the same array
+                shared.add(target)
+                shared.update(sources)
+            elif target in shared and ip.op != "setitem":
+                shared.discard(target)
+    finally:
+        stats = state.stats
+        stats.launches += done
+        stats.active_lane_ops += count * done
+        stats.processed_lane_ops += frame.n * done
+    kind = plan.term_kind
+    if kind == T_NONE:
+        return
+    term = plan.term
     ctx.line = term.line
-    if isinstance(term, Jump):
+    if kind == T_JUMP:
         send(stack, term.target, mask, frame, program)
-    elif isinstance(term, Branch):
-        cond = _read(term.cond, frame, temps, ctx)
+    elif kind == T_BRANCH:
+        cond = _read_term(plan, term.cond, frame, temps, ctx)
         try:
             t = truth(cond, frame.n)
         except ValueError as exc:
@@ -384,11 +426,28 @@ def run_block(program, block, frame, mask, count, stack, store_mask=False):
             entered = t and term.kind in _LOOP_TESTS
         if entered:
             stack[-1].entered_body = True
-    elif isinstance(term, Return):
-        frame.store("$ret", _read(term.value, frame, temps, ctx), mask)
-    elif isinstance(term, Raise):
+    elif kind == T_RETURN:
+        frame.store("$ret", _read_term(plan, term.value, frame, temps, ctx), mask)
+    elif kind == T_RAISE:
         ctx.fail_where(np.ones(frame.n, dtype=bool),
                        term.message or f"{term.exc_type.__name__} raised", term.exc_type)
+
+
+def _traced_operands(mode, args):
+    """Whether an operation must run through the tape: some operand is (or holds) a Traced."""
+    if mode == TAPE_UNLESS_CONTAINER and isinstance(args[0], (tuple, list, dict)):
+        return False  # an element of a container: the element itself is (maybe) traced
+    for a in args:
+        if isinstance(a, Traced) or type(a) is tuple and has_traced(a):
+            return True
+    return False
+
+
+def _read_term(plan, operand, frame, temps, ctx):
+    try:
+        return plan.term_read(temps, frame.env, frame.undef, ctx.read_var)[0]
+    except KeyError:
+        return _read(operand, frame, temps, ctx)
 
 
 def _read(op, frame, temps, ctx):

@@ -71,6 +71,16 @@ class NodeLanes(_IdLanes):
         return NodeBatch(self.forest, self.ids)
 
     def child(self, ctx, k):
+        f = self.forest
+        if type(k) is int and k >= 0 and f.num_nodes and f.child_idx.size:
+            # a fixed child (node.left, node.right): Forest.child_of without its id checks
+            cp, ids = f.child_ptr, self.ids
+            start = cp[ids]
+            valid = cp[ids + 1] - start > k
+            if not valid.all():
+                ctx.fail_where(~valid, "child index out of range", IndexError)
+                return NodeLanes(f, np.where(valid, f.child_idx[np.where(valid, start + k, 0)], 0))
+            return NodeLanes(f, f.child_idx[start + k])
         kid, valid = self.forest.child_of(self.ids, k.data if isinstance(k, Lanes) else k)
         ctx.fail_where(~valid, "child index out of range", IndexError)
         return NodeLanes(self.forest, np.where(valid, kid, 0))
@@ -86,10 +96,15 @@ class NodeLanes(_IdLanes):
         if name == "num_children":
             return Lanes(f.num_children_of(self.ids), False)
         if name == "is_leaf":
+            if f.num_nodes:  # lanes hold valid ids (or 0): no need for Forest's checks
+                cp = f.child_ptr
+                return Lanes(cp[self.ids + 1] == cp[self.ids], False)
             return Lanes(f.is_leaf_of(self.ids), False)
         if name == "id":
             return Lanes(self.ids.copy(), False)
         if name in f.attrs:
+            if f.num_nodes:
+                return Lanes(f.attrs[name][self.ids], False)
             return Lanes(f.attr_of(name, self.ids), False)
         raise ctx.lane_error_all(f"node has no attribute '{name}' (the forest's attributes are "
                                  f"{sorted(f.attrs)})", AttributeError)

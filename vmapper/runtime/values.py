@@ -150,6 +150,12 @@ def scatter_into(dest, src, idx, n: int):
         if type(dest) is not tuple or type(src) is not tuple or len(dest) != len(src):
             raise TypeError("a tuple on some lanes and another value on others")
         return tuple(scatter_into(d, s, idx, n) for d, s in zip(dest, src))
+    if type(src) is Lanes and type(dest) is Lanes:
+        d, s = dest.data, src.data
+        if d.dtype == s.dtype and src.weak == dest.weak and d.shape[1:] == s.shape[1:]:
+            out = d.copy()
+            out[idx] = s
+            return Lanes(out, dest.weak)
     if hasattr(src, "__vmapper_scatter__") or hasattr(dest, "__vmapper_scatter__"):
         return type(src).__vmapper_scatter__(dest, src, idx, n)
     if not isinstance(src, Lanes) and not isinstance(dest, Lanes) and _same_uniform(dest, src):

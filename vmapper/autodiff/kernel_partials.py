@@ -27,9 +27,10 @@ Two policies (``value_and_grad(..., kernel_partials=...)``):
   per input beyond the inputs themselves; ``benchmarks/grad_loops.py`` and
   ``benchmarks/elementwise.py`` measure both.
 
-On the tape a kernel call is one *group* entry (parents: the differentiated
-inputs) and one projection entry per result, so the backward kernel runs
-once, when the gradients of all results are complete.
+On the tape a kernel call is one entry for all its results (parents: the
+differentiated inputs) plus a projection entry per float result
+(:func:`~vmapper.autodiff.tape.project_results`), so the backward kernel
+runs once, when the gradients of all results are complete.
 """
 from __future__ import annotations
 
@@ -39,25 +40,10 @@ from ..runtime.values import Lanes
 from .forward_mode import (NotDifferentiable, contraction_function, jvp_function, result_count,
                            vjp_kernel_function)
 from .reverse_kernel import adjoint_function
+from .tape import project_results
 
 POLICIES = ("recompute", "store")
 DEFAULT_POLICY = "recompute"
-
-
-class GradParts:
-    """Gradients of some results of one kernel call (result index -> gradient); ``+`` merges."""
-    __slots__ = ("parts",)
-
-    def __init__(self, parts):
-        self.parts = parts
-
-    def __add__(self, other):
-        merged = dict(self.parts)
-        for j, g in other.parts.items():
-            merged[j] = g if j not in merged else merged[j] + g
-        return GradParts(merged)
-
-    __radd__ = __add__
 
 
 def _cached(program, kind, key, build):
@@ -103,17 +89,11 @@ def run_with_partials(tape, program, raw_args, nodes, n, launch):
             return launch(backward_ir, cots)
 
     inputs = [raw_args[i] for i in wrt]
-    float_results = [j for j, (v, _) in enumerate(values) if v.dtype.kind == "f"]
-    group = tape.record("kernel", _group_vjp(backward, values, float_results), inputs, None, {},
-                        [nodes[i] for i in wrt], None, n).node
-    out = []
-    for j, (value, weak) in enumerate(values):
-        lanes = Lanes(value, weak)
-        if j in float_results:
-            out.append(tape.record("kernel result", _project(j), [None], lanes, {}, [group], None, n))
-        else:
-            out.append(lanes)
-    return out[0] if count is None else tuple(out)
+    lanes = tuple(Lanes(value, weak) for value, weak in values)
+    group = tape.record("kernel", _group_vjp(backward, values), inputs, lanes, {},
+                        [nodes[i] for i in wrt], None, n)
+    out = project_results(tape, group, n)
+    return out[0] if count is None else out
 
 
 def _backward_function(fn, wrt, m, k):
@@ -125,17 +105,10 @@ def _backward_function(fn, wrt, m, k):
     return vjp_kernel_function(fn, wrt)
 
 
-def _project(j):
-    def vjp(g, out, args, attrs, n):
-        return [GradParts({j: g})]
-    return vjp
-
-
-def _group_vjp(backward, values, float_results):
+def _group_vjp(backward, values):
     def vjp(g, out, args, attrs, n):
         cots = []
-        for j, (value, _) in enumerate(values):
-            gj = g.parts.get(j) if j in float_results else None
+        for (value, _), gj in zip(values, g):
             cots.append(np.zeros(n, value.dtype) if gj is None else
                         np.ascontiguousarray(np.broadcast_to(gj, (n,)), dtype=value.dtype))
         grads = []
@@ -146,4 +119,4 @@ def _group_vjp(backward, values, float_results):
     return vjp
 
 
-__all__ = ["run_with_partials", "POLICIES", "DEFAULT_POLICY", "GradParts", "NotDifferentiable"]
+__all__ = ["run_with_partials", "POLICIES", "DEFAULT_POLICY", "NotDifferentiable"]

@@ -107,10 +107,18 @@ def apply_traced(prim, ctx, args, attrs):
     traced = tape.record(prim.name, prim.vjp, raw, out, attrs, parents, ctx.mask, ctx.n, prim)
     if type(out) is not tuple:
         return traced
-    # A primitive with several results (an LSTM cell's h and c): one entry for the
-    # primitive, whose gradient is a tuple, and a projection entry per float result.
+    return project_results(tape, traced, ctx.n)
+
+
+def project_results(tape, group, n):
+    """The traced results of a tape entry ``group`` whose output is a tuple.
+
+    A primitive (or kernel) with several results, an LSTM cell's h and c, is one
+    entry whose gradient is a tuple (None where a result got no gradient), plus
+    a projection entry per float result."""
+    out = group.value
     k = len(out)
-    return tuple(tape.record("item", _item_vjp(j, k), [out], o, {}, [traced.node], None, ctx.n, _item_fwd(j))
+    return tuple(tape.record("item", _item_vjp(j, k), [out], o, {}, [group.node], None, n, _item_fwd(j))
                  if is_float_value(o) else o for j, o in enumerate(out))
 
 

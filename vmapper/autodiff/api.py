@@ -115,11 +115,11 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
 
     A function (or helper) that runs as one compiled kernel (``backend="numba"``)
     is differentiated by dual numbers, each result's partial derivatives with
-    respect to its differentiated inputs: by default (``kernel_partials=None``:
-    ``"recompute"``) the backward kernel recomputes them from the saved inputs
-    and contracts them with the gradients in the same pass; ``"store"`` has
-    the forward kernel compute and keep them; see
-    :mod:`vmapper.autodiff.kernel_partials`.
+    respect to its differentiated inputs.  ``kernel_partials="recompute"``:
+    the backward kernel recomputes them from the saved inputs and contracts
+    them with the gradients in the same pass; ``"store"``: the forward kernel
+    computes and keeps them; ``None``/``"auto"``: "store" for a function with
+    a loop, "recompute" otherwise; see :mod:`vmapper.autodiff.kernel_partials`.
 
     ``checkpoint_loops=K`` (an int): a loop whose test runs more than K times
     keeps its values on the tape only every K trips; the backward sweep

@@ -11,21 +11,25 @@ d result_j / d input_k`` (summed over lanes for a uniform, broadcast input),
 in one fused kernel.  No masks are involved: the kernel ran on exactly the
 lanes that made the call, so no inactive lane's value can meet a gradient.
 
-Two policies (``value_and_grad(..., kernel_partials=...)``):
+Two policies (``value_and_grad(..., kernel_partials=...)``), chosen per
+function by the default ``"auto"``: ``"store"`` for a function with a loop
+(recomputing would run every trip again: measured 1.7-2x slower on
+``benchmarks/grad_loops.py``), ``"recompute"`` for one without (its
+partials would cost more memory traffic than recomputing them: 1.1-1.2x
+faster for GELU, 5-10x for the LSTM cell on ``benchmarks/elementwise.py``):
 
 * ``"store"`` -- the forward kernel computes values and partials in one
   pass and the tape keeps the partials (``results x inputs`` floats per lane,
   whatever the trip counts); the backward kernel only contracts them;
-* ``"recompute"`` (default) -- the forward pass runs the plain kernel and the
+* ``"recompute"`` -- the forward pass runs the plain kernel and the
   tape keeps the inputs; the backward kernel
   (:func:`~vmapper.autodiff.forward_mode.vjp_kernel_function`) recomputes the
-  duals and contracts them in the same pass.  A function without control flow
-  that has more differentiated inputs than results gets a reverse-mode
-  backward kernel instead (:mod:`.reverse_kernel`): one adjoint sweep, as a
-  hand-written VJP would do, rather than one tangent sweep per input.  It moves the fewest bytes (the
-  inputs and gradients, as a hand-written backward would) and keeps nothing
-  per input beyond the inputs themselves; ``benchmarks/grad_loops.py`` and
-  ``benchmarks/elementwise.py`` measure both.
+  duals and contracts them in the same pass.  It moves the fewest bytes (the
+  inputs and gradients, as a hand-written backward would).  A function
+  without control flow that has more differentiated inputs than results gets
+  a reverse-mode backward kernel instead (:mod:`.reverse_kernel`): one
+  adjoint sweep, as a hand-written VJP does, rather than one tangent sweep
+  per input.
 
 On the tape a kernel call is one entry for all its results (parents: the
 differentiated inputs) plus a projection entry per float result
@@ -42,8 +46,8 @@ from .forward_mode import (NotDifferentiable, contraction_function, jvp_function
 from .reverse_kernel import adjoint_function
 from .tape import project_results
 
-POLICIES = ("recompute", "store")
-DEFAULT_POLICY = "recompute"
+POLICIES = ("auto", "recompute", "store")
+DEFAULT_POLICY = "auto"
 
 
 def _cached(program, kind, key, build):
@@ -70,6 +74,8 @@ def run_with_partials(tape, program, raw_args, nodes, n, launch):
     """
     wrt = tuple(i for i, nd in enumerate(nodes) if nd is not None)
     policy = getattr(tape, "kernel_partials", DEFAULT_POLICY)
+    if policy == "auto":
+        policy = "store" if _has_loop(program.ir) else "recompute"
     count = result_count(program.ir)
     m, k = (1 if count is None else count), len(wrt)
     if policy == "store":
@@ -94,6 +100,15 @@ def run_with_partials(tape, program, raw_args, nodes, n, launch):
                         [nodes[i] for i in wrt], None, n)
     out = project_results(tape, group, n)
     return out[0] if count is None else out
+
+
+def _has_loop(fn):
+    """Whether ``fn``'s CFG has a cycle (the recompute policy would run its loops twice)."""
+    cached = fn.annotations.get("has_loop")
+    if cached is None:
+        import networkx as nx
+        cached = fn.annotations["has_loop"] = not nx.is_directed_acyclic_graph(fn.to_networkx())
+    return cached
 
 
 def _backward_function(fn, wrt, m, k):

@@ -58,6 +58,9 @@ def normalize_lane_indices(ctx, ix, sample_shape, what="index"):
                                       hint="per-sample indices must be integer scalars")
             d = d.astype(np.int64, copy=False)
             size = sample_shape[axis]
+            if d.size and 0 <= d.min() and d.max() < size:
+                out.append(d)  # every lane in range, none negative (the usual case)
+                continue
             bad = (d < -size) | (d >= size)
             ctx.fail_where(bad, f"{what} out of range for axis {axis} with size {size}", IndexError,
                            values=d)
@@ -257,7 +260,7 @@ def matmul_lanes(ctx, a, b):
     if not isinstance(a, Lanes) and ad.ndim == 2 and isinstance(b, Lanes) and bd.ndim == 2:
         if ad.shape[1] != bd.shape[1]:
             raise ctx.lane_error_all(f"matmul: shapes {ad.shape} and {bd.shape[1:]} do not align", ValueError)
-        return Lanes(bd @ _transposed(ctx, ad), False)
+        return Lanes(bd @ (_transposed(ctx, ad) if ad is a else ad.T), False)
     if isinstance(a, Lanes) and ad.ndim == 2 and not isinstance(b, Lanes) and bd.ndim == 2:
         if ad.shape[1] != bd.shape[0]:
             raise ctx.lane_error_all(f"matmul: shapes {ad.shape[1:]} and {bd.shape} do not align", ValueError)

@@ -7,7 +7,8 @@ that builds its argument list (constants inline, temporaries from the block's
 dict, variables from the frame's environment, with the slow path only for
 what a subframe has not gathered yet or what may be unbound), whether it may
 need the tape, the variables its result may alias, and the temporaries that
-die after it.
+die after it.  ``$t = op(...); x = copy($t)`` with ``$t`` read nowhere else
+becomes one step that assigns ``x``.
 
 Plans are cached on the :class:`~vmapper.program.Program`; they hold no
 runtime state, so concurrent calls share them.
@@ -64,7 +65,7 @@ class InstrPlan:
 
 
 class BlockPlan:
-    __slots__ = ("block", "instrs", "term", "term_kind", "term_read", "n_instrs", "live_out")
+    __slots__ = ("block", "instrs", "rows", "term", "term_kind", "term_read", "n_instrs", "live_out")
 
     def __init__(self, program, block):
         self.block = block
@@ -84,6 +85,9 @@ class BlockPlan:
             plans.append(ip)
             i += 1
         self.instrs = tuple(plans)
+        # what the executor's loop reads of each instruction, unpacked in one step
+        self.rows = tuple((ip.line, ip.inplace_name, ip.read, ip.dying, ip.tape, ip.impl, ip.attrs, ip.target,
+                           ip.to_temp, ip.alias, ip) for ip in plans)
         self.n_instrs = len(block.instrs)
         term = self.term = block.term
         if isinstance(term, Jump):

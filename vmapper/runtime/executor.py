@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import BatchingError, LaneError, NonTerminationError
-from ..ir import Branch, Const, Jump, Raise, Return, Var, is_temp
+from ..errors import BatchingError, NonTerminationError
+from ..ir import Const
 from ..passes.kernel_regions import KernelRegionStep
 from ..passes.spmd import LoopStep
-from .. import primitives
 from ..autodiff.tape import apply_traced, has_traced
 from ..autodiff.checkpoint import loop_stretches
 from .block_compiler import T_BRANCH, T_JUMP, T_NONE, T_RAISE, T_RETURN, TAPE_UNLESS_CONTAINER, block_plan
@@ -154,20 +153,6 @@ def send(stack, target, mask, frame, program=None):
     raise AssertionError(f"edge to b{target} leaves every region")
 
 
-def live_out(program, block):
-    """The variables a successor of ``block`` may read, and ``$ret`` (None: unknown, all)."""
-    cache = program.__dict__.get("_live_out")
-    if cache is None:
-        cache = program.__dict__["_live_out"] = {}
-    names = cache.get(block.id, False)
-    if names is False:
-        live = program.ir.annotations.get("live_in")
-        names = None if live is None or any(s not in live for s in block.successors()) \
-            else frozenset().union(*(live[s] for s in block.successors())) | {"$ret"}
-        cache[block.id] = names
-    return names
-
-
 def _live_in(program, block):
     """The variables live on entry to ``block`` (None when unknown: treat all as live)."""
     if program is None:
@@ -228,7 +213,7 @@ def run_steps(program, steps, stack, frame):
                 run_block(program, block, sub, None, count, stack)
             finally:
                 # what the block assigned and no successor reads stays here
-                sub.write_back(names=live_out(program, block))
+                sub.write_back(names=block_plan(program, block).live_out)
         elif mask is not None and count + frame.n_dead == frame.n:
             # every lane not in the mask is retired: nothing reads its slots any more
             run_block(program, block, frame, mask, count, stack, store_mask=None)
@@ -295,22 +280,6 @@ def _lane_list(lanes, limit=10):
 
 
 _LOOP_TESTS = ("while", "for")
-# Operations that move traced values around without computing on them (or whose
-# rule is built from other traced primitives): they see Traced values as they are.
-_TAPE_PASSTHROUGH = frozenset({"copy", "tuple", "call", "map_call", "sum", "min", "max"})
-
-
-def _needs_tape(op, args):
-    if op in _TAPE_PASSTHROUGH:
-        return False
-    if op in ("getitem", "getattr") and isinstance(args[0], (tuple, list, dict)):
-        return False  # an element of a container: the element itself is (maybe) traced
-    return any(has_traced(a) for a in args)
-# Operations whose array result may be the very object (or a view of) an operand,
-# as in Python: ``b = a``, ``t[0]``, ``a[1:]``, ``a.T``, ``a.reshape(...)``, a call's result.
-_ALIASING_OPS = frozenset({"copy", "getitem", "getattr", "method", "call", "load_global", "np.asarray",
-                           "tuple"})
-_VIEW_METHODS = frozenset({"reshape", "ravel", "transpose", "view", "squeeze", "swapaxes"})
 
 
 def _is_array(v):
@@ -347,40 +316,41 @@ def run_block(program, block, frame, mask, count, stack, store_mask=False):
     taping = state.tape is not None
     done = 0
     try:
-        for ip in plan.instrs:
-            ctx.line = ip.line
-            if ip.inplace_name is not None and ip.inplace_name in shared:
+        for line, inplace, read, dying, tape, impl, attrs, target, to_temp, alias, ip in plan.rows:
+            ctx.line = line
+            if inplace is not None and inplace in shared:
                 _check_not_shared(ctx, ip.ins, frame, temps)
             try:
-                args = ip.read(temps, frame.env, frame.undef, read_var)
+                args = read(temps, frame.env, frame.undef, read_var)
             except KeyError:  # a temporary read before it is set (IR that skipped the passes)
                 args = [_read(a, frame, temps, ctx) for a in ip.ins.args]
             value = None  # the previous result: a dying temporary must have no other reference
-            for t in ip.dying:  # dead after this: the operation may reuse its buffer
+            for t in dying:  # dead after this: the operation may reuse its buffer
                 temps.pop(t, None)
             try:
-                if taping and ip.tape and _traced_operands(ip.tape, args):
-                    value = apply_traced(ip.prim, ctx, args, ip.attrs)
+                if taping and tape and _traced_operands(tape, args):  # some operand is differentiated
+                    value = apply_traced(ip.prim, ctx, args, attrs)
                 else:
-                    value = ip.impl(ctx, args, ip.attrs)
+                    value = impl(ctx, args, attrs)
             except (BatchingError, RecursionError):
                 raise
             except Exception as exc:  # a numpy/Python error that is not a lane error: name the line
                 raise ctx.lane_error_all(f"{type(exc).__name__}: {exc}", type(exc)) from exc
             done += 1
-            target = ip.target
             if target is None:
                 continue
             sources = None
-            if ip.alias and (type(value) is tuple or _is_array(value)):
-                sources = set(ip.alias_vars)
-                for t in ip.alias_temps:
-                    src = alias_sources.get(t)
-                    if src:
-                        sources |= src
-                if not sources and ip.fresh_if_unaliased:
-                    sources = None
-            if ip.to_temp:
+            if alias:
+                tv = type(value)
+                if tv is tuple or tv is Lanes and value.data.ndim > 1 or tv is not Lanes and _is_array(value):
+                    sources = set(ip.alias_vars)
+                    for t in ip.alias_temps:
+                        src = alias_sources.get(t)
+                        if src:
+                            sources |= src
+                    if not sources and ip.fresh_if_unaliased:
+                        sources = None
+            if to_temp:
                 temps[target] = value
                 if sources is not None:
                     alias_sources[target] = sources
@@ -435,11 +405,11 @@ def run_block(program, block, frame, mask, count, stack, store_mask=False):
 
 def _traced_operands(mode, args):
     """Whether an operation must run through the tape: some operand is (or holds) a Traced."""
-    if mode == TAPE_UNLESS_CONTAINER and isinstance(args[0], (tuple, list, dict)):
-        return False  # an element of a container: the element itself is (maybe) traced
     for a in args:
-        if isinstance(a, Traced) or type(a) is tuple and has_traced(a):
-            return True
+        ta = type(a)
+        if ta is Traced or ta is tuple and has_traced(a):
+            # an element of a container: the element itself is (maybe) traced
+            return mode != TAPE_UNLESS_CONTAINER or not isinstance(args[0], (tuple, list, dict))
     return False
 
 

@@ -142,12 +142,25 @@ class Frame:
                 if old.weak and old.data.ndim == 1 and _fits_weak(value, old.data.dtype):
                     old.data[idx] = value  # a uniform Python scalar, e.g. a loop counter
                     return
+        old_missing = False
         try:
             old = self.lookup(name)
             was_undef = self.undef.get(name)
         except Missing:
             old = None
+            old_missing = True  # was_undef below is ours to change
             was_undef = np.ones(self.n, dtype=bool)
+            if type(value) is Lanes:  # a fresh array: zeros where the variable is unbound
+                data = value.data
+                new = np.zeros((self.n,) + data.shape[1:], data.dtype)
+                new[idx] = data
+                self.env[name] = Lanes(new, value.weak)
+                was_undef[idx] = False if undef is None else undef
+                if was_undef.any():
+                    self.undef[name] = was_undef
+                else:
+                    self.undef.pop(name, None)
+                return
         if old is None:
             old = blank_like(value, self.n)
         try:
@@ -156,10 +169,12 @@ class Frame:
             self.conflicts[name] = str(exc)
             self.env[name] = scatter_into(blank_like(value, self.n), value, idx, self.n)
             was_undef = np.ones(self.n, dtype=bool)
+            old_missing = True
         if was_undef is not None or undef is not None:
-            u = np.zeros(self.n, dtype=bool) if was_undef is None else was_undef.copy()
+            u = np.zeros(self.n, dtype=bool) if was_undef is None else \
+                was_undef if old_missing else was_undef.copy()
             u[idx] = False if undef is None else undef
-            if u.any():
+            if np.count_nonzero(u):
                 self.undef[name] = u
             else:
                 self.undef.pop(name, None)

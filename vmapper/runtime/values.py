@@ -130,8 +130,14 @@ def materialize(v, n: int) -> Lanes:
     return Lanes(np.broadcast_to(arr, (n,) + arr.shape), weak=is_weak(v))
 
 
+# Types whose values are always uniform (the same on every lane) and have no gather hook.
+_SHARED_TYPES = frozenset({int, float, bool, complex, str, dict, type(None), np.ndarray})
+
+
 def gather(v, idx):
     """The value restricted to lanes ``idx`` (an index array)."""
+    if type(v) in _SHARED_TYPES:
+        return v
     if isinstance(v, Traced):
         return _structural().gather(v, idx)
     if isinstance(v, Lanes):

@@ -194,15 +194,26 @@ def vjp(f, *args, sparse_tables=False, kernel_partials=None, checkpoint_loops=No
     values, n, tape, result = _run_traced(bf, args, kwargs, nums, kernel_partials,
                                           _check_checkpoint(checkpoint_loops))
     out = bf.finish(result, n)
+    return out, _VJPFunction(bf, tape, result, args, values, nums, sparse_tables)
 
-    def vjp_fn(cotangents):
+
+class _VJPFunction:
+    """``vjp_fn(cotangents)``; an object rather than a closure that names itself, which
+    would be a reference cycle keeping the tape (and every array it holds) alive until
+    the cycle collector runs."""
+
+    def __init__(self, bf, tape, result, args, values, nums, sparse_tables):
+        self.bf, self.tape, self.result, self.args, self.values = bf, tape, result, args, values
+        self.nums, self.sparse_tables = nums, sparse_tables
+        self.last_stats = None
+
+    def __call__(self, cotangents):
         seeds = {}
-        _seed(result, cotangents, bf.out_axes, seeds)
-        grads = _backward_with_stats(tape, seeds, bf, vjp_fn)
-        axes = _axes_for(bf, len(args))
-        return tuple(_grad_tree(args[k], values[k], grads, axes[k], sparse_tables) for k in nums)
-    vjp_fn.last_stats = None
-    return out, vjp_fn
+        _seed(self.result, cotangents, self.bf.out_axes, seeds)
+        grads = _backward_with_stats(self.tape, seeds, self.bf, self)
+        axes = _axes_for(self.bf, len(self.args))
+        return tuple(_grad_tree(self.args[k], self.values[k], grads, axes[k], self.sparse_tables)
+                     for k in self.nums)
 
 
 def _seed(result, cot, out_axes, seeds):

@@ -46,8 +46,9 @@ class NotDifferentiable(Exception):
 class TangentEmitter:
     """Appends IR instructions; rules build tangent expressions through it (None is zero)."""
 
-    def __init__(self, out, line, counter, prefix="$tj"):
+    def __init__(self, out, line, counter, prefix="$tj", keep_zero=True):
         self.out, self.line, self._counter, self._prefix = out, line, counter, prefix
+        self.keep_zero = keep_zero
 
     def op(self, name, *args):
         target = f"{self._prefix}{next(self._counter)}"
@@ -82,7 +83,7 @@ class TangentEmitter:
         # A tangent that is exactly zero on a lane (the lane's value did not depend on
         # the input along the path it took) must not become NaN through 0 * inf at a
         # singular point (sqrt at 0...): reverse mode never visits such a path at all.
-        if isinstance(t, Const):
+        if isinstance(t, Const) or not self.keep_zero:
             return scaled
         return self.op("select", self.op("eq", t, Const(0.0)), t, scaled)
 

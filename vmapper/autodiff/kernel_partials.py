@@ -13,10 +13,11 @@ lanes that made the call, so no inactive lane's value can meet a gradient.
 
 Two policies (``value_and_grad(..., kernel_partials=...)``), chosen per
 function by the default ``"auto"``: ``"store"`` for a function with a loop
-(recomputing would run every trip again: measured 1.7-2x slower on
-``benchmarks/grad_loops.py``), ``"recompute"`` for one without (its
-partials would cost more memory traffic than recomputing them: 1.1-1.2x
-faster for GELU, 5-10x for the LSTM cell on ``benchmarks/elementwise.py``):
+(recomputing would run every trip again: measured 1.4-1.9x slower on
+``benchmarks/grad_loops.py``) or a single result (its partials are no more
+arrays than its inputs: GELU 1.2-1.4x faster stored), ``"recompute"``
+otherwise (the LSTM cell's 10 stored partials cost 4-8x more memory traffic
+than recomputing them, ``benchmarks/elementwise.py --route only``):
 
 * ``"store"`` -- the forward kernel computes values and partials in one
   pass and the tape keeps the partials (``results x inputs`` floats per lane,
@@ -73,11 +74,11 @@ def run_with_partials(tape, program, raw_args, nodes, n, launch):
     or raises NotDifferentiable when forward mode cannot serve.
     """
     wrt = tuple(i for i, nd in enumerate(nodes) if nd is not None)
-    policy = getattr(tape, "kernel_partials", DEFAULT_POLICY)
-    if policy == "auto":
-        policy = "store" if _has_loop(program.ir) else "recompute"
     count = result_count(program.ir)
     m, k = (1 if count is None else count), len(wrt)
+    policy = getattr(tape, "kernel_partials", DEFAULT_POLICY)
+    if policy == "auto":
+        policy = "store" if m == 1 or _has_loop(program.ir) else "recompute"
     if policy == "store":
         results = launch(_cached(program, "jvp", wrt, lambda: jvp_function(program.ir, wrt)))
         values = results[:m]

@@ -54,8 +54,12 @@ def adjoint_function(fn: Function, wrt) -> Function | None:
     names = [fn.params[k] for k in wrt]
     single = Function(fn.name, list(fn.params), {0: Block(0, instrs, Return(Const(0.0)))}, 0, fn.source)
     active = active_variables(single, names)
+    guarded = _feeds_a_choice(instrs)
     out = list(instrs)
-    e = TangentEmitter(out, 0, itertools.count(), "$ta")
+    counter = itertools.count()
+    e = TangentEmitter(out, 0, counter, "$ta")
+    # partials come from the rules with a unit tangent: nothing there to keep at zero
+    partials = TangentEmitter(out, 0, counter, "$ta", keep_zero=False)
     cots = cotangent_names(len(results))
     adjoint = {}
     for r, c in zip(results, cots):
@@ -68,20 +72,42 @@ def adjoint_function(fn: Function, wrt) -> Function | None:
         rule = _rule(ins)
         if rule is None:
             continue  # derivative zero
-        e.line = ins.line
+        e.line = partials.line = ins.line
         for i, a in enumerate(ins.args):
             if not (isinstance(a, Var) and a.name in active):
                 continue
             unit = [Const(1.0) if j == i else None for j in range(len(ins.args))]
-            partial = rule(e, Var(ins.target), ins.args, unit)
+            partial = rule(partials, Var(ins.target), ins.args, unit)
             if partial is not None:
-                # a zero adjoint contributes zero, whatever the partial (the unselected arm
-                # of an if-converted branch: sqrt of a negative number...)
-                adjoint[a.name] = e.add(adjoint.get(a.name), e.mul(bar, partial))
+                # in a value that feeds a choice (an if-converted branch's arm...), a zero
+                # adjoint contributes zero whatever the partial: the unselected arm's values
+                # may be anything (sqrt of a negative number); elsewhere a plain product
+                term = e.mul(bar, partial) if ins.target in guarded else e.op("mul", bar, partial)
+                adjoint[a.name] = e.add(adjoint.get(a.name), term)
     grads = [adjoint.get(name, Const(0.0)) for name in names]
     out.append(Instr("tuple", "$ta_result", tuple(grads), {}, 0))
     blocks = {0: Block(0, out, Return(Var("$ta_result"), 0), "adjoint")}
     return Function(f"{fn.name}$adjoint", list(fn.params) + cots, blocks, 0, fn.source, fn.python_function)
+
+
+#: Operations that pass on one of their arguments per lane, discarding the others.
+CHOICES = frozenset({"select", "np.where", "max", "min", "np.maximum", "np.minimum", "np.fmax", "np.fmin",
+                     "np.clip"})
+
+
+def _feeds_a_choice(instrs):
+    """The (single-assignment) variables whose value reaches a choice's argument."""
+    defs = {ins.target: ins for ins in instrs if ins.target is not None}
+    todo = [a.name for ins in instrs if ins.op in CHOICES for a in ins.args if isinstance(a, Var)]
+    seen = set()
+    while todo:
+        v = todo.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v in defs:
+            todo.extend(a.name for a in defs[v].args if isinstance(a, Var))
+    return seen
 
 
 def _single_assignment(instrs, results, params):

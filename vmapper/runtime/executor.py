@@ -426,16 +426,7 @@ def _read(op, frame, temps, ctx):
     name = op.name
     if name in temps:
         return temps[name]
-    try:
-        value = frame.lookup(name)
-    except Missing:
-        raise ctx.unbound(name, None)
-    u = frame.undef_mask(name)
-    if u is not None:
-        bad = u if ctx.mask is None else (u & ctx.mask)
-        if bad.any():
-            raise ctx.unbound(name, bad)
-    return value
+    return ctx.read_var(name)
 
 
 def call_function(ctx, callee, arg_groups):

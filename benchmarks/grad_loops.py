@@ -430,6 +430,13 @@ def run_workload(wl: Workload, args) -> tuple[list[Result], bool]:
     if stats.get("kernel_launches"):
         print(f"  {'':<16} (the function ran as one dual-number kernel: partials stored by the forward pass)")
 
+    def record(method, seconds, res, compile_s=None, note=""):
+        nonlocal ok
+        check, good = compare(res, ref)
+        ok &= good
+        results.append(Result(method, seconds, compile_s, check, note))
+        print(f"  {method:<16} {seconds:9.4f} s  {check}")
+
     def record_vmapper_variant(method, vg_variant, note):
         try:
             out = _np_result(vg_variant(*wl.args))
@@ -437,11 +444,7 @@ def run_workload(wl: Workload, args) -> tuple[list[Result], bool]:
         except Exception as exc:
             print(f"  {method:<16} FAILED: {type(exc).__name__}: {exc}")
             return
-        check, good = compare(out, ref)
-        nonlocal ok
-        ok &= good
-        results.append(Result(method, seconds, None, check, note))
-        print(f"  {method:<16} {seconds:9.4f} s  {check}")
+        record(method, seconds, out, note=note)
 
     record_vmapper_variant("vmapper-recomp", vmapper.value_and_grad(bf, argnums=wl.argnums,
                                                                     kernel_partials="recompute"),
@@ -449,13 +452,6 @@ def run_workload(wl: Workload, args) -> tuple[list[Result], bool]:
     bf_np = vmapper.batched(wl.per_sample, in_axes=wl.in_axes, backend="numpy")
     record_vmapper_variant("vmapper-numpy", vmapper.value_and_grad(bf_np, argnums=wl.argnums),
                            "backend='numpy': masked runtime + reverse-mode tape")
-
-    def record(method, seconds, res, compile_s=None, note=""):
-        nonlocal ok
-        check, good = compare(res, ref)
-        ok &= good
-        results.append(Result(method, seconds, compile_s, check, note))
-        print(f"  {method:<16} {seconds:9.4f} s  {check}")
 
     # 2. numpy, hand-written forward + backward.
     out = _np_result(wl.numpy_manual(*wl.args))

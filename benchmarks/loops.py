@@ -8,8 +8,9 @@ lanes finish after very different numbers of trips:
 * **collatz** -- number of Collatz steps to reach 1, for n = 1 .. 200000.
 
 Each workload is written *once per sample* as plain Python
-(:func:`mandelbrot_sample`, :func:`collatz_sample`); that same function is
-what the per-sample Python loop, numba and vmapper run.  The peers are:
+(:func:`mandelbrot_sample`, and :func:`collatz_sample`, which is
+``vmapper.testing.programs.collatz_steps``); that same function is what the
+per-sample Python loop, numba and vmapper run.  The peers are:
 
 1. ``python``          the per-sample function called in a Python loop.  Far too
                        slow at full size, so it is timed on a seeded random
@@ -63,6 +64,8 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO_ROOT not in sys.path:
     sys.path.insert(1, _REPO_ROOT)
 
+from vmapper.testing.programs import collatz_steps  # noqa: E402
+
 try:
     import numba
 except ImportError:  # numba is a dependency of vmapper, but keep the peers independent
@@ -92,16 +95,8 @@ def mandelbrot_sample(cr, ci):
     return n
 
 
-def collatz_sample(n):
-    """Number of Collatz steps from n (>= 1) down to 1."""
-    steps = 0
-    while n != 1:
-        if n % 2 == 0:
-            n = n // 2
-        else:
-            n = 3 * n + 1
-        steps += 1
-    return steps
+# Number of Collatz steps from n (>= 1) down to 1: the program the tests use too.
+collatz_sample = collatz_steps
 
 
 # ---------------------------------------------------------------------------

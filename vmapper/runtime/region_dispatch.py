@@ -83,15 +83,15 @@ def _run_kernel(program, step, stack, frame, region, pending, state, send):
     if not varying and which is None:
         return False  # all uniform: the runtime runs it as plain Python control flow
     key = tuple(_signature(a) for a in args)
-    if key in step.cache:
+    if key in step.cache.setdefault("failed", set()):
         return False  # this signature could not be compiled before
-    sub = step.cache.get("program")
-    if sub is None:
-        sub = step.cache["program"] = RegionProgram(program, step)
-    ids = frame.lane_ids()
-    result = try_kernel(state, sub, args, m, ids if idx is None else ids[idx])
+    if "program" not in step.cache:
+        step.cache["program"] = RegionProgram(program, step)
+    # lane ids only when a lane fails (the error names it): not on every launch
+    ids = frame.lane_ids if idx is None else (lambda: frame.lane_ids()[idx])
+    result = try_kernel(state, step.cache["program"], args, m, ids)
     if result is _NOT_RUN:
-        step.cache[key] = False
+        step.cache["failed"].add(key)
         return False
     for e in pending:
         region.pending.pop(e)

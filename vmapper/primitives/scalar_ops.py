@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 from ..runtime.values import Lanes, is_varying, is_weak, result_dtype, aligned, truth, select
+from ..runtime.buffers import same_dtype_result
 from .registry import register
 
 _ARITH_NAMES = {"add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "pos",
@@ -69,7 +70,7 @@ def _python_floats(args):
 _SCALAR_TYPES = (int, float)
 # ufuncs whose result has the dtype of their operands when both have it (or one is a
 # Python scalar of the same kind): such a result may go into a dead operand's buffer.
-_SAME_DTYPE_UFUNCS = {np.add, np.subtract, np.multiply}
+_SAME_DTYPE_UFUNCS = {np.add, np.subtract, np.multiply}  # + floordiv and mod, below
 
 
 def _fast_operands(a, b, arithmetic):
@@ -96,21 +97,23 @@ def _fast_operands(a, b, arithmetic):
     return None
 
 
-def _dead_buffer(ctx, args, ra, rb):
-    """An operand's array that nothing but this call refers to, of the result's dtype."""
+def _dead_buffer(ctx, args, ra, rb, operands=True):
+    """An array for the result: a dead operand's own (when ``operands``: not for operations
+    whose check reads the operands afterwards), or one from the call's pool (None: allocate)."""
     if ctx.frame.state.tape is not None:
         return None
-    for k in (0, 1):
+    pool = ctx.frame.state.pool
+    for k in ((0, 1) if operands else ()):
         r, other = (ra, rb) if k == 0 else (rb, ra)
         # Refs to the Lanes: the args list and getrefcount's argument (any name, dict or
         # container holding it adds one).  To its array: the Lanes, the caller's ra/rb,
         # our parameter and r, getrefcount's argument.
         if type(args[k]) is Lanes and sys.getrefcount(args[k]) <= 2 and sys.getrefcount(r) <= 5 \
-                and r.base is None and r.flags.writeable and r.dtype.kind in "if" \
-                and (type(other) is float and r.dtype == np.float64
-                     or type(other) is int and r.dtype.itemsize == 8
-                     or type(other) is np.ndarray and other.dtype == r.dtype):
+                and (r.base is None or pool.sole_view(r)) and r.flags.writeable and same_dtype_result(r, other):
             return r
+    for r, other in ((ra, rb), (rb, ra)):
+        if type(r) is np.ndarray and same_dtype_result(r, other):
+            return pool.take(r.dtype, r.shape)
     return None
 
 
@@ -122,8 +125,9 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
         if fast is not None:
             ra, rb, weak = fast
             del fast
-            buf = _dead_buffer(ctx, args, ra, rb) if reuse else None
+            buf = _dead_buffer(ctx, args, ra, rb, check is None) if reuse else None
             out = ufunc(ra, rb) if buf is None else ufunc(ra, rb, out=buf)
+            del buf
             if check is not None:
                 check(ctx, ra, rb, out, weak)
             return Lanes(out, weak)
@@ -189,16 +193,19 @@ def _power_of_two_shift(a, b):
     return b.bit_length() - 1 if b > 1 and b & (b - 1) == 0 else None
 
 
-def _floor_divide(a, b):
+def _floor_divide(a, b, out=None):
     # Exact strength reduction: for two's complement ints, x // 2**k == x >> k
     # and x % 2**k == x & (2**k - 1), with Python's floor semantics for negatives.
     k = _power_of_two_shift(a, b)
-    return np.right_shift(a, k) if k is not None else np.floor_divide(a, b)
+    return np.right_shift(a, k, out=out) if k is not None else np.floor_divide(a, b, out=out)
 
 
-def _remainder(a, b):
+def _remainder(a, b, out=None):
     k = _power_of_two_shift(a, b)
-    return np.bitwise_and(a, (1 << k) - 1) if k is not None else np.remainder(a, b)
+    return np.bitwise_and(a, (1 << k) - 1, out=out) if k is not None else np.remainder(a, b, out=out)
+
+
+_SAME_DTYPE_UFUNCS.update({_floor_divide, _remainder})
 
 
 binary("truediv", operator.truediv, np.true_divide, check=_check_division)

@@ -141,7 +141,7 @@ def _select(ctx, args, attrs):
                 b is False and type(a) is Lanes and a.data is c.data:
             return b if a is True else a
         try:
-            return select(c.data, a, b, ctx.n)
+            return select(c.data, a, b, ctx.n, ctx.frame.state.pool)
         except TypeError as exc:
             raise ctx.unsupported(f"a variable that is {exc}") from None
     return a if c else b

@@ -199,20 +199,16 @@ class Frame:
             parent.scatter_store(name, value, pidx, u, in_place=name in self.owned_in_parent)
             self.owned_in_parent.add(name)
 
-    def retire(self, mask, names=None):
-        """Lanes ``mask`` leave this subframe for good: write back their values of ``names``
-        (None: every dirty variable) now; later stores may clobber them here."""
-        if mask is None:
-            mask = np.ones(self.n, dtype=bool)
-        lanes = np.flatnonzero(mask)
+    def retire(self, lanes, names=None):
+        """Lanes ``lanes`` (positions) leave this subframe for good: write back their values
+        of ``names`` (None: every dirty variable) now; later stores may clobber them here."""
         if not len(lanes):
             return
         if self.dirty:
             self.write_back(lanes, names)
         if self.dead is None:
-            self.dead = np.array(mask, dtype=bool, copy=True)
-        else:
-            self.dead |= mask
+            self.dead = np.zeros(self.n, dtype=bool)
+        self.dead[lanes] = True
         self.n_dead += len(lanes)
 
     def restrict(self, keep):
@@ -229,6 +225,31 @@ class Frame:
         self.idx = self.idx[keep]
         self.n = len(keep)
         self._lane_ids = None
+
+
+class LaneIndices:
+    """Lanes of a frame given by their positions (in chunks, maybe repeated).
+
+    Lanes leaving a loop's subframe reach the enclosing frame's pending masks
+    this way: collecting them costs O(lanes leaving) per trip, where a bool
+    mask of the enclosing frame would cost O(its lanes) on every trip.
+    """
+    __slots__ = ("n", "chunks")
+
+    def __init__(self, n, chunks):
+        self.n = n
+        self.chunks = chunks
+
+    def mask(self):
+        m = np.zeros(self.n, dtype=bool)
+        for c in self.chunks:
+            m[c] = True
+        return m
+
+
+def as_mask(m):
+    """A pending mask as a bool array (None: every lane)."""
+    return m.mask() if type(m) is LaneIndices else m
 
 
 def _update_in_place(old, value, mask) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .frame import Missing, blank_like
+from .frame import Missing, as_mask, blank_like
 from .kernel_dispatch import _NOT_RUN, _arg_type, try_kernel
 from .values import Lanes, Traced, gather, scatter_into
 
@@ -46,12 +46,12 @@ def run_region(program, step, stack, frame, run_steps, send):
 def _entry_masks(step, region, pending, n):
     """The lanes at the region's entries (None: all lanes) and, with several entries, each lane's entry."""
     if len(step.entries) == 1:
-        return region.pending[pending[0]], None
+        return as_mask(region.pending[pending[0]]), None
     mask = np.zeros(n, dtype=bool)
     which = np.zeros(n, dtype=np.int64)
     for k, e in enumerate(step.entries):
         if e in region.pending:
-            m = region.pending[e]
+            m = as_mask(region.pending[e])
             m = np.ones(n, dtype=bool) if m is None else m
             mask |= m
             which[m] = k

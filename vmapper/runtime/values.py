@@ -176,8 +176,9 @@ def scatter_into(dest, src, idx, n: int):
     return Lanes(out, d.weak and s.weak)
 
 
-def select(mask, new, old, n: int):
-    """Per lane: ``new`` where ``mask`` else ``old`` (a masked assignment)."""
+def select(mask, new, old, n: int, pool=None):
+    """Per lane: ``new`` where ``mask`` else ``old`` (a masked assignment); ``pool``: a
+    :class:`~vmapper.runtime.buffers.BufferPool` the result's array may come from."""
     if isinstance(new, Traced) or isinstance(old, Traced):
         return _structural().select(mask, new, old, n)
     if type(new) is tuple or type(old) is tuple:
@@ -197,7 +198,7 @@ def select(mask, new, old, n: int):
     if dt.kind in "iu" and ad.shape == bd.shape == m.shape:
         # b + (a - b) * m, exact in wrapping integer arithmetic and branch-free: np.where
         # mispredicts a branch per lane when the mask is random (2.5x slower measured)
-        out = np.subtract(ad, bd)
+        out = np.subtract(ad, bd, out=None if pool is None else pool.take(dt, ad.shape))
         np.multiply(out, m, out=out)
         return Lanes(np.add(out, bd, out=out), a.weak and b.weak)
     return Lanes(np.where(m, ad, bd), a.weak and b.weak)

@@ -51,6 +51,8 @@ Kernels are ``@njit(cache=True)`` block functions specialised on literal
 import numpy as np
 from numba import literally, njit, prange
 
+from .vector_width import wide_vectors
+
 from .activation_scalars import (  # noqa: F401  (the *_scalar functions are public here too)
     _th, gelu_scalar, gelu_vjp_scalar, lstm_cell_scalar, lstm_cell_vjp_scalar, relu_scalar,
     relu_vjp_scalar, sigmoid_scalar, sigmoid_vjp_scalar, silu_scalar, silu_vjp_scalar,
@@ -77,6 +79,7 @@ _OPS = {"sigmoid": 0, "tanh": 1, "relu": 2, "gelu_tanh": 3, "gelu_erf": 4,
 
 @njit(**_BJ)
 def _fwd_block(x, out, lo, hi, op, exact):
+    wide_vectors()
     literally(op)
     literally(exact)
     x, out = x[lo:hi], out[lo:hi]    # loops from 0: indices provably >= 0,
@@ -106,6 +109,7 @@ def _fwd_block(x, out, lo, hi, op, exact):
 
 @njit(**_BJ)
 def _vjp_block(x, g, out, lo, hi, op, exact):
+    wide_vectors()
     literally(op)
     literally(exact)
     x, g, out = x[lo:hi], g[lo:hi], out[lo:hi]
@@ -135,6 +139,7 @@ def _vjp_block(x, g, out, lo, hi, op, exact):
 
 @njit(**_BJ)
 def _lstm_block(i, f, o, u, cp, h, c, lo, hi, exact):
+    wide_vectors()
     literally(exact)
     i, f, o, u, cp, h, c = (i[lo:hi], f[lo:hi], o[lo:hi], u[lo:hi], cp[lo:hi],
                             h[lo:hi], c[lo:hi])
@@ -145,6 +150,7 @@ def _lstm_block(i, f, o, u, cp, h, c, lo, hi, exact):
 @njit(**_BJ)
 def _lstm_vjp_block(i, f, o, u, cp, gh, gc, di, df, do, du, dcp, lo, hi,
                     exact):
+    wide_vectors()
     literally(exact)
     i, f, o, u, cp, gh, gc = (i[lo:hi], f[lo:hi], o[lo:hi], u[lo:hi],
                               cp[lo:hi], gh[lo:hi], gc[lo:hi])
@@ -157,6 +163,7 @@ def _lstm_vjp_block(i, f, o, u, cp, gh, gc, di, df, do, du, dcp, lo, hi,
 
 @njit(**_BJ)
 def _tree_block(i, fl, fr, o, u, cl, cr, h, c, lo, hi, exact):
+    wide_vectors()
     literally(exact)
     i, fl, fr, o, u = i[lo:hi], fl[lo:hi], fr[lo:hi], o[lo:hi], u[lo:hi]
     cl, cr, h, c = cl[lo:hi], cr[lo:hi], h[lo:hi], c[lo:hi]
@@ -168,6 +175,7 @@ def _tree_block(i, fl, fr, o, u, cl, cr, h, c, lo, hi, exact):
 @njit(**_BJ)
 def _tree_vjp_block(i, fl, fr, o, u, cl, cr, gh, gc, di, dfl, dfr, do, du,
                     dcl, dcr, lo, hi, exact):
+    wide_vectors()
     literally(exact)
     i, fl, fr, o, u = i[lo:hi], fl[lo:hi], fr[lo:hi], o[lo:hi], u[lo:hi]
     cl, cr, gh, gc = cl[lo:hi], cr[lo:hi], gh[lo:hi], gc[lo:hi]

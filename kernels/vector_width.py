@@ -1,0 +1,54 @@
+"""Let LLVM vectorize our kernels with the CPU's full vector width.
+
+On CPUs with AVX-512, LLVM prefers 256-bit vectors (its ``prefer-256-bit``
+tuning, meant for code where 512-bit instructions lower the clock more than
+they gain), so numba kernels use ``ymm`` registers only.  Our kernels are
+arithmetic-bound loops of vectorizable math (:mod:`.vmath`), where 512-bit
+vectors do twice the work per instruction.  numba's only switch for it,
+``NUMBA_CPU_FEATURES``, is process-wide and would change the user's own numba
+code too; instead :func:`wide_vectors`, called inside a kernel's loop,
+marks just the function being compiled with LLVM's ``prefer-vector-width``
+attribute.
+
+``VMAPPER_VECTOR_WIDTH`` (bits: 128, 256 or 512) overrides the choice,
+which is otherwise 512 where the CPU has AVX-512F and nothing (LLVM's own
+default) elsewhere.  The width is part of every kernel's cache key
+(:data:`WIDTH_TAG`), so changing it never reuses code compiled for another.
+"""
+from __future__ import annotations
+
+import os
+
+from numba import types
+from numba.extending import intrinsic
+
+
+def _choose_width():
+    env = os.environ.get("VMAPPER_VECTOR_WIDTH")
+    if env:
+        if env not in ("128", "256", "512"):
+            raise ValueError(f"VMAPPER_VECTOR_WIDTH must be 128, 256 or 512, not {env!r}")
+        return int(env)
+    try:
+        import llvmlite.binding as ll
+        features = ll.get_host_cpu_features()
+    except Exception:  # no feature query: keep LLVM's default
+        return None
+    return 512 if features.get("avx512f") else None
+
+
+#: Preferred vector width in bits, or None (LLVM's default for the CPU).
+VECTOR_WIDTH = _choose_width()
+#: A string that changes whenever the generated machine code would.
+WIDTH_TAG = f"vw{VECTOR_WIDTH or 0}"
+
+
+@intrinsic
+def wide_vectors(typingctx):
+    """No-op at run time; marks the enclosing compiled function to vectorize at VECTOR_WIDTH."""
+    def codegen(context, builder, signature, args):
+        if VECTOR_WIDTH is not None:
+            # a string attribute, which llvmlite's attribute set does not list
+            set.add(builder.function.attributes, f'"prefer-vector-width"="{VECTOR_WIDTH}"')
+        return context.get_dummy_value()
+    return types.none(), codegen

@@ -1,0 +1,52 @@
+"""kernels.vector_width: the preferred vector width is chosen once and marks only our kernels."""
+import re
+
+import numpy as np
+import pytest
+from numba import njit
+
+from vmapper.kernels import vector_width as vw
+
+
+def test_the_width_override_is_validated(monkeypatch):
+    monkeypatch.setenv("VMAPPER_VECTOR_WIDTH", "384")
+    with pytest.raises(ValueError, match="VMAPPER_VECTOR_WIDTH"):
+        vw._choose_width()
+    monkeypatch.setenv("VMAPPER_VECTOR_WIDTH", "256")
+    assert vw._choose_width() == 256
+
+
+def test_the_width_is_part_of_the_cache_tag():
+    assert vw.WIDTH_TAG == f"vw{vw.VECTOR_WIDTH or 0}"
+
+
+@njit
+def _scaled_sum(x, y, out):
+    vw.wide_vectors()
+    for i in range(x.shape[0]):
+        out[i] = x[i] * 3.0 + y[i] / 7.0
+
+
+def test_a_marked_kernel_computes_what_numpy_computes_bit_for_bit():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=1000), rng.normal(size=1000)
+    out = np.empty_like(x)
+    _scaled_sum(x, y, out)
+    np.testing.assert_array_equal(out, x * 3.0 + y / 7.0)
+
+
+@pytest.mark.skipif(vw.VECTOR_WIDTH != 512, reason="the CPU has no AVX-512 (or the width is overridden)")
+def test_a_marked_kernel_uses_512_bit_registers_and_an_unmarked_one_does_not():
+    @njit
+    def plain(x, y, out):
+        for i in range(x.shape[0]):
+            out[i] = x[i] * 3.0 + y[i] / 7.0
+
+    x = np.ones(64)
+    out = np.empty_like(x)
+    _scaled_sum(x, x, out)
+    plain(x, x, out)
+    marked = "\n".join(_scaled_sum.inspect_asm().values())
+    unmarked = "\n".join(plain.inspect_asm().values())
+    assert re.search(r"\bzmm\d", marked)
+    assert not re.search(r"\bzmm\d", unmarked)

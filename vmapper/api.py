@@ -15,7 +15,7 @@ from .errors import BatchError, UnsupportedSyntaxError
 from .program import get_program
 from .runtime.executor import ExecState, run_function
 from .runtime.frame import Frame
-from .runtime.kernel_dispatch import _NOT_RUN, try_kernel
+from .runtime.kernel_dispatch import _NOT_RUN, is_cupy_array, try_kernel
 from .runtime.values import Lanes, to_output
 
 
@@ -66,7 +66,7 @@ def default_backend():
     return "numba"
 
 
-BACKENDS = ("numpy", "numba")
+BACKENDS = ("numpy", "numba", "cupy")
 
 
 def batched(fn=None, *, in_axes=0, out_axes=0, max_iters=None, memo=False, backend=None,
@@ -82,7 +82,10 @@ def batched(fn=None, *, in_axes=0, out_axes=0, max_iters=None, memo=False, backe
     ``backend``: ``"numba"`` (the default when numba imports; ``$VMAPPER_BACKEND``
     overrides) runs each function whose work is all per-lane scalar operations --
     its loops and branches included -- as one compiled kernel, and everything
-    else on the numpy runtime; ``"numpy"`` uses the numpy runtime only.
+    else on the numpy runtime; ``"numpy"`` uses the numpy runtime only;
+    ``"cupy"`` runs a whole elementwise function as one CUDA kernel and raises
+    for anything else.  CuPy arrays as arguments select ``"cupy"`` whatever
+    the backend; their results are CuPy arrays.
     ``exact_math``: kernels call libm instead of the vectorizable approximations.
     ``memo``: DAG mode -- a call whose only per-lane argument is a tree node
     is evaluated once per node per batched call, however many parents share
@@ -134,6 +137,11 @@ class BatchedFunction:
             how = ("backend numba: runs as ONE compiled kernel when its arguments are per-lane scalars "
                    "(each lane follows its own control flow; the masked program below is the fallback)"
                    if reason is None else f"backend numba, numpy runtime for this function: {reason}")
+        elif self.backend == "cupy":
+            reason = kernel_reason(program)
+            how = ("backend cupy: runs as ONE CUDA kernel when its arguments are per-lane scalars "
+                   "(each lane follows its own control flow; there is no masked fallback)"
+                   if reason is None else f"backend cupy: calling it raises, it is not elementwise: {reason}")
         else:
             how = "backend numpy: the masked program below runs as array operations"
         return f"{explain_program(program)}\n\n  {how}"
@@ -261,6 +269,8 @@ def _convert(x, axis, path, sizes):
             raise BatchError(f"argument '{path}' is a {type(x).__name__}, which has no batch axis; "
                              f"pass in_axes=None for it")
         return x
+    if is_cupy_array(x):
+        return _convert_device(x, axis, path, sizes)
     if not _is_leaf(x):
         raise BatchError(f"argument '{path}' is a {type(x).__name__}: batched leaves must be numpy "
                          f"arrays or scalars (or tuples, lists, dicts, NamedTuples of them)")
@@ -279,6 +289,20 @@ def _convert(x, axis, path, sizes):
     if axis != 0:
         arr = np.moveaxis(arr, axis, 0)
     sizes.append((arr.shape[0], f"argument '{path}' (axis {axis}, shape {np.shape(x)})"))
+    return Lanes(arr, False)
+
+
+def _convert_device(x, axis, path, sizes):
+    """A CuPy leaf: batched along ``axis`` on the device (no host copy; ``np.moveaxis`` only
+    transposes it), or passed as it is with ``in_axes=None``."""
+    if axis is None:
+        return x
+    if not isinstance(axis, int):
+        raise BatchError(f"in_axes entry for argument '{path}' must be an int or None, not {axis!r}")
+    if x.ndim == 0 or not -x.ndim <= axis < x.ndim:
+        raise BatchError(f"in_axes={axis} is out of range for argument '{path}' with shape {x.shape}")
+    arr = np.moveaxis(x, axis, 0) if axis not in (0, -x.ndim) else x
+    sizes.append((arr.shape[0], f"argument '{path}' (axis {axis}, shape {tuple(x.shape)})"))
     return Lanes(arr, False)
 
 

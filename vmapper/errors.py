@@ -66,3 +66,7 @@ class LaneError(BatchingError):
 
 class ForestError(BatchingError, ValueError):
     """Malformed tree or graph input; names the tree and the position."""
+
+
+class CupyBackendError(BatchingError):
+    """A call on CuPy arrays (or with ``backend="cupy"``) that cannot run as one CUDA kernel."""

@@ -6,13 +6,18 @@ runs as ONE numba kernel in which each lane follows its own control flow --
 no masks, no compaction.  Anything else, and any differentiated run, stays on
 the numpy runtime.  Errors a lane raises in the kernel become the same
 :class:`LaneError`/:class:`NonTerminationError` the numpy runtime raises.
+
+A call with CuPy lane arrays, or with ``backend="cupy"``, runs as ONE CUDA
+kernel instead (:mod:`vmapper.kernels.cuda_codegen`; see :func:`run_cuda`),
+or raises :class:`CupyBackendError`: it never falls back to the runtime,
+which would copy the arrays to the host.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import LaneError, NonTerminationError
-from .values import Lanes
+from ..errors import CupyBackendError, LaneError, NonTerminationError
+from .values import Lanes, Traced
 
 _NOT_RUN = object()
 
@@ -48,6 +53,8 @@ def try_kernel(state, program, args, n, lane_ids):
     where forward mode cannot serve, the numpy runtime records the function
     on the tape instead.
     """
+    if state.backend == "cupy" or any(_on_device(a) for a in args):
+        return run_cuda(state, program, args, n, lane_ids)
     if state.backend != "numba" or kernel_reason(program) is not None:
         return _NOT_RUN
     nodes = None
@@ -133,3 +140,105 @@ def _raise(program, kernel, err_lane, err_code, lane_ids):
                                   f"kernel reports the first such lane)", lanes=np.array([lane]), line=line)
     raise LaneError(f"{exc_type.__name__}: {message} on lane(s) [{lane}] at {where}", lanes=np.array([lane]),
                     line=line, operation=message, python_error=exc_type)
+
+
+# ---- the CuPy backend ---------------------------------------------------------------------------
+
+def is_cupy_array(x) -> bool:
+    """True for a CuPy ndarray (recognised by its type, without importing CuPy)."""
+    t = type(x)
+    return t.__module__.partition(".")[0] == "cupy" and hasattr(t, "__cuda_array_interface__")
+
+
+def _on_device(v) -> bool:
+    if isinstance(v, Lanes):
+        return is_cupy_array(v.data)
+    if isinstance(v, Traced):
+        return _on_device(v.value)
+    if type(v) is tuple:
+        return any(_on_device(x) for x in v)
+    if type(v) is dict:
+        return any(_on_device(x) for x in v.values())
+    return is_cupy_array(v)
+
+
+class _DeviceOutput:
+    """A CuPy result handed to ``to_output`` as it is (no host copy)."""
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+    def __vmapper_output__(self):
+        return self.data
+
+
+def _cuda_arg(a):
+    """``(type spec, raw value)`` of a CUDA kernel argument, or why it cannot be one."""
+    if isinstance(a, Lanes):
+        d = a.data
+        if d.ndim != 1:
+            return f"a per-sample array of shape {tuple(d.shape[1:])}"
+        if not (d.dtype.kind in "biu" or d.dtype in (np.float32, np.float64)):
+            return f"of dtype {d.dtype.name}"
+        return ("lanes", d.dtype, a.weak), d
+    if isinstance(a, (bool, int, float, np.bool_, np.integer, np.floating)):
+        return ("uniform", a), a
+    if is_cupy_array(a):
+        return "a CuPy array passed with in_axes=None (only uniform scalars are)"
+    return f"a {type(a).__name__}"
+
+
+def run_cuda(state, program, args, n, lane_ids):
+    """Run ``program`` over ``n`` lanes as one CUDA kernel (the CuPy backend).
+
+    CuPy lane arrays go to the kernel as they are; NumPy lane arrays (with
+    ``backend="cupy"``) are uploaded.  Results are CuPy arrays when an
+    argument was one, NumPy arrays otherwise.  A lane error raises the same
+    ``LaneError``/``NonTerminationError`` as the other backends.  Whatever
+    cannot run as one kernel -- a function that is not elementwise as a
+    whole, a differentiated run, an argument that is not a per-lane or
+    uniform scalar, a type the generator cannot compile exactly -- raises
+    :class:`CupyBackendError` naming the reason.
+    """
+    def refuse(reason):
+        raise CupyBackendError(
+            f"{program.name} ({program.where(program.ir.source.first_line)}) cannot run on the CuPy backend: "
+            f"{reason}.  The CuPy backend runs only whole elementwise functions so far (per-lane scalar "
+            f"work, control flow included, as one CUDA kernel); pass NumPy arrays to run it on the CPU")
+
+    if state.tape is not None:
+        refuse("gradients are not supported on CuPy yet (a differentiated run)")
+    from ..kernels.codegen import kernel_eligible
+    reason = kernel_eligible(program.ir)
+    if reason is not None:
+        refuse(f"it is not elementwise ({reason})")
+    specs, raw = [], []
+    for name, a in zip(program.ir.params, args):
+        t = _cuda_arg(a)
+        if isinstance(t, str):
+            refuse(f"argument '{name}' is {t}; a CUDA kernel takes per-lane and uniform scalars")
+        specs.append(t[0])
+        raw.append(t[1])
+    from ..kernels.cuda_codegen import compile_cuda_kernel
+    from ..kernels.typing import KernelUnsupported
+    try:
+        kernel = compile_cuda_kernel(program.ir, specs, max_iters=state.max_iters)
+    except KernelUnsupported as exc:
+        refuse(f"the CUDA generator cannot compile it exactly for these types ({exc})")
+    results, err_lane, err_code = kernel(raw, n)
+    stats = state.stats
+    stats.launches += 1
+    stats.kernel_launches += 1
+    stats.active_lane_ops += n
+    stats.processed_lane_ops += n
+    if err_lane >= 0:
+        _raise(program, kernel, err_lane, err_code, lane_ids)
+    on_device = any(_on_device(a) for a in args)
+    weak = kernel.result_weak
+
+    def wrap(arr, w):
+        return _DeviceOutput(arr) if on_device else Lanes(kernel.to_host(arr), bool(w))
+    if isinstance(results, tuple):
+        return tuple(wrap(r, w) for r, w in zip(results, weak))
+    return wrap(results, weak)

@@ -1,0 +1,106 @@
+"""The CuPy backend on a real GPU (skipped without CuPy or a CUDA device).
+
+The cases of ``cuda_cases.py``, as ``test_cuda_codegen.py`` (which runs the generated source
+on the host with g++), compiled by NVRTC and run on the device: bitwise equal
+to the numpy runtime for integer and ``+ - * /`` float work (NaN payloads
+aside: a GPU writes its own canonical NaN), within a few ulp for libdevice's
+math functions; lane errors as the runtime reports them; generated programs
+equal to per-sample Python; and the ``vmapper.batched`` route: CuPy arrays in,
+CuPy arrays out, a clear error for what is not one elementwise kernel.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import vmapper
+from vmapper import LaneError, NonTerminationError
+from vmapper.program import get_program
+from vmapper.kernels.cuda_codegen import compile_cuda_kernel
+from vmapper import CupyBackendError
+from vmapper.testing.program_generator import compile_program, generate_program, run_per_sample
+from vmapper.testing.programs import collatz_steps
+
+cp = pytest.importorskip("cupy")
+try:
+    if cp.cuda.runtime.getDeviceCount() < 1:
+        pytest.skip("no CUDA device", allow_module_level=True)
+except Exception as exc:  # pragma: no cover - driver or runtime missing
+    pytest.skip(f"no CUDA device: {exc}", allow_module_level=True)
+
+from .cuda_cases import (BY_ID, CASES, arg_types, assert_bitwise, lanes_of, result_key,  # noqa: E402
+                         run_runtime, sums_an_array, tuple_result, assert_within_ulps)
+
+pytestmark = pytest.mark.gpu
+
+
+def run_on_device(c):
+    k = compile_cuda_kernel(get_program(c.fn).ir, arg_types(c), max_iters=c.max_iters)
+    args = [a if j in c.uniform else cp.asarray(a) for j, a in enumerate(c.args)]
+    res, lane, code = k(args, lanes_of(c))
+    host = tuple(cp.asnumpy(r) for r in res) if isinstance(res, tuple) else cp.asnumpy(res)
+    return k, host, lane, code
+
+
+@pytest.mark.parametrize("cid", [c.id for c in CASES if c.kind == "bitwise"])
+def test_bitwise_equal_to_the_numpy_runtime(cid):
+    c = BY_ID[cid]
+    k, res, lane, code = run_on_device(c)
+    assert lane == -1, k.errors.get(code)
+    assert_bitwise(res, run_runtime(c))
+
+
+@pytest.mark.parametrize("cid", [c.id for c in CASES if c.kind == "ulp"])
+def test_libdevice_math_within_a_few_ulp(cid):
+    c = BY_ID[cid]
+    k, res, lane, _ = run_on_device(c)
+    assert lane == -1
+    assert_within_ulps(res, run_runtime(c), 8)
+
+
+@pytest.mark.parametrize("cid", [c.id for c in CASES if c.kind == "error"])
+def test_lane_errors_match_the_runtime(cid):
+    c = BY_ID[cid]
+    k, res, err_lane, err_code = run_on_device(c)
+    with pytest.raises(NonTerminationError if c.max_iters is not None else LaneError) as info:
+        run_runtime(c)
+    assert err_lane == int(np.min(info.value.lanes))
+    assert k.errors[err_code][0] == info.value.line
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_generated_program_bitwise_equal_to_per_sample_python(seed):
+    prog = generate_program(seed)
+    fn = compile_program(prog)
+    args = prog.make_args(np.random.default_rng(seed), 256)
+    out = vmapper.batched(fn)(*[cp.asarray(a) for a in args])
+    got = list(zip(*[cp.asnumpy(o).tolist() for o in out])) if isinstance(out, tuple) else cp.asnumpy(out).tolist()
+    want = run_per_sample(fn, args)
+    assert [result_key(g) for g in got] == [result_key(w) for w in want], prog.source
+
+
+def test_batched_cupy_in_cupy_out_and_the_kernel_is_reused():
+    n = np.arange(1, 200_001, dtype=np.int64)
+    f = vmapper.batched(collatz_steps)
+    out = f(cp.asarray(n))
+    assert isinstance(out, cp.ndarray) and f.last_stats["launches"] == 1
+    assert_bitwise(cp.asnumpy(out), vmapper.batched(collatz_steps, backend="numba")(n))
+    k = compile_cuda_kernel(get_program(collatz_steps).ir, [("lanes", np.int64, False)])
+    raw = k._function()
+    f(cp.asarray(n[:100]))
+    assert compile_cuda_kernel(get_program(collatz_steps).ir, [("lanes", np.int64, False)]) is k
+    assert k._function() is raw
+    a, x = np.arange(-5, 5), np.linspace(-1, 1, 10)
+    r = vmapper.batched(tuple_result)(cp.asarray(a), cp.asarray(x))
+    assert all(isinstance(o, cp.ndarray) for o in r)
+
+
+def test_not_elementwise_functions_raise_on_cupy_arrays():
+    with pytest.raises(CupyBackendError, match="only whole elementwise functions"):
+        vmapper.batched(sums_an_array)(cp.asarray(np.ones((4, 2))))
+    with pytest.raises(LaneError):
+        vmapper.batched(_divide)(cp.asarray(np.arange(4)), cp.asarray(np.array([1, 0, 2, 0])))
+
+
+def _divide(a, b):
+    return a // b

@@ -97,7 +97,7 @@ def _fast_operands(a, b, arithmetic):
     return None
 
 
-def _dead_buffer(ctx, args, ra, rb, operands=True):
+def _result_buffer(ctx, args, ra, rb, operands=True):
     """An array for the result: a dead operand's own (when ``operands``: not for operations
     whose check reads the operands afterwards), or one from the call's pool (None: allocate)."""
     if ctx.frame.state.tape is not None:
@@ -125,9 +125,8 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
         if fast is not None:
             ra, rb, weak = fast
             del fast
-            buf = _dead_buffer(ctx, args, ra, rb, check is None) if reuse else None
+            buf = _result_buffer(ctx, args, ra, rb, check is None) if reuse else None
             out = ufunc(ra, rb) if buf is None else ufunc(ra, rb, out=buf)
-            del buf
             if check is not None:
                 check(ctx, ra, rb, out, weak)
             return Lanes(out, weak)

@@ -22,7 +22,11 @@ Peers (each optional; skipped with a message when its import fails):
 ``copy``           streaming bound: a numba prange kernel that reads every
                    input and writes every output once (no math)
 
-Every callable allocates its outputs, as the library calls do.  Timing is
+Every callable allocates its outputs, as the library calls do.  By default the
+script re-runs itself with glibc tunables that keep large freed blocks in the
+heap, for every peer alike, so that outputs do not page-fault on every call
+(which otherwise costs as much as the kernels at n = 10**7); ``--fresh-pages``
+measures with glibc's defaults.  Timing is
 round-robin (one call of each peer per round in shuffled order, ``--repeats``
 rounds, median, 50 ms pause before each call so that the previous peer's
 spinning thread pool has gone idle), so load changes on a shared machine
@@ -476,6 +480,20 @@ def per_sample_route(n, repeats, dtypes, rng):
                          for name, t in times.items()])
 
 
+# glibc gives each freed block above M_MMAP_THRESHOLD (at most 32 MiB by default) back to the
+# OS, so every call's 40-80 MB outputs page-fault in again: at n = 10**7 that costs as much
+# as the kernels (measured 3-4x on GELU), the same for every peer.  With these tunables
+# (read by glibc at start-up, hence the re-exec) large blocks stay in the heap for all peers.
+_WARM_HEAP_ENV = ("MALLOC_MMAP_THRESHOLD_", str(1 << 30), "MALLOC_TRIM_THRESHOLD_", str(1 << 31))
+
+
+def _reexec_with_warm_heap():
+    env = dict(os.environ)
+    env[_WARM_HEAP_ENV[0]], env[_WARM_HEAP_ENV[2]] = _WARM_HEAP_ENV[1], _WARM_HEAP_ENV[3]
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable] + sys.argv, env)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=10 ** 7, help="elements per array")
@@ -491,7 +509,12 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0,
                     help="threads for every peer (numba, torch, numexpr, XLA); "
                          "0 = each library's default")
+    ap.add_argument("--fresh-pages", action="store_true",
+                    help="let glibc return every large freed block to the OS, so that each "
+                         "call's outputs page-fault (the default keeps them in the heap for all peers)")
     args = ap.parse_args(argv)
+    if not args.fresh_pages and argv is None and _WARM_HEAP_ENV[0] not in os.environ:
+        _reexec_with_warm_heap()
     if args.threads:
         _set_threads(args.threads)
     if args.quick:
@@ -508,7 +531,9 @@ def main(argv=None):
     dtypes = [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]
     import numba
     print(f"n = {args.n:,}  repeats = {args.repeats}  numba threads = "
-          f"{numba.get_num_threads()}  cpus = {os.cpu_count()}")
+          f"{numba.get_num_threads()}  cpus = {os.cpu_count()}  heap: "
+          + ("warm (glibc keeps large freed blocks: no peer's outputs page-fault)"
+             if _WARM_HEAP_ENV[0] in os.environ else "default (large outputs page-fault on every call)"))
     rng = random.Random(0)
     for dtype in dtypes if args.route != "only" else []:
         for work in args.work.split(","):

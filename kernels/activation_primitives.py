@@ -11,12 +11,17 @@ bitwise: the kernels are elementwise, so batching changes nothing per element.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, types
+from numba.extending import overload
 
 from vmapper.primitives.registry import register
 from vmapper.primitives.scalar_ops import prepare
 from vmapper.runtime.values import Lanes, aligned
 
 from . import activations as A
+from .activation_scalars import (lstm_cell_scalar, lstm_cell_vjp_scalar, tree_lstm_cell_scalar,
+                                 tree_lstm_cell_vjp_scalar)
+from .vector_width import wide_vectors
 
 _KW = {"gelu": ("approximate",)}
 
@@ -54,15 +59,161 @@ def _to_arg(g, arg, raw):
     return np.asarray(g).reshape(np.shape(arg))
 
 
+# ---- the cells on lanes: one serial kernel pass, operands as the lanes hold them ------------------
+#
+# A cell's gate inputs are usually slices of one matrix product (``g[:, 0:H]``...), and a
+# leaf passes constants (``0.0``) for its children's states.  The kernels below read each
+# operand as a flat array or as a scalar (no broadcast copies of constants), write only the
+# gradients a parent needs (``None`` for the others), and skip the generic wrappers'
+# per-call preparation.  Each element is the same scalar function as in
+# :mod:`.activations`, so results are bitwise those kernels'.
+
+def _at(x, j):
+    return x[j]
+
+
+@overload(_at, jit_options=dict(forceinline=True))
+def _ov_at(x, j):
+    if isinstance(x, types.Array):
+        return lambda x, j: x[j]
+    return lambda x, j: x
+
+
+def _put(out, j, v):
+    out[j] = v
+
+
+@overload(_put, jit_options=dict(forceinline=True))
+def _ov_put(out, j, v):
+    if isinstance(out, types.Array):
+        def impl(out, j, v):
+            out[j] = v
+        return impl
+    return lambda out, j, v: None
+
+
+_KJ = dict(error_model="numpy", cache=True)
+
+
+@njit(**_KJ)
+def _tree_fwd_flat(i, fl, fr, o, u, cl, cr, h, c, m):
+    wide_vectors()
+    for j in range(m):
+        h[j], c[j] = tree_lstm_cell_scalar(_at(i, j), _at(fl, j), _at(fr, j), _at(o, j), _at(u, j),
+                                           _at(cl, j), _at(cr, j), False)
+
+
+@njit(**_KJ)
+def _tree_vjp_flat(i, fl, fr, o, u, cl, cr, gh, gc, di, dfl, dfr, do, du, dcl, dcr, m):
+    wide_vectors()
+    for j in range(m):
+        a, b, c, d, e, f, g = tree_lstm_cell_vjp_scalar(_at(i, j), _at(fl, j), _at(fr, j), _at(o, j),
+                                                        _at(u, j), _at(cl, j), _at(cr, j), _at(gh, j),
+                                                        _at(gc, j), False)
+        _put(di, j, a)
+        _put(dfl, j, b)
+        _put(dfr, j, c)
+        _put(do, j, d)
+        _put(du, j, e)
+        _put(dcl, j, f)
+        _put(dcr, j, g)
+
+
+@njit(**_KJ)
+def _lstm_fwd_flat(i, f, o, u, cp, h, c, m):
+    wide_vectors()
+    for j in range(m):
+        h[j], c[j] = lstm_cell_scalar(_at(i, j), _at(f, j), _at(o, j), _at(u, j), _at(cp, j), False)
+
+
+@njit(**_KJ)
+def _lstm_vjp_flat(i, f, o, u, cp, gh, gc, di, df, do, du, dcp, m):
+    wide_vectors()
+    for j in range(m):
+        a, b, c, d, e = lstm_cell_vjp_scalar(_at(i, j), _at(f, j), _at(o, j), _at(u, j), _at(cp, j),
+                                             _at(gh, j), _at(gc, j), False)
+        _put(di, j, a)
+        _put(df, j, b)
+        _put(do, j, c)
+        _put(du, j, d)
+        _put(dcp, j, e)
+
+
+#: Elements from which the generic path runs (its parallel driver splits the work).
+_FAST_MAX = getattr(A, "_SERIAL_BELOW", 1 << 15)
+_WEAK = (float, int, bool)
+
+
+def _flat_operands(xs):
+    """``(operands, shape, dtype)`` for the flat kernels: every per-lane operand as a flat
+    contiguous array, every Python scalar as a scalar of the cells' dtype; None when some
+    operand needs the generic path (per-lane arrays of different shapes or dtypes, weak
+    per-lane values, shared arrays, numpy scalars, which take part in the dtype)."""
+    shape = dt = None
+    for x in xs:
+        if type(x) is Lanes:
+            d = x.data
+            if x.weak or type(d) is not np.ndarray:
+                return None
+            if shape is None:
+                shape, dt = d.shape, d.dtype
+            elif d.shape != shape or d.dtype != dt:
+                return None
+        elif type(x) not in _WEAK:
+            return None
+    if shape is None or dt.type not in (np.float32, np.float64):
+        return None
+    size = 1
+    for s in shape:
+        size *= s
+    if size >= _FAST_MAX:
+        return None
+    ops = []
+    for x in xs:
+        if type(x) is Lanes:
+            ops.append(np.ascontiguousarray(x.data).reshape(-1))
+        else:
+            ops.append(dt.type(x))
+    return ops, shape, dt
+
+
+def _flat_grad(g, shape, dt):
+    """A result's gradient as a flat operand (zero when it got none); None: generic path."""
+    if g is None:
+        return dt.type(0)
+    if type(g) is not np.ndarray or g.shape != shape or g.dtype != dt:
+        return None
+    return np.ascontiguousarray(g).reshape(-1)
+
+
+_FAST = {
+    "tree_lstm_cell": (_tree_fwd_flat, _tree_vjp_flat),
+    "lstm_cell": (_lstm_fwd_flat, _lstm_vjp_flat),
+}
+
+
 def _register(name, fwd, vjp, n_in, n_out):
+    fast = _FAST.get(name)
+
     def impl(ctx, args, attrs):
+        if fast is not None and not attrs.get("kw") and len(args) == n_in:
+            prep = _flat_operands(args)
+            if prep is not None:
+                ops, shape, dt = prep
+                h, c = np.empty(shape, dt), np.empty(shape, dt)
+                fast[0](*ops, h.reshape(-1), c.reshape(-1), h.size)
+                return Lanes(h, False), Lanes(c, False)
         xs, opts = _options(ctx, name, args, attrs, n_in)
         varying = any(isinstance(x, Lanes) for x in xs)
         if not varying:
             return ctx.uniform(lambda *a: fwd(*a, **opts), *xs)
         return _lanes_out(fwd(*_inputs(xs, ctx.n), **opts), True)
 
-    def rule(g, out, args, attrs, n):
+    def rule(g, out, args, attrs, n, parents=None):
+        if fast is not None and parents is not None and not attrs.get("kw") and len(args) == n_in:
+            grads = _fast_vjp(fast[1], g, args, parents)
+            if grads is not None:
+                return grads
         xs, opts = _options(None, name, args, attrs, n_in) if attrs.get("kw") else (list(args), {})
         raw = _inputs(xs, n)
         if n_out > 1:  # a gradient per result; None where a result got none
@@ -73,8 +224,39 @@ def _register(name, fwd, vjp, n_in, n_out):
             grads = (vjp(*raw, g, **opts),)
         return [_to_arg(gk, a, r) for gk, a, r in zip(grads, xs, raw)] + [None] * (len(args) - n_in)
 
+    if fast is not None:
+        from vmapper.autodiff.tape import wants_parents
+        wants_parents(rule)
     register(f"kernels.{name}", impl, callables=(fwd,), vjp=rule,
              doc=f"vmapper.kernels.activations.{name}, on all lanes in one kernel launch")
+
+
+def _fast_vjp(kernel, g, args, parents):
+    """The input gradients from one flat kernel pass, computing only those a parent needs;
+    None where the generic rule must run (a needed gradient of a scalar operand)."""
+    prep = _flat_operands(args)
+    if prep is None:
+        return None
+    ops, shape, dt = prep
+    gs = [_flat_grad(gk, shape, dt) for gk in g]
+    if any(gk is None for gk in gs):
+        return None
+    outs, res = [], []
+    for x, p in zip(args, parents):
+        if p is None:
+            outs.append(None)
+            res.append(None)
+        elif type(x) is not Lanes:
+            return None  # a traced Python scalar: its gradient is a sum (generic rule)
+        else:
+            d = np.empty(shape, dt)
+            outs.append(d.reshape(-1))
+            res.append(d)
+    m = 1
+    for s in shape:
+        m *= s
+    kernel(*ops, *gs, *outs, m)
+    return res
 
 
 for _name in ("sigmoid", "tanh", "relu", "silu", "softplus", "gelu"):

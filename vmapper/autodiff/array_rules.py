@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..primitives import PRIMITIVES
-from ..primitives.array_ops import _lane_axis
+from ..primitives.array_ops import _lane_axis, normalize_lane_indices
 from ..runtime.values import Lanes
 from .rules import defvjp, sum_to
 from .sparse import OuterSum, Placed, RowSparse
@@ -35,7 +35,27 @@ class _KeyCtx:
 
 
 def _getitem_vjp(g, out, args, attrs, n):
-    from ..primitives.array_ops import normalize_lane_indices
+    if len(args) == 2:
+        base, k = args
+        tk = type(k)
+        if type(base) is Lanes:
+            if tk is slice:  # a slice of per-lane arrays (a gate)
+                return [Placed(base.data.shape, (_ALL, k), g if type(g) is np.ndarray else np.asarray(g)), None]
+            bd = base.data
+            if tk is Lanes and bd.ndim == 2 and k.data.ndim == 1 and k.data.dtype.kind in "iu" \
+                    and type(g) is np.ndarray:
+                # x[i] of per-lane vectors and indices (a label's log-probability): one element
+                # per lane; numpy wraps a negative index as the forward run did
+                full = np.zeros(bd.shape, dtype=g.dtype)
+                try:
+                    full[np.arange(bd.shape[0]), k.data] = g
+                    return [full, None]
+                except IndexError:  # an inactive lane's index out of range: the general path
+                    pass
+        elif tk is Lanes and type(base) is np.ndarray and base.ndim >= 1:
+            d = k.data
+            if d.ndim == 1 and d.dtype.kind in "iu" and (not d.size or 0 <= d.min() and d.max() < base.shape[0]):
+                return [RowSparse(d, g, base.shape), None]  # rows of a shared table: row-sparse
     base, *ix = args
     if isinstance(base, (tuple, list)):
         return [None] * len(args)
@@ -71,6 +91,8 @@ def _getitem_vjp(g, out, args, attrs, n):
         np.add.at(full, key, g)
     return [full] + [None] * len(ix)
 
+
+_ALL = slice(None)
 
 defvjp("getitem", _getitem_vjp)
 
@@ -150,6 +172,22 @@ def _bound(args, kw):
 
 def _reduce_vjp(kind):
     def vjp(g, out, args, attrs, n):
+        if len(args) == 1 and type(args[0]) is Lanes and type(out) is Lanes:
+            # np.sum(x) of a per-lane array (no axis, no options): over every per-sample axis
+            xd = args[0].data
+            axes = tuple(range(1, xd.ndim))
+            ge = np.asarray(g)
+            od = out.data
+            if kind in ("max", "min") and xd.ndim == 2 and xd.shape[1] and ge.shape == od.shape \
+                    and ge.dtype.kind == "f" and not np.isnan(od).any():
+                # the whole gradient to the first extremum of each lane (argmax finds it)
+                first = (np.argmax if kind == "max" else np.argmin)(xd, axis=1)
+                gx = np.zeros(xd.shape, dtype=ge.dtype)
+                gx[np.arange(len(first)), first] = ge
+                return [gx]
+            ge = ge.reshape(ge.shape + (1,) * len(axes))
+            od = od.reshape(od.shape + (1,) * len(axes))
+            return [_reduced(kind, ge, od, xd, axes)]
         b = _bound(args, attrs.get("kw") or ())
         x = b["a"]
         if not isinstance(x, Lanes):
@@ -164,22 +202,27 @@ def _reduce_vjp(kind):
         if not b["keepdims"]:
             ge = np.expand_dims(ge, axes)
             od = np.expand_dims(od, axes)
-        if kind == "sum":
-            gx = np.broadcast_to(ge, xd.shape)
-        elif kind == "mean":
-            count = np.prod([xd.shape[a] for a in axes])
-            gx = np.broadcast_to(ge / count, xd.shape)
-        elif kind in ("max", "min"):
-            hit = xd == od
-            first = np.cumsum(hit, axis=axes[-1]) == 1 if len(axes) == 1 else hit
-            gx = np.where(hit & first, ge, 0.0)
-        elif kind == "prod":
-            with np.errstate(all="ignore"):
-                gx = ge * od / xd
-        else:
-            raise NotImplementedError(kind)
-        return [np.array(gx, dtype=ge.dtype if ge.dtype.kind == "f" else np.float64)] + [None] * (len(args) - 1)
+        return [_reduced(kind, ge, od, xd, axes)] + [None] * (len(args) - 1)
     return vjp
+
+
+def _reduced(kind, ge, od, xd, axes):
+    """The gradient of a reduction of ``xd`` over ``axes`` (``ge``, ``od``: kept dims)."""
+    if kind == "sum":
+        gx = np.broadcast_to(ge, xd.shape)
+    elif kind == "mean":
+        count = np.prod([xd.shape[a] for a in axes])
+        gx = np.broadcast_to(ge / count, xd.shape)
+    elif kind in ("max", "min"):
+        hit = xd == od
+        first = np.cumsum(hit, axis=axes[-1]) == 1 if len(axes) == 1 else hit
+        gx = np.where(hit & first, ge, 0.0)
+    elif kind == "prod":
+        with np.errstate(all="ignore"):
+            gx = ge * od / xd
+    else:
+        raise NotImplementedError(kind)
+    return np.array(gx, dtype=ge.dtype if ge.dtype.kind == "f" else np.float64)
 
 
 for _n, _k in (("sum", "sum"), ("mean", "mean"), ("max", "max"), ("min", "min"), ("amax", "max"),

@@ -40,28 +40,100 @@ def _is_float(v):
     return d.kind in "fc"
 
 
-def to_arg(g, arg, aligned_arg):
-    """The gradient for ``arg`` from a gradient shaped like the aligned computation."""
-    if not _is_float(arg):
-        return None
-    if isinstance(arg, Lanes):
-        return sum_to(g, np.shape(aligned_arg)).reshape(arg.data.shape)
-    return sum_to(g, np.shape(arg))
+class _Constant:
+    """A partial derivative that is the same number everywhere (``add``'s 1, ``sub``'s -1)."""
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __call__(self, o, *raw):
+        return self.value
 
 
 def elementwise(*partials):
     """A VJP from the partial derivatives of an elementwise op: ``partials[i](out, *raw) -> d out/d arg i``."""
+    if partials and all(type(p) is _Constant for p in partials):
+        return _linear(partials, elementwise_general(*partials))
+    return elementwise_general(*partials)
+
+
+def _linear(partials, general):
+    """The VJP of an op whose partials are constants (``add``, ``sub``, ``neg``, casts): the
+    gradient itself (or its negation) for a per-lane operand of the result's shape, its sum
+    over the lanes for a shared array of the per-sample shape, the general rule otherwise."""
+    signs = [p.value for p in partials]
+
     def vjp(g, out, args, attrs, n):
-        raw = aligned(args, n)
-        o = out.data if isinstance(out, Lanes) else out
+        if type(g) is not np.ndarray or g.dtype.kind not in "fc" or not g.ndim or len(args) != len(signs):
+            return general(g, out, args, attrs, n)
+        res = []
+        for arg, c in zip(args, signs):
+            ta = type(arg)
+            if ta is Lanes:
+                s = arg.data.shape
+                if arg.data.dtype.kind not in "fc":
+                    res.append(None)
+                    continue
+                d = g if c == 1.0 else -g if c == -1.0 else g * c
+                if s == g.shape:
+                    res.append(d)
+                elif len(s) <= g.ndim:  # per-sample axes right-aligned, as ``aligned`` lays them
+                    res.append(sum_to(d, (s[0],) + (1,) * (g.ndim - len(s)) + s[1:]).reshape(s))
+                else:
+                    return general(g, out, args, attrs, n)
+            elif ta is np.ndarray and arg.shape == g.shape[1:] and arg.dtype.kind in "fc":
+                d = g if c == 1.0 else -g if c == -1.0 else g * c
+                res.append(d.sum(axis=0))  # what sum_to does for this shape
+            elif _is_float(arg):
+                res.append(sum_to(g if c == 1.0 else -g if c == -1.0 else g * c, np.shape(arg)))
+            else:
+                res.append(None)
+        return res
+    return vjp
+
+
+def elementwise_general(*partials):
+    def vjp(g, out, args, attrs, n):
+        raw = aligned(args, n) if len(args) > 1 else [args[0].data if type(args[0]) is Lanes else args[0]]
+        o = out.data if type(out) is Lanes else out
         res = []
         for i, arg in enumerate(args):
             if i >= len(partials) or partials[i] is None:
                 res.append(None)
                 continue
-            res.append(to_arg(_scaled(g, partials[i](o, *raw)), arg, raw[i]))
+            p = partials[i]
+            if type(p) is _Constant and type(g) is np.ndarray and g.dtype.kind in "fc":
+                # g * 1.0 is g, g * -1.0 is -g: bitwise what the product gives, without its
+                # finiteness check (a constant partial is finite)
+                d = g if p.value == 1.0 else -g if p.value == -1.0 else g * p.value
+            else:
+                d = _scaled(g, p(o, *raw))
+            res.append(to_arg(d, arg, raw[i]))
         return res
     return vjp
+
+
+def to_arg(g, arg, aligned_arg):
+    """The gradient for ``arg`` from a gradient shaped like the aligned computation."""
+    if type(arg) is Lanes:
+        d = arg.data
+        if d.dtype.kind not in "fc":
+            return None
+        if type(g) is np.ndarray and g.shape == d.shape:
+            return g
+        return sum_to(g, np.shape(aligned_arg)).reshape(d.shape)
+    if not _is_float(arg):
+        return None
+    return sum_to(g, np.shape(arg))
+
+
+def _zero(*args):
+    return None
+
+
+def defvjp(name, vjp):
+    PRIMITIVES[name].vjp = vjp
 
 
 def _scaled(g, partial):
@@ -73,23 +145,15 @@ def _scaled(g, partial):
     return d
 
 
-def _zero(*args):
-    return None
-
-
-def defvjp(name, vjp):
-    PRIMITIVES[name].vjp = vjp
-
-
-def _ones(o, *raw):
-    return 1.0
+_ones = _Constant(1.0)
+_minus_one = _Constant(-1.0)
 
 
 defvjp("add", elementwise(_ones, _ones))
-defvjp("sub", elementwise(_ones, lambda o, a, b: -1.0))
+defvjp("sub", elementwise(_ones, _minus_one))
 defvjp("mul", elementwise(lambda o, a, b: b, lambda o, a, b: a))
 defvjp("truediv", elementwise(lambda o, a, b: 1.0 / b, lambda o, a, b: -o / b))
-defvjp("neg", elementwise(lambda o, a: -1.0))
+defvjp("neg", elementwise(_minus_one))
 defvjp("pos", elementwise(_ones))
 defvjp("copy", elementwise(_ones))
 defvjp("floordiv", elementwise(lambda o, a, b: 0.0 * a, lambda o, a, b: 0.0 * b))
@@ -135,8 +199,8 @@ _UNARY = {
     "arccosh": lambda o, x: 1.0 / np.sqrt(x * x - 1.0),
     "arctanh": lambda o, x: 1.0 / (1.0 - x * x),
     "reciprocal": lambda o, x: -o * o,
-    "negative": lambda o, x: -1.0,
-    "positive": lambda o, x: 1.0,
+    "negative": _minus_one,
+    "positive": _ones,
     "deg2rad": lambda o, x: np.pi / 180.0,
     "rad2deg": lambda o, x: 180.0 / np.pi,
 }

@@ -12,37 +12,63 @@ import numpy as np
 
 
 class RowSparse:
-    """Gradient rows of a table: ``to_dense()[indices[k]] += values[k]`` for every k."""
-    __slots__ = ("indices", "values", "shape")
+    """Gradient rows of a table: ``to_dense()[indices[k]] += values[k]`` for every k.
+
+    A sum of row-sparse gradients keeps its terms as parts until ``indices`` or
+    ``values`` is read, then concatenates them once (summing the gathers of every
+    level of a recursion costs one concatenation, not one per level).
+    """
+    __slots__ = ("_indices", "_values", "_parts", "shape")
 
     def __init__(self, indices, values, shape):
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self.values = np.asarray(values)
+        self._indices = np.asarray(indices, dtype=np.int64)
+        self._values = np.asarray(values)
+        self._parts = None
         self.shape = tuple(shape)
+
+    def _join(self):
+        parts, self._parts = self._parts, None
+        self._indices = np.concatenate([p[0] for p in parts])
+        self._values = np.concatenate([p[1] for p in parts])
+
+    @property
+    def indices(self):
+        if self._parts is not None:
+            self._join()
+        return self._indices
+
+    @property
+    def values(self):
+        if self._parts is not None:
+            self._join()
+        return self._values
 
     @property
     def dtype(self):
-        return self.values.dtype
+        return self._values.dtype if self._parts is None else np.result_type(*[p[1] for p in self._parts])
+
+    def _terms(self):
+        return self._parts if self._parts is not None else [(self._indices, self._values)]
 
     def to_dense(self):
-        out = np.zeros(self.shape, dtype=self.values.dtype)
-        np.add.at(out, self.indices, self.values)
+        out = np.zeros(self.shape, dtype=self.dtype)
+        add_rows(out, self.indices, self.values)
         return out
 
     def coalesce(self):
         """The same gradient with unique, sorted indices (rows summed)."""
         uniq, inv = np.unique(self.indices, return_inverse=True)
         vals = np.zeros((len(uniq),) + self.values.shape[1:], dtype=self.values.dtype)
-        np.add.at(vals, inv, self.values)
+        add_rows(vals, inv, self.values)
         return RowSparse(uniq, vals, self.shape)
 
     def apply_to(self, table, scale=1.0):
         """``table += scale * gradient`` in place, touching only the rows present."""
-        np.add.at(table, self.indices, scale * self.values)
+        add_rows(table, self.indices, scale * self.values)
         return table
 
     def astype(self, dtype):
-        return RowSparse(self.indices, self.values.astype(dtype), self.shape)
+        return RowSparse(self.indices, self.values.astype(dtype, copy=False), self.shape)
 
     def __array__(self, dtype=None, copy=None):
         d = self.to_dense()
@@ -50,8 +76,11 @@ class RowSparse:
 
     def __add__(self, other):
         if isinstance(other, RowSparse):
-            return RowSparse(np.concatenate([self.indices, other.indices]),
-                             np.concatenate([self.values, other.values]), self.shape)
+            out = RowSparse.__new__(RowSparse)
+            out._indices = out._values = None
+            out._parts = self._terms() + other._terms()
+            out.shape = self.shape
+            return out
         return self.to_dense() + other
 
     __radd__ = __add__
@@ -64,32 +93,105 @@ class Placed:
     """A gradient that is zero except ``values`` at ``key`` (the VJP of a slice).
 
     Several slices of one array (a gate vector cut into gates) accumulate into
-    one buffer, instead of one zero-filled array per slice summed pairwise.
+    one lazy gradient of several ``parts``, each a ``(key, values)`` pair, and
+    so do the gradients of the lanes of a merged call's result (the VJP of a
+    gather by a slice).  It becomes an array once, when needed: the parts laid
+    side by side (one concatenation) when they tile the array along the lane
+    axis or the first per-sample axis, otherwise one zero-filled buffer that
+    each part is added into.
     """
-    __slots__ = ("shape", "key", "values")
+    __slots__ = ("shape", "parts")
 
     def __init__(self, shape, key, values):
-        self.shape, self.key, self.values = tuple(shape), key, values
+        self.shape = tuple(shape)
+        self.parts = [(key, values)]
+
+    @property
+    def key(self):
+        return self.parts[0][0]
+
+    @property
+    def values(self):
+        return self.parts[0][1]
 
     @property
     def dtype(self):
-        return self.values.dtype
+        return np.result_type(*[v for _, v in self.parts])
+
+    def merged(self, other):
+        """The sum of two placed gradients of one array, as one placed gradient (lazy)."""
+        out = Placed.__new__(Placed)
+        out.shape = self.shape
+        out.parts = self.parts + other.parts
+        return out
 
     def to_dense(self):
-        out = np.zeros(self.shape, dtype=self.values.dtype)
-        out[self.key] = self.values
+        parts = self.parts
+        if len(parts) > 1:
+            tiled = _tiled(self.shape, parts)
+            if tiled is not None:
+                return tiled
+        out = np.zeros(self.shape, dtype=self.dtype)
+        (key, values), rest = parts[0], parts[1:]
+        out[key] = values
+        for key, values in rest:
+            out[key] += values
         return out
 
     def add_into(self, buf):
-        buf[self.key] += self.values
+        for key, values in self.parts:
+            buf[key] += values
 
     def on_lanes(self, idx, n):
         """The same gradient over ``n`` lanes, these rows being lanes ``idx`` (lane axis first)."""
-        return Placed((n,) + self.shape[1:], (idx,) + tuple(self.key[1:]), self.values)
+        out = Placed.__new__(Placed)
+        out.shape = (n,) + self.shape[1:]
+        out.parts = [((idx,) + tuple(key[1:]), values) for key, values in self.parts]
+        return out
 
     def __array__(self, dtype=None, copy=None):
         d = self.to_dense()
         return d if dtype is None else d.astype(dtype)
+
+
+def _tiled(shape, parts):
+    """The parts' values side by side, when they are blocks ``[a:b]`` (rows) or ``[:, a:b]``
+    (columns) of one dtype that tile ``shape`` exactly (each element in one part); None
+    otherwise."""
+    k0 = parts[0][0]
+    axis = 0 if len(k0) == 1 else 1
+    if len(shape) <= axis:
+        return None
+    width = shape[axis]
+    blocks = []
+    dt = parts[0][1].dtype
+    for key, values in parts:
+        if axis:
+            if len(key) != 2 or type(key[0]) is not slice or key[0] != _ALL:
+                return None
+            k = key[1]
+        else:
+            if len(key) != 1:
+                return None
+            k = key[0]
+        if type(k) is not slice or type(values) is not np.ndarray or values.dtype != dt:
+            return None
+        a, b, step = k.indices(width)
+        if step != 1 or values.shape != shape[:axis] + (b - a,) + shape[axis + 1:]:
+            return None
+        blocks.append((a, b, values))
+    blocks.sort(key=lambda t: t[0])
+    pos = 0
+    for a, b, _ in blocks:
+        if a != pos:
+            return None
+        pos = b
+    if pos != width:
+        return None
+    return np.concatenate([v for _, _, v in blocks], axis=axis)
+
+
+_ALL = slice(None)
 
 
 class OuterSum:
@@ -123,6 +225,45 @@ class OuterSum:
     def __array__(self, dtype=None, copy=None):
         d = self.to_dense()
         return d if dtype is None else d.astype(dtype)
+
+
+_ROW_KERNEL = []  # [the compiled kernel] once tried ([None] without numba)
+
+
+def _row_kernel():
+    if not _ROW_KERNEL:
+        try:
+            from numba import njit
+        except ImportError:  # numba is optional: numpy's add.at does the same, slower
+            _ROW_KERNEL.append(None)
+        else:
+            @njit(cache=True, error_model="numpy")
+            def add_rows_kernel(out, rows, values):
+                for k in range(rows.shape[0]):
+                    r = rows[k]
+                    for c in range(values.shape[1]):
+                        out[r, c] += values[k, c]
+            _ROW_KERNEL.append(add_rows_kernel)
+    return _ROW_KERNEL[0]
+
+
+def add_rows(out, rows, values):
+    """``np.add.at(out, rows, values)`` for a row index: ``out[rows[k]] += values[k]`` for
+    k = 0, 1, ... in that order (the same sums, bitwise), in one compiled pass where it can
+    (add.at costs ~5 ns per element)."""
+    rows = np.asarray(rows)
+    values = np.asarray(values)
+    if (out.ndim >= 2 and type(out) is np.ndarray and out.flags.c_contiguous and rows.ndim == 1
+            and rows.dtype.kind in "iu" and values.dtype == out.dtype and out.dtype.type in (np.float32, np.float64)
+            and values.shape == rows.shape + out.shape[1:] and rows.size and out.shape[0]
+            and 0 <= rows.min() and rows.max() < out.shape[0]):
+        kernel = _row_kernel()
+        if kernel is not None:
+            width = values[0].size
+            kernel(out.reshape(out.shape[0], width), rows.astype(np.int64, copy=False),
+                   np.ascontiguousarray(values).reshape(len(rows), width))
+            return
+    np.add.at(out, rows, values)
 
 
 def densify(g):

@@ -10,8 +10,9 @@ import numpy as np
 
 from ..runtime import values as V
 from ..runtime.values import Lanes
-from .tape import record_structural, unwrap
+from .tape import record_structural, unwrap, wants_parents
 from .rules import sum_to
+from .sparse import Placed
 
 
 def _to_arg(g, arg):
@@ -21,16 +22,40 @@ def _to_arg(g, arg):
     return sum_to(g, np.shape(arg))
 
 
+def _distinct(idx):
+    """Whether the lane indices are strictly increasing (so no lane repeats): a compaction's
+    ``flatnonzero`` always is."""
+    return (isinstance(idx, np.ndarray) and idx.ndim == 1 and idx.dtype.kind in "iu"
+            and (len(idx) < 2 or bool((idx[1:] > idx[:-1]).all())))
+
+
+def _select_vjp(g, out, args, attrs, n_, parents):
+    mask = attrs["mask"]
+    m = mask.reshape(mask.shape + (1,) * (g.ndim - 1))
+    zero = np.zeros((), g.dtype)
+    return [None if parents[0] is None else _to_arg(np.where(m, g, zero), args[0]),
+            None if parents[1] is None else _to_arg(np.where(m, zero, g), args[1])]
+
+
 def select(mask, new, old, n):
     (rn, pn), (ro, po) = unwrap(new), unwrap(old)
     out = V.select(mask, rn, ro, n)
-
-    def vjp(g, out, args, attrs, n_):
-        m = mask.reshape(mask.shape + (1,) * (g.ndim - 1))
-        zero = np.zeros((), g.dtype)
-        return [_to_arg(np.where(m, g, zero), args[0]), _to_arg(np.where(m, zero, g), args[1])]
-    return record_structural("select", vjp, [rn, ro], out, [pn, po], n,
+    return record_structural("select", _select_vjp, [rn, ro], out, [pn, po], n, {"mask": mask},
                              fwd=lambda args: V.select(mask, args[0], args[1], n))
+
+
+def _gather_vjp(g, out, args, attrs, n_, parents):
+    idx = attrs["idx"]
+    if type(idx) is slice and type(g) is np.ndarray:
+        # the lanes of one merged call: placed lazily, so that the gradients of a result's
+        # parts become one array laid end to end
+        return [Placed(args[0].data.shape, (idx,), g)]
+    full = np.zeros(args[0].data.shape, dtype=g.dtype)
+    if isinstance(idx, slice) or attrs["distinct"]:  # (a compaction gathers each lane once)
+        full[idx] += g
+    else:
+        np.add.at(full, idx, g)
+    return [full]
 
 
 def gather(v, idx):
@@ -38,27 +63,32 @@ def gather(v, idx):
     out = V.gather(raw, idx)
     if not isinstance(raw, Lanes):
         return v  # uniform values are the same on every lane
+    attrs = {"idx": idx, "distinct": not isinstance(idx, slice) and _distinct(idx)}
+    return record_structural("gather", _gather_vjp, [raw], out, [parent], None, attrs,
+                             fwd=lambda args: V.gather(args[0], idx))
 
-    def vjp(g, out, args, attrs, n_):
-        full = np.zeros(args[0].data.shape, dtype=g.dtype)
-        if isinstance(idx, slice):
-            full[idx] += g
-        else:
-            np.add.at(full, idx, g)
-        return [full]
-    return record_structural("gather", vjp, [raw], out, [parent], fwd=lambda args: V.gather(args[0], idx))
+
+def _scatter_vjp(g, out, args, attrs, n_, parents):
+    idx = attrs["idx"]
+    gd = None
+    if parents[0] is not None:  # (the blank a call's results are scattered into has none)
+        gd = g.copy()
+        gd[idx] = 0
+        gd = _to_arg(gd, args[0])
+    return [gd, None if parents[1] is None else _to_arg(g[idx], args[1])]
 
 
 def scatter_into(dest, src, idx, n):
     (rd, pd), (rs, ps) = unwrap(dest), unwrap(src)
     out = V.scatter_into(rd, rs, idx, n)
-
-    def vjp(g, out, args, attrs, n_):
-        gd = g.copy()
-        gd[idx] = 0
-        return [_to_arg(gd, args[0]), _to_arg(g[idx], args[1])]
-    return record_structural("scatter", vjp, [rd, rs], out, [pd, ps], n,
+    return record_structural("scatter", _scatter_vjp, [rd, rs], out, [pd, ps], n, {"idx": idx},
                              fwd=lambda args: V.scatter_into(args[0], args[1], idx, n))
+
+
+def _concat_vjp(g, out, args, attrs, n_, parents):
+    bounds = attrs["bounds"]
+    return [None if p is None else _to_arg(g[bounds[j]:bounds[j + 1]], a)
+            for j, (a, p) in enumerate(zip(args, parents))]
 
 
 def concat(values, sizes):
@@ -68,8 +98,9 @@ def concat(values, sizes):
     if not isinstance(out, Lanes):
         return values[0]
     bounds = np.concatenate([[0], np.cumsum(sizes)])
+    return record_structural("concat", _concat_vjp, raws, out, [p[1] for p in pairs], None,
+                             {"bounds": bounds}, fwd=lambda args: V.concat_sized(args, sizes))
 
-    def vjp(g, out, args, attrs, n_):
-        return [_to_arg(g[bounds[j]:bounds[j + 1]], a) for j, a in enumerate(args)]
-    return record_structural("concat", vjp, raws, out, [p[1] for p in pairs],
-                             fwd=lambda args: V.concat_sized(args, sizes))
+
+for _rule in (_select_vjp, _gather_vjp, _scatter_vjp, _concat_vjp):
+    wants_parents(_rule)

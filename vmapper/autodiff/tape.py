@@ -72,40 +72,65 @@ def is_float_value(v) -> bool:
 
 def unwrap(v):
     """The raw value, and the parent structure (node ids, None where untraced)."""
-    if isinstance(v, Traced):
+    if type(v) is Traced:
         return v.value, v.node
-    if type(v) is tuple and any(isinstance(x, Traced) or type(x) is tuple for x in v):
+    if type(v) is tuple and any(type(x) is Traced or type(x) is tuple for x in v):
         pairs = [unwrap(x) for x in v]
         return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
     return v, None
 
 
 def has_traced(v) -> bool:
-    if isinstance(v, Traced):
+    tv = type(v)
+    if tv is Traced:
         return True
-    if type(v) is tuple:
-        return any(has_traced(x) for x in v)
+    if tv is tuple:
+        for x in v:
+            tx = type(x)
+            if tx is Traced or tx is tuple and has_traced(x):
+                return True
     return False
 
 
 def apply_traced(prim, ctx, args, attrs):
     """Run ``prim`` on raw values; trace the output if it is a float (or a tuple holding floats)."""
-    tape = current_tape.get()
-    pairs = [unwrap(a) for a in args]
-    raw = [p[0] for p in pairs]
+    raw, parents = [], []
+    traced_args = False
+    for a in args:
+        ta = type(a)
+        if ta is Traced:
+            raw.append(a.value)
+            parents.append(a.node)
+            traced_args = True
+        elif ta is tuple:
+            r, p = unwrap(a)
+            raw.append(r)
+            parents.append(p)
+            traced_args = traced_args or p is not None
+        else:
+            raw.append(a)
+            parents.append(None)
     out = prim.impl(ctx, raw, attrs)
-    parents = [p[1] for p in pairs]
-    if tape is None or all(p is None for p in parents):
+    if not traced_args:
         return out
-    if type(out) is tuple:
+    tape = current_tape.get()
+    if tape is None:
+        return out
+    to = type(out)
+    if to is Lanes:
+        if out.data.dtype.kind not in "fc":
+            return out
+    elif to is tuple:
         if not any(is_float_value(o) for o in out):
             return out
     elif not is_float_value(out):
         return out
     if prim.vjp is None:
         raise ctx.unsupported(f"differentiating {prim.name!r} (no derivative rule registered)")
-    traced = tape.record(prim.name, prim.vjp, raw, out, attrs, parents, ctx.mask, ctx.n, prim)
-    if type(out) is not tuple:
+    entries = tape.entries
+    entries.append(Entry(prim.vjp, raw, out, attrs, parents, ctx.mask, ctx.n, prim.name, prim))
+    traced = Traced(out, len(entries) - 1)
+    if to is not tuple:
         return traced
     return project_results(tape, traced, ctx.n)
 
@@ -122,14 +147,26 @@ def project_results(tape, group, n):
                  if is_float_value(o) else o for j, o in enumerate(out))
 
 
+_ITEM_RULES = {}
+
+
 def _item_vjp(j, k):
-    def vjp(g, out, args, attrs, n):
-        return [tuple(g if i == j else None for i in range(k))]
-    return vjp
+    rule = _ITEM_RULES.get((j, k))
+    if rule is None:
+        def rule(g, out, args, attrs, n):
+            return [tuple(g if i == j else None for i in range(k))]
+        _ITEM_RULES[j, k] = rule
+    return rule
+
+
+_ITEM_FWDS = {}
 
 
 def _item_fwd(j):
-    return lambda args: args[0][j]
+    fwd = _ITEM_FWDS.get(j)
+    if fwd is None:
+        fwd = _ITEM_FWDS[j] = lambda args: args[0][j]
+    return fwd
 
 
 def record_structural(name, vjp, raw_args, out, parents, n=None, attrs=None, fwd=None):
@@ -165,6 +202,18 @@ def accumulate(grads, node, g):
         grads[node] = g
         return
     owned = getattr(grads, "owned", None)
+    if type(prev) is np.ndarray and type(g) is np.ndarray and prev.shape == g.shape \
+            and prev.dtype == g.dtype:  # the common case: two arrays of one dtype and shape
+        if owned is not None and node in owned:
+            np.add(prev, g, out=prev)
+            return
+        total = grads[node] = prev + g
+        if owned is not None and type(total) is np.ndarray:  # (0-d arrays add to a scalar)
+            owned.add(node)
+        return
+    if type(prev) is Placed and type(g) is Placed and prev.shape == g.shape:
+        grads[node] = prev.merged(g)  # slices of one array: summed once, when needed
+        return
     if owned is not None and node in owned and _add_into(prev, g):
         return
     total = _add(prev, g)
@@ -176,7 +225,7 @@ def accumulate(grads, node, g):
 def _add_into(buf, g):
     """``buf += g`` in place when that gives what ``buf + g`` would; False otherwise."""
     if isinstance(g, Placed):
-        if g.shape != buf.shape or np.result_type(buf, g.values) != buf.dtype:
+        if g.shape != buf.shape or np.result_type(buf, g.dtype) != buf.dtype:
             return False
         g.add_into(buf)
         return True
@@ -195,11 +244,13 @@ def _add(a, b):
         a, b = b, a
     if isinstance(b, Placed):
         if isinstance(a, Placed):
+            if a.shape == b.shape:
+                return a.merged(b)
             a = a.to_dense()
         elif not isinstance(a, np.ndarray) or a.shape != b.shape:
             return densify(a) + b.to_dense()
         else:
-            a = a.astype(np.result_type(a, b.values), copy=True)
+            a = a.astype(np.result_type(a, b.dtype), copy=True)
         b.add_into(a)
         return a
     if isinstance(a, OuterSum) or isinstance(b, OuterSum):
@@ -267,14 +318,34 @@ def _select_lanes(ga, arg, mask):
     if type(arg) is tuple:
         return tuple(_select_lanes(gi, ai, mask) for gi, ai in zip(ga, arg))
     if isinstance(ga, Placed):
-        if isinstance(arg, Lanes) and ga.key[0] == slice(None):
-            v = ga.values
-            return Placed(ga.shape, ga.key, np.where(_lane_mask(mask, v.ndim), v, np.zeros((), v.dtype)))
+        if isinstance(arg, Lanes) and all(type(k[0]) is slice and k[0] == slice(None) for k, _ in ga.parts):
+            out = Placed.__new__(Placed)
+            out.shape = ga.shape
+            out.parts = [(k, np.where(_lane_mask(mask, v.ndim), v, np.zeros((), v.dtype))) for k, v in ga.parts]
+            return out
         ga = ga.to_dense()
     if isinstance(arg, Lanes) and not isinstance(ga, RowSparse):
         ga = np.asarray(ga)
         return np.where(_lane_mask(mask, ga.ndim), ga, np.zeros((), ga.dtype))
     return ga
+
+
+#: VJP rules that take the entry's parents as a sixth argument (None where an operand is not
+#: differentiated), to skip the gradients nothing needs; see :func:`wants_parents`.
+_PARENT_AWARE = set()
+
+
+def wants_parents(rule):
+    """Mark ``rule`` as ``rule(g, out, args, attrs, n, parents)``: it may return None for an
+    operand whose parent is None (no gradient needed there)."""
+    _PARENT_AWARE.add(rule)
+    return rule
+
+
+def _call_vjp(e, g, out, args, n):
+    if e.vjp in _PARENT_AWARE:
+        return e.vjp(g, out, args, e.attrs, n, e.parents)
+    return e.vjp(g, out, args, e.attrs, n)
 
 
 #: A shared input at most this large gets its gradient from the all-lanes rule, checked finite.
@@ -299,12 +370,12 @@ def _masked_vjp(e, g):
     idx = np.flatnonzero(mask)
     shared = [k for k, (a, p) in enumerate(zip(e.args, e.parents)) if p is not None and not _varies(a)]
     if 2 * len(idx) > n and all(_size(e.args[k]) <= _SMALL_SHARED for k in shared):
-        arg_grads = e.vjp(_zero_inactive(g, mask), e.out, e.args, e.attrs, e.n)
+        arg_grads = _call_vjp(e, _zero_inactive(g, mask), e.out, e.args, e.n)
         if all(_finite(arg_grads[k]) for k in shared):
             return [None if p is None else _select_lanes(ga, a, mask)
                     for ga, a, p in zip(arg_grads, e.args, e.parents)]
     args, out, gc = _compact_entry(e, g, idx)
-    arg_grads = e.vjp(gc, out, args, e.attrs, len(idx))
+    arg_grads = _call_vjp(e, gc, out, args, len(idx))
     return [None if p is None else _expand(ga, idx, a, n)
             for ga, a, p in zip(arg_grads, e.args, e.parents)]
 
@@ -320,7 +391,9 @@ def _finite(ga):
         return True
     if type(ga) is tuple:
         return all(_finite(x) for x in ga)
-    values = ga.values if isinstance(ga, (RowSparse, Placed)) else densify(ga)
+    if isinstance(ga, Placed):
+        return all(bool(np.all(np.isfinite(v))) for _, v in ga.parts)
+    values = ga.values if isinstance(ga, RowSparse) else densify(ga)
     return bool(np.all(np.isfinite(values)))
 
 
@@ -338,21 +411,47 @@ def _backward(tape, grads):
         from .checkpoint import sweep
         sweep(tape, grads, _step)
         return grads
+    # _step, inlined: ~10^3 entries per call, so per-entry dispatch counts
+    pop, get, parent_aware, lazy = grads.pop, grads.get, _PARENT_AWARE, _LAZY
     for node in range(len(entries) - 1, -1, -1):
-        e = entries[node]
-        if e is None or node not in grads:
+        if node not in grads:
             continue
-        _step(grads, node, e)
+        e = entries[node]
+        if e is None:
+            continue  # a leaf keeps its gradient
+        g = pop(node)
+        tg = type(g)
+        if tg is not np.ndarray and tg is not tuple and isinstance(g, lazy):
+            g = g.to_dense()
+        if e.mask is not None and _varies(e.out):
+            arg_grads = _masked_vjp(e, g)
+        elif e.vjp in parent_aware:
+            arg_grads = e.vjp(g, e.out, e.args, e.attrs, e.n, e.parents)
+        else:
+            arg_grads = e.vjp(g, e.out, e.args, e.attrs, e.n)
+        for parent, ga in zip(e.parents, arg_grads):
+            if ga is None or parent is None:
+                continue
+            if type(parent) is int and get(parent) is None:
+                grads[parent] = ga  # the first gradient: kept as it is
+            else:
+                accumulate(grads, parent, ga)
     return grads  # what is left: the leaves' gradients
+
+
+_LAZY = (RowSparse, Placed, OuterSum)
 
 
 def _step(grads, node, e):
     """Propagate the gradient of ``node`` (entry ``e``) to its parents."""
     g = grads.pop(node)
-    if isinstance(g, (RowSparse, Placed, OuterSum)):  # only leaves keep lazy gradients
+    tg = type(g)
+    if tg is not np.ndarray and tg is not tuple and isinstance(g, _LAZY):  # only leaves keep lazy gradients
         g = g.to_dense()
     if e.mask is not None and _varies(e.out):
         arg_grads = _masked_vjp(e, g)
+    elif e.vjp in _PARENT_AWARE:
+        arg_grads = e.vjp(g, e.out, e.args, e.attrs, e.n, e.parents)
     else:
         arg_grads = e.vjp(g, e.out, e.args, e.attrs, e.n)
     for parent, ga in zip(e.parents, arg_grads):

@@ -92,6 +92,15 @@ def _getitem(ctx, args, attrs):
                 return Lanes(base.data[:, i], False)
             if ti is int and -base.data.shape[1] <= i < base.data.shape[1]:
                 return Lanes(base.data[:, i], False)
+            if ti is Lanes:  # one element per lane (x[label]), every index in range
+                d = i.data
+                if d.ndim == 1 and d.dtype.kind in "iu" and d.size and 0 <= d.min() \
+                        and d.max() < base.data.shape[1]:
+                    return Lanes(base.data[np.arange(ctx.n), d], False)
+        elif tb is np.ndarray and ti is Lanes and base.ndim and base.dtype.kind != "O":
+            d = i.data  # rows of a shared table (an embedding), every index in range
+            if d.ndim == 1 and d.dtype.kind in "iu" and d.size and 0 <= d.min() and d.max() < base.shape[0]:
+                return Lanes(base[d], False)
     base, *ix = args
     hook = getattr(base, "__vmapper_getitem__", None)
     if hook is not None:
@@ -170,10 +179,11 @@ def nix_uniform(nix, ix):
 
 @register("slice")
 def _slice(ctx, args, attrs):
-    if any(isinstance(a, Lanes) for a in args):
-        raise ctx.unsupported("slice with per-sample bounds",
-                              hint="a per-sample slice length would make per-sample shapes differ; "
-                                   "use a mask or np.where instead")
+    for a in args:
+        if type(a) is Lanes:
+            raise ctx.unsupported("slice with per-sample bounds",
+                                  hint="a per-sample slice length would make per-sample shapes differ; "
+                                       "use a mask or np.where instead")
     return slice(*args)
 
 
@@ -215,6 +225,11 @@ def _bind(ctx, args, kwnames, names, defaults, varying=None):
 
 def make_reduction(fn, flat_arg=False):
     def impl(ctx, args, attrs):
+        if len(args) == 1 and type(args[0]) is Lanes and not attrs.get("kw"):
+            # np.sum(x) of a per-lane array: over all its per-sample axes (the usual call)
+            data = args[0].data
+            if data.ndim == 2 and data.shape[1] and data.flags.c_contiguous:
+                return Lanes(np.asarray(fn(data, axis=1)), False)
         b = _bind(ctx, args, attrs.get("kw") or (), ["a", "axis", "dtype", "keepdims"],
                   {"axis": None, "dtype": None, "keepdims": False})
         x = b["a"]
@@ -249,6 +264,10 @@ for _n, _f in REDUCTIONS.items():
 
 def matmul_lanes(ctx, a, b):
     """Per-sample ``a @ b`` over lanes; 1-D per-sample operands become row/column matrices."""
+    if type(a) is np.ndarray and type(b) is Lanes and a.ndim == 2 and b.data.ndim == 2 \
+            and a.shape[1] == b.data.shape[1]:
+        # A shared matrix with per-lane vectors (the usual case): one GEMM over the lanes.
+        return Lanes(b.data @ _transposed(ctx, a), False)
     if not isinstance(a, Lanes) and not isinstance(b, Lanes):
         return ctx.uniform(operator.matmul, a, b)
     if any(np.ndim(v.data if isinstance(v, Lanes) else v) == (1 if isinstance(v, Lanes) else 0)

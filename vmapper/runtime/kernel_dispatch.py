@@ -14,6 +14,8 @@ which would copy the arrays to the host.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..errors import CupyBackendError, LaneError, NonTerminationError
@@ -53,7 +55,7 @@ def try_kernel(state, program, args, n, lane_ids):
     where forward mode cannot serve, the numpy runtime records the function
     on the tape instead.
     """
-    if state.backend == "cupy" or any(_on_device(a) for a in args):
+    if state.backend == "cupy" or "cupy" in sys.modules and any(_on_device(a) for a in args):
         return run_cuda(state, program, args, n, lane_ids)
     if state.backend != "numba" or kernel_reason(program) is not None:
         return _NOT_RUN

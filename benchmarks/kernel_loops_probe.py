@@ -1,23 +1,33 @@
-"""Probe: vmapper's compiled kernels (vmapper.kernels.codegen) on the loop benchmarks.
+"""Probe: vmapper's compiled kernels (vmapper.kernels.codegen) on loop workloads.
 
-Times, on Mandelbrot (512x512 grid, maxiter 256) and Collatz (n = 1..200000):
+Times, on Mandelbrot (512x512 grid, maxiter 256), Collatz (n = 1..200000), and the
+Euler and Newton workloads of benchmarks/grad_loops.py (100000 lanes: the plain
+function and its dual-number JVP, which value_and_grad runs):
 
 * ``numba-prange``      ``@njit(parallel=True)`` with ``prange`` over samples calling
-                        ``njit(per_sample_fn)`` (the same driver as benchmarks/loops.py);
-* ``kernel``            ``compile_kernel(get_program(per_sample_fn).ir, ...)``: one numba
-                        kernel generated from vmapper's IR (dispatch loop over the CFG),
-                        called through its Python wrapper (allocation, error scan included);
-* ``kernel-structured`` the same kernel with the per-lane function rewritten by hand as
+                        ``njit(per_sample_fn)`` (the same driver as benchmarks/loops.py;
+                        Mandelbrot, Collatz and Euler);
+* ``kernel-scalar``     ``compile_kernel(get_program(per_sample_fn).ir, ..., lockstep=False)``:
+                        one numba kernel generated from vmapper's IR, each lane running
+                        the CFG as a dispatch loop, called through its Python wrapper
+                        (allocation, error scan included);
+* ``kernel-lockstep``   the same with ``lockstep=True``: chunks of 64 lanes run the CFG
+                        together, each block a vectorized loop over the chunk
+                        (vmapper.kernels.codegen_lockstep); ``(auto)`` marks the variant
+                        ``compile_kernel`` picks by itself;
+* ``kernel-structured`` the scalar kernel with the per-lane function rewritten by hand as
                         structured ``while``/``if`` code (no dispatch variable), to measure
-                        what the dispatch loop costs;
+                        what the dispatch loop costs (Mandelbrot and Collatz);
 
-and prints median times and the ratio ``numba-prange time / kernel time`` (>= 1: the
-kernel is at least as fast).  Compile times (first call, and a load from the disk
-cache in a new process) are printed too.
+and prints median times, ``numba/this`` (numba-prange time / this time) and
+``scalar/this`` (kernel-scalar time / this time).  The two kernels are timed
+interleaved (call after call), so that load on a shared machine hits both alike.
+Compile times (this process, and loading from the disk cache in a new process) are
+printed too.
 
 Usage::
 
-    python benchmarks/kernel_loops_probe.py [--repeats 7] [--quick]
+    python benchmarks/kernel_loops_probe.py [--repeats 7] [--quick] [--only euler,collatz]
 """
 from __future__ import annotations
 
@@ -37,6 +47,7 @@ for p in (HERE, REPO):
 
 from _harness import median_time, print_table  # noqa: E402
 from loops import collatz_sample, mandelbrot_sample  # noqa: E402
+from grad_loops import euler_sample, newton_sample  # noqa: E402
 
 from numba import njit, prange  # noqa: E402
 
@@ -49,6 +60,7 @@ from vmapper.program import get_program  # noqa: E402
 
 _mandel_nb = njit(mandelbrot_sample)
 _collatz_nb = njit(collatz_sample)
+_euler_nb = njit(euler_sample)
 
 
 @njit(parallel=True)
@@ -61,6 +73,12 @@ def numba_mandelbrot(cr, ci, out):
 def numba_collatz(n, out):
     for i in prange(n.shape[0]):
         out[i] = _collatz_nb(n[i])
+
+
+@njit(parallel=True)
+def numba_euler(y0, T, theta, out):
+    for i in prange(y0.shape[0]):
+        out[i] = _euler_nb(y0[i], T[i], theta)
 
 
 # ---- the generated kernels' lane functions, written structured by hand ---------------------------
@@ -115,74 +133,119 @@ def structured_collatz(n, x, out, codes):
 
 
 def _cold_load_seconds():
-    """Seconds a new process needs to get both kernels (from the disk cache)."""
+    """Seconds a new process needs to get the Mandelbrot and Collatz kernels, both variants
+    (from the disk cache), and how many it had to compile."""
     code = ("import sys, time, numpy as np; sys.path[:0] = [%r, %r]\n"
             "from loops import collatz_sample, mandelbrot_sample\n"
             "from vmapper.program import get_program\n"
             "from vmapper.kernels.codegen import compile_kernel\n"
             "from vmapper.kernels import cache\n"
             "t = time.perf_counter()\n"
-            "compile_kernel(get_program(mandelbrot_sample).ir, [('lanes', np.float64, False)] * 2)\n"
-            "compile_kernel(get_program(collatz_sample).ir, [('lanes', np.int64, False)])\n"
+            "for ls in (False, True):\n"
+            "    compile_kernel(get_program(mandelbrot_sample).ir, [('lanes', np.float64, False)] * 2,"
+            " lockstep=ls)\n"
+            "    compile_kernel(get_program(collatz_sample).ir, [('lanes', np.int64, False)], lockstep=ls)\n"
             "print(time.perf_counter() - t, cache.stats['compiled'])\n") % (HERE, REPO)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     secs, compiled = out.stdout.split()
     return float(secs), int(compiled)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--quick", action="store_true", help="128x128 grid, N = 20000")
-    args = ap.parse_args(argv)
-    side, N = (128, 20000) if args.quick else (512, 200000)
+def _paired(fa, fb, repeats):
+    """Median seconds of ``fa`` and of ``fb``, called alternately (one warm-up call each)."""
+    fa(), fb()
+    ta, tb = [], []
+    for _ in range(repeats):
+        for f, t in ((fa, ta), (fb, tb)):
+            t0 = time.perf_counter()
+            f()
+            t.append(time.perf_counter() - t0)
+    return float(np.median(ta)), float(np.median(tb))
 
+
+def _same(a, b):
+    if isinstance(a, tuple):
+        return all(_same(x, y) for x, y in zip(a, b))
+    return a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+def _workloads(quick):
+    """name -> (IR function, argument specs, kernel arguments, n, numba-prange call or None)."""
+    from vmapper.autodiff.forward_mode import jvp_function
+    side, N, M = (128, 20000, 20000) if quick else (512, 200000, 100000)
     xs = np.linspace(-2.0, 1.0, side)
     ys = np.linspace(-1.5, 1.5, side)
     CR, CI = np.meshgrid(xs, ys)
     cr, ci = CR.ravel().copy(), CI.ravel().copy()
     nn = np.arange(1, N + 1, dtype=np.int64)
+    rng = np.random.default_rng(0)
+    y0, T = rng.normal(size=M), rng.uniform(0.1, 2.0, M)
+    b = rng.choice([-1.0, 1.0], M) * 10.0 ** rng.uniform(-2.0, 9.0, M)
+    f64 = ("lanes", np.float64, False)
+    om, oc, oe = np.empty(cr.size, np.int64), np.empty(nn.size, np.int64), np.empty(M)
+    euler_ir, newton_ir = get_program(euler_sample).ir, get_program(newton_sample).ir
+    return {
+        "mandelbrot": (get_program(mandelbrot_sample).ir, [f64] * 2, [cr, ci], cr.size,
+                       lambda: numba_mandelbrot(cr, ci, om)),
+        "collatz": (get_program(collatz_sample).ir, [("lanes", np.int64, False)], [nn], nn.size,
+                    lambda: numba_collatz(nn, oc)),
+        "euler": (euler_ir, [f64, f64, ("uniform", 0.7)], [y0, T, 0.7], M,
+                  lambda: numba_euler(y0, T, 0.7, oe)),
+        "euler-jvp": (jvp_function(euler_ir, (0, 2)), [f64, f64, ("uniform", 0.7)], [y0, T, 0.7], M, None),
+        "newton-jvp": (jvp_function(newton_ir, (0, 1)), [f64, ("uniform", 0.5)], [b, 0.5], M, None),
+    }
 
-    t0 = time.perf_counter()
-    km = compile_kernel(get_program(mandelbrot_sample).ir, [("lanes", np.float64, False)] * 2)
-    t1 = time.perf_counter()
-    kc = compile_kernel(get_program(collatz_sample).ir, [("lanes", np.int64, False)])
-    t2 = time.perf_counter()
-    print(f"kernel compile (this process): mandelbrot {t1 - t0:.2f} s, collatz {t2 - t1:.2f} s; "
-          f"cache stats {cache.stats}")
-    secs, compiled = _cold_load_seconds()
-    print(f"new process, both kernels: {secs:.2f} s, compiled={compiled} (loaded from the disk cache)")
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="128x128 grid, N = 20000 lanes")
+    ap.add_argument("--only", default="", help="comma-separated workloads")
+    args = ap.parse_args(argv)
+    from vmapper.kernels.codegen_lockstep_policy import lockstep_width
+
+    work = _workloads(args.quick)
+    names = args.only.split(",") if args.only else list(work)
+    kernels = {}
+    for name in names:
+        ir, spec = work[name][:2]
+        t0 = time.perf_counter()
+        ks = compile_kernel(ir, spec, lockstep=False)
+        t1 = time.perf_counter()
+        kl = compile_kernel(ir, spec, lockstep=True)
+        t2 = time.perf_counter()
+        assert kl.variant == "lockstep"
+        kernels[name] = (ks, kl, lockstep_width(ir, spec, False) is not None)
+        print(f"compile {name}: scalar {t1 - t0:.2f} s, lockstep {t2 - t1:.2f} s")
+    print(f"cache stats {cache.stats}")
+    if not args.only:
+        secs, compiled = _cold_load_seconds()
+        print(f"new process, Mandelbrot and Collatz, both variants: {secs:.2f} s, compiled={compiled}")
 
     rows = []
-    om = np.empty(cr.size, np.int64)
-    oc = np.empty(nn.size, np.int64)
-    codes_m = np.zeros(cr.size, np.int32)
-    codes_c = np.zeros(nn.size, np.int32)
+    for name in names:
+        _, _, kargs, n, peer = work[name]
+        ks, kl, auto = kernels[name]
+        rs, rl = ks(kargs, n), kl(kargs, n)
+        assert rs[1] == rl[1] == -1 and _same(rs[0], rl[0]), f"{name}: lockstep result differs"
+        t_s, t_l = _paired(lambda: ks(kargs, n), lambda: kl(kargs, n), args.repeats)
+        t_peer = median_time(peer, args.repeats) if peer is not None else None
 
-    ref_m = (numba_mandelbrot(cr, ci, om), om.copy())[1]
-    ref_c = (numba_collatz(nn, oc), oc.copy())[1]
-    got_m, lane_m, _ = km([cr, ci], cr.size)
-    got_c, lane_c, _ = kc([nn], nn.size)
-    assert lane_m == -1 and lane_c == -1
-    assert np.array_equal(got_m, ref_m) and np.array_equal(got_c, ref_c)
-    structured_mandelbrot(cr.size, cr, ci, om, codes_m)
-    structured_collatz(nn.size, nn, oc, codes_c)
-    assert np.array_equal(om, ref_m) and np.array_equal(oc, ref_c)
-
-    for name, peer, kern, struct in (
-            ("mandelbrot", lambda: numba_mandelbrot(cr, ci, om), lambda: km([cr, ci], cr.size),
-             lambda: structured_mandelbrot(cr.size, cr, ci, om, codes_m)),
-            ("collatz", lambda: numba_collatz(nn, oc), lambda: kc([nn], nn.size),
-             lambda: structured_collatz(nn.size, nn, oc, codes_c))):
-        t_peer = median_time(peer, args.repeats)
-        t_kern = median_time(kern, args.repeats)
-        t_struct = median_time(struct, args.repeats)
-        rows.append({"workload": name, "method": "numba-prange", "median ms": f"{t_peer * 1e3:.2f}",
-                     "numba/this": "1.00"})
-        rows.append({"workload": name, "method": "kernel (dispatch loop)", "median ms": f"{t_kern * 1e3:.2f}",
-                     "numba/this": f"{t_peer / t_kern:.2f}"})
-        rows.append({"workload": name, "method": "kernel-structured (by hand)",
-                     "median ms": f"{t_struct * 1e3:.2f}", "numba/this": f"{t_peer / t_struct:.2f}"})
+        def row(method, t):
+            return {"workload": name, "method": method, "median ms": f"{t * 1e3:.2f}",
+                    "numba/this": f"{t_peer / t:.2f}" if t_peer else "-", "scalar/this": f"{t_s / t:.2f}"}
+        if t_peer:
+            rows.append(row("numba-prange", t_peer))
+        rows.append(row("kernel-scalar" + ("" if auto else " (auto)"), t_s))
+        rows.append(row("kernel-lockstep" + (" (auto)" if auto else ""), t_l))
+        if name in ("mandelbrot", "collatz"):
+            cr, ci = (kargs[0], kargs[1]) if name == "mandelbrot" else (None, None)
+            out, codes = np.empty(n, np.int64), np.zeros(n, np.int32)
+            struct = (lambda: structured_mandelbrot(n, cr, ci, out, codes)) if name == "mandelbrot" else \
+                (lambda: structured_collatz(n, kargs[0], out, codes))
+            struct()
+            assert np.array_equal(out, rs[0])
+            rows.append(row("kernel-structured (by hand)", median_time(struct, args.repeats)))
     print_table(rows)
     return 0
 

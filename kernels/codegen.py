@@ -10,12 +10,26 @@
     k.result_weak       # NEP 50 weakness of the result (a tuple for tuple returns)
     k.result_dtype      # numpy dtype of the result (a tuple for tuple returns)
 
-The kernel is a ``@njit(parallel=...)`` loop ``for i in prange(n)`` calling a
-per-lane function generated from the CFG: every lane runs the function's
-blocks with its own control flow, as a dispatch loop ``while blk >= 0: if blk
-== 0: ... elif ...`` that LLVM jump-threads into the CFG itself (measured
-within a few percent of hand-structured code, see
-``benchmarks/kernel_loops_probe.py``).  Variables carry the dtypes that
+The kernel comes in two variants (:attr:`Kernel.variant`), with the same
+results, lane errors and ``max_iters`` behaviour:
+
+* ``"scalar"``: a ``@njit(parallel=...)`` loop ``for i in prange(n)`` calling
+  a per-lane function generated from the CFG: every lane runs the function's
+  blocks with its own control flow, as a dispatch loop ``while blk >= 0: if
+  blk == 0: ... elif ...`` that LLVM jump-threads into the CFG itself
+  (measured within a few percent of hand-structured code, see
+  ``benchmarks/kernel_loops_probe.py``).  LLVM vectorizes across lanes only
+  a function without control flow.
+* ``"lockstep"`` (:mod:`.codegen_lockstep`, :mod:`.codegen_lockstep_kernel`):
+  chunks of 64 lanes run the CFG together, a block at a time for the lanes
+  waiting at it, each block a loop over the chunk that LLVM vectorizes; a
+  lane that finishes is replaced by the next one.  1.6-3.9x faster on loops
+  (and branches) of float or vmath work, slower on integer, libm and short
+  branchy code, so :func:`~.codegen_lockstep_policy.lockstep_width` picks it
+  per function (``compile_kernel(..., lockstep=True/False)`` or
+  ``$VMAPPER_LOCKSTEP=1/0`` force either).
+
+In both, variables carry the dtypes that
 :mod:`vmapper.kernels.typing` inferred (a variable whose type changes gets
 one numba variable per dtype, converted on the CFG edges), every numpy cast
 is spelled out, and numpy's own scalar algorithms are used (floor division
@@ -60,9 +74,11 @@ Known differences from the runtime (documented, by design):
 The generator is split into sibling modules (re-exported here):
 :mod:`.codegen_eligible` (eligibility), :mod:`.codegen_helpers` (tables and
 emitted helper sources), :mod:`.codegen_ops` (per-operation emission),
-:mod:`.codegen_emitter` (blocks and the lane function) and
-:mod:`.codegen_source` (kernel module source, fingerprints); this module holds
-the callable :class:`Kernel` and :func:`compile_kernel`.
+:mod:`.codegen_emitter` (blocks and the lane function),
+:mod:`.codegen_lockstep*` (the lockstep variant: block bodies, driver,
+schedule, policy, run-time intrinsics) and :mod:`.codegen_source` (kernel
+module source, fingerprints); this module holds the callable :class:`Kernel`
+and :func:`compile_kernel`.
 """
 from __future__ import annotations
 
@@ -85,10 +101,18 @@ from .codegen_source import (CODEGEN_VERSION, generate_source, fingerprint,  # n
 # ---- the callable kernel ----------------------------------------------------------------------
 
 class Kernel:
-    """A compiled kernel: ``results, err_lane, err_code = k(args, n)``."""
+    """A compiled kernel: ``results, err_lane, err_code = k(args, n)``.
+
+    ``variant``: ``"scalar"`` or ``"lockstep"``; ``width``: a lockstep kernel's
+    lanes per chunk (None for the scalar kernel).  Both run on numba's threads
+    (a ``prange``: over lanes, or over up to ``numba.get_num_threads()`` tasks
+    of contiguous lanes for a lockstep kernel).
+    """
 
     def __init__(self, module, meta, arg_types, max_iters, source, path):
         self._kernel = module.kernel
+        self.width = meta.get("width")   # lanes per chunk of a lockstep kernel; None: scalar kernel
+        self.variant = "scalar" if self.width is None else "lockstep"
         self.module = module
         self.source = source
         self.path = path
@@ -118,6 +142,8 @@ class Kernel:
         sig.append(types.Array(types.int32, 1, "C"))
         if self.max_iters is not None:
             sig.append(types.int64)
+        if self.width is not None:
+            sig += [types.int64, types.int64]  # wr (== width), ntask
         return tuple(sig)
 
     def __call__(self, args, n):
@@ -137,6 +163,8 @@ class Kernel:
         call.append(codes)
         if self.max_iters is not None:
             call.append(int(self.max_iters))
+        if self.width is not None:
+            call += [self.width, _task_count(n, self.width)]
         self._kernel(*call)
         err_lane, err_code = -1, 0
         if self.errors and n and codes.any():
@@ -147,6 +175,14 @@ class Kernel:
 
     def __repr__(self):
         return f"<vmapper kernel {self.path}>"
+
+
+def _task_count(n, width):
+    # One task per thread: a task's chunk is refilled from its own lanes and drains (lanes
+    # finish, none left to load) only at its end.  A few chunks' worth of lanes per task at
+    # least: waking a thread costs more than that much work.
+    from numba import get_num_threads
+    return max(1, min(n // (8 * width), get_num_threads()))
 
 
 def _uniform_converter(example):
@@ -169,17 +205,28 @@ def _uniform_converter(example):
 _lock = threading.RLock()
 
 
-def compile_kernel(fn, arg_types, exact_math=False, max_iters=None) -> Kernel:
+def compile_kernel(fn, arg_types, exact_math=False, max_iters=None, lockstep=None) -> Kernel:
     """The kernel of ``fn`` for these argument types, cached in memory and on disk.
 
     ``arg_types``: per parameter ``("lanes", dtype, weak)`` or ``("uniform", value)``
     (uniform values are passed to the kernel as arguments, only their type is
     compiled in).  ``max_iters``: a loop header reached more than that many
     times in one entry of its loop fails the lane with ``NonTerminationError``.
+
+    ``lockstep``: which kernel body (:attr:`Kernel.variant`).  True: the
+    lockstep kernel (:mod:`.codegen_lockstep_kernel`, chunks of lanes run the
+    CFG together, vectorized across lanes); False: the scalar kernel (each
+    lane its own control flow); None: ``$VMAPPER_LOCKSTEP`` (``1``/``0``) if
+    set, else :func:`.codegen_lockstep_policy.lockstep_width` decides.  Both
+    give the same results, lane errors and ``max_iters`` behaviour; a function
+    the lockstep generator cannot handle (``KernelUnsupported``, or numba
+    failing to compile its source) gets the scalar kernel.
     """
     from . import cache as _cache
+    from .codegen_lockstep_policy import lockstep_width
     arg_types = [tuple(s) for s in arg_types]
-    key = (fingerprint(fn), tuple(_spec_key(s) for s in arg_types), bool(exact_math), max_iters)
+    width = lockstep_width(fn, arg_types, exact_math, lockstep)
+    key = (fingerprint(fn), tuple(_spec_key(s) for s in arg_types), bool(exact_math), max_iters, width)
     k = _cache.memory_get(key)
     if k is not None:
         return k
@@ -187,9 +234,24 @@ def compile_kernel(fn, arg_types, exact_math=False, max_iters=None) -> Kernel:
         k = _cache.memory_get(key)
         if k is not None:
             return k
-        src, meta = generate_source(fn, arg_types, exact_math, max_iters is not None)
-        module, path = _cache.load_module(src)
-        k = Kernel(module, meta, arg_types, max_iters, src, path)
-        _cache.ensure_compiled(module, k.signature())
+        if width is None:
+            k = _build(fn, arg_types, exact_math, max_iters, None)
+        else:
+            try:
+                k = _build(fn, arg_types, exact_math, max_iters, width)
+            except Exception as exc:  # noqa: BLE001 - any lockstep failure: the scalar kernel serves
+                from numba.core.errors import NumbaError
+                if not isinstance(exc, (KernelUnsupported, NumbaError)):
+                    raise
+                k = compile_kernel(fn, arg_types, exact_math, max_iters, lockstep=False)
         _cache.memory_put(key, k)
         return k
+
+
+def _build(fn, arg_types, exact_math, max_iters, width):
+    from . import cache as _cache
+    src, meta = generate_source(fn, arg_types, exact_math, max_iters is not None, width=width)
+    module, path = _cache.load_module(src)
+    k = Kernel(module, meta, arg_types, max_iters, src, path)
+    _cache.ensure_compiled(module, k.signature())
+    return k

@@ -14,33 +14,34 @@ from .codegen_eligible import kernel_eligible
 from .codegen_helpers import _HELPERS
 from .codegen_emitter import _Emitter
 
-CODEGEN_VERSION = 2
+CODEGEN_VERSION = 3
+
+
 def _result_items(res):
     return res.items if isinstance(res, TT) else (res,)
 
 
-def generate_source(fn, arg_types, exact_math=False, count_loops=False):
-    """The kernel module's source for ``fn`` (a post-pipeline IR function) and its metadata."""
+def generate_source(fn, arg_types, exact_math=False, count_loops=False, width=None):
+    """The kernel module's source for ``fn`` (a post-pipeline IR function) and its metadata.
+
+    ``width``: None for the scalar kernel (a prange over lanes calling the
+    lane function), else the lanes per chunk of a lockstep kernel
+    (:mod:`.codegen_lockstep_kernel`); ``meta["width"]`` repeats it.
+    """
     reason = kernel_eligible(fn)
     if reason is not None:
         raise KernelUnsupported(reason)
     ir = kt.prepare_ir(fn)
     ft = kt.infer_function(ir, arg_types)
-    em = _Emitter(ft, exact_math, count_loops)
-    lane = em.lane_function(max_iters=None)
     items = _result_items(ft.result)
-    nparams = len(fn.params)
-    lanes_args = [spec[0] == "lanes" for spec in arg_types]
-    kargs = [f"a{j}" for j in range(nparams)]
-    outs = [f"o{j}" for j in range(len(items))]
-    call = ", ".join(f"a{j}[i]" if lanes_args[j] else f"a{j}" for j in range(nparams))
-    if count_loops:
-        call = call + (", " if call else "") + "mi"
-    ksig = ", ".join(["n"] + kargs + outs + ["codes"] + (["mi"] if count_loops else []))
-    kernel = ["@njit(parallel=_PARALLEL, **_OPTS)", f"def kernel({ksig}):",
-              "    for i in prange(n):", f"        r = lane({call})",
-              "        if r[0] != 0:", "            codes[i] = r[0]", "        else:"]
-    kernel += [f"            o{j}[i] = r[{j + 1}]" for j in range(len(items))]
+    if width is None:
+        em = _Emitter(ft, exact_math, count_loops)
+        body = em.lane_function(max_iters=None) + ["", ""] + _scalar_kernel(fn, arg_types, items, count_loops)
+    else:
+        from .codegen_lockstep_kernel import lockstep_kernel, REFILL
+        em, kernel = lockstep_kernel(ft, arg_types, items, exact_math, count_loops, width,
+                                     max(1, int(width * REFILL)))
+        body = kernel
     helpers = []
     for name, s in em.helpers:
         src = _HELPERS[name]
@@ -59,6 +60,15 @@ def generate_source(fn, arg_types, exact_math=False, count_loops=False):
         "from numba import njit, prange",
     ]
     header += [f"from vmapper.kernels.vmath import {f} as _vm_{f}" for f in sorted(em.vm)]
+    if width is not None:
+        from .codegen_lockstep_rt import SOURCE_TAG
+        from .vector_width import WIDTH_TAG
+        header.insert(4, f"# lockstep: {width} lanes per chunk; runtime {SOURCE_TAG}; {WIDTH_TAG}")
+        header.append("from vmapper.kernels.vector_width import wide_vectors as _vw_wide_vectors")
+        header += [f"from vmapper.kernels.codegen_lockstep_rt import {f} as _ls_{f}"
+                   for f in ["select", "both", "either", "load", "store", "put"] + sorted(em.small)]
+        header += [f"from vmapper.kernels.codegen_lockstep_rt import {a} as _ls_{a}"
+                   for a in sorted({line.split("= _ls_")[1][:-2] for line in body if "= _ls_arr_" in line})]
     header += ["", '_OPTS = dict(error_model="numpy", cache=True, nogil=True)',
                "# the lane function is inlined into the lane loop: LLVM then vectorizes straight-line",
                "# lanes across the loop (a call per lane blocks it; measured 3-5x on the LSTM cell)",
@@ -66,11 +76,26 @@ def generate_source(fn, arg_types, exact_math=False, count_loops=False):
                "# only the prange transformation: the other parfor passes cost compile time for nothing here",
                "_PARALLEL = dict(prange=True, fusion=False, comprehension=False, setitem=False, reduction=False,",
                "                 numpy=False, stencil=False, inplace_binop=False)", ""]
-    src = "\n".join(header + em.const_defs + [""] + ["\n\n".join(helpers)] + ["", ""] + lane + ["", ""]
-                    + kernel) + "\n"
+    src = "\n".join(header + em.const_defs + [""] + ["\n\n".join(helpers)] + ["", ""] + body) + "\n"
     errors = {code: key for key, code in em.errors.items()}
-    meta = {"errors": errors, "result": ft.result, "items": items, "types": ft}
+    meta = {"errors": errors, "result": ft.result, "items": items, "types": ft, "width": width}
     return src, meta
+
+
+def _scalar_kernel(fn, arg_types, items, count_loops):
+    nparams = len(fn.params)
+    lanes_args = [spec[0] == "lanes" for spec in arg_types]
+    kargs = [f"a{j}" for j in range(nparams)]
+    outs = [f"o{j}" for j in range(len(items))]
+    call = ", ".join(f"a{j}[i]" if lanes_args[j] else f"a{j}" for j in range(nparams))
+    if count_loops:
+        call = call + (", " if call else "") + "mi"
+    ksig = ", ".join(["n"] + kargs + outs + ["codes"] + (["mi"] if count_loops else []))
+    kernel = ["@njit(parallel=_PARALLEL, **_OPTS)", f"def kernel({ksig}):",
+              "    for i in prange(n):", f"        r = lane({call})",
+              "        if r[0] != 0:", "            codes[i] = r[0]", "        else:"]
+    kernel += [f"            o{j}[i] = r[{j + 1}]" for j in range(len(items))]
+    return kernel
 
 
 def _spec_key(spec):

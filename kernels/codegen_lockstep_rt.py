@@ -41,12 +41,10 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.numpy_support import from_dtype
 
-from .vmath_common import D, F, I64, _SJIT, _f32_bits, _f64_bits
-from .vmath_f64 import _D0, _D1, _DH, _D_SHIFT
-from .vmath_f32 import _F0
-from .vmath_trig import (_P0, _P1, _P2, _P3, _D_INVPIO2, _D_2P20, _two_sum, _KS1, _KS2, _KS3,
-                         _KS4, _KS5, _KS6, _KC1, _KC2, _KC3, _KC4, _KC5, _KC6, _S0, _S1, _S2, _S3,
-                         _C0, _C1, _C2, _C3)
+from .vmath_common import D, F, I64, _SJIT
+from .vmath_f64 import _D0, _D_SHIFT
+from .vmath_trig import (_P0, _P1, _P2, _P3, _D_INVPIO2, _D_2P20, _two_sum, _sincos_reduced_f32,
+                         _sincos_reduced_f64)
 
 with open(os.path.abspath(__file__), "rb") as _f:
     SOURCE_TAG = hashlib.sha256(_f.read()).hexdigest()[:16]
@@ -211,20 +209,7 @@ def _rem_small_f64(ax):
 @njit(**_SJIT)
 def _sincos_small_f64(x, want_cos):
     k, y0, y1 = _rem_small_f64(abs(x))
-    z = y0 * y0
-    v = z * y0
-    rs = _KS2 + z * (_KS3 + z * (_KS4 + z * (_KS5 + z * _KS6)))
-    s = y0 - ((z * (_DH * y1 - v * rs) - y1) - v * _KS1)
-    w = z * z
-    rc = z * (_KC1 + z * (_KC2 + z * _KC3)) + w * w * (_KC4 + z * (_KC5 + z * _KC6))
-    hz = _DH * z
-    w1 = _D1 - hz
-    c = w1 + (((_D1 - w1) - hz) + (z * rc - y0 * y1))
-    q = k + (1 if want_cos else 0)
-    o = c if q & 1 else s
-    o = -o if q & 2 else o
-    o = -o if (_f64_bits(x) < 0) and not want_cos else o
-    return o if x - x == _D0 else x - x
+    return _sincos_reduced_f64(x, k, y0, y1, want_cos)
 
 
 @njit(**_SJIT)
@@ -250,14 +235,7 @@ def _rem_small_f32(ax):
 @njit(**_SJIT)
 def _sincos_small_f32(x, want_cos):
     k, r = _rem_small_f32(abs(x))
-    z = r * r
-    s = r + r * z * (((_S3 * z + _S2) * z + _S1) * z + _S0)
-    c = _D1 - _DH * z + (z * z) * (((_C3 * z + _C2) * z + _C1) * z + _C0)
-    q = k + (1 if want_cos else 0)
-    o = c if q & 1 else s
-    o = -o if q & 2 else o
-    o = -o if (_f32_bits(x) < 0) and not want_cos else o
-    return F(o) if x - x == _F0 else x - x
+    return _sincos_reduced_f32(x, k, r, want_cos)
 
 
 @njit(**_SJIT)

@@ -114,8 +114,13 @@ _KC5, _KC6 = D(2.08757232129817482790e-09), D(-1.13596475577881948265e-11)
 
 @njit(**_SJIT)
 def _sincos_f64(x, want_cos):
-    # fdlibm __kernel_sin / __kernel_cos on the double-double (y0, y1).
     k, y0, y1 = _rem_pio2(abs(x))
+    return _sincos_reduced_f64(x, k, y0, y1, want_cos)
+
+
+@njit(**_SJIT)
+def _sincos_reduced_f64(x, k, y0, y1, want_cos):
+    # fdlibm __kernel_sin / __kernel_cos on the double-double (y0, y1) = |x| - k*pi/2.
     z = y0 * y0
     v = z * y0
     rs = _KS2 + z * (_KS3 + z * (_KS4 + z * (_KS5 + z * _KS6)))
@@ -184,6 +189,12 @@ def _rem_pio2_f32(ax):
 @njit(**_SJIT)
 def _sincos_f32(x, want_cos):
     k, r = _rem_pio2_f32(abs(x))
+    return _sincos_reduced_f32(x, k, r, want_cos)
+
+
+@njit(**_SJIT)
+def _sincos_reduced_f32(x, k, r, want_cos):
+    # r = |x| - k*pi/2 in float64
     z = r * r
     s = r + r * z * (((_S3 * z + _S2) * z + _S1) * z + _S0)
     c = _D1 - _DH * z + (z * z) * (((_C3 * z + _C2) * z + _C1) * z + _C0)

@@ -57,6 +57,7 @@ from vmapper.errors import NonTerminationError
 from . import typing as kt
 from .typing import TT, KernelUnsupported
 from .codegen_eligible import kernel_eligible
+from .codegen import _uniform_converter as _host_uniform_converter
 from .codegen_source import fingerprint
 from .cuda_emitter import CODE_BITS, CudaEmitter, kernel_function
 from .cuda_helpers import PRELUDE, ctype
@@ -209,18 +210,7 @@ def _uniform_converter(example):
     """The numpy scalar a uniform argument is passed as (its C type is the example's dtype)."""
     if type(example) is bool:
         return lambda v: np.bool_(v)
-    if type(example) is int:
-        def conv(v):
-            if not -2 ** 63 <= v < 2 ** 63:
-                raise KernelUnsupported(f"uniform integer {v} beyond int64")
-            return np.int64(v)
-        return conv
-    if type(example) is float:
-        return lambda v: np.float64(v)
-    if isinstance(example, np.generic):
-        t = type(example)
-        return lambda v: t(v)
-    raise KernelUnsupported(f"uniform argument of type {type(example).__name__}")
+    return _host_uniform_converter(example)
 
 
 _lock = threading.RLock()

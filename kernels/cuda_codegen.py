@@ -58,7 +58,7 @@ from . import typing as kt
 from .typing import TT, KernelUnsupported
 from .codegen_eligible import kernel_eligible
 from .codegen import _uniform_converter as _host_uniform_converter
-from .codegen_source import fingerprint
+from .codegen_source import _spec_key as spec_key, fingerprint
 from .cuda_emitter import CODE_BITS, CudaEmitter, kernel_function
 from .cuda_helpers import PRELUDE, ctype
 
@@ -105,16 +105,6 @@ def generate_cuda_source(fn, arg_types, count_loops=False, name="vmapper_kernel"
     meta = {"errors": {code: key for key, code in em.errors.items()}, "result": ft.result,
             "items": items, "types": ft, "name": name, "lanes": lanes_args}
     return src, meta
-
-
-def spec_key(spec):
-    """A hashable key of one argument type spec (uniform values: only their type)."""
-    if spec[0] == "lanes":
-        return ("lanes", np.dtype(spec[1]).str, bool(spec[2]))
-    v = spec[1]
-    if isinstance(v, np.generic):
-        return ("uniform", np.dtype(v.dtype).str)
-    return ("uniform", type(v).__name__)
 
 
 # ---- the callable kernel ----------------------------------------------------------------------

@@ -150,7 +150,8 @@ def _flat_operands(xs):
     operand needs the generic path (per-lane arrays of different shapes or dtypes, weak
     per-lane values, shared arrays, numpy scalars, which take part in the dtype)."""
     shape = dt = None
-    for x in xs:
+    scalars = False
+    for x in xs:  # (one pass of checks: runs twice per cell, forward and backward)
         if type(x) is Lanes:
             d = x.data
             if x.weak or type(d) is not np.ndarray:
@@ -159,22 +160,26 @@ def _flat_operands(xs):
                 shape, dt = d.shape, d.dtype
             elif d.shape != shape or d.dtype != dt:
                 return None
-        elif type(x) not in _WEAK:
+        elif type(x) in _WEAK:
+            scalars = True
+        else:
             return None
-    if shape is None or dt.type not in (np.float32, np.float64):
+    if shape is None or dt.type not in _FLOATS or _size(shape) >= _FAST_MAX:
         return None
+    if scalars:
+        cast = dt.type
+        return [np.ascontiguousarray(x.data).reshape(-1) if type(x) is Lanes else cast(x) for x in xs], shape, dt
+    return [np.ascontiguousarray(x.data).reshape(-1) for x in xs], shape, dt
+
+
+_FLOATS = (np.float32, np.float64)
+
+
+def _size(shape):
     size = 1
     for s in shape:
         size *= s
-    if size >= _FAST_MAX:
-        return None
-    ops = []
-    for x in xs:
-        if type(x) is Lanes:
-            ops.append(np.ascontiguousarray(x.data).reshape(-1))
-        else:
-            ops.append(dt.type(x))
-    return ops, shape, dt
+    return size
 
 
 def _flat_grad(g, shape, dt):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..api import BatchedFunction, batched, bind_arguments
+from ..api import BatchedFunction, batched, bind_arguments, collector_paused
 from ..errors import BatchError
 from ..runtime.values import Lanes, Traced
 from .kernel_partials import DEFAULT_POLICY, POLICIES
@@ -140,18 +140,24 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
         for k in nums:
             if not -len(args) <= k < len(args):
                 raise BatchError(f"argnums={k} but {bf.per_sample.__qualname__} got {len(args)} positional arguments")
-        values, n, tape, result = _run_traced(bf, args, kwargs, nums, kernel_partials, checkpoint_loops)
-        out = bf.finish(result, n)
-        if isinstance(out, tuple) or np.shape(out) != (n,) or np.asarray(out).dtype.kind not in "fc":
-            raise BatchError(f"value_and_grad needs a float scalar per sample; {bf.per_sample.__qualname__} "
-                             f"returns {'a tuple' if isinstance(out, tuple) else np.shape(out)[1:] or 'an int'} "
-                             f"per sample (use vmapper.vjp for other results)")
-        seeds = {}
-        if isinstance(result, Traced):
-            seeds[result.node] = np.ones(n, dtype=np.asarray(out).dtype)
-        grads = _backward_with_stats(tape, seeds, bf, value_and_grad_f)
-        axes = _axes_for(bf, len(args))
-        gs = tuple(_grad_tree(args[k], values[k], grads, axes[k], sparse_tables) for k in nums)
+        # The collector stays paused from the forward run to the end of the sweep: re-enabled
+        # in between, its first collection would walk every object the tape holds (~3% of a
+        # Tree-LSTM step).  The tape is dropped before it resumes.
+        with collector_paused():
+            values, n, tape, result = _run_traced(bf, args, kwargs, nums, kernel_partials, checkpoint_loops)
+            out = bf.finish(result, n)
+            if isinstance(out, tuple) or np.shape(out) != (n,) or np.asarray(out).dtype.kind not in "fc":
+                raise BatchError(f"value_and_grad needs a float scalar per sample; {bf.per_sample.__qualname__} "
+                                 f"returns {'a tuple' if isinstance(out, tuple) else np.shape(out)[1:] or 'an int'} "
+                                 f"per sample (use vmapper.vjp for other results)")
+            seeds = {}
+            if isinstance(result, Traced):
+                seeds[result.node] = np.ones(n, dtype=np.asarray(out).dtype)
+            grads = _backward_with_stats(tape, seeds, bf, value_and_grad_f)
+            del tape, result
+            axes = _axes_for(bf, len(args))
+            gs = tuple(_grad_tree(args[k], values[k], grads, axes[k], sparse_tables) for k in nums)
+            del grads, values
         return out, (gs[0] if isinstance(argnums, int) else gs)
 
     value_and_grad_f.__name__ = f"value_and_grad({bf.per_sample.__name__})"

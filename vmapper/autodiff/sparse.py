@@ -8,6 +8,8 @@ other use densifies.
 """
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 
 
@@ -180,7 +182,7 @@ def _tiled(shape, parts):
         if step != 1 or values.shape != shape[:axis] + (b - a,) + shape[axis + 1:]:
             return None
         blocks.append((a, b, values))
-    blocks.sort(key=lambda t: t[0])
+    blocks.sort(key=_first)
     pos = 0
     for a, b, _ in blocks:
         if a != pos:
@@ -192,6 +194,7 @@ def _tiled(shape, parts):
 
 
 _ALL = slice(None)
+_first = itemgetter(0)
 
 
 class OuterSum:

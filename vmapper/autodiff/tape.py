@@ -72,11 +72,15 @@ def is_float_value(v) -> bool:
 
 def unwrap(v):
     """The raw value, and the parent structure (node ids, None where untraced)."""
-    if type(v) is Traced:
+    tv = type(v)
+    if tv is Traced:
         return v.value, v.node
-    if type(v) is tuple and any(type(x) is Traced or type(x) is tuple for x in v):
-        pairs = [unwrap(x) for x in v]
-        return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+    if tv is tuple:
+        for x in v:  # (a loop, not any(genexpr): called for every operand of a tuple)
+            tx = type(x)
+            if tx is Traced or tx is tuple:
+                pairs = [unwrap(x) for x in v]
+                return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
     return v, None
 
 
@@ -128,11 +132,12 @@ def apply_traced(prim, ctx, args, attrs):
     if prim.vjp is None:
         raise ctx.unsupported(f"differentiating {prim.name!r} (no derivative rule registered)")
     entries = tape.entries
-    entries.append(Entry(prim.vjp, raw, out, attrs, parents, ctx.mask, ctx.n, prim.name, prim))
+    n = ctx.frame.n  # (ctx.n, without the property call)
+    entries.append(Entry(prim.vjp, raw, out, attrs, parents, ctx.mask, n, prim.name, prim))
     traced = Traced(out, len(entries) - 1)
     if to is not tuple:
         return traced
-    return project_results(tape, traced, ctx.n)
+    return project_results(tape, traced, n)
 
 
 def project_results(tape, group, n):

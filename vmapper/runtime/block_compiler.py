@@ -8,19 +8,26 @@ dict, variables from the frame's environment, with the slow path only for
 what a subframe has not gathered yet or what may be unbound), whether it may
 need the tape, the variables its result may alias, and the temporaries that
 die after it.  ``$t = op(...); x = copy($t)`` with ``$t`` read nowhere else
-becomes one step that assigns ``x``.
+becomes one step that assigns ``x``; a tuple unpacking (``check_len`` and its
+getitems) becomes one step (:class:`UnpackPlan`).  On first use, a plan's steps
+are also written out as one generated Python function (:func:`generated_rows`),
+which the executor runs instead of its generic loop.
 
 Plans are cached on the :class:`~vmapper.program.Program`; they hold no
 runtime state, so concurrent calls share them.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import primitives
 from ..ir import Branch, Const, Jump, Raise, Return, Var, is_temp
+from .values import Lanes
 
 # Operations that move traced values around without computing on them (or whose
 # rule is built from other traced primitives): they see Traced values as they are.
-TAPE_PASSTHROUGH = frozenset({"copy", "tuple", "call", "map_call", "sum", "min", "max"})
+# ``check_len`` only reads a length (it unwraps a traced array itself and returns None).
+TAPE_PASSTHROUGH = frozenset({"copy", "tuple", "call", "map_call", "sum", "min", "max", "check_len"})
 # Operations whose array result may be the very object (or a view of) an operand,
 # as in Python: ``b = a``, ``t[0]``, ``a[1:]``, ``a.T``, ``a.reshape(...)``, a call's result.
 ALIASING_OPS = frozenset({"copy", "getitem", "getattr", "method", "call", "load_global", "np.asarray",
@@ -31,6 +38,9 @@ VIEW_METHODS = frozenset({"reshape", "ravel", "transpose", "view", "squeeze", "s
 TAPE_NEVER, TAPE_UNLESS_CONTAINER, TAPE_ALWAYS = 0, 1, 2
 #: terminator kinds
 T_JUMP, T_BRANCH, T_RETURN, T_RAISE, T_NONE = range(5)
+#: Merge tuple unpackings into one row each (:class:`UnpackPlan`); tests turn it off to
+#: compare with the instruction-by-instruction path.
+MERGE_UNPACKS = True
 
 
 class InstrPlan:
@@ -65,7 +75,8 @@ class InstrPlan:
 
 
 class BlockPlan:
-    __slots__ = ("block", "instrs", "rows", "term", "term_kind", "term_read", "n_instrs", "live_out")
+    __slots__ = ("block", "instrs", "rows", "term", "term_kind", "term_read", "n_instrs", "live_out", "unpacks",
+                 "run")
 
     def __init__(self, program, block):
         self.block = block
@@ -85,9 +96,12 @@ class BlockPlan:
             plans.append(ip)
             i += 1
         self.instrs = tuple(plans)
-        # what the executor's loop reads of each instruction, unpacked in one step
-        self.rows = tuple((ip.line, ip.inplace_name, ip.read, ip.dying, ip.tape, ip.impl, ip.attrs, ip.target,
-                           ip.to_temp, ip.alias, ip) for ip in plans)
+        # what the executor's loop reads of each instruction, unpacked in one step; a tuple
+        # unpacking (``check_len`` and the getitems after it) is one row (see UnpackPlan)
+        self.unpacks = MERGE_UNPACKS
+        self.run = None  # the generated function of the rows (generated_rows), made on first use
+        rows = [_row(ip) for ip in plans]
+        self.rows = _with_unpacks(rows, plans) if MERGE_UNPACKS else tuple(rows)
         self.n_instrs = len(block.instrs)
         term = self.term = block.term
         if isinstance(term, Jump):
@@ -104,6 +118,128 @@ class BlockPlan:
         succ = block.successors()
         self.live_out = None if live is None or any(s not in live for s in succ) \
             else frozenset().union(*(live[s] for s in succ)) | {"$ret"}
+
+
+def _row(ip):
+    return (ip.line, ip.inplace_name, ip.read, ip.dying, ip.tape, ip.impl, ip.attrs, ip.target, ip.to_temp,
+            ip.alias, ip)
+
+
+def UNPACK(ctx, args, attrs):
+    """The ``impl`` of an :class:`UnpackPlan` row (the executor never calls it)."""
+    raise AssertionError("an unpack row runs in the executor")
+
+
+class UnpackPlan:
+    """``[check_len(t, n=k);] x0 = t[0]; x1 = t[1]; ...``: the unpacking of a temporary.
+
+    When ``t`` is a tuple of the right length (a call's or a kernel's results), the
+    executor assigns every item in one row (``items``: per getitem row, its index and its
+    store/alias fields), instead of dispatching each instruction; otherwise it runs the
+    original ``rows`` one by one, which do the checks and raise the errors (each naming its
+    own line: the fast path raises nothing)."""
+    __slots__ = ("src", "n", "items", "rows", "dying", "size")
+
+    def __init__(self, src, n, plans, rows):
+        self.src, self.n, self.rows = src, n, tuple(rows)
+        self.items = tuple((ip.ins.args[1].value, ip.target, ip.to_temp, ip.alias, ip.alias_vars, ip.alias_temps,
+                            ip.fresh_if_unaliased) for ip in plans if ip.op == "getitem")
+        self.dying = tuple(dict.fromkeys(t for ip in plans for t in ip.dying))
+        self.size = len(rows)  # instructions it stands for (the launch count)
+
+    def assign(self, v, frame, temps, alias_sources, store_mask, env, undef, dirty, shared):
+        """The fast path: assign ``v[j]`` to each item's target as the getitem instructions
+        would (the executor's bookkeeping of aliases included); False, having done nothing,
+        when an index is out of range."""
+        size = len(v)
+        for item in self.items:
+            if not -size <= item[0] < size:
+                return False
+        for t in self.dying:
+            temps.pop(t, None)
+        for j, target, to_temp, alias, alias_vars, alias_temps, fresh in self.items:
+            value = v[j]
+            sources = None
+            if alias:  # as in the executor's loop: an array-like item may alias what ``v`` does
+                tv = type(value)
+                if tv is tuple or tv is Lanes and value.data.ndim > 1 \
+                        or tv is not Lanes and tv not in _NEVER_ARRAYS and _is_array(value):
+                    sources = set(alias_vars)
+                    for t in alias_temps:
+                        src = alias_sources.get(t)
+                        if src:
+                            sources |= src
+                    if not sources and fresh:
+                        sources = None
+            if to_temp:
+                temps[target] = value
+                if sources is not None:
+                    alias_sources[target] = sources
+                continue
+            if store_mask is None:
+                dirty.add(target)
+                env[target] = value
+                if target in undef:
+                    del undef[target]
+            else:
+                frame.store(target, value, store_mask)
+            if sources is not None:
+                shared.add(target)
+                shared.update(sources)
+            elif target in shared:
+                shared.discard(target)
+        return True
+
+
+def _is_array(v):
+    return isinstance(v, Lanes) and v.data.ndim > 1 or isinstance(v, np.ndarray) and v.ndim > 0
+
+
+def _never_arrays():
+    from .values import Traced
+    return frozenset({Traced, int, float, bool, complex, str, type(None), slice})
+
+
+#: Types whose values ``_is_array`` always rejects (neither Lanes nor numpy arrays): the
+#: common results (a traced value, a Python scalar), told apart without a call.
+_NEVER_ARRAYS = _never_arrays()
+
+
+def _unpack_item(ip, src):
+    a = ip.ins.args
+    return (ip.op == "getitem" and ip.prim is not None and not ip.attrs and ip.target is not None
+            and ip.target != src and ip.inplace_name is None and len(a) == 2 and isinstance(a[0], Var)
+            and a[0].name == src and isinstance(a[1], Const) and type(a[1].value) is int)
+
+
+def _with_unpacks(rows, plans):
+    """``rows`` with each run of unpacking instructions of one temporary merged into one row."""
+    out, i = [], 0
+    while i < len(plans):
+        ip = plans[i]
+        a = ip.ins.args
+        j = i
+        if ip.op == "check_len" and ip.target is None and ip.prim is not None and len(a) == 1 \
+                and isinstance(a[0], Var) and is_temp(a[0].name) and type(ip.attrs.get("n")) is int \
+                and set(ip.attrs) == {"n"}:
+            src, n, j = a[0].name, ip.attrs["n"], i + 1
+        elif ip.op == "getitem" and len(a) == 2 and isinstance(a[0], Var) and is_temp(a[0].name):
+            src, n = a[0].name, None
+        else:
+            src = None
+        if src is not None:
+            k = j
+            while k < len(plans) and _unpack_item(plans[k], src):
+                k += 1
+            if k - j >= 2 or n is not None and k > j:
+                group = plans[i:k]
+                up = UnpackPlan(src, n, group, rows[i:k])
+                out.append((ip.line, None, None, up.dying, TAPE_NEVER, UNPACK, None, None, False, False, up))
+                i = k
+                continue
+        out.append(rows[i])
+        i += 1
+    return tuple(out)
 
 
 def _copies_dying_temp(ins, nxt, nxt_dying):
@@ -148,6 +284,167 @@ def block_plan(program, block) -> BlockPlan:
     if cache is None:
         cache = program.__dict__.setdefault("_block_plans", {})
     plan = cache.get(block.id)
-    if plan is None or plan.block is not block or plan.n_instrs != len(block.instrs):
+    if plan is None or plan.block is not block or plan.n_instrs != len(block.instrs) \
+            or plan.unpacks is not MERGE_UNPACKS:
         plan = cache[block.id] = BlockPlan(program, block)
     return plan
+
+
+# ---- a block's instructions as one generated function -------------------------------------------
+#
+# The executor's generic loop (``executor._exec_rows``) spends ~100 bytecodes per instruction
+# on dispatch: unpacking the row, testing flags that never change, calling the reader.  For
+# each block a function is generated instead, once, with the same steps in the same order
+# written out per instruction (flags resolved, operands read inline), which roughly halves
+# that.  Same semantics, errors included; ``GENERATE`` off gives the generic loop (tests
+# compare the two).
+
+#: Run blocks through generated functions (see above).
+GENERATE = True
+
+
+def _operand(a, k, j, ns):
+    if isinstance(a, Const):
+        ns[f"K{k}_{j}"] = a.value
+        return f"K{k}_{j}"
+    if is_temp(a.name):
+        return f"temps[{a.name!r}]"
+    n = repr(a.name)
+    return f"(env[{n}] if {n} in env and {n} not in undef else read_var({n}))"
+
+
+def _gen_row(k, row, done, ns, out):
+    """Source lines for row ``k``; ``done``: the launches counted once it has run."""
+    line, inplace, read, dying, tape, impl, attrs, target, to_temp, alias, ip = row
+    w = out.append
+    w(f"        ctx.line = {line!r}")
+    if impl is UNPACK:
+        ns[f"U{k}"] = ip
+        cond = "" if ip.n is None else f" and len(v) == {ip.n}"
+        w(f"        v = temps.get({ip.src!r})")
+        w(f"        if not (type(v) is tuple{cond} and U{k}.assign(v, frame, temps, alias_sources, store_mask, "
+          f"env, undef, dirty, shared)):")
+        w(f"            _exec_rows(U{k}.rows, ctx, frame, temps, alias_sources, store_mask, count)")
+        w(f"            skipped += {ip.size}  # (those instructions counted themselves)")
+        w(f"        v = None")
+        w(f"        done = {done}")
+        return
+    ns[f"I{k}"], ns[f"F{k}"], ns[f"A{k}"], ns[f"P{k}"] = ip, impl, attrs, ip.prim
+    if inplace is not None:
+        w(f"        if {inplace!r} in shared:")
+        w(f"            _check_not_shared(ctx, I{k}.ins, frame, temps)")
+    reads = ", ".join(_operand(a, k, j, ns) for j, a in enumerate(ip.ins.args))
+    w(f"        try:")
+    w(f"            args = [{reads}]")
+    w(f"        except KeyError:")
+    w(f"            args = _slow_args(I{k}, frame, temps, ctx)")
+    w(f"        value = None")
+    for t in dying:
+        w(f"        temps.pop({t!r}, None)")
+    w(f"        try:")
+    call = f"F{k}(ctx, args, A{k})"
+    if tape:
+        test = "Traced in types or tuple in types and any(map(has_traced, args))"
+        if tape == TAPE_UNLESS_CONTAINER:
+            test = f"({test}) and not isinstance(args[0], (tuple, list, dict))"
+        w(f"            if taping:")
+        w(f"                types = tuple(map(type, args))")
+        w(f"                value = apply_traced(P{k}, ctx, args, A{k}) if {test} else {call}")
+        w(f"            else:")
+        w(f"                value = {call}")
+    else:
+        w(f"            value = {call}")
+    w(f"        except (BatchingError, RecursionError):")
+    w(f"            raise")
+    w(f"        except Exception as exc:")
+    w(f"            raise ctx.lane_error_all(f\"{{type(exc).__name__}}: {{exc}}\", type(exc)) from exc")
+    w(f"        done = {done}")
+    if target is None:
+        return
+    if alias:
+        w(f"        sources = None")
+        w(f"        tv = type(value)")
+        w(f"        if tv is tuple or tv is Lanes and value.data.ndim > 1 or tv is not Lanes and tv not in "
+          f"_NEVER_ARRAYS and _is_array(value):")
+        ns[f"AV{k}"] = ip.alias_vars
+        w(f"            sources = set(AV{k})")
+        for t in ip.alias_temps:
+            w(f"            src = alias_sources.get({t!r})")
+            w(f"            if src:")
+            w(f"                sources |= src")
+        if ip.fresh_if_unaliased:
+            w(f"            if not sources:")
+            w(f"                sources = None")
+    tn = repr(target)
+    if to_temp:
+        w(f"        temps[{tn}] = value")
+        if alias:
+            w(f"        if sources is not None:")
+            w(f"            alias_sources[{tn}] = sources")
+        return
+    w(f"        if store_mask is None:")
+    w(f"            dirty.add({tn})")
+    w(f"            env[{tn}] = value")
+    w(f"            if {tn} in undef:")
+    w(f"                del undef[{tn}]")
+    w(f"        else:")
+    w(f"            frame.store({tn}, value, store_mask)")
+    discard = f"{tn} in shared" + (" and False" if ip.op == "setitem" else "")
+    if alias:
+        w(f"        if sources is not None:")
+        w(f"            shared.add({tn})")
+        w(f"            shared.update(sources)")
+        w(f"        elif {discard}:")
+    else:
+        w(f"        if {discard}:")
+    w(f"            shared.discard({tn})")
+
+
+def generated_rows(plan):
+    """``run(ctx, frame, temps, alias_sources, store_mask, count)``: the plan's rows as one
+    generated function (made on first use, kept on the plan)."""
+    if plan.run is not None:
+        return plan.run
+    from . import executor as X
+    from ..autodiff.tape import apply_traced, has_traced
+    from ..errors import BatchingError
+    from .values import Traced
+    ns = {"Traced": Traced, "Lanes": Lanes, "apply_traced": apply_traced, "has_traced": has_traced,
+          "BatchingError": BatchingError, "_check_not_shared": X._check_not_shared, "_is_array": _is_array,
+          "_exec_rows": X._exec_rows, "_slow_args": _slow_args, "_NEVER_ARRAYS": _NEVER_ARRAYS}
+    out = ["def run(ctx, frame, temps, alias_sources, store_mask, count):",
+           "    state = frame.state",
+           "    read_var = ctx.read_var",
+           "    shared = frame.shared",
+           "    env, undef, dirty = frame.env, frame.undef, frame.dirty",
+           "    taping = state.tape is not None",
+           "    done = skipped = 0",
+           "    try:"]
+    done = 0
+    for k, row in enumerate(plan.rows):
+        done += row[10].size if row[5] is UNPACK else 1
+        _gen_row(k, row, done, ns, out)
+    out += ["        pass",
+            "    finally:",
+            "        done -= skipped",
+            "        stats = state.stats",
+            "        stats.launches += done",
+            "        stats.active_lane_ops += count * done",
+            "        stats.processed_lane_ops += frame.n * done"]
+    exec(compile("\n".join(out) + "\n", f"<vmapper block b{plan.block.id}>", "exec"), ns)
+    plan.run = ns["run"]
+    return plan.run
+
+
+def _slow_args(ip, frame, temps, ctx):
+    """Operands one by one: a temporary read before it is set (IR that skipped the passes)
+    or a variable unbound on some lane raises the error the per-sample run would."""
+    out = []
+    for a in ip.ins.args:
+        if isinstance(a, Const):
+            out.append(a.value)
+        elif a.name in temps:
+            out.append(temps[a.name])
+        else:
+            out.append(ctx.read_var(a.name))
+    return out

@@ -22,9 +22,12 @@ from ..passes.spmd import LoopStep
 from ..autodiff.tape import apply_traced, has_traced
 from ..autodiff.checkpoint import loop_stretches
 from .buffers import BufferPool
-from .block_compiler import T_BRANCH, T_JUMP, T_NONE, T_RAISE, T_RETURN, TAPE_UNLESS_CONTAINER, block_plan
+from . import block_compiler
+from .block_compiler import (T_BRANCH, T_JUMP, T_NONE, T_RAISE, T_RETURN, TAPE_UNLESS_CONTAINER, UNPACK, block_plan,
+                             generated_rows)
 from .context import Context
 from .kernel_dispatch import _NOT_RUN, try_kernel
+from .nodes import NodeLanes
 from .region_dispatch import run_region
 from .frame import Frame, LaneIndices, Missing, as_mask, blank_like
 from .ragged import Ragged
@@ -185,18 +188,22 @@ def run_function(program, frame: Frame, args):
 
 def run_steps(program, steps, stack, frame):
     region = stack[-1]
+    pending = region.pending
     for step in steps:
-        if isinstance(step, LoopStep):
-            if step.header in region.pending:
-                run_loop(program, step, stack, frame, as_mask(region.pending.pop(step.header)))
-            continue
-        if isinstance(step, KernelRegionStep):
-            run_region(program, step, stack, frame, run_steps, send)
-            continue
-        if step not in region.pending:
+        if type(step) is not int:  # (a block is its id)
+            if isinstance(step, LoopStep):
+                if step.header in pending:
+                    run_loop(program, step, stack, frame, as_mask(pending.pop(step.header)))
+                continue
+            if isinstance(step, KernelRegionStep):
+                run_region(program, step, stack, frame, run_steps, send)
+                continue
+        if step not in pending:
             frame.state.stats.blocks_skipped += 1
             continue
-        mask = as_mask(region.pending.pop(step))
+        mask = pending.pop(step)
+        if type(mask) is LaneIndices:
+            mask = mask.mask()
         if mask is not None:
             count = int(np.count_nonzero(mask))
             if count == 0:
@@ -315,69 +322,12 @@ def run_block(program, block, frame, mask, count, stack, store_mask=False):
     state = frame.state
     state.stats.blocks_run += 1
     ctx = Context(frame, mask, program)
-    read_var = ctx.read_var
     temps = {}
     alias_sources = {}  # temp -> names of variables its (array) value may alias
-    shared = frame.shared
-    taping = state.tape is not None
-    done = 0
-    try:
-        for line, inplace, read, dying, tape, impl, attrs, target, to_temp, alias, ip in plan.rows:
-            ctx.line = line
-            if inplace is not None and inplace in shared:
-                _check_not_shared(ctx, ip.ins, frame, temps)
-            try:
-                args = read(temps, frame.env, frame.undef, read_var)
-            except KeyError:  # a temporary read before it is set (IR that skipped the passes)
-                args = [_read(a, frame, temps, ctx) for a in ip.ins.args]
-            value = None  # the previous result: a dying temporary must have no other reference
-            for t in dying:  # dead after this: the operation may reuse its buffer
-                temps.pop(t, None)
-            try:
-                if taping and tape and _traced_operands(tape, args):  # some operand is differentiated
-                    value = apply_traced(ip.prim, ctx, args, attrs)
-                else:
-                    value = impl(ctx, args, attrs)
-            except (BatchingError, RecursionError):
-                raise
-            except Exception as exc:  # a numpy/Python error that is not a lane error: name the line
-                raise ctx.lane_error_all(f"{type(exc).__name__}: {exc}", type(exc)) from exc
-            done += 1
-            if target is None:
-                continue
-            sources = None
-            if alias:
-                tv = type(value)
-                if tv is tuple or tv is Lanes and value.data.ndim > 1 or tv is not Lanes and _is_array(value):
-                    sources = set(ip.alias_vars)
-                    for t in ip.alias_temps:
-                        src = alias_sources.get(t)
-                        if src:
-                            sources |= src
-                    if not sources and ip.fresh_if_unaliased:
-                        sources = None
-            if to_temp:
-                temps[target] = value
-                if sources is not None:
-                    alias_sources[target] = sources
-                continue
-            if store_mask is None:  # Frame.store on every lane
-                frame.dirty.add(target)
-                frame.env[target] = value
-                if target in frame.undef:
-                    del frame.undef[target]
-            else:
-                frame.store(target, value, store_mask)
-            if sources is not None:  # both names now reach the same array
-                shared.add(target)
-                shared.update(sources)
-            elif target in shared and ip.op != "setitem":
-                shared.discard(target)
-    finally:
-        stats = state.stats
-        stats.launches += done
-        stats.active_lane_ops += count * done
-        stats.processed_lane_ops += frame.n * done
+    if block_compiler.GENERATE:
+        (plan.run or generated_rows(plan))(ctx, frame, temps, alias_sources, store_mask, count)
+    else:
+        _exec_rows(plan.rows, ctx, frame, temps, alias_sources, store_mask, count)
     kind = plan.term_kind
     if kind == T_NONE:
         return
@@ -409,14 +359,87 @@ def run_block(program, block, frame, mask, count, stack, store_mask=False):
                        term.message or f"{term.exc_type.__name__} raised", term.exc_type)
 
 
-def _traced_operands(mode, args):
-    """Whether an operation must run through the tape: some operand is (or holds) a Traced."""
-    for a in args:
-        ta = type(a)
-        if ta is Traced or ta is tuple and has_traced(a):
-            # an element of a container: the element itself is (maybe) traced
-            return mode != TAPE_UNLESS_CONTAINER or not isinstance(args[0], (tuple, list, dict))
-    return False
+def _exec_rows(rows, ctx, frame, temps, alias_sources, store_mask, count):
+    """The instructions of a block (or of an unpack row that cannot take its fast path)."""
+    state = frame.state
+    read_var = ctx.read_var
+    shared = frame.shared
+    # (a block never rebinds its frame's dicts: Frame.restrict runs between loop trips only)
+    env, undef, dirty = frame.env, frame.undef, frame.dirty
+    taping = state.tape is not None
+    done = 0
+    try:
+        for line, inplace, read, dying, tape, impl, attrs, target, to_temp, alias, ip in rows:
+            ctx.line = line
+            if impl is UNPACK:
+                v = temps.get(ip.src)
+                if type(v) is tuple and (ip.n is None or len(v) == ip.n) and ip.assign(
+                        v, frame, temps, alias_sources, store_mask, env, undef, dirty, shared):
+                    done += ip.size
+                else:  # not a tuple of that length: the instructions themselves check and raise
+                    _exec_rows(ip.rows, ctx, frame, temps, alias_sources, store_mask, count)
+                continue
+            if inplace is not None and inplace in shared:
+                _check_not_shared(ctx, ip.ins, frame, temps)
+            try:
+                args = read(temps, env, undef, read_var)
+            except KeyError:  # a temporary read before it is set (IR that skipped the passes)
+                args = [_read(a, frame, temps, ctx) for a in ip.ins.args]
+            value = None  # the previous result: a dying temporary must have no other reference
+            for t in dying:  # dead after this: the operation may reuse its buffer
+                temps.pop(t, None)
+            try:
+                if taping and tape:
+                    # is some operand (or an element of one) differentiated? (the types are
+                    # compared in C: this runs for every operation of a differentiated call)
+                    types = tuple(map(type, args))
+                    if (Traced in types or tuple in types and any(map(has_traced, args))) and not (
+                            tape == TAPE_UNLESS_CONTAINER and isinstance(args[0], (tuple, list, dict))):
+                        value = apply_traced(ip.prim, ctx, args, attrs)
+                    else:
+                        value = impl(ctx, args, attrs)
+                else:
+                    value = impl(ctx, args, attrs)
+            except (BatchingError, RecursionError):
+                raise
+            except Exception as exc:  # a numpy/Python error that is not a lane error: name the line
+                raise ctx.lane_error_all(f"{type(exc).__name__}: {exc}", type(exc)) from exc
+            done += 1
+            if target is None:
+                continue
+            sources = None
+            if alias:
+                tv = type(value)
+                if tv is tuple or tv is Lanes and value.data.ndim > 1 or tv is not Lanes and _is_array(value):
+                    sources = set(ip.alias_vars)
+                    for t in ip.alias_temps:
+                        src = alias_sources.get(t)
+                        if src:
+                            sources |= src
+                    if not sources and ip.fresh_if_unaliased:
+                        sources = None
+            if to_temp:
+                temps[target] = value
+                if sources is not None:
+                    alias_sources[target] = sources
+                continue
+            if store_mask is None:  # Frame.store on every lane
+                dirty.add(target)
+                env[target] = value
+                if target in undef:
+                    del undef[target]
+            else:
+                frame.store(target, value, store_mask)
+            if sources is not None:  # both names now reach the same array
+                shared.add(target)
+                shared.update(sources)
+            elif target in shared and ip.op != "setitem":
+                shared.discard(target)
+    finally:
+        stats = state.stats
+        stats.launches += done
+        stats.active_lane_ops += count * done
+        stats.processed_lane_ops += frame.n * done
 
 
 def _read_term(plan, operand, frame, temps, ctx):
@@ -524,7 +547,6 @@ def _resolve_lane_ids(lane_ids):
 
 def run_callee(state, program, callee, args, m, lane_ids):
     """Run a callee over ``m`` lanes; in DAG mode, each distinct node once per batched call."""
-    from .nodes import NodeLanes
     out = try_kernel(state, program, args, m, lambda: _resolve_lane_ids(lane_ids))
     if out is not _NOT_RUN:
         return out

@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from .values import Lanes, gather, scatter_into, select
+from .values import Lanes, Traced, _structural, gather, scatter_into, select
 
 
 class Missing(Exception):
@@ -150,11 +150,17 @@ class Frame:
             old = None
             old_missing = True  # was_undef below is ours to change
             was_undef = np.ones(self.n, dtype=bool)
-            if type(value) is Lanes:  # a fresh array: zeros where the variable is unbound
-                data = value.data
-                new = np.zeros((self.n,) + data.shape[1:], data.dtype)
-                new[idx] = data
-                self.env[name] = Lanes(new, value.weak)
+            tv = type(value)
+            if tv is Lanes or tv is Traced and type(value.value) is Lanes:
+                # a fresh array: zeros where the variable is unbound (a traced value's move
+                # goes on the tape as a scatter into a blank, without copying the blank first)
+                if tv is Lanes:
+                    data = value.data
+                    new = np.zeros((self.n,) + data.shape[1:], data.dtype)
+                    new[idx] = data
+                    self.env[name] = Lanes(new, value.weak)
+                else:
+                    self.env[name] = _structural().scatter_fresh(value, idx, self.n)
                 was_undef[idx] = False if undef is None else undef
                 if was_undef.any():
                     self.undef[name] = was_undef

@@ -51,9 +51,16 @@ class Traced:
         return f"Traced({self.value!r}, node={self.node})"
 
 
+_LAZY = {}
+
+
 def _structural():
-    from ..autodiff import structural
-    return structural
+    # imported on first use: autodiff imports this module
+    mod = _LAZY.get("structural")
+    if mod is None:
+        from ..autodiff import structural as mod
+        _LAZY["structural"] = mod
+    return mod
 
 
 def is_varying(v) -> bool:
@@ -205,8 +212,11 @@ def select(mask, new, old, n: int, pool=None):
 
 def _lane_select():
     # imported on first use: numba is slow to import, and ``import vmapper`` should not pay it
-    from ..kernels import lane_select
-    return lane_select
+    mod = _LAZY.get("lane_select")
+    if mod is None:
+        from ..kernels import lane_select as mod
+        _LAZY["lane_select"] = mod
+    return mod
 
 
 def _merge_dtype(a: Lanes, b: Lanes):

@@ -147,7 +147,7 @@ class UnpackPlan:
         self.dying = tuple(dict.fromkeys(t for ip in plans for t in ip.dying))
         self.size = len(rows)  # instructions it stands for (the launch count)
 
-    def assign(self, v, frame, temps, alias_sources, store_mask, env, undef, dirty, shared):
+    def assign(self, v, frame, temps, alias_sources, store_mask, shared):
         """The fast path: assign ``v[j]`` to each item's target as the getitem instructions
         would (the executor's bookkeeping of aliases included); False, having done nothing,
         when an index is out of range."""
@@ -158,37 +158,50 @@ class UnpackPlan:
         for t in self.dying:
             temps.pop(t, None)
         for j, target, to_temp, alias, alias_vars, alias_temps, fresh in self.items:
-            value = v[j]
-            sources = None
-            if alias:  # as in the executor's loop: an array-like item may alias what ``v`` does
-                tv = type(value)
-                if tv is tuple or tv is Lanes and value.data.ndim > 1 \
-                        or tv is not Lanes and tv not in _NEVER_ARRAYS and _is_array(value):
-                    sources = set(alias_vars)
-                    for t in alias_temps:
-                        src = alias_sources.get(t)
-                        if src:
-                            sources |= src
-                    if not sources and fresh:
-                        sources = None
-            if to_temp:
-                temps[target] = value
-                if sources is not None:
-                    alias_sources[target] = sources
-                continue
-            if store_mask is None:
-                dirty.add(target)
-                env[target] = value
-                if target in undef:
-                    del undef[target]
-            else:
-                frame.store(target, value, store_mask)
-            if sources is not None:
-                shared.add(target)
-                shared.update(sources)
-            elif target in shared:
-                shared.discard(target)
+            store_result(v[j], target, to_temp, alias, alias_vars, alias_temps, fresh, False,
+                         frame, temps, alias_sources, store_mask, shared)
         return True
+
+
+def store_result(value, target, to_temp, alias, alias_vars, alias_temps, fresh, keeps_shared,
+                 frame, temps, alias_sources, store_mask, shared):
+    """Assign an instruction's result to its target: a temporary, or a variable of ``frame``
+    (on every lane when ``store_mask`` is None), with the aliasing bookkeeping: an array-like
+    result may be the very array of ``alias_vars``/``alias_temps``' sources, and then both
+    names are marked shared (an in-place update of either must copy first). ``keeps_shared``:
+    the target stays shared whatever the result (``a[i] = v`` updates ``a``, not a new array).
+    The executor's generic loop and :class:`UnpackPlan` use it; :func:`generated_rows` writes
+    the same steps out per instruction."""
+    sources = None
+    if alias:
+        tv = type(value)
+        if tv is tuple or tv is Lanes and value.data.ndim > 1 \
+                or tv is not Lanes and tv not in _NEVER_ARRAYS and _is_array(value):
+            sources = set(alias_vars)
+            for t in alias_temps:
+                src = alias_sources.get(t)
+                if src:
+                    sources |= src
+            if not sources and fresh:
+                sources = None
+    if to_temp:
+        temps[target] = value
+        if sources is not None:
+            alias_sources[target] = sources
+        return
+    if store_mask is None:  # Frame.store on every lane
+        frame.dirty.add(target)
+        frame.env[target] = value
+        undef = frame.undef
+        if target in undef:
+            del undef[target]
+    else:
+        frame.store(target, value, store_mask)
+    if sources is not None:  # both names now reach the same array
+        shared.add(target)
+        shared.update(sources)
+    elif target in shared and not keeps_shared:
+        shared.discard(target)
 
 
 def _is_array(v):
@@ -323,10 +336,10 @@ def _gen_row(k, row, done, ns, out):
         cond = "" if ip.n is None else f" and len(v) == {ip.n}"
         w(f"        v = temps.get({ip.src!r})")
         w(f"        if not (type(v) is tuple{cond} and U{k}.assign(v, frame, temps, alias_sources, store_mask, "
-          f"env, undef, dirty, shared)):")
+          f"shared)):")
         w(f"            _exec_rows(U{k}.rows, ctx, frame, temps, alias_sources, store_mask, count)")
         w(f"            skipped += {ip.size}  # (those instructions counted themselves)")
-        w(f"        v = None")
+        w("        v = None")
         w(f"        done = {done}")
         return
     ns[f"I{k}"], ns[f"F{k}"], ns[f"A{k}"], ns[f"P{k}"] = ip, impl, attrs, ip.prim
@@ -334,66 +347,66 @@ def _gen_row(k, row, done, ns, out):
         w(f"        if {inplace!r} in shared:")
         w(f"            _check_not_shared(ctx, I{k}.ins, frame, temps)")
     reads = ", ".join(_operand(a, k, j, ns) for j, a in enumerate(ip.ins.args))
-    w(f"        try:")
+    w("        try:")
     w(f"            args = [{reads}]")
-    w(f"        except KeyError:")
+    w("        except KeyError:")
     w(f"            args = _slow_args(I{k}, frame, temps, ctx)")
-    w(f"        value = None")
+    w("        value = None")
     for t in dying:
         w(f"        temps.pop({t!r}, None)")
-    w(f"        try:")
+    w("        try:")
     call = f"F{k}(ctx, args, A{k})"
     if tape:
         test = "Traced in types or tuple in types and any(map(has_traced, args))"
         if tape == TAPE_UNLESS_CONTAINER:
             test = f"({test}) and not isinstance(args[0], (tuple, list, dict))"
-        w(f"            if taping:")
-        w(f"                types = tuple(map(type, args))")
+        w("            if taping:")
+        w("                types = tuple(map(type, args))")
         w(f"                value = apply_traced(P{k}, ctx, args, A{k}) if {test} else {call}")
-        w(f"            else:")
+        w("            else:")
         w(f"                value = {call}")
     else:
         w(f"            value = {call}")
-    w(f"        except (BatchingError, RecursionError):")
-    w(f"            raise")
-    w(f"        except Exception as exc:")
-    w(f"            raise ctx.lane_error_all(f\"{{type(exc).__name__}}: {{exc}}\", type(exc)) from exc")
+    w("        except (BatchingError, RecursionError):")
+    w("            raise")
+    w("        except Exception as exc:")
+    w('            raise ctx.lane_error_all(f"{type(exc).__name__}: {exc}", type(exc)) from exc')
     w(f"        done = {done}")
     if target is None:
         return
     if alias:
-        w(f"        sources = None")
-        w(f"        tv = type(value)")
-        w(f"        if tv is tuple or tv is Lanes and value.data.ndim > 1 or tv is not Lanes and tv not in "
-          f"_NEVER_ARRAYS and _is_array(value):")
+        w("        sources = None")
+        w("        tv = type(value)")
+        w("        if tv is tuple or tv is Lanes and value.data.ndim > 1 or tv is not Lanes and tv not in "
+          "_NEVER_ARRAYS and _is_array(value):")
         ns[f"AV{k}"] = ip.alias_vars
         w(f"            sources = set(AV{k})")
         for t in ip.alias_temps:
             w(f"            src = alias_sources.get({t!r})")
-            w(f"            if src:")
-            w(f"                sources |= src")
+            w("            if src:")
+            w("                sources |= src")
         if ip.fresh_if_unaliased:
-            w(f"            if not sources:")
-            w(f"                sources = None")
+            w("            if not sources:")
+            w("                sources = None")
     tn = repr(target)
     if to_temp:
         w(f"        temps[{tn}] = value")
         if alias:
-            w(f"        if sources is not None:")
+            w("        if sources is not None:")
             w(f"            alias_sources[{tn}] = sources")
         return
-    w(f"        if store_mask is None:")
+    w("        if store_mask is None:")
     w(f"            dirty.add({tn})")
     w(f"            env[{tn}] = value")
     w(f"            if {tn} in undef:")
     w(f"                del undef[{tn}]")
-    w(f"        else:")
+    w("        else:")
     w(f"            frame.store({tn}, value, store_mask)")
     discard = f"{tn} in shared" + (" and False" if ip.op == "setitem" else "")
     if alias:
-        w(f"        if sources is not None:")
+        w("        if sources is not None:")
         w(f"            shared.add({tn})")
-        w(f"            shared.update(sources)")
+        w("            shared.update(sources)")
         w(f"        elif {discard}:")
     else:
         w(f"        if {discard}:")

@@ -24,7 +24,7 @@ from ..autodiff.checkpoint import loop_stretches
 from .buffers import BufferPool
 from . import block_compiler
 from .block_compiler import (T_BRANCH, T_JUMP, T_NONE, T_RAISE, T_RETURN, TAPE_UNLESS_CONTAINER, UNPACK, block_plan,
-                             generated_rows)
+                             generated_rows, store_result)
 from .context import Context
 from .kernel_dispatch import _NOT_RUN, try_kernel
 from .nodes import NodeLanes
@@ -365,7 +365,7 @@ def _exec_rows(rows, ctx, frame, temps, alias_sources, store_mask, count):
     read_var = ctx.read_var
     shared = frame.shared
     # (a block never rebinds its frame's dicts: Frame.restrict runs between loop trips only)
-    env, undef, dirty = frame.env, frame.undef, frame.dirty
+    env, undef = frame.env, frame.undef
     taping = state.tape is not None
     done = 0
     try:
@@ -374,7 +374,7 @@ def _exec_rows(rows, ctx, frame, temps, alias_sources, store_mask, count):
             if impl is UNPACK:
                 v = temps.get(ip.src)
                 if type(v) is tuple and (ip.n is None or len(v) == ip.n) and ip.assign(
-                        v, frame, temps, alias_sources, store_mask, env, undef, dirty, shared):
+                        v, frame, temps, alias_sources, store_mask, shared):
                     done += ip.size
                 else:  # not a tuple of that length: the instructions themselves check and raise
                     _exec_rows(ip.rows, ctx, frame, temps, alias_sources, store_mask, count)
@@ -405,36 +405,9 @@ def _exec_rows(rows, ctx, frame, temps, alias_sources, store_mask, count):
             except Exception as exc:  # a numpy/Python error that is not a lane error: name the line
                 raise ctx.lane_error_all(f"{type(exc).__name__}: {exc}", type(exc)) from exc
             done += 1
-            if target is None:
-                continue
-            sources = None
-            if alias:
-                tv = type(value)
-                if tv is tuple or tv is Lanes and value.data.ndim > 1 or tv is not Lanes and _is_array(value):
-                    sources = set(ip.alias_vars)
-                    for t in ip.alias_temps:
-                        src = alias_sources.get(t)
-                        if src:
-                            sources |= src
-                    if not sources and ip.fresh_if_unaliased:
-                        sources = None
-            if to_temp:
-                temps[target] = value
-                if sources is not None:
-                    alias_sources[target] = sources
-                continue
-            if store_mask is None:  # Frame.store on every lane
-                dirty.add(target)
-                env[target] = value
-                if target in undef:
-                    del undef[target]
-            else:
-                frame.store(target, value, store_mask)
-            if sources is not None:  # both names now reach the same array
-                shared.add(target)
-                shared.update(sources)
-            elif target in shared and ip.op != "setitem":
-                shared.discard(target)
+            if target is not None:
+                store_result(value, target, to_temp, alias, ip.alias_vars, ip.alias_temps, ip.fresh_if_unaliased,
+                             ip.op == "setitem", frame, temps, alias_sources, store_mask, shared)
     finally:
         stats = state.stats
         stats.launches += done

@@ -158,7 +158,7 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
 
 def _check_division(ctx, a, b, out, python_scalars):
     """ZeroDivisionError where Python raises: any int division, or Python floats."""
-    if np.ndim(b) == 0 and b != 0:
+    if type(b) in _SCALAR_TYPES and b != 0 or type(b) is not np.ndarray and np.ndim(b) == 0 and b != 0:
         return
     ints = np.asarray(a).dtype.kind in "biu" and np.asarray(b).dtype.kind in "biu"
     if ints or python_scalars:
@@ -184,11 +184,14 @@ def _check_pow(ctx, a, b, out, python_scalars):
 binary("add", operator.add, np.add)
 binary("sub", operator.sub, np.subtract)
 binary("mul", operator.mul, np.multiply)
+
+
 def _power_of_two_shift(a, b):
     """k if ``a`` is an integer array and ``b`` a uniform integer 2**k (k >= 1), else None."""
-    if np.ndim(b) or not isinstance(a, np.ndarray) or a.dtype.kind not in "iu":
+    if type(b) is not int and not isinstance(b, np.integer) or not isinstance(a, np.ndarray) \
+            or a.dtype.kind not in "iu":
         return None
-    b = int(b) if isinstance(b, (int, np.integer)) else 0
+    b = int(b)
     return b.bit_length() - 1 if b > 1 and b & (b - 1) == 0 else None
 
 

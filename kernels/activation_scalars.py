@@ -91,6 +91,14 @@ def _sig_pair(z, exact):
     return (one if pos else e) / d, (e if pos else one) / d
 
 
+# vmath sigmoid/tanh as fractions (p, d, q): value p/d, derivative factor
+# q/d**2 (sigma*(1 - sigma), 1 - tanh**2, without cancellation); d in [1, 6].
+# A vector divide costs as much as ~30 multiplies here, so the fused kernels
+# combine several fractions into one division (see vmath_f64._exp_rat_f64).
+_sig_frac = vm.sig_frac
+_tanh_frac = vm.tanh_frac
+
+
 @njit(**_SJ)
 def gelu_scalar(x, approx_tanh=True, exact=False):
     half, one = _like(0.5, x), _like(1.0, x)
@@ -98,7 +106,11 @@ def gelu_scalar(x, approx_tanh=True, exact=False):
         # 0.5*(1 + tanh(u)) == sigmoid(2u): same cost, but no cancellation
         # in 1 + tanh(u) for x << 0 (float32 loses all digits there)
         z = _like(2 * _GK, x) * (x + _like(_GC, x) * x * x * x)
-        y = x * _sig_pair(z, exact)[0]
+        if exact:
+            y = x * _sig_pair(z, exact)[0]
+        else:
+            p, d, _ = _sig_frac(z)          # float64: exp's division folded in
+            y = x * (p / d)
     else:
         y = half * x * (one + _erf(x * _like(_RSQRT2, x), exact))
     return -_like(0.0, x) if x == -_like(np.inf, x) else y   # gelu(-inf) = -0
@@ -145,8 +157,15 @@ def gelu_vjp_scalar(x, g, approx_tanh=True, exact=False):
     if approx_tanh:
         # d/dx x*sigmoid(z) = s(z) + x * z'(x) * s(z) * s(-z), z = 2u
         k2, c = _like(2 * _GK, x), _like(_GC, x)
-        sp, sn = _sig_pair(k2 * (x + c * x * x * x), exact)
-        d = sp + xc * k2 * (one + _like(3.0, x) * c * xc * xc) * (sp * sn)
+        z = k2 * (x + c * x * x * x)
+        if exact:
+            sp, sn = _sig_pair(z, exact)
+            ss = sp * sn
+        else:                       # one division: s(z) = p/d, s(z)s(-z) = e/d**2
+            p, dd, e = _sig_frac(z)
+            r = one / dd
+            sp, ss = p * r, e * r * r
+        d = sp + xc * k2 * (one + _like(3.0, x) * c * xc * xc) * ss
     else:
         t = _erf(x * _like(_RSQRT2, x), exact)
         d = half * (one + t) + xc * _like(_RSQRT2PI, x) * _exp(
@@ -155,13 +174,60 @@ def gelu_vjp_scalar(x, g, approx_tanh=True, exact=False):
 
 
 @njit(**_SJ)
+def _lstm_fast(i, f, o, u, c_prev):
+    # vmath: two divisions instead of five (see _sig_frac): one for
+    # sigma(i), tanh(u), sigma(f) together, one for sigma(o)*tanh(c).
+    pi_, di, _ = _sig_frac(i)
+    pf, df, _ = _sig_frac(f)
+    po, do, _ = _sig_frac(o)
+    nu, du, _ = _tanh_frac(u)
+    ddu = di * du
+    r = _like(1.0, i) / (ddu * df)
+    c = pi_ * nu * df * r + pf * ddu * r * c_prev   # sigma(f) in full before c_prev
+    nc, dc, _ = _tanh_frac(c)
+    return (po * nc) / (do * dc), c
+
+
+@njit(**_SJ)
 def lstm_cell_scalar(i, f, o, u, c_prev, exact=False):
+    if not exact:
+        return _lstm_fast(i, f, o, u, c_prev)
     c = sigmoid_scalar(i, exact) * _th(u, exact) + sigmoid_scalar(f, exact) * c_prev
     return sigmoid_scalar(o, exact) * _th(c, exact), c
 
 
 @njit(**_SJ)
+def _recip4(a, b, c, d):
+    """1/a, 1/b, 1/c, 1/d from one division (Montgomery's trick; all in [1, 6])."""
+    ab = a * b
+    abc = ab * c
+    r = _like(1.0, a) / (abc * d)
+    rabc = r * d
+    rab = rabc * c
+    return rab * b, rab * a, rabc * ab, r * abc
+
+
+@njit(**_SJ)
+def _lstm_vjp_fast(i, f, o, u, c_prev, gh, gc):
+    # vmath: two divisions instead of five; sigma*(1 - sigma) and 1 - tanh**2
+    # come from exp(-|x|) (_sig_frac/_tanh_frac), without cancellation.
+    pi_, di, ei = _sig_frac(i)
+    pf, df, ef = _sig_frac(f)
+    po, do, eo = _sig_frac(o)
+    nu, du, eu = _tanh_frac(u)
+    ri, rf, ro, ru = _recip4(di, df, do, du)
+    si, sf, so, tu = pi_ * ri, pf * rf, po * ro, nu * ru
+    nc, dc_, ec = _tanh_frac(si * tu + sf * c_prev)
+    rc = _like(1.0, i) / dc_
+    dc = gc + gh * so * (ec * rc * rc)       # total gradient reaching c
+    return (dc * tu * (ei * ri * ri), dc * c_prev * (ef * rf * rf),
+            gh * (nc * rc) * (eo * ro * ro), dc * si * (eu * ru * ru), dc * sf)
+
+
+@njit(**_SJ)
 def lstm_cell_vjp_scalar(i, f, o, u, c_prev, gh, gc, exact=False):
+    if not exact:
+        return _lstm_vjp_fast(i, f, o, u, c_prev, gh, gc)
     one = _like(1.0, i)
     si, sf, so = sigmoid_scalar(i, exact), sigmoid_scalar(f, exact), sigmoid_scalar(o, exact)
     tu = _th(u, exact)
@@ -172,14 +238,50 @@ def lstm_cell_vjp_scalar(i, f, o, u, c_prev, gh, gc, exact=False):
 
 
 @njit(**_SJ)
+def _tree_fast(i, fl, fr, o, u, cl, cr):
+    # as _lstm_fast: one division for sigma(i), sigma(fl), sigma(fr), tanh(u)
+    pi_, di, _ = _sig_frac(i)
+    pl, dl, _ = _sig_frac(fl)
+    pr, dr, _ = _sig_frac(fr)
+    po, do, _ = _sig_frac(o)
+    nu, du, _ = _tanh_frac(u)
+    ri, rl, rr, ru = _recip4(di, dl, dr, du)
+    c = (pi_ * ri) * (nu * ru) + (pl * rl) * cl + (pr * rr) * cr
+    nc, dc, _ = _tanh_frac(c)
+    return (po * nc) / (do * dc), c
+
+
+@njit(**_SJ)
 def tree_lstm_cell_scalar(i, fl, fr, o, u, cl, cr, exact=False):
+    if not exact:
+        return _tree_fast(i, fl, fr, o, u, cl, cr)
     c = (sigmoid_scalar(i, exact) * _th(u, exact)
          + sigmoid_scalar(fl, exact) * cl + sigmoid_scalar(fr, exact) * cr)
     return sigmoid_scalar(o, exact) * _th(c, exact), c
 
 
 @njit(**_SJ)
+def _tree_vjp_fast(i, fl, fr, o, u, cl, cr, gh, gc):
+    pi_, di, qi = _sig_frac(i)
+    pl, dl, ql = _sig_frac(fl)
+    pr, dr, qr = _sig_frac(fr)
+    po, do, qo = _sig_frac(o)
+    nu, du, qu = _tanh_frac(u)
+    ri, rl, rr, rud = _recip4(di, dl, dr, du * do)
+    ru, ro = rud * do, rud * du
+    si, sl, sr, so, tu = pi_ * ri, pl * rl, pr * rr, po * ro, nu * ru
+    nc, dc_, qc = _tanh_frac(si * tu + sl * cl + sr * cr)
+    rc = _like(1.0, i) / dc_
+    dc = gc + gh * so * (qc * rc * rc)
+    return (dc * tu * (qi * ri * ri), dc * cl * (ql * rl * rl),
+            dc * cr * (qr * rr * rr), gh * (nc * rc) * (qo * ro * ro),
+            dc * si * (qu * ru * ru), dc * sl, dc * sr)
+
+
+@njit(**_SJ)
 def tree_lstm_cell_vjp_scalar(i, fl, fr, o, u, cl, cr, gh, gc, exact=False):
+    if not exact:
+        return _tree_vjp_fast(i, fl, fr, o, u, cl, cr, gh, gc)
     one = _like(1.0, i)
     si, so = sigmoid_scalar(i, exact), sigmoid_scalar(o, exact)
     sl, sr = sigmoid_scalar(fl, exact), sigmoid_scalar(fr, exact)

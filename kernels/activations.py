@@ -43,6 +43,12 @@ and re-exported here; ``@njit``, inlined, generic over float32/float64,
     lstm_cell_vjp_scalar(i, f, o, u, c_prev, gh, gc, exact) -> 5-tuple
     tree_lstm_cell_scalar / tree_lstm_cell_vjp_scalar
 
+The cells share divisions (a vector divide costs as much as ~30 multiplies):
+sigmoid and tanh come as fractions (``vmath.sig_frac``/``tanh_frac``), the
+LSTM cell forward divides twice per element instead of five times, its
+backward twice (four reciprocals from one division), and the gradients take
+sigma*(1 - sigma) and 1 - tanh**2 from exp(-|x|), without cancellation.
+
 Kernels are ``@njit(cache=True)`` block functions specialised on literal
 ``op``/``exact`` arguments (``numba.literally``), driven either directly
 (small arrays: no thread-pool start-up, ~1 us) or from a ``parallel=True``

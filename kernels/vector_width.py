@@ -14,9 +14,17 @@ attribute.
 which is otherwise 512 where the CPU has AVX-512F and nothing (LLVM's own
 default) elsewhere.  The width is part of every kernel's cache key
 (:data:`WIDTH_TAG`), so changing it never reuses code compiled for another.
+
+Importing this module also makes numba's on-disk cache of the functions
+defined in this directory (``cache=True``: the activation and vmath array
+kernels) depend on the files they inline and on the width.  numba keys a
+cached function on its own source file only, so an edit of
+``activation_scalars.py`` or ``vmath_*.py`` alone left ``activations.py``'s
+cached machine code in use, computing with the old formulas.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 
 from numba import types
@@ -52,3 +60,51 @@ def wide_vectors(typingctx):
             set.add(builder.function.attributes, f'"prefer-vector-width"="{VECTOR_WIDTH}"')
         return context.get_dummy_value()
     return types.none(), codegen
+
+
+# ------------------------------------------------------- numba cache stamp --
+_KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _inlined_sources_digest():
+    """Hash of the files whose code the kernels of this directory inline
+    (``@njit(forceinline=True)`` helpers), and of the vector width."""
+    h = hashlib.sha256(WIDTH_TAG.encode())
+    for name in sorted(os.listdir(_KERNEL_DIR)):
+        if name.endswith(".py") and (name.startswith("vmath")
+                                     or name in ("activation_scalars.py", "vector_width.py")):
+            h.update(name.encode())
+            with open(os.path.join(_KERNEL_DIR, name), "rb") as f:
+                h.update(f.read())
+    return h.hexdigest()
+
+
+def _install_cache_stamp():
+    try:
+        from numba.core import caching
+        impl = caching.CacheImpl
+        bases = (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator)
+    except AttributeError:           # another numba layout: keep numba's own stamp
+        return
+    if any(getattr(c, "_vmapper_stamp", False) for c in impl._locator_classes):
+        return
+    digest = _inlined_sources_digest()
+
+    def stamped(base):
+        class Locator(base):
+            _vmapper_stamp = True
+
+            def get_source_stamp(self):
+                return (base.get_source_stamp(self), digest)
+
+            @classmethod
+            def from_function(cls, py_func, py_file):
+                if os.path.dirname(os.path.abspath(py_file)) != _KERNEL_DIR:
+                    return None                 # anyone else's code: numba's locators
+                return super().from_function(py_func, py_file)
+        Locator.__name__ = Locator.__qualname__ = "Vmapper" + base.__name__
+        return Locator
+    impl._locator_classes[:0] = [stamped(b) for b in bases]
+
+
+_install_cache_stamp()

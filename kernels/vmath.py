@@ -25,6 +25,9 @@ Public API
 * ``vexp(x) ... vcos(x)``: whole-array functions (any shape, float32/float64
   preserved, other dtypes computed in float64; ``parallel=True`` prange
   kernel for large arrays, a serial call below 32768 elements).
+* ``sig_frac(x) -> (p, d, q)``, ``tanh_frac(x) -> (t, d, q)`` (njit code
+  only): sigmoid = p/d, tanh = t/d, and their derivative factors q/d**2, with
+  no division, for kernels that share one division between several of them.
 * ``ulp_error(ours, reference, dtype)``, ``sweep_inputs(name, dtype)``,
   ``reference(name, x)`` and ``accuracy_table()`` to measure accuracy.
 
@@ -59,8 +62,9 @@ these functions are within 1 ulp where checked; the larger numbers above are
 the reference's own error (numpy's float32 log is up to 3 ulp off,
 scipy's float64 erf up to 2-3 ulp).
 
-Coefficients: fdlibm/musl for exp (f64), log, sin/cos (f64) kernels; Cephes
-for expf; the rest are near-minimax fits (Lawson-iterated weighted least
+Coefficients: fdlibm/musl for log, sin/cos (f64) kernels (and the rational
+exp of the sigmoid/tanh fractions, ``sig_frac``/``tanh_frac``); Cephes for
+expf; the float64 exp polynomial (division-free) and the rest are near-minimax fits (Lawson-iterated weighted least
 squares in 50-digit mpmath on Chebyshev nodes, coefficients rounded to the
 target type and re-verified).
 
@@ -78,7 +82,8 @@ from .vmath_f64 import (exp_f64, log_f64, log1p_f64, expm1_f64,  # noqa: F401
 from .vmath_trig import sin_f32, cos_f32, sin_f64, cos_f64  # noqa: F401
 from .vmath_trig import _PI4_HEX, _TEMIN, _TEMAX, _PIO2_TAB, _TQ  # noqa: F401
 from .vmath_generic import (SCALAR_IMPLS, EXACT_IMPLS, exp, log, log1p,  # noqa: F401
-                            expm1, tanh, sigmoid, erf, sin, cos)
+                            expm1, tanh, sigmoid, erf, sin, cos,
+                            sig_frac, tanh_frac)
 from .vmath_array import (vexp, vlog, vlog1p, vexpm1, vtanh, vsigmoid,  # noqa: F401
                           verf, vsin, vcos, ARRAY_FUNCS)
 from .vmath_accuracy import (ulp_error, special_values, sweep_inputs,  # noqa: F401

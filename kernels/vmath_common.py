@@ -5,6 +5,8 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
+
+from . import vector_width  # noqa: F401  (numba cache stamp covering vmath_*.py)
 FUNCTIONS = ("exp", "log", "log1p", "expm1", "tanh", "sigmoid", "erf",
              "sin", "cos")
 

@@ -99,6 +99,52 @@ def expm1_f32(x):
     return x if abs(x) < _F_TINY else res
 
 
+# fdlibm's rational form of expf on the reduced range (see vmath_f64's
+# _exp_rat_f64): exp(r) = (R + r)/(R - r), R = 2 + r*r*(P1 + r*r*P2),
+# |error| < 2**-27.7; the fused activation kernels fold its division into theirs.
+_F_P1, _F_P2 = F(1.6666625440e-1), F(-2.7667332906e-3)
+
+
+@njit(**_SJIT)
+def _exp_rat_f32(x):
+    """``(r, R, k)`` with ``exp(x) = 2**k * (R + r)/(R - r)``, for x <= 0
+    (a NaN gives finite garbage: callers select it out).  Clamped at -120,
+    not -104: 2**k*(R + r) itself must underflow to 0 where exp(x) does."""
+    xc = x if x > F(-120.0) else F(-120.0)
+    kf = (xc * _F_LOG2E + _F_SHIFT) - _F_SHIFT
+    r = (xc - kf * _F_LN2HI) - kf * _F_LN2LO
+    z = r * r
+    R = _F2 + z * (_F_P1 + z * _F_P2)
+    return r, R, I32(kf)
+
+
+@njit(**_SJIT)
+def _sig_frac_f32(x):
+    """``(p, d, q)``: sigmoid(x) = p/d, sigmoid(x)*sigmoid(-x) = q/d**2
+    (see vmath_f64._sig_frac_f64)."""
+    r, R, k = _exp_rat_f32(-abs(x))
+    n = _scale_f32(R + r, k)
+    m = R - r
+    p = m if x >= _F0 else n
+    nan = x != x
+    return (x if nan else p), m + n, (x if nan else n * m)
+
+
+@njit(**_SJIT)
+def _tanh_frac_f32(x):
+    """``(t, d, q)``: tanh(x) = t/d, 1 - tanh(x)**2 = q/d**2
+    (see vmath_f64._tanh_frac_f64)."""
+    a = abs(x)
+    r, R, k = _exp_rat_f32(-(a + a))
+    s = _scale_f32(_F1, k)
+    m = R - r
+    n = s * (R + r)
+    t = R * (_F1 - s) - r * (_F1 + s)
+    t = t if x > _F0 else -t
+    t = t if a > _F0 else x                 # +-0, NaN
+    return t, m + n, (F(4.0) * n * m if x == x else x)
+
+
 _F_TH = [F(c) for c in (-0.33333316, 0.13332586, -0.053852312, 0.021071685,
                         -0.0062742475)]
 _FT0, _FT1, _FT2, _FT3, _FT4 = _F_TH

@@ -10,9 +10,17 @@ _DINF, _DNAN = D(np.inf), D(np.nan)
 _D_SHIFT = D(6755399441055744.0)    # 1.5*2**52
 _D_LOG2E = D(1.4426950408889634)
 _D_LN2HI, _D_LN2LO = D(6.93147180369123816490e-01), D(1.90821492927058770002e-10)
-_DP1, _DP2 = D(1.66666666666666019037e-01), D(-2.77777777770155933842e-03)
-_DP3, _DP4 = D(6.61375632143793436117e-05), D(-1.65339022054652515390e-06)
-_DP5 = D(4.13813679705723846039e-08)
+# exp(r) = 1 + r + r*r*Q(r), |r| <= ln2/2: Q a relative-minimax fit of
+# (exp(r) - 1 - r)/r**2 (error 2.7e-18).  No division (fdlibm's rational form
+# needs one, and a divide is the slowest vector instruction: 16 cycles per 8
+# lanes here, so the activation kernels were bound on it); the reconstruction
+# 1 + (hi - (lo - r*r*Q)) keeps the hi/lo split of the reduction, max 1 ulp.
+_D_EQ = [D(c) for c in (
+    0.5, 0.1666666666666667, 0.041666666666666616, 0.008333333333326162,
+    0.001388888888891799, 0.0001984126987474086, 2.4801587245688026e-05,
+    2.7557255488765165e-06, 2.755734965173676e-07, 2.5105184234259897e-08,
+    2.088936969391941e-09)]
+_DQ0, _DQ1, _DQ2, _DQ3, _DQ4, _DQ5, _DQ6, _DQ7, _DQ8, _DQ9, _DQ10 = _D_EQ
 
 
 @njit(**_SJIT)
@@ -24,17 +32,26 @@ def _scale_f64(p, k):
 
 
 @njit(**_SJIT)
+def _exp_q_f64(r):
+    # Estrin's scheme: the same terms as Horner's in a shorter dependency chain
+    r2 = r * r
+    r4 = r2 * r2
+    a = (_DQ0 + _DQ1 * r) + r2 * (_DQ2 + _DQ3 * r)
+    b = (_DQ4 + _DQ5 * r) + r2 * (_DQ6 + _DQ7 * r)
+    c = (_DQ8 + _DQ9 * r) + r2 * _DQ10
+    return a + r4 * (b + r4 * c)
+
+
+@njit(**_SJIT)
 def exp_f64(x):
-    # fdlibm e_exp.c, made branch-free.
+    # fdlibm's range reduction; a division-free polynomial (see _D_EQ).
     xc = x if x > D(-746.0) else D(-746.0)
     xc = xc if xc < D(710.0) else D(710.0)
     kf = (xc * _D_LOG2E + _D_SHIFT) - _D_SHIFT
     hi = xc - kf * _D_LN2HI                 # exact: LN2HI has 32 bits
     lo = kf * _D_LN2LO
     r = hi - lo
-    z = r * r
-    c = r - z * (_DP1 + z * (_DP2 + z * (_DP3 + z * (_DP4 + z * _DP5))))
-    y = _D1 - ((lo - (r * c) / (_D2 - c)) - hi)
+    y = _D1 + (hi - (lo - (r * r) * _exp_q_f64(r)))
     res = _scale_f64(y, I64(kf))
     return res if x == x else x
 
@@ -135,6 +152,57 @@ def tanh_f64(x):
 def sigmoid_f64(x):
     e = exp_f64(-abs(x))
     return (_D1 if x >= _D0 else e) / (_D1 + e)
+
+
+# fdlibm's rational form of exp on the reduced range: exp(r) = (R + r)/(R - r)
+# with R = 2 + r*r*P(r*r) (error < 2**-59).  fdlibm evaluates it with a
+# division of its own; the fraction helpers below return numerator and
+# denominator instead, and the fused activation kernels fold them into the
+# division that sigmoid/tanh need anyway (several of those into one).
+_DP1, _DP2 = D(1.66666666666666019037e-01), D(-2.77777777770155933842e-03)
+_DP3, _DP4 = D(6.61375632143793436117e-05), D(-1.65339022054652515390e-06)
+_DP5 = D(4.13813679705723846039e-08)
+
+
+@njit(**_SJIT)
+def _exp_rat_f64(x):
+    """``(r, R, k)`` with ``exp(x) = 2**k * (R + r)/(R - r)``, for x <= 0
+    (a NaN gives finite garbage: callers select it out).  Clamped at -760,
+    not -746: 2**k*(R + r) itself must underflow to 0 where exp(x) does."""
+    xc = x if x > D(-760.0) else D(-760.0)
+    kf = (xc * _D_LOG2E + _D_SHIFT) - _D_SHIFT
+    r = (xc - kf * _D_LN2HI) - kf * _D_LN2LO
+    z = r * r
+    R = _D2 + z * (_DP1 + z * (_DP2 + z * (_DP3 + z * (_DP4 + z * _DP5))))
+    return r, R, I64(kf)
+
+
+@njit(**_SJIT)
+def _sig_frac_f64(x):
+    """``(p, d, q)``: sigmoid(x) = p/d and sigmoid(x)*sigmoid(-x) = q/d**2,
+    from exp(-|x|) = n/m (no division; p, d, q in (0, 6])."""
+    r, R, k = _exp_rat_f64(-abs(x))
+    n = _scale_f64(R + r, k)
+    m = R - r
+    p = m if x >= _D0 else n
+    nan = x != x
+    return (x if nan else p), m + n, (x if nan else n * m)
+
+
+@njit(**_SJIT)
+def _tanh_frac_f64(x):
+    """``(t, d, q)``: tanh(x) = t/d and 1 - tanh(x)**2 = q/d**2, from
+    e = exp(-2|x|) = s*n/m as (1 - e)/(1 + e); 1 - s*n/m is formed as
+    R*(1 - s) - r*(1 + s), without cancellation (k = 0: -2r exactly)."""
+    a = abs(x)
+    r, R, k = _exp_rat_f64(-(a + a))
+    s = _scale_f64(_D1, k)                  # 2**k: 1 - s, 1 + s exact for k >= -53
+    m = R - r
+    n = s * (R + r)
+    t = R * (_D1 - s) - r * (_D1 + s)
+    t = t if x > _D0 else -t
+    t = t if a > _D0 else x                 # +-0, NaN
+    return t, m + n, (D(4.0) * n * m if x == x else x)
 
 
 _D_ERA = [D(c) for c in (

@@ -15,6 +15,8 @@ from .vmath_f32 import (exp_f32, log_f32, log1p_f32, expm1_f32, tanh_f32,  # noq
 from .vmath_f64 import (exp_f64, log_f64, log1p_f64, expm1_f64, tanh_f64,  # noqa: F401
                         sigmoid_f64, erf_f64)
 from .vmath_trig import sin_f32, cos_f32, sin_f64, cos_f64  # noqa: F401
+from .vmath_f32 import _sig_frac_f32, _tanh_frac_f32
+from .vmath_f64 import _sig_frac_f64, _tanh_frac_f64
 # ====================================================== generic + tables ===
 SCALAR_IMPLS = {}
 for _name in FUNCTIONS:
@@ -75,3 +77,30 @@ sin = _make_generic("sin")
 cos = _make_generic("cos")
 
 
+
+
+
+def _make_frac(name, f32, f64, doc):
+    def generic(x):
+        raise TypeError(f"{name} is for njit code only")
+    generic.__name__ = generic.__qualname__ = name
+    generic.__doc__ = doc
+
+    @overload(generic, jit_options=dict(error_model="numpy", forceinline=True))
+    def _ov(x):
+        if x == types.float32:
+            return lambda x: f32(x)
+        if x == types.float64:
+            return lambda x: f64(x)
+        return None
+    return generic
+
+
+# Fractions for the fused activation kernels (njit code only): each returns
+# (numerator, denominator, q) with the denominator in [1, 6], so that a
+# kernel can combine several into one division.  Not in the ulp table: the
+# kernels that use them are checked against numpy (tests/kernels/test_activations.py).
+sig_frac = _make_frac("sig_frac", _sig_frac_f32, _sig_frac_f64,
+                      "(p, d, q): sigmoid(x) = p/d, sigmoid(x)*sigmoid(-x) = q/d**2.")
+tanh_frac = _make_frac("tanh_frac", _tanh_frac_f32, _tanh_frac_f64,
+                       "(t, d, q): tanh(x) = t/d, 1 - tanh(x)**2 = q/d**2.")

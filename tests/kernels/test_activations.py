@@ -332,3 +332,78 @@ def test_cupy_kernel_sources_compile_and_agree_on_cpu(tmp_path, monkeypatch):
     np.testing.assert_allclose(got["tree"], A.tree_lstm_cell(*t7), rtol=1e-13)
     np.testing.assert_allclose(got["tree_vjp"], A.tree_lstm_cell_vjp(*t7, vals["gh"], vals["gc"]),
                                rtol=1e-13)
+
+
+_SPECIAL = [-np.inf, -800.0, -30.0, -0.7, -1e-300, -0.0, 0.0, 5e-324, 0.3, 30.0, 800.0, np.inf, np.nan]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cell_special_values_match_exact_math(cell, dtype):
+    # the vmath cells share one division between several gates
+    # (activation_scalars._lstm_fast): every combination of special inputs
+    # must give what the libm formulas give (NaN where they give NaN, same infs)
+    import itertools
+    fwd, vjp, _, nin = CELLS[cell]
+    vals = _SPECIAL if nin == 5 else _SPECIAL[::2]
+    grid = np.array(list(itertools.product(vals, repeat=nin)), dtype=dtype).T
+    gh, gc = np.full(grid.shape[1], 0.7, dtype), np.full(grid.shape[1], -1.0, dtype)
+    tol = dict(rtol=3e-5, atol=1e-30) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-300)
+    with np.errstate(all="ignore"):
+        pairs = list(zip(fwd(*grid), fwd(*grid, exact_math=True)))
+        pairs += list(zip(vjp(*grid, gh, gc), vjp(*grid, gh, gc, exact_math=True)))
+    for k, (a, b) in enumerate(pairs):
+        assert a.dtype == dtype
+        if k < 2:                                   # h, c: the same NaNs
+            np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=f"output {k}")
+        else:
+            # gradients: no NaN that libm has not.  The reverse can happen: in
+            # float32 libm's 1 - sigmoid(30) rounds to 0 and 0 * inf gives
+            # NaN, where exp(-30)/(1 + exp(-30))**2 * inf is the true inf.
+            assert not np.any(np.isnan(a) & ~np.isnan(b)), f"output {k}"
+        keep = ~np.isnan(b)
+        np.testing.assert_array_equal(np.isinf(a[keep]), np.isinf(b[keep]), err_msg=f"output {k}")
+        ok = np.isfinite(b)
+        # c = s(i)tanh(u) + s(f)c_prev cancels for some combinations: compare
+        # against the size of the terms there.  Gradients: libm's 1 - sigmoid(30)
+        # has lost 12 digits (float64), so only a loose check here (the tails
+        # test below checks them against mpmath).
+        scale = np.maximum(np.abs(b[ok]), 1.0 if dtype == np.float32 else 0.0)
+        rtol, atol = (tol["rtol"], tol["atol"]) if k < 2 else (1e-2, 1e-12)
+        assert np.all(np.abs(a[ok] - b[ok]) <= atol + rtol * scale), f"output {k}"
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_cell_gradients_keep_full_precision_in_the_tails(cell):
+    # sigma(x)(1 - sigma(x)) and 1 - tanh(x)**2 come from exp(-|x|), not from
+    # 1 - s: no cancellation where the gates saturate (8 <= |x| <= 30)
+    _, vjp, _, nin = CELLS[cell]
+    rng = np.random.default_rng(9)
+    x = rng.uniform(8, 30, 400) * rng.choice([-1, 1], 400)
+    ins = [x if k == 0 or k == 4 else rng.normal(0, 0.5, 400) for k in range(nin)]
+    ins[4 if nin == 5 else 6] = rng.normal(0, 1, 400)         # c_prev / cr: ordinary
+    if nin == 5:
+        ins[3] = x[::-1].copy()                                # u saturates too
+    else:
+        ins[4] = x[::-1].copy()
+    gh, gc = rng.normal(size=(2, 400))
+    grads = vjp(*ins, gh, gc)
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 40
+    sig = lambda v: 1 / (1 + mp.exp(-v))                       # noqa: E731
+    for lane in range(0, 400, 7):
+        a = [mp.mpf(float(v[lane])) for v in ins]
+        if nin == 5:
+            i, f, o, u, cp = a
+            c = sig(i) * mp.tanh(u) + sig(f) * cp
+            dc = gc[lane] + gh[lane] * sig(o) / mp.cosh(c) ** 2
+            exact = [dc * mp.tanh(u) * sig(i) * sig(-i), dc * sig(i) / mp.cosh(u) ** 2]
+            got = [grads[0][lane], grads[3][lane]]
+        else:
+            i, fl, fr, o, u, cl, cr = a
+            c = sig(i) * mp.tanh(u) + sig(fl) * cl + sig(fr) * cr
+            dc = gc[lane] + gh[lane] * sig(o) / mp.cosh(c) ** 2
+            exact = [dc * mp.tanh(u) * sig(i) * sig(-i), dc * sig(i) / mp.cosh(u) ** 2]
+            got = [grads[0][lane], grads[4][lane]]
+        for g, e in zip(got, exact):
+            assert abs(g - float(e)) <= 1e-12 * abs(float(e)) + 1e-300, (lane, g, float(e))

@@ -50,3 +50,23 @@ def test_a_marked_kernel_uses_512_bit_registers_and_an_unmarked_one_does_not():
     unmarked = "\n".join(plain.inspect_asm().values())
     assert re.search(r"\bzmm\d", marked)
     assert not re.search(r"\bzmm\d", unmarked)
+
+
+def test_cached_kernels_are_keyed_on_the_files_they_inline():
+    # numba's own key is the function's source file only; ours adds the width
+    # and vmath_*.py / activation_scalars.py (an edit there must not reuse
+    # machine code compiled from the old formulas)
+    from vmapper.kernels import activations as A
+    from vmapper.kernels import vmath_array
+    for fn in (A._lstm_block, vmath_array._map_block):
+        loc = fn._cache._impl.locator
+        assert getattr(type(loc), "_vmapper_stamp", False)
+        own, digest = loc.get_source_stamp()
+        assert digest == vw._inlined_sources_digest()
+
+    @njit(cache=False)
+    def elsewhere(x):
+        return x
+    from numba.core import caching
+    assert all(c.from_function(elsewhere.py_func, __file__) is None
+               for c in caching.CacheImpl._locator_classes if getattr(c, "_vmapper_stamp", False))

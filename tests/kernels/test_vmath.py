@@ -198,3 +198,38 @@ def test_exact_impls_in_njit_code(dtype):
                          for n in vm.FUNCTIONS], dtype)
         with np.errstate(invalid="ignore"):
             assert np.all(vm.ulp_error(got, fast, dtype) <= 4), (v, got, fast)
+
+
+@njit(error_model="numpy")
+def _fractions(x, out):
+    for j in range(x.shape[0]):
+        p, d, q = vm.sig_frac(x[j])
+        t, e, r = vm.tanh_frac(x[j])
+        out[0, j], out[1, j], out[2, j], out[3, j] = p / d, q / (d * d), t / e, r / (e * e)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_sigmoid_and_tanh_fractions(dtype):
+    # the fused activation kernels' sigmoid/tanh as p/d (no division inside):
+    # values and derivative factors against long double, specials exact
+    x = np.concatenate([vm.sweep_inputs("tanh", dtype, n=3 * 10 ** 5),
+                        vm.sweep_inputs("sigmoid", dtype, n=3 * 10 ** 5)])
+    out = np.empty((4, x.size), dtype)
+    _fractions(x, out)
+    with np.errstate(all="ignore"):
+        xl = x.astype(np.longdouble)
+        e = np.exp(-np.abs(xl))
+        refs = [np.where(xl >= 0, 1 / (1 + e), e / (1 + e)), e / (1 + e) ** 2,
+                np.tanh(xl), 1 / np.cosh(xl) ** 2]
+    for k, (got, ref, bound) in enumerate(zip(out, refs, (2, 4, 4, 4))):
+        err = vm.ulp_error(got, ref.astype(dtype), dtype)
+        assert err.max() <= bound, (k, x[np.argmax(err)], err.max())
+    s = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324 if dtype == np.float64 else 1e-45], dtype)
+    sp = np.empty((4, s.size), dtype)
+    _fractions(s, sp)
+    np.testing.assert_array_equal(sp[0], [0.5, 0.5, 1.0, 0.0, np.nan, 0.5])
+    np.testing.assert_array_equal(sp[1][:4], [0.25, 0.25, 0.0, 0.0])
+    np.testing.assert_array_equal(sp[2], [0.0, -0.0, 1.0, -1.0, np.nan, s[5]])
+    assert np.signbit(sp[2][1]) and not np.signbit(sp[2][0])
+    np.testing.assert_array_equal(sp[3][:4], [1.0, 1.0, 0.0, 0.0])
+    assert np.all(np.isnan(sp[:, 4]))

@@ -13,13 +13,19 @@
 The kernel comes in two variants (:attr:`Kernel.variant`), with the same
 results, lane errors and ``max_iters`` behaviour:
 
-* ``"scalar"``: a ``@njit(parallel=...)`` loop ``for i in prange(n)`` calling
-  a per-lane function generated from the CFG: every lane runs the function's
-  blocks with its own control flow, as a dispatch loop ``while blk >= 0: if
-  blk == 0: ... elif ...`` that LLVM jump-threads into the CFG itself
-  (measured within a few percent of hand-structured code, see
-  ``benchmarks/kernel_loops_probe.py``).  LLVM vectorizes across lanes only
-  a function without control flow.
+* ``"scalar"``: a loop over lanes calling a per-lane function generated from
+  the CFG: every lane runs the function's blocks with its own control flow,
+  as a dispatch loop ``while blk >= 0: if blk == 0: ... elif ...`` that LLVM
+  jump-threads into the CFG itself (measured within a few percent of
+  hand-structured code, see ``benchmarks/kernel_loops_probe.py``).  LLVM
+  vectorizes across lanes only a function without control flow; the loop
+  runs over slices from 0 (contiguous vector loads, no gathers) and asks for
+  the CPU's full vector width (:mod:`.vector_width`), as the activation
+  kernels do.  A ``prange`` splits the lanes into one contiguous range per
+  thread, except for a function without loops whose estimated work
+  (:func:`.codegen_source.lane_cost` x lanes) is below :data:`SERIAL_WORK`:
+  that runs on the calling thread (on a loaded machine, waking the other
+  threads can cost a scheduler time slice).
 * ``"lockstep"`` (:mod:`.codegen_lockstep`, :mod:`.codegen_lockstep_kernel`):
   chunks of 64 lanes run the CFG together, a block at a time for the lanes
   waiting at it, each block a loop over the chunk that LLVM vectorizes; a
@@ -113,6 +119,7 @@ class Kernel:
         self._kernel = module.kernel
         self.width = meta.get("width")   # lanes per chunk of a lockstep kernel; None: scalar kernel
         self.variant = "scalar" if self.width is None else "lockstep"
+        self.lane_cost = meta.get("lane_cost")  # operations per lane (None: the function loops)
         self.module = module
         self.source = source
         self.path = path
@@ -144,6 +151,8 @@ class Kernel:
             sig.append(types.int64)
         if self.width is not None:
             sig += [types.int64, types.int64]  # wr (== width), ntask
+        else:
+            sig.append(types.int64)  # ntask
         return tuple(sig)
 
     def __call__(self, args, n):
@@ -165,6 +174,8 @@ class Kernel:
             call.append(int(self.max_iters))
         if self.width is not None:
             call += [self.width, _task_count(n, self.width)]
+        else:
+            call.append(_scalar_task_count(n, self.lane_cost))
         self._kernel(*call)
         err_lane, err_code = -1, 0
         if self.errors and n and codes.any():
@@ -183,6 +194,23 @@ def _task_count(n, width):
     # least: waking a thread costs more than that much work.
     from numba import get_num_threads
     return max(1, min(n // (8 * width), get_num_threads()))
+
+
+#: Lanes per thread from which a scalar kernel whose function loops runs on more than one thread.
+SCALAR_LANES_PER_TASK = 1024
+#: Estimated operations (lanes x operations per lane) below which a scalar kernel of a
+#: function without loops runs on the calling thread alone.  On a loaded machine waking the
+#: other threads costs up to a scheduler time slice: a 2-task contraction kernel of 10^5 lanes
+#: (4 operations per lane) took 16 ms (median) against 0.55 ms on one thread.
+SERIAL_WORK = 1 << 21
+
+
+def _scalar_task_count(n, lane_cost=None):
+    # One contiguous range of lanes per thread, as a prange over lanes would split them.
+    from numba import get_num_threads
+    if lane_cost is not None and n * lane_cost < SERIAL_WORK:
+        return 1
+    return max(1, min(n // SCALAR_LANES_PER_TASK, get_num_threads()))
 
 
 def _uniform_converter(example):

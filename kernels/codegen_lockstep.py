@@ -336,21 +336,27 @@ class LockstepEmitter(_Emitter):
         later = [set().union(*names[i + 1:]) for i in range(len(segs))]
         temps = set()   # temporaries assigned by the loops so far
         lines = []
+        # Before the block's first failure check the masks are the entry mask, which ``pc`` still
+        # gives (only the block's last loop writes ``pc``), and the error code is 0: loops up
+        # to there recompute them instead of passing them through scratch arrays.
+        failed = [any(st.startswith("bad = ") for seg in segs[:i + 1] for st in seg) for i in range(len(segs))]
         for i, seg in enumerate(segs):
-            if i == 0:
+            if i == 0 or not failed[i - 1]:
                 loop = [f"mk = _ls_load(pc, j) == {self.prio[b]}"]
                 if self.fails:
                     loop += ["mk0 = mk", "fcode = 0"]
-            else:  # what the previous loops computed
+            else:
+                loop = [f"{v} = _ls_load(A{v}, j)" for v in carried]
+            if i > 0:  # what the previous loops computed
                 needed = sorted(temps & (names[i] | later[i]))
-                loop = [f"{v} = _ls_load(A{v}, j)" for v in list(carried) + needed]
+                loop += [f"{v} = _ls_load(A{v}, j)" for v in needed]
             reads, assigned = _reads(ends[i], state.keys())
             loop += [f"{v} = _ls_load(S{v}, j)" for v in sorted(reads)]
             loop += seg
             loop += [f"_ls_put(S{v}, j, {store_mask}, {v})" for v in sorted(assigned & state.keys())]
             if i < len(splits):
                 temps |= assigned & self.temps
-                for v in carried:
+                for v in carried if failed[i] else ():
                     loop.append(f"_ls_store({self._scratch('A' + v, carried[v])}, j, {v})")
                 for v in sorted(temps & later[i]):
                     loop.append(f"_ls_store({self._scratch('A' + v, self.temp_dtypes[v])}, j, {v})")

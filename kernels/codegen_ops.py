@@ -12,6 +12,10 @@ from .codegen_helpers import (_CTOR, _HELPER_DEPS, _MATH_NP, _NATIVE, _NP_SAME,
     _TRANSCENDENTAL, _hex)
 
 
+#: math functions whose result is never infinite (for any argument: no range error).
+_BOUNDED = frozenset({"sin", "cos", "tanh", "erf", "asin", "acos", "atan", "atan2"})
+
+
 class _EmitterOps:
     """Operands, casts and instructions (mixed into ``_Emitter``)."""
     # ---- small utilities -------------------------------------------------------------------
@@ -452,8 +456,12 @@ class _EmitterOps:
         fin_in = " and ".join(f"np.isfinite({v})" for v in xs)
         self.emit(ind, f"if {r} != {r} and not ({nan_in}):")
         self.emit(ind + 1, self.fail(self.err(line, ValueError, kt.MSG_MATH_DOMAIN)))
-        self.emit(ind, f"if np.isinf({r}) and {fin_in}:")
-        self.emit(ind + 1, self.fail(self.err(line, OverflowError, kt.MSG_MATH_RANGE)))
+        # the code is registered even where no check is emitted (a function that never returns
+        # inf): the error table stays the CUDA generator's
+        code = self.err(line, OverflowError, kt.MSG_MATH_RANGE)
+        if name not in _BOUNDED:
+            self.emit(ind, f"if np.isinf({r}) and {fin_in}:")
+            self.emit(ind + 1, self.fail(code))
         self.assign(ind, tgt, r, plan.result, env)
 
     def numpy_fn(self, ind, plan, args, env, tgt):

@@ -14,7 +14,7 @@ from .codegen_eligible import kernel_eligible
 from .codegen_helpers import _HELPERS
 from .codegen_emitter import _Emitter
 
-CODEGEN_VERSION = 3
+CODEGEN_VERSION = 4
 
 
 def _result_items(res):
@@ -36,7 +36,8 @@ def generate_source(fn, arg_types, exact_math=False, count_loops=False, width=No
     items = _result_items(ft.result)
     if width is None:
         em = _Emitter(ft, exact_math, count_loops)
-        body = em.lane_function(max_iters=None) + ["", ""] + _scalar_kernel(fn, arg_types, items, count_loops)
+        body = em.lane_function(max_iters=None) + ["", ""] + _scalar_kernel(fn, arg_types, items, count_loops,
+                                                                                  bool(em.errors))
     else:
         from .codegen_lockstep_kernel import lockstep_kernel, REFILL
         em, kernel = lockstep_kernel(ft, arg_types, items, exact_math, count_loops, width,
@@ -60,11 +61,13 @@ def generate_source(fn, arg_types, exact_math=False, count_loops=False, width=No
         "from numba import njit, prange",
     ]
     header += [f"from vmapper.kernels.vmath import {f} as _vm_{f}" for f in sorted(em.vm)]
-    if width is not None:
+    from .vector_width import WIDTH_TAG
+    header.append("from vmapper.kernels.vector_width import wide_vectors as _vw_wide_vectors")
+    if width is None:
+        header.insert(4, f"# scalar kernel; {WIDTH_TAG}")
+    else:
         from .codegen_lockstep_rt import SOURCE_TAG
-        from .vector_width import WIDTH_TAG
         header.insert(4, f"# lockstep: {width} lanes per chunk; runtime {SOURCE_TAG}; {WIDTH_TAG}")
-        header.append("from vmapper.kernels.vector_width import wide_vectors as _vw_wide_vectors")
         header += [f"from vmapper.kernels.codegen_lockstep_rt import {f} as _ls_{f}"
                    for f in ["select", "both", "either", "load", "store", "put"] + sorted(em.small)]
         header += [f"from vmapper.kernels.codegen_lockstep_rt import {a} as _ls_{a}"
@@ -78,24 +81,66 @@ def generate_source(fn, arg_types, exact_math=False, count_loops=False, width=No
                "                 numpy=False, stencil=False, inplace_binop=False)", ""]
     src = "\n".join(header + em.const_defs + [""] + ["\n\n".join(helpers)] + ["", ""] + body) + "\n"
     errors = {code: key for key, code in em.errors.items()}
-    meta = {"errors": errors, "result": ft.result, "items": items, "types": ft, "width": width}
+    meta = {"errors": errors, "result": ft.result, "items": items, "types": ft, "width": width,
+            "lane_cost": lane_cost(ft)}
     return src, meta
 
 
-def _scalar_kernel(fn, arg_types, items, count_loops):
+#: Operations counted as this many float operations by :func:`lane_cost`.
+_HEAVY = {"exp": 20, "exp2": 20, "log": 20, "log2": 20, "log10": 20, "log1p": 20, "expm1": 20, "tanh": 20,
+          "sinh": 20, "cosh": 20, "sin": 20, "cos": 20, "tan": 20, "erf": 20, "pow": 20, "power": 20,
+          "arcsin": 20, "arccos": 20, "arctan": 20, "arctan2": 20, "asin": 20, "acos": 20, "atan": 20,
+          "atan2": 20, "cbrt": 20, "hypot": 10, "sqrt": 4, "truediv": 4, "divide": 4}
+
+
+def lane_cost(ft):
+    """Rough operations per lane of a function without loops; None when it loops (the work per
+    lane is then unknown).  Decides whether a scalar kernel is worth waking other threads for."""
+    import networkx as nx
+    fn = ft.fn
+    live = set(ft.order)
+    if not nx.is_directed_acyclic_graph(fn.to_networkx().subgraph(live)):
+        return None
+    return sum(_HEAVY.get(ins.op.rpartition(".")[2], 1) for b in live for ins in fn.blocks[b].instrs) + 1
+
+
+def _scalar_kernel(fn, arg_types, items, count_loops, errors=True):
+    """The scalar kernel's driver: ``kernel(n, *args, *outs, codes, [mi], ntask)``.
+
+    ``ntask`` contiguous ranges of lanes, one per thread (a ``prange`` over them; one range
+    runs without waking the thread pool), each run by ``run_lanes``: a loop from 0 over
+    slices of the lane arrays (indices provably >= 0, so LLVM loads and stores whole vectors,
+    not gathers), marked for the CPU's full vector width (:mod:`.vector_width`): a lane
+    function without control flow vectorizes across the lanes.  Each lane's arithmetic is
+    the lane function's whatever the vector width, so results do not depend on it.
+    ``errors``: whether the lane function can fail (else ``codes`` is never written).
+    """
     nparams = len(fn.params)
     lanes_args = [spec[0] == "lanes" for spec in arg_types]
     kargs = [f"a{j}" for j in range(nparams)]
     outs = [f"o{j}" for j in range(len(items))]
+    sliced = [a for a, lanes in zip(kargs, lanes_args) if lanes] + outs + (["codes"] if errors else [])
     call = ", ".join(f"a{j}[i]" if lanes_args[j] else f"a{j}" for j in range(nparams))
     if count_loops:
         call = call + (", " if call else "") + "mi"
-    ksig = ", ".join(["n"] + kargs + outs + ["codes"] + (["mi"] if count_loops else []))
-    kernel = ["@njit(parallel=_PARALLEL, **_OPTS)", f"def kernel({ksig}):",
-              "    for i in prange(n):", f"        r = lane({call})",
-              "        if r[0] != 0:", "            codes[i] = r[0]", "        else:"]
-    kernel += [f"            o{j}[i] = r[{j + 1}]" for j in range(len(items))]
-    return kernel
+    common = kargs + outs + ["codes"] + (["mi"] if count_loops else [])
+    run = ["@njit(**_OPTS)", f"def run_lanes({', '.join(['lo', 'hi'] + common)}):",
+           "    _vw_wide_vectors()"]
+    run += [f"    {a} = {a}[lo:hi]" for a in sliced]
+    run += ["    for i in range(hi - lo):", f"        r = lane({call})"]
+    if errors:
+        run += ["        if r[0] != 0:", "            codes[i] = r[0]", "        else:"]
+        run += [f"            o{j}[i] = r[{j + 1}]" for j in range(len(items))]
+    else:
+        run += [f"        o{j}[i] = r[{j + 1}]" for j in range(len(items))]
+    args = ", ".join(common)
+    kernel = ["@njit(parallel=_PARALLEL, **_OPTS)", f"def kernel({', '.join(['n'] + common + ['ntask'])}):",
+              "    if ntask <= 1:", f"        run_lanes(0, n, {args})", "    else:",
+              "        for t in prange(ntask):",
+              # np.int64: the parfor gufunc may type its index uint64 (int64 * uint64 is a float)
+              "            k = np.int64(t)",
+              f"            run_lanes((n * k) // ntask, (n * (k + 1)) // ntask, {args})"]
+    return run + ["", ""] + kernel
 
 
 def _spec_key(spec):

@@ -135,12 +135,14 @@ def active_variables(fn, wrt_names):
     return active
 
 
-def jvp_function(fn: Function, wrt) -> Function:
+def jvp_function(fn: Function, wrt, keep=None) -> Function:
     """``fn`` returning ``(*results, *partials)``: ``partials[j * len(wrt) + k]`` is d result_j / d param wrt[k].
 
     ``wrt`` are parameter positions.  A plain (non-tuple) result counts as one
-    result.  Raises :class:`NotDifferentiable` when an active operation has no
-    forward-mode rule or ``len(wrt) > MAX_TANGENTS``.
+    result.  ``keep``: the positions of the partials to return (default all;
+    :func:`zero_partials` names those that are zero on every path).  Raises
+    :class:`NotDifferentiable` when an active operation has no forward-mode
+    rule or ``len(wrt) > MAX_TANGENTS``.
     """
     wrt = list(wrt)
     if len(wrt) > MAX_TANGENTS:
@@ -162,7 +164,7 @@ def jvp_function(fn: Function, wrt) -> Function:
             _transform(ins, actives, out, counter)
         term = blk.term
         if isinstance(term, Return):
-            term = _return_with_tangents(term, tuple_returns, actives, out, counter)
+            term = _return_with_tangents(term, tuple_returns, actives, out, counter, keep)
         blocks[bid] = Block(bid, out, term, blk.label)
     return Function(f"{fn.name}$jvp", list(fn.params), blocks, entry, fn.source, fn.python_function)
 
@@ -203,15 +205,38 @@ def _transform(ins, actives, out, counter):
         out.append(Instr("copy", tangent_name(target, k), (t,), {}, ins.line))
 
 
-def _return_with_tangents(term, tuple_returns, actives, out, counter):
+def _returned_values(term, tuple_returns):
     if tuple_returns:
         (tup,) = tuple_returns.values()
-        results = list(tup.args)
-    elif isinstance(term.value, Const) and isinstance(term.value.value, tuple):
-        results = [Const(v) for v in term.value.value]
-    else:
-        results = [term.value]
+        return list(tup.args)
+    if isinstance(term.value, Const) and isinstance(term.value.value, tuple):
+        return [Const(v) for v in term.value.value]
+    return [term.value]
+
+
+def zero_partials(fn: Function, wrt):
+    """The positions (as in :func:`jvp_function`) of the partials that are zero on every path:
+    results that do not depend on that parameter wherever the function returns."""
+    names = [fn.params[k] for k in wrt]
+    actives = [active_variables(fn, [name]) for name in names]
+    nonzero = set()
+    m = None
+    for blk in fn.blocks.values():
+        if isinstance(blk.term, Return):
+            results = _returned_values(blk.term, _returned_tuples(blk))
+            m = len(results)
+            for j, r in enumerate(results):
+                for k, active in enumerate(actives):
+                    if _tangent(r, active, k) is not None:
+                        nonzero.add(j * len(wrt) + k)
+    return [] if m is None else [i for i in range(m * len(wrt)) if i not in nonzero]
+
+
+def _return_with_tangents(term, tuple_returns, actives, out, counter, keep=None):
+    results = _returned_values(term, tuple_returns)
     partials = [_tangent(r, active, k) or Const(0.0) for r in results for k, active in enumerate(actives)]
+    if keep is not None:
+        partials = [partials[i] for i in keep]
     target = f"$tj{next(counter)}"
     out.append(Instr("tuple", target, tuple(results) + tuple(partials), {}, term.line))
     return Return(Var(target), term.line)
@@ -263,16 +288,23 @@ def contract(e, cotangents, partials, k):
     return grads
 
 
-def contraction_function(m, k, source) -> Function:
-    """``(cot$0.., p$0..) -> (*grads,)``: the contraction of stored partials with cotangents."""
+def contraction_function(m, k, source, keep=None) -> Function:
+    """``(cot$0.., p$0..) -> (*grads,)``: the contraction of stored partials with cotangents.
+
+    ``keep``: the positions of the partials passed (default all); the others are zero.
+    """
     cots = cotangent_names(m)
-    partials = [f"p${i}" for i in range(m * k)]
+    keep = list(range(m * k)) if keep is None else list(keep)
+    partials = [f"p${i}" for i in keep]
+    operands = [Const(0.0)] * (m * k)
+    for i, p in zip(keep, partials):
+        operands[i] = Var(p)
     out = []
-    grads = contract(TangentEmitter(out, 0, itertools.count(), "$tc"), [Var(c) for c in cots],
-                     [Var(p) for p in partials], k)
+    grads = contract(TangentEmitter(out, 0, itertools.count(), "$tc"), [Var(c) for c in cots], operands, k)
     out.append(Instr("tuple", "$tc_result", tuple(grads), {}, 0))
     blocks = {0: Block(0, out, Return(Var("$tc_result"), 0), "contraction")}
-    return Function(f"contract_{m}x{k}", cots + partials, blocks, 0, source)
+    name = f"contract_{m}x{k}" + ("" if len(keep) == m * k else "_" + "_".join(map(str, keep)))
+    return Function(name, cots + partials, blocks, 0, source)
 
 
 def result_count(fn: Function) -> int | None:
@@ -287,5 +319,5 @@ def result_count(fn: Function) -> int | None:
     return None
 
 
-__all__ = ["jvp_function", "vjp_kernel_function", "contraction_function", "active_variables",
+__all__ = ["jvp_function", "vjp_kernel_function", "contraction_function", "active_variables", "zero_partials",
            "result_count", "NotDifferentiable", "MAX_TANGENTS", "TangentEmitter", "tangent_name"]

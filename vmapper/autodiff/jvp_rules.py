@@ -71,6 +71,11 @@ def _mul(e, out, args, tans):
 
 def _truediv(e, out, args, tans):
     # d(a/b) = (da - (a/b) db) / b
+    a = args[0]
+    if tans[0] is None and isinstance(a, Const) and type(a.value) in (int, float) and a.value == 1:
+        # d(1/b) = -(1/b)**2 db: a product instead of a second division (1/(1 + exp(-x)),
+        # the sigmoid, is the common case; a vector division costs ~10 multiplications)
+        return e.neg(e.mul(tans[1], e.op("mul", out, out)))
     return e.div(e.sub(tans[0], e.mul(tans[1], out)), args[1])
 
 

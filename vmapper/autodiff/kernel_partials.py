@@ -21,7 +21,8 @@ than recomputing them, ``benchmarks/elementwise.py --route only``):
 
 * ``"store"`` -- the forward kernel computes values and partials in one
   pass and the tape keeps the partials (``results x inputs`` floats per lane,
-  whatever the trip counts); the backward kernel only contracts them;
+  whatever the trip counts, less those zero on every path: a result that does
+  not depend on an input); the backward kernel only contracts them;
 * ``"recompute"`` -- the forward pass runs the plain kernel and the
   tape keeps the inputs; the backward kernel
   (:func:`~vmapper.autodiff.forward_mode.vjp_kernel_function`) recomputes the
@@ -43,7 +44,7 @@ import numpy as np
 
 from ..runtime.values import Lanes
 from .forward_mode import (NotDifferentiable, contraction_function, jvp_function, result_count,
-                           vjp_kernel_function)
+                           vjp_kernel_function, zero_partials)
 from .reverse_kernel import adjoint_function
 from .tape import project_results
 
@@ -80,10 +81,14 @@ def run_with_partials(tape, program, raw_args, nodes, n, launch):
     if policy == "auto":
         policy = "store" if m == 1 or _has_loop(program.ir) else "recompute"
     if policy == "store":
-        results = launch(_cached(program, "jvp", wrt, lambda: jvp_function(program.ir, wrt)))
+        # partials that are zero on every path (a result that does not depend on an input) are
+        # neither computed into arrays nor stored: the contraction leaves them out
+        keep = _cached(program, "keep", wrt, lambda: _nonzero_partials(program.ir, wrt, m * k))
+        results = launch(_cached(program, "jvp-kept", wrt, lambda: jvp_function(program.ir, wrt, keep)))
         values = results[:m]
         partials = [data for data, _ in results[m:]]
-        contraction = _cached(program, "contract", (m, k), lambda: contraction_function(m, k, program.ir.source))
+        contraction = _cached(program, "contract", (m, k, tuple(keep)),
+                              lambda: contraction_function(m, k, program.ir.source, keep))
 
         def backward(cots):
             return launch(contraction, cots + partials, replace_args=True)
@@ -101,6 +106,11 @@ def run_with_partials(tape, program, raw_args, nodes, n, launch):
                         [nodes[i] for i in wrt], None, n)
     out = project_results(tape, group, n)
     return out[0] if count is None else out
+
+
+def _nonzero_partials(fn, wrt, count):
+    zero = set(zero_partials(fn, wrt))
+    return [i for i in range(count) if i not in zero]
 
 
 def _has_loop(fn):

@@ -155,6 +155,21 @@ def test_vjp_of_a_tuple_result():
     np.testing.assert_allclose(gx, 2 * x + 2 * np.cos(x))
 
 
+def test_vjp_leaves_the_cotangents_unchanged_when_one_value_is_returned_twice():
+    def f(x):
+        y = x * x
+        return y, y
+    x = x_batch(5)
+    _, back = vmapper.vjp(vmapper.batched(f), x)
+    c1, c2 = np.linspace(1.0, 2.0, 5), np.linspace(-1.0, 3.0, 5)
+    k1, k2 = c1.copy(), c2.copy()
+    (gx,) = back((c1, c2))
+    np.testing.assert_allclose(gx, 2 * x * (c1 + c2))
+    assert np.array_equal(c1, k1) and np.array_equal(c2, k2)
+    (gx2,) = back((c1, c2))  # the backward may run again: its seeds were not consumed
+    np.testing.assert_array_equal(gx, gx2)
+
+
 def test_value_and_grad_rejects_non_scalar_results():
     with pytest.raises(vmapper.BatchError, match="float scalar per sample"):
         vmapper.value_and_grad(vmapper.batched(lambda_free_vector))(np.ones((3, 2)))

@@ -302,3 +302,31 @@ def test_an_if_converted_arm_with_a_singular_derivative_leaks_no_nan(backend):
     gx, gw = vmapper.grad(f, (0, 1))(x, 0.9)
     np.testing.assert_allclose(gx, [-1 / 3, -2 / 3, -1.0, 0.9 * 0.5 / np.sqrt(0.5), 0.9 * 0.5 / np.sqrt(3.0)])
     np.testing.assert_allclose(gw, -3 + np.sqrt(0.5) + np.sqrt(3.0))
+
+
+def _gelu(x):
+    return 0.5 * x * (1.0 + math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_value_and_grad_unit_seed_gives_the_stored_partials_bitwise(dtype):
+    # value_and_grad seeds a broadcast 1: the store policy hands back its partials without the
+    # contraction pass; a vjp with a dense cotangent of ones runs the contraction
+    x = np.random.default_rng(3).standard_normal(5000).astype(dtype) * 4
+    x[:6] = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40]
+    f = vmapper.batched(_gelu)
+    v, g = vmapper.value_and_grad(f, kernel_partials="store")(x)
+    out, back = vmapper.vjp(f, x, kernel_partials="store")
+    (g_dense,) = back(np.ones(len(x), dtype))
+    assert g.dtype == g_dense.dtype and g.tobytes() == g_dense.tobytes()
+    assert v.tobytes() == out.tobytes()
+
+
+def _identity(x):
+    return x
+
+
+def test_gradient_that_is_the_seed_comes_back_as_a_writable_array():
+    g = vmapper.grad(vmapper.batched(_identity))(np.arange(4.0))
+    assert g.flags.writeable and g.strides == (8,)
+    np.testing.assert_array_equal(g, np.ones(4))

@@ -53,6 +53,8 @@ def _grad_tree(original, bound, grads, in_axis, sparse):
     raw = bound.value
     if isinstance(raw, Lanes):
         g = np.zeros(raw.data.shape, raw.data.dtype) if g is None else np.asarray(g, raw.data.dtype)
+        if not g.flags.writeable:  # the broadcast unit seed itself (f(x) = x): the user's own array
+            g = g.copy()
         if in_axis not in (0, None):
             g = np.moveaxis(g, 0, in_axis)
         return g
@@ -152,7 +154,9 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
                                  f"per sample (use vmapper.vjp for other results)")
             seeds = {}
             if isinstance(result, Traced):
-                seeds[result.node] = np.ones(n, dtype=np.asarray(out).dtype)
+                # d(sum)/d(value) = 1 on every lane, as a read-only broadcast: no n-element fill,
+                # and a kernel's stored partials are the gradient itself (kernel_partials._group_vjp)
+                seeds[result.node] = np.broadcast_to(np.ones((), np.asarray(out).dtype), (n,))
             grads = _backward_with_stats(tape, seeds, bf, value_and_grad_f)
             del tape, result
             axes = _axes_for(bf, len(args))

@@ -91,14 +91,17 @@ def run_with_partials(tape, program, raw_args, nodes, n, launch):
                               lambda: contraction_function(m, k, program.ir.source, keep))
 
         def backward(cots):
-            return launch(contraction, cots + partials, replace_args=True)
+            if m == 1 and len(keep) == k and _is_unit(cots[0]):
+                # 1 * p == p bit for bit: the stored partials are the gradients
+                return [(p, False) for p in partials]
+            return launch(contraction, _dense(cots) + partials, replace_args=True)
     else:
         backward_ir = _cached(program, "vjp", wrt, lambda: _backward_function(program.ir, wrt, m, k))
         values = launch(program.ir)
         _cached(program, "jvp", wrt, lambda: jvp_function(program.ir, wrt))  # fail now, not in the backward
 
         def backward(cots):
-            return launch(backward_ir, cots)
+            return launch(backward_ir, _dense(cots))
 
     inputs = [raw_args[i] for i in wrt]
     lanes = tuple(Lanes(value, weak) for value, weak in values)
@@ -131,10 +134,22 @@ def _backward_function(fn, wrt, m, k):
     return vjp_kernel_function(fn, wrt)
 
 
+def _is_unit(cot):
+    """Whether ``cot`` is a cotangent of 1 on every lane held as a broadcast (zero stride)."""
+    return type(cot) is np.ndarray and cot.ndim == 1 and cot.strides == (0,) and cot.size and cot[0] == 1
+
+
+def _dense(cots):
+    return [np.ascontiguousarray(c) for c in cots]
+
+
 def _group_vjp(backward, values):
     def vjp(g, out, args, attrs, n):
         cots = []
         for (value, _), gj in zip(values, g):
+            if gj is not None and _is_unit(gj) and gj.dtype == value.dtype:
+                cots.append(gj)  # kept a broadcast: the backward may skip the contraction
+                continue
             cots.append(np.zeros(n, value.dtype) if gj is None else
                         np.ascontiguousarray(np.broadcast_to(gj, (n,)), dtype=value.dtype))
         grads = []

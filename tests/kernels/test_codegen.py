@@ -523,6 +523,21 @@ def test_integer_division_by_zero_reports_the_lane_line_and_type():
     assert lane == 17 and etype is ZeroDivisionError
 
 
+def test_loop_free_kernel_split_over_threads_is_bitwise_and_reports_the_smallest_failing_lane(monkeypatch):
+    # small loop-free kernels run on one thread (SERIAL_WORK); force the contiguous ranges
+    from vmapper.kernels import codegen
+    monkeypatch.setattr(codegen, "SERIAL_WORK", 0)
+    a, b = ints(6000, -50, 50), ints(6000, 1, 9)
+    k = check(divide, a, b)
+    from numba import get_num_threads
+    assert k.lane_cost is not None  # loop-free: the serial rule applies, and is off here
+    assert codegen._scalar_task_count(6000, k.lane_cost) == min(6000 // codegen.SCALAR_LANES_PER_TASK,
+                                                                get_num_threads())
+    b[[4500, 5999]] = 0  # in the second range only
+    k, lane, (line, etype, msg) = check_error(divide, a, b)
+    assert lane == 4500 and etype is ZeroDivisionError
+
+
 def test_python_float_division_by_zero():
     x, y = floats(40), floats(40) + 100
     y[[9, 30]] = 0.0

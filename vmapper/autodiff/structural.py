@@ -85,20 +85,13 @@ def scatter_into(dest, src, idx, n):
                              fwd=lambda args: V.scatter_into(args[0], args[1], idx, n))
 
 
-def _scatter_blank(src, idx, n):
-    data = src.data
-    new = np.zeros((n,) + data.shape[1:], data.dtype)
-    new[idx] = data
-    return Lanes(new, src.weak)
-
-
 def scatter_fresh(src, idx, n):
     """``scatter_into(blank_like(src, n), src, idx, n)`` for a traced per-lane array: zeros
     on the other lanes, made in one pass (no blank to copy).  The blank has no gradient,
     so the entry keeps none (``args[0]`` is None)."""
     raw, parent = unwrap(src)
-    return record_structural("scatter", _scatter_vjp, [None, raw], _scatter_blank(raw, idx, n), [None, parent],
-                             n, {"idx": idx}, fwd=lambda args: _scatter_blank(args[1], idx, n))
+    return record_structural("scatter", _scatter_vjp, [None, raw], V.scatter_blank(raw, idx, n), [None, parent],
+                             n, {"idx": idx}, fwd=lambda args: V.scatter_blank(args[1], idx, n))
 
 
 def _concat_vjp(g, out, args, attrs, n_, parents):

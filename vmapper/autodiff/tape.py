@@ -131,10 +131,8 @@ def apply_traced(prim, ctx, args, attrs):
         return out
     if prim.vjp is None:
         raise ctx.unsupported(f"differentiating {prim.name!r} (no derivative rule registered)")
-    entries = tape.entries
     n = ctx.frame.n  # (ctx.n, without the property call)
-    entries.append(Entry(prim.vjp, raw, out, attrs, parents, ctx.mask, n, prim.name, prim))
-    traced = Traced(out, len(entries) - 1)
+    traced = tape.record(prim.name, prim.vjp, raw, out, attrs, parents, ctx.mask, n, prim)
     if to is not tuple:
         return traced
     return project_results(tape, traced, n)
@@ -455,10 +453,8 @@ def _step(grads, node, e):
         g = g.to_dense()
     if e.mask is not None and _varies(e.out):
         arg_grads = _masked_vjp(e, g)
-    elif e.vjp in _PARENT_AWARE:
-        arg_grads = e.vjp(g, e.out, e.args, e.attrs, e.n, e.parents)
     else:
-        arg_grads = e.vjp(g, e.out, e.args, e.attrs, e.n)
+        arg_grads = _call_vjp(e, g, e.out, e.args, e.n)
     for parent, ga in zip(e.parents, arg_grads):
         if parent is not None and ga is not None:
             accumulate(grads, parent, ga)

@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from .values import Lanes, Traced, _structural, gather, scatter_into, select
+from .values import Lanes, Traced, _structural, gather, scatter_blank, scatter_into, select
 
 
 class Missing(Exception):
@@ -154,13 +154,8 @@ class Frame:
             if tv is Lanes or tv is Traced and type(value.value) is Lanes:
                 # a fresh array: zeros where the variable is unbound (a traced value's move
                 # goes on the tape as a scatter into a blank, without copying the blank first)
-                if tv is Lanes:
-                    data = value.data
-                    new = np.zeros((self.n,) + data.shape[1:], data.dtype)
-                    new[idx] = data
-                    self.env[name] = Lanes(new, value.weak)
-                else:
-                    self.env[name] = _structural().scatter_fresh(value, idx, self.n)
+                self.env[name] = scatter_blank(value, idx, self.n) if tv is Lanes else \
+                    _structural().scatter_fresh(value, idx, self.n)
                 was_undef[idx] = False if undef is None else undef
                 if was_undef.any():
                     self.undef[name] = was_undef

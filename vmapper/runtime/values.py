@@ -183,6 +183,14 @@ def scatter_into(dest, src, idx, n: int):
     return Lanes(out, d.weak and s.weak)
 
 
+def scatter_blank(src: Lanes, idx, n: int) -> Lanes:
+    """``src`` on lanes ``idx`` of ``n``, zeros on the others (made in one pass)."""
+    data = src.data
+    new = np.zeros((n,) + data.shape[1:], data.dtype)
+    new[idx] = data
+    return Lanes(new, src.weak)
+
+
 def select(mask, new, old, n: int, pool=None):
     """Per lane: ``new`` where ``mask`` else ``old`` (a masked assignment); ``pool``: a
     :class:`~vmapper.runtime.buffers.BufferPool` the result's array may come from."""

@@ -245,6 +245,30 @@ def test_explain_names_user_lines_masks_and_loops():
     assert "while x > 0" in text
 
 
+def _explain_leaf(x):
+    return x * 2  # explain-leaf
+
+
+def _explain_middle(x):
+    if x > 0:
+        return _explain_leaf(x) + _explain_middle(x - 1)
+    return _explain_leaf(x)
+
+
+def _explain_top(x):
+    return _explain_middle(x) + _explain_leaf(x)
+
+
+def test_explain_dumps_every_called_function_once():
+    text = batched(_explain_top).explain()
+    assert text.count("batched program _explain_top(") == 1
+    assert text.count("batched program _explain_middle(") == 1  # recursive: still once
+    assert text.count("batched program _explain_leaf(") == 1   # called from two functions
+    assert text.index("_explain_middle(") < text.index("batched program _explain_leaf(")
+    assert "x * 2" in text
+    assert "batched program _explain_middle(" not in batched(_explain_top).explain(callees=False)
+
+
 # ---- last_stats -------------------------------------------------------------------------------
 
 def simple_while(n):

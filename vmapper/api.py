@@ -127,9 +127,12 @@ class BatchedFunction:
         """The compiled program (compiles on first use; raises UnsupportedSyntaxError)."""
         return get_program(self.per_sample)
 
-    def explain(self) -> str:
-        """A readable dump of the program after the SPMD pass, and how it will run."""
-        from .explain import explain_program
+    def explain(self, callees=True) -> str:
+        """A readable dump of the program after the SPMD pass, and how it will run.
+
+        ``callees``: also dump every function it calls, directly or not (each once,
+        after it), as the numpy runtime runs them."""
+        from .explain import called_programs, explain_program
         from .runtime.kernel_dispatch import kernel_reason
         program = self.program
         if self.backend == "numba":
@@ -144,7 +147,12 @@ class BatchedFunction:
                    if reason is None else f"backend cupy: calling it raises, it is not elementwise: {reason}")
         else:
             how = "backend numpy: the masked program below runs as array operations"
-        return f"{explain_program(program)}\n\n  {how}"
+        text = f"{explain_program(program)}\n\n  {how}"
+        called = called_programs(program, get_program) if callees else []
+        if called:
+            text += f"\n\n  the functions it calls, directly or not (numpy runtime):"
+            text += "".join(f"\n\n{explain_program(callee)}" for callee in called)
+        return text
 
     def __call__(self, *args, **kwargs):
         if _per_sample_mode.get():

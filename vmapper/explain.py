@@ -6,6 +6,24 @@ from .passes.kernel_regions import KernelRegionStep
 from .passes.spmd import LoopStep
 
 
+def called_programs(program, get_program):
+    """The programs of every function ``program`` calls, directly or not, in the order
+    first reached (breadth first), each once; ``program`` itself is not among them."""
+    seen = {program.ir.python_function}
+    out, queue = [], [program]
+    while queue:
+        prog = queue.pop(0)
+        for blk in prog.blocks.values():
+            for ins in blk.instrs:
+                callee = ins.attrs.get("callee") if ins.op in ("call", "map_call") else None
+                if callee is not None and callee not in seen:
+                    seen.add(callee)
+                    callee_program = get_program(callee)
+                    out.append(callee_program)
+                    queue.append(callee_program)
+    return out
+
+
 def explain_program(program) -> str:
     fn = program.ir
     varying = fn.annotations.get("varying", set())

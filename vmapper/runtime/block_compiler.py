@@ -34,6 +34,9 @@ ALIASING_OPS = frozenset({"copy", "getitem", "getattr", "method", "call", "load_
                           "tuple"})
 VIEW_METHODS = frozenset({"reshape", "ravel", "transpose", "view", "squeeze", "swapaxes"})
 
+#: Operations whose per-lane work is a matrix product, a call or a library kernel.
+HEAVY_OPS = frozenset({"matmul", "np.dot", "call", "map_call"})
+
 #: ``InstrPlan.tape``: never taped; taped unless its first operand is a container; taped
 TAPE_NEVER, TAPE_UNLESS_CONTAINER, TAPE_ALWAYS = 0, 1, 2
 #: terminator kinds
@@ -76,7 +79,7 @@ class InstrPlan:
 
 class BlockPlan:
     __slots__ = ("block", "instrs", "rows", "term", "term_kind", "term_read", "n_instrs", "live_out", "unpacks",
-                 "run")
+                 "run", "heavy")
 
     def __init__(self, program, block):
         self.block = block
@@ -96,6 +99,9 @@ class BlockPlan:
             plans.append(ip)
             i += 1
         self.instrs = tuple(plans)
+        # work per lane well above a scalar operation's: computing it for inactive lanes
+        # costs more than gathering the active ones (see executor.run_steps)
+        self.heavy = any(ip.op in HEAVY_OPS or ip.op.startswith("kernels.") for ip in plans)
         # what the executor's loop reads of each instruction, unpacked in one step; a tuple
         # unpacking (``check_len`` and the getitems after it) is one row (see UnpackPlan)
         self.unpacks = MERGE_UNPACKS

@@ -43,7 +43,7 @@ def _per_lane(n, logits, label, error):
     bad = (lab < 0) | (lab >= x.shape[-1])
     if bad.any():
         lab = np.where(bad, 0, lab)
-    return x, lab.astype(np.int64, copy=False), bad
+    return x, np.ascontiguousarray(lab, dtype=np.int64), bad
 
 
 def _impl(ctx, args, attrs):
@@ -56,14 +56,18 @@ def _impl(ctx, args, attrs):
     per_row = bad.reshape(len(bad), -1).any(axis=1)
     ctx.fail_where(per_row, f"cross_entropy: label out of range for {x.shape[-1]} classes", IndexError,
                    values=np.asarray(label.data if type(label) is Lanes else label))
-    return Lanes(np.asarray(L.cross_entropy(x, lab)).reshape(x.shape[:-1]), False)
+    classes = x.shape[-1]
+    nll = L.nll_of_rows(np.ascontiguousarray(x).reshape(-1, classes), lab.reshape(-1))
+    return Lanes(nll.reshape(x.shape[:-1]), False)
 
 
 def _vjp(g, out, args, attrs, n):
     logits, label = args
     # (the forward run raised for any active lane these checks could fail on)
     x, lab, _ = _per_lane(n, logits, label, lambda message, exc_type: exc_type(message))
-    dl = L.cross_entropy_vjp(x, lab, np.asarray(g))
+    classes = x.shape[-1]
+    g = np.broadcast_to(np.asarray(g, dtype=x.dtype), x.shape[:-1]).reshape(-1)
+    dl = L.nll_vjp_of_rows(np.ascontiguousarray(x).reshape(-1, classes), lab.reshape(-1), g).reshape(x.shape)
     if type(logits) is Lanes:
         return [dl.astype(logits.data.dtype, copy=False) if logits.data.dtype.kind == "f" else None, None]
     if np.asarray(logits).dtype.kind != "f":

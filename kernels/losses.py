@@ -98,11 +98,25 @@ def cross_entropy(logits, label):
     if _is_cupy(logits):
         return _cross_entropy_xp(_cupy(), logits, label)
     rows, lab, batch = _rows(logits, label)
+    out = nll_of_rows(rows, lab).reshape(batch)
+    return out[()] if out.ndim == 0 else out
+
+
+def nll_of_rows(rows, lab):
+    """``cross_entropy`` of checked operands: float rows ``(r, classes)`` (contiguous) and
+    int64 labels ``(r,)`` in range."""
     out = np.empty(len(rows), rows.dtype)
     if len(rows):
         _nll_rows(rows, lab, out, rows.dtype.type(0))
-    out = out.reshape(batch)
-    return out[()] if out.ndim == 0 else out
+    return out
+
+
+def nll_vjp_of_rows(rows, lab, g):
+    """``cross_entropy_vjp`` of checked operands (as :func:`nll_of_rows`; ``g``: ``(r,)``)."""
+    out = np.empty(rows.shape, rows.dtype)
+    if len(rows):
+        _nll_vjp_rows(rows, lab, np.ascontiguousarray(g, dtype=rows.dtype), out, rows.dtype.type(0))
+    return out
 
 
 def cross_entropy_vjp(logits, label, g):
@@ -110,11 +124,8 @@ def cross_entropy_vjp(logits, label, g):
     if _is_cupy(logits):
         return _cross_entropy_vjp_xp(_cupy(), logits, label, g)
     rows, lab, batch = _rows(logits, label)
-    gr = np.ascontiguousarray(np.broadcast_to(np.asarray(g, dtype=rows.dtype), batch)).reshape(-1)
-    out = np.empty(rows.shape, rows.dtype)
-    if len(rows):
-        _nll_vjp_rows(rows, lab, gr, out, rows.dtype.type(0))
-    return out.reshape(np.shape(logits))
+    gr = np.broadcast_to(np.asarray(g, dtype=rows.dtype), batch).reshape(-1)
+    return nll_vjp_of_rows(rows, lab, gr).reshape(np.shape(logits))
 
 
 # ---- the same formula in any array module's operations (CuPy) ------------------------------------

@@ -63,6 +63,42 @@ def get_source(fn):
     return textwrap.dedent("".join(lines)), filename, first, all_lines
 
 
+_LIST_METHODS = ("append", "extend")
+
+
+def list_locals(fdef: ast.FunctionDef) -> set:
+    """Locals that are surely lists built in ``fdef``: not parameters, and every binding is
+    ``name = [...]`` (one target) or ``name += ...``.  Only on those may ``.append``/``.extend``
+    become value updates: vmapper holds lists as tuples, and a tuple from elsewhere (a caller's
+    list, a helper's result, ``x.shape``) may be a Python list that others see, or a tuple."""
+    literal, accepted = set(), set()
+    for node in ast.walk(fdef):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            # (``a = b = []``: two names, one list)
+            if len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(node.value, ast.List):
+                literal.add(targets[0].id)
+                accepted.add(id(targets[0]))
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) \
+                and isinstance(node.op, ast.Add):
+            accepted.add(id(node.target))
+    bad = {a.arg for a in fdef.args.posonlyargs + fdef.args.args + fdef.args.kwonlyargs}
+    bad |= {node.id for node in ast.walk(fdef) if isinstance(node, ast.Name)
+            and isinstance(node.ctx, (ast.Store, ast.Del)) and id(node) not in accepted}
+    return literal - bad
+
+
+def _updates_list(loop, name) -> bool:
+    """Whether ``loop`` appends to or extends the list ``name`` (Python's iteration would see it)."""
+    for node in ast.walk(loop):
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
+            return True
+        if isinstance(node, ast.Attribute) and node.attr in _LIST_METHODS and isinstance(node.value, ast.Name) \
+                and node.value.id == name:
+            return True
+    return False
+
+
 def local_names(fdef: ast.FunctionDef) -> set:
     """Names that Python treats as locals of ``fdef``: parameters and assigned names."""
     names = {a.arg for a in fdef.args.posonlyargs + fdef.args.args + fdef.args.kwonlyargs}
@@ -88,6 +124,11 @@ class Builder:
             raise self.error("async function", self.fdef)
         self.line_offset = self.first_line - 1
         self.locals = local_names(self.fdef)
+        self.list_locals = list_locals(self.fdef)
+        # variables that always hold a list of this function: reading an item of one, or a
+        # ``for`` loop's snapshot of one the loop does not change, leaves the list unshared
+        # (``Function.annotations["lists"]``, read by runtime/block_compiler.py)
+        self.list_names = set(self.list_locals)
         self.blocks: dict[int, Block] = {}
         self.loops: list = []  # (continue_target, break_target)
         self.counter = 0
@@ -143,7 +184,9 @@ class Builder:
         for blk in self.blocks.values():
             if blk.term is None:  # unreachable tail after break/continue/return
                 blk.term = Return(Const(None), 0)
-        return Function(self.fdef.name, params, self.blocks, 0, self.source, self.fn)
+        fn = Function(self.fdef.name, params, self.blocks, 0, self.source, self.fn)
+        fn.annotations["lists"] = frozenset(self.list_names)
+        return fn
 
     # ---- statements -------------------------------------------------------------
     def statements(self, body):
@@ -167,7 +210,23 @@ class Builder:
     def stmt_Expr(self, node):
         if isinstance(node.value, ast.Constant):  # docstring or bare constant
             return
-        self.expr(node.value)
+        v = node.value
+        if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr in _LIST_METHODS \
+                and isinstance(v.func.value, ast.Name) and v.func.value.id in self.list_locals:
+            name, method = v.func.value.id, v.func.attr
+            if len(v.args) != 1 or v.keywords or isinstance(v.args[0], ast.Starred):
+                raise self.error(f"'{name}.{method}()' with other than one positional argument", node)
+            self.list_update(method, name, v.args[0], node)
+            return
+        self.expr(v)
+
+    def list_update(self, method, name, arg, node, how=None):
+        """``name.append(arg)`` / ``name.extend(arg)`` on a local list: ``name`` is rebound to
+        the longer list; ``inplace`` makes the runtime refuse it when another name can reach
+        the list (Python would change the list there too)."""
+        value = self.expr(arg)
+        self.emit(f"list_{method}", [self.load_name(name, node), value], node, target=name, inplace=name,
+                  how=how or f"{name}.{method}()")
 
     def stmt_Assign(self, node):
         value = self.expr(node.value)
@@ -181,7 +240,9 @@ class Builder:
     def stmt_AugAssign(self, node):
         op = _BINOPS[type(node.op)]
         tgt = node.target
-        if isinstance(tgt, ast.Name):
+        if isinstance(tgt, ast.Name) and tgt.id in self.list_locals:
+            self.list_update("extend", tgt.id, node.value, node, how=f"'{tgt.id} += ...'")
+        elif isinstance(tgt, ast.Name):
             cur = self.load_name(tgt.id, tgt)
             # ``inplace`` names the variable: on an array, Python updates the object in place.
             self.assign(tgt, self.emit(op, [cur, self.expr(node.value)], node, inplace=tgt.id), node)
@@ -316,10 +377,14 @@ class Builder:
             if func is enumerate or func is zip:
                 if it.keywords or not it.args or (func is enumerate and len(it.args) != 1):
                     raise self.error(f"{func.__name__}() with these arguments", node)
-                seqs = [self.emit("copy", [self.expr(a)], node, target=f"{k}_seq{j}")
-                        for j, a in enumerate(it.args)]
+                seq_nodes = it.args
             else:
-                seqs = [self.emit("copy", [self.expr(it)], node, target=f"{k}_seq0")]
+                seq_nodes = [it]
+            seqs = [self.emit("copy", [self.expr(a)], node, target=f"{k}_seq{j}")
+                    for j, a in enumerate(seq_nodes)]
+            for j, a in enumerate(seq_nodes):
+                if isinstance(a, ast.Name) and a.id in self.list_locals and not _updates_list(node, a.id):
+                    self.list_names.add(f"{k}_seq{j}")
             lens = [self.emit("len", [s], node) for s in seqs]
             n = lens[0] if len(lens) == 1 else self.emit("min", lens, node)
             n = self.emit("copy", [n], node, target=f"{k}_n")

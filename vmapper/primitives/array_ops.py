@@ -513,6 +513,9 @@ METHODS.update({
 })
 
 
+_LIST_MUTATORS = frozenset({"append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse"})
+
+
 @register("method", may_fail=True)
 def _method(ctx, args, attrs):
     v, *rest = args
@@ -520,6 +523,12 @@ def _method(ctx, args, attrs):
     hook = getattr(v, "__vmapper_method__", None)
     if hook is not None:
         return hook(ctx, name, rest, kw)
+    if type(v) is tuple and name in _LIST_MUTATORS:
+        # a Python list held as a tuple (a caller's list, a helper's result), or a tuple
+        raise ctx.unsupported(f"method '.{name}()' of a list or tuple that is not a local list of this function",
+                              hint="vmapper supports r.append(v), r.extend(s) and r += s as statements on a list "
+                                   "the function builds itself (r = [] or r = [a, b], not a parameter); "
+                                   "make a new list instead: r = r + [v]")
     if not isinstance(v, Lanes):
         cache = getattr(getattr(getattr(ctx, "frame", None), "state", None), "transposed", None)
         if cache:
@@ -537,5 +546,7 @@ def _method(ctx, args, attrs):
         raise ctx.unsupported(f"method '.{name}()' of a Python {py_type}")
     impl = METHODS.get(name)
     if impl is None:
+        if not hasattr(np.ndarray, name):  # (r.append(x) on an array: Python's AttributeError)
+            raise ctx.lane_error_all(f"'numpy.ndarray' object has no attribute '{name}'", AttributeError)
         raise ctx.unsupported(f"method '.{name}()' of a per-sample array")
     return impl(ctx, v, rest, kw)

@@ -147,3 +147,48 @@ def _select(ctx, args, attrs):
         except TypeError as exc:
             raise ctx.unsupported(f"a variable that is {exc}") from None
     return a if c else b
+
+
+# ---- lists: held as tuples, appended to as values ----------------------------------------
+
+def _the_list(ctx, v, attrs, method):
+    """``v`` if it is the local list (a tuple); else the error the per-sample run raises."""
+    if type(v) is tuple:
+        return v
+    raw = v.value if type(v) is Traced else v
+    if isinstance(raw, Lanes):
+        kind = ({"b": "bool", "i": "int", "u": "int", "f": "float", "c": "complex"}[raw.data.dtype.kind]
+                if raw.weak else "numpy.ndarray" if raw.data.ndim > 1 else f"numpy.{raw.data.dtype.name}")
+    else:
+        kind = type(raw).__name__
+    raise ctx.lane_error_all(f"'{kind}' object has no attribute '{method}' ({attrs.get('how', method)})",
+                             AttributeError)
+
+
+@register("list_append", may_fail=True)
+def _list_append(ctx, args, attrs):
+    """``r.append(v)``: the longer list (``r`` is rebound to it; the runtime checked that no
+    other name reaches the list).  A list whose length would differ per lane cannot merge
+    across lanes: the merge raises (``Frame.conflicts``)."""
+    lst, item = args
+    return _the_list(ctx, lst, attrs, "append") + (item,)
+
+
+@register("list_extend", may_fail=True)
+def _list_extend(ctx, args, attrs):
+    """``r.extend(seq)`` and ``r += seq``: ``seq``'s items, each as its own value (a per-sample
+    array's items are numpy scalars, as in Python)."""
+    lst, seq = args
+    lst = _the_list(ctx, lst, attrs, "extend")
+    how = attrs.get("how", "extend()")
+    if type(seq) is tuple:
+        return lst + seq
+    if isinstance(seq, (list, str, bytes, dict, set, frozenset, range)):
+        return lst + tuple(seq)
+    raw = seq.value if type(seq) is Traced else seq
+    if isinstance(raw, Lanes) and raw.data.ndim > 1 or isinstance(raw, np.ndarray) and raw.ndim > 0:
+        return lst + tuple(ctx.sequence_items(seq, f"the argument of {how}"))
+    if hasattr(raw, "__vmapper_len__"):
+        raise ctx.unsupported(f"{how} by a sequence whose length may differ per lane",
+                              hint="a list must have the same length on every lane")
+    raise ctx.type_error(f"'{ctx.describe(raw)}' object is not iterable ({how})")

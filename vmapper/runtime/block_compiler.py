@@ -27,11 +27,20 @@ from .values import Lanes
 # Operations that move traced values around without computing on them (or whose
 # rule is built from other traced primitives): they see Traced values as they are.
 # ``check_len`` only reads a length (it unwraps a traced array itself and returns None).
-TAPE_PASSTHROUGH = frozenset({"copy", "tuple", "call", "map_call", "sum", "min", "max", "check_len"})
+TAPE_PASSTHROUGH = frozenset({"copy", "tuple", "call", "map_call", "sum", "min", "max", "check_len",
+                              "list_append", "list_extend"})
 # Operations whose array result may be the very object (or a view of) an operand,
 # as in Python: ``b = a``, ``t[0]``, ``a[1:]``, ``a.T``, ``a.reshape(...)``, a call's result.
 ALIASING_OPS = frozenset({"copy", "getitem", "getattr", "method", "call", "load_global", "np.asarray",
-                          "tuple"})
+                          "tuple", "list_append", "list_extend"})
+# Of those, the ones whose result is a new container (a tuple, or a list held as one): its
+# items may be the operands' arrays, so the operands' names are marked shared, but the
+# container itself is reachable from its target only.  ``r.append(v)`` and ``r.extend(s)``
+# (``r = list_append(r, v)``) count neither ``r`` (its items are marked already) nor a named
+# ``s`` (its items too; a temporary ``s``'s sources are counted) as sources.
+CONTAINER_OPS = frozenset({"tuple", "list_append", "list_extend"})
+#: ``InstrPlan.fresh_if_unaliased`` of a container op (truthy: no sources means fresh)
+CONTAINER = 2
 VIEW_METHODS = frozenset({"reshape", "ravel", "transpose", "view", "squeeze", "swapaxes"})
 
 #: Operations whose per-lane work is a matrix product, a call or a library kernel.
@@ -50,7 +59,7 @@ class InstrPlan:
     __slots__ = ("ins", "op", "prim", "impl", "attrs", "read", "target", "to_temp", "line", "dying",
                  "inplace_name", "alias", "alias_temps", "alias_vars", "tape", "fresh_if_unaliased")
 
-    def __init__(self, ins, dying):
+    def __init__(self, ins, dying, lists=frozenset()):
         self.ins = ins
         self.op = op = ins.op
         self.prim = primitives.PRIMITIVES.get(op)
@@ -65,10 +74,18 @@ class InstrPlan:
         # the variable an in-place update writes through (checked against aliases first)
         self.inplace_name = ins.target if op == "setitem" else ins.attrs.get("inplace")
         self.alias = op in ALIASING_OPS and (op != "method" or ins.attrs.get("name") in VIEW_METHODS)
-        self.alias_temps = tuple(a.name for a in ins.args if isinstance(a, Var) and is_temp(a.name))
-        self.alias_vars = frozenset(a.name for a in ins.args if isinstance(a, Var) and not is_temp(a.name))
+        sources = ins.args[1:] if op in ("list_append", "list_extend") else ins.args
+        self.alias_temps = tuple(a.name for a in sources if isinstance(a, Var) and is_temp(a.name))
+        self.alias_vars = frozenset(a.name for a in sources if isinstance(a, Var) and not is_temp(a.name)
+                                    and op != "list_extend")
+        base = ins.args[0].name if ins.args and isinstance(ins.args[0], Var) else None
+        if base in lists:  # ``lists``: variables that always hold a list built in this function
+            if op == "getitem":  # an item of the list: shared with the list's own item, not the list
+                self.alias_vars = self.alias_vars - {base} | {"$item"}
+            elif op == "copy" and ins.target in lists:  # a ``for`` loop's snapshot of an unchanged list
+                self.alias_vars = frozenset()
         # a copy of a fresh temporary is fresh (no alias to record)
-        self.fresh_if_unaliased = op == "copy"
+        self.fresh_if_unaliased = CONTAINER if op in CONTAINER_OPS else op == "copy"
         if op in TAPE_PASSTHROUGH:
             self.tape = TAPE_NEVER
         elif op in ("getitem", "getattr"):
@@ -87,14 +104,15 @@ class BlockPlan:
         if last_use is not None and len(last_use) != len(block.instrs):
             last_use = None  # stale: some pass changed the block afterwards
         plans, instrs, i = [], block.instrs, 0
+        lists = program.ir.annotations.get("lists", frozenset())
         while i < len(instrs):
-            ip = InstrPlan(instrs[i], last_use[i] if last_use is not None else ())
+            ip = InstrPlan(instrs[i], last_use[i] if last_use is not None else (), lists)
             if last_use is not None and i + 1 < len(instrs) and _copies_dying_temp(instrs[i], instrs[i + 1],
                                                                                    last_use[i + 1]):
                 # ``$t = op(...); x = copy($t)``: op assigns x itself, one dispatch fewer
                 ip.target = instrs[i + 1].target
                 ip.to_temp = is_temp(ip.target)
-                ip.fresh_if_unaliased = True
+                ip.fresh_if_unaliased = ip.fresh_if_unaliased or True
                 i += 1
             plans.append(ip)
             i += 1
@@ -203,7 +221,11 @@ def store_result(value, target, to_temp, alias, alias_vars, alias_temps, fresh, 
             del undef[target]
     else:
         frame.store(target, value, store_mask)
-    if sources is not None:  # both names now reach the same array
+    if fresh == CONTAINER:  # a new container: its items' names are shared, not the container
+        shared.discard(target)
+        if sources is not None:
+            shared.update(sources)
+    elif sources is not None:  # both names now reach the same array
         shared.add(target)
         shared.update(sources)
     elif target in shared and not keeps_shared:
@@ -409,6 +431,11 @@ def _gen_row(k, row, done, ns, out):
     w("        else:")
     w(f"            frame.store({tn}, value, store_mask)")
     discard = f"{tn} in shared" + (" and False" if ip.op == "setitem" else "")
+    if ip.fresh_if_unaliased == CONTAINER:
+        w(f"        shared.discard({tn})")
+        w("        if sources is not None:")
+        w("            shared.update(sources)")
+        return
     if alias:
         w("        if sources is not None:")
         w(f"            shared.add({tn})")

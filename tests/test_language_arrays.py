@@ -10,7 +10,7 @@ import pytest
 
 import vmapper
 
-from vmapper.testing import check_batching
+from vmapper.testing import check_batching, check_grads
 from lane_inputs import N, rng, ints, floats  # noqa: F401
 
 
@@ -414,3 +414,71 @@ def merge_python_float_with_float32(x):
 def test_a_python_float_merged_with_float32_lanes_stays_float32_like_np_where():
     res = check_batching(merge_python_float_with_float32, (np.array([1.5, -1.25, 3.0], np.float32),))
     assert res.dtype == np.float32
+
+
+# ---- np.linalg.norm --------------------------------------------------------------------------
+
+def norms(X, M, k):
+    return np.linalg.norm(X), np.linalg.norm(M), np.linalg.norm(k), np.linalg.norm(np.arange(3.0))
+
+
+def test_linalg_norm_is_the_2_norm_of_vectors_and_frobenius_of_matrices():
+    X, M = floats(40, shape=(5,)), floats(41, shape=(3, 4))
+    X[0] = 0.0
+    K = rng(42).integers(-9, 9, size=(N, 4))  # ints: the norm is float64, as numpy's
+    check_batching(norms, (X, M, K), exact=False, rtol=1e-14)
+
+
+def norm_of_float32(X):
+    return np.linalg.norm(X.astype(np.float32))
+
+
+def test_linalg_norm_keeps_float32():
+    check_batching(norm_of_float32, (floats(43, shape=(6,)),), exact=False, rtol=1e-6)
+
+
+def scaled_norm(X, M):
+    return np.linalg.norm(X) * 2.0 + np.linalg.norm(M * X[0])
+
+
+def test_linalg_norm_gradient_is_x_over_norm():
+    X = np.random.default_rng(44).normal(size=(7, 4))
+    M = np.random.default_rng(45).normal(size=(7, 2, 3))
+    check_grads(scaled_norm, (X, M), argnums=(0, 1))
+
+
+def norm_at_zero(X):
+    return np.linalg.norm(X * 0.0) + X[0]
+
+
+def test_linalg_norm_gradient_at_zero_is_zero():
+    X = np.random.default_rng(46).normal(size=(5, 3))
+    _, g = vmapper.value_and_grad(vmapper.batched(norm_at_zero))(X)
+    expected = np.zeros_like(X)
+    expected[:, 0] = 1.0
+    assert np.array_equal(g, expected)
+
+
+def norm_with_ord(X):
+    return np.linalg.norm(X, ord=1)
+
+
+def norm_with_axis(X):
+    return np.linalg.norm(X, axis=0)
+
+
+@pytest.mark.parametrize("fn, named", [(norm_with_ord, "ord"), (norm_with_axis, "axis")])
+def test_linalg_norm_with_ord_or_axis_on_a_per_sample_array_is_unsupported_naming_it(fn, named):
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=f"np.linalg.norm\\(\\) of a per-sample array with {named}"):
+        vmapper.batched(fn)(floats(47, shape=(3, 2)))
+
+
+W = np.arange(6.0).reshape(2, 3)
+
+
+def norm_of_shared(x):
+    return x * np.linalg.norm(W, axis=1)[0] + np.linalg.norm(W)
+
+
+def test_linalg_norm_of_a_shared_array_calls_numpy():
+    check_batching(norm_of_shared, (floats(48),))

@@ -388,3 +388,33 @@ def module_constants(x):
 
 def test_module_constants_and_numpy_scalar_casts():
     check_batching(module_constants, (floats(110, -50, 50),))
+
+
+# ---- divmod ----------------------------------------------------------------------------------
+
+def divmod_parts(a, b, x, y):
+    q, r = divmod(a, b)
+    fq, fr = divmod(x, y)
+    uq, ur = divmod(7, -2)
+    return q, r, fq, fr, uq + ur, divmod(a, 3)[1]
+
+
+def test_divmod_is_floor_division_and_modulo_with_pythons_signs_bitwise():
+    a, b = ints(20, -100, 100), nonzero_ints(21)
+    x = floats(22, -10, 10)
+    y = np.where(np.abs(floats(23)) < 0.1, -0.5, floats(23))
+    check_batching(divmod_parts, (a, b, x, y))
+
+
+def divmod_by(a, b):
+    return divmod(a, b)[0]
+
+
+def test_divmod_by_zero_on_an_active_lane_is_a_lane_error_naming_the_lane():
+    import pytest
+    b = nonzero_ints(24)
+    b[5] = 0
+    with pytest.raises(vmapper.LaneError, match="division or modulo by zero") as info:
+        vmapper.batched(divmod_by)(ints(25), b)
+    assert info.value.python_error is ZeroDivisionError
+    assert list(info.value.lanes) == [5]

@@ -104,3 +104,13 @@ def test_not_elementwise_functions_raise_on_cupy_arrays():
 
 def _divide(a, b):
     return a // b
+
+
+def test_cross_entropy_on_cupy_arrays_matches_numpy():
+    from vmapper.kernels.losses import cross_entropy, cross_entropy_vjp
+    rng = np.random.default_rng(0)
+    x, lab, g = rng.normal(size=(64, 5)), rng.integers(0, 5, size=64), rng.normal(size=64)
+    np.testing.assert_allclose(cp.asnumpy(cross_entropy(cp.asarray(x), cp.asarray(lab))),
+                               cross_entropy(x, lab), rtol=1e-13)
+    np.testing.assert_allclose(cp.asnumpy(cross_entropy_vjp(cp.asarray(x), cp.asarray(lab), cp.asarray(g))),
+                               cross_entropy_vjp(x, lab, g), rtol=1e-12, atol=1e-15)

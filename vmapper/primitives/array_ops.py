@@ -9,6 +9,7 @@ lanes read index 0 so that nothing is read out of bounds.
 """
 from __future__ import annotations
 
+import builtins
 import operator
 
 import numpy as np
@@ -258,6 +259,47 @@ REDUCTIONS = {"sum": np.sum, "mean": np.mean, "max": np.max, "min": np.min, "pro
 for _n, _f in REDUCTIONS.items():
     register(f"np.{_n}", make_reduction(_f, flat_arg=_n in ("argmax", "argmin")),
              callables=(getattr(np, _n),))
+
+
+def _norm_vjp(g, out, args, attrs, n):
+    """``x / norm(x)`` times ``g``; 0 where the norm is 0 (a subgradient: every direction
+    there is a kink, and 0 is the one whose step does not grow the norm)."""
+    if len(args) != 1:
+        from ..errors import BatchingError
+        raise BatchingError("the gradient of np.linalg.norm() with ord, axis or keepdims is not supported")
+    (x,) = args
+    xd = x.data if isinstance(x, Lanes) else np.asarray(x)
+    od = np.asarray(out.data if isinstance(out, Lanes) else out)
+    ge = np.asarray(g)
+    if isinstance(x, Lanes):
+        extra = (1,) * (xd.ndim - 1)
+        od, ge = od.reshape(od.shape + extra), ge.reshape(ge.shape + extra)
+    else:
+        ge = ge.sum()  # a uniform input's gradient sums over the lanes
+    dt = np.result_type(xd.dtype, od.dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gx = np.where(od == 0, np.zeros((), dt), ge * (xd / od))
+    return [np.asarray(gx, dtype=dt)]
+
+
+@register("np.linalg.norm", callables=(np.linalg.norm,), vjp=_norm_vjp)
+def _norm(ctx, args, attrs):
+    """The 2-norm of a vector, the Frobenius norm of a matrix: of all the per-sample elements."""
+    kw = attrs.get("kw") or ()
+    if not isinstance(args[0], Lanes):
+        npos = len(args) - len(kw)
+        return ctx.uniform(lambda: np.linalg.norm(*args[:npos], **dict(zip(kw, args[npos:]))))
+    b = _bind(ctx, args, kw, ["x", "ord", "axis", "keepdims"], {"ord": None, "axis": None, "keepdims": False})
+    given = [k for k in ("ord", "axis", "keepdims") if b[k] is not (None if k != "keepdims" else False)]
+    if given:
+        raise ctx.unsupported(f"np.linalg.norm() of a per-sample array with {', '.join(given)}",
+                              hint="only the default, the 2-norm of all the elements, is batched")
+    d = b["x"].data
+    if d.dtype.kind not in "fc":
+        d = d.astype(np.float64)  # as numpy's norm does
+    d = d.reshape(d.shape[0], -1)
+    sq = (d.conj() * d).real if d.dtype.kind == "c" else d * d
+    return Lanes(np.sqrt(np.add.reduce(sq, axis=1)), False)
 
 
 # ---- matmul -----------------------------------------------------------------------------
@@ -543,10 +585,13 @@ def _method(ctx, args, attrs):
         py_type = {"b": "bool", "i": "int", "f": "float", "c": "complex"}[v.data.dtype.kind]
         if name == "is_integer" and py_type == "float":
             return Lanes(np.floor(v.data) == v.data, True)
+        if not hasattr(getattr(builtins, py_type), name):
+            raise ctx.lane_error_all(f"'{py_type}' object has no attribute '{name}'", AttributeError)
         raise ctx.unsupported(f"method '.{name}()' of a Python {py_type}")
     impl = METHODS.get(name)
     if impl is None:
         if not hasattr(np.ndarray, name):  # (r.append(x) on an array: Python's AttributeError)
-            raise ctx.lane_error_all(f"'numpy.ndarray' object has no attribute '{name}'", AttributeError)
+            kind = "numpy.ndarray" if v.data.ndim > 1 else f"numpy.{v.data.dtype.name}"
+            raise ctx.lane_error_all(f"'{kind}' object has no attribute '{name}'", AttributeError)
         raise ctx.unsupported(f"method '.{name}()' of a per-sample array")
     return impl(ctx, v, rest, kw)

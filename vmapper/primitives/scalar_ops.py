@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from ..runtime.values import Lanes, is_varying, is_weak, result_dtype, aligned, truth, select
+from ..runtime.values import Lanes, Traced, is_varying, is_weak, result_dtype, aligned, truth, select
 from ..runtime.buffers import same_dtype_result
 from .registry import register
 
@@ -501,3 +501,14 @@ register("np.where", _numpy_elementwise(np.where, (3,)), callables=(np.where,), 
          scalar=lambda c, a, b: a if c else b)
 register("np.clip", _numpy_elementwise(np.clip, (3,)), callables=(np.clip,), elementwise=True,
          scalar=lambda x, lo, hi: min(max(x, lo), hi))
+
+
+@register("divmod", callables=(builtins.divmod,), may_fail=True)
+def _divmod(ctx, args, attrs):
+    """``divmod(a, b)``: ``(a // b, a % b)``, with the floor semantics and errors of both."""
+    if len(args) != 2 or attrs.get("kw"):
+        raise ctx.type_error(f"divmod expected 2 positional arguments, got {len(args)}")
+    a, b = args
+    if not isinstance(a, (Lanes, Traced)) and not isinstance(b, (Lanes, Traced)):
+        return ctx.uniform(divmod, a, b)
+    return ctx.call_primitive("floordiv", (a, b)), ctx.call_primitive("mod", (a, b))

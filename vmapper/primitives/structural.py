@@ -142,6 +142,10 @@ def _select(ctx, args, attrs):
         if a is True and type(b) is Lanes and b.data is c.data or \
                 b is False and type(a) is Lanes and a.data is c.data:
             return b if a is True else a
+        if type(a) is tuple and type(b) is tuple and len(a) != len(b):
+            from ..runtime.context import LIST_LENGTH_HINT
+            raise ctx.unsupported(f"a list or tuple of length {len(a)} on some lanes and {len(b)} on others",
+                                  hint=LIST_LENGTH_HINT)
         try:
             return select(c.data, a, b, ctx.n, ctx.frame.state.pool)
         except TypeError as exc:

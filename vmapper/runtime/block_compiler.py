@@ -28,7 +28,7 @@ from .values import Lanes
 # rule is built from other traced primitives): they see Traced values as they are.
 # ``check_len`` only reads a length (it unwraps a traced array itself and returns None).
 TAPE_PASSTHROUGH = frozenset({"copy", "tuple", "call", "map_call", "sum", "min", "max", "check_len",
-                              "list_append", "list_extend"})
+                              "list_append", "list_extend", "divmod"})
 # Operations whose array result may be the very object (or a view of) an operand,
 # as in Python: ``b = a``, ``t[0]``, ``a[1:]``, ``a.T``, ``a.reshape(...)``, a call's result.
 ALIASING_OPS = frozenset({"copy", "getitem", "getattr", "method", "call", "load_global", "np.asarray",

@@ -9,6 +9,13 @@ from .frame import Missing
 from .values import Lanes
 
 
+#: Why a list (or tuple) whose length differs per lane cannot be batched, and what to do.
+LIST_LENGTH_HINT = ("a list or tuple must have the same length on every lane: append to it (or extend, "
+                    "or +) on every lane, not under an 'if' on a per-sample value or in a loop whose trip "
+                    "count differs per lane; collect such values in a preallocated array (np.zeros(n)) "
+                    "instead")
+
+
 class Context:
     __slots__ = ("frame", "mask", "program", "line", "_active")
 
@@ -70,10 +77,13 @@ class Context:
     def unbound(self, name, bad):
         shown = name if not name.startswith("$") else "a temporary"
         if name in self.frame.conflicts:
+            why = self.frame.conflicts[name]
+            what = "a list or tuple whose length differs per lane" if "tuple" in why else \
+                "per-sample values of different shapes or kinds on different lanes"
             return self.unsupported(
-                f"reading '{shown}', which holds per-sample values of different shapes or kinds on "
-                f"different lanes ({self.frame.conflicts[name]})",
-                hint="give the differently shaped values different names, or make the shapes equal")
+                f"reading '{shown}', which holds {what} ({why})",
+                hint=LIST_LENGTH_HINT if "tuple" in why else
+                "give the differently shaped values different names, or make the shapes equal")
         msg = f"local variable '{shown}' referenced before assignment"
         if bad is None:
             return self.lane_error_all(msg, UnboundLocalError)

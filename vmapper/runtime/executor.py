@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import BatchingError, NonTerminationError
-from ..ir import Const
+from ..ir import Const, Return
 from ..passes.kernel_regions import KernelRegionStep
 from ..passes.spmd import LoopStep
 from ..autodiff.tape import apply_traced, has_traced
@@ -181,11 +181,29 @@ def run_function(program, frame: Frame, args):
     top = Region(frame, None)
     top.pending[program.entry] = None
     run_steps(program, program.schedule, [top], frame)
+    if "$ret" in frame.conflicts:  # some lanes' results were dropped: never return the rest
+        raise _mixed_results(program, frame)
     try:
         result = frame.lookup("$ret")
     except Missing:
         return None
     return result
+
+
+_MIXED = "per-sample values of different shapes or kinds on different lanes"
+
+
+def _mixed_results(program, frame):
+    lines = sorted({blk.term.line for blk in program.blocks.values()
+                    if isinstance(blk.term, Return) and blk.term.line})
+    ctx = Context(frame, None, program)
+    ctx.line = lines[-1] if lines else 0
+    from .context import LIST_LENGTH_HINT
+    why = frame.conflicts["$ret"]
+    return ctx.unsupported(
+        f"returning {'a list or tuple whose length differs per lane' if 'tuple' in why else _MIXED} ({why}; "
+        f"'return' at line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))})",
+        hint=LIST_LENGTH_HINT if "tuple" in why else "return values of the same shape and kind on every lane")
 
 
 def run_steps(program, steps, stack, frame):

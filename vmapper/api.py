@@ -99,6 +99,22 @@ def batched(fn=None, *, in_axes=0, out_axes=0, max_iters=None, memo=False, backe
                            backend=backend, exact_math=exact_math)
 
 
+def _how_it_runs(program, backend) -> str:
+    """The last line of ``explain()`` for one program: which backend runs it, and why not as a kernel."""
+    from .runtime.kernel_dispatch import kernel_reason
+    if backend == "numba":
+        reason = kernel_reason(program)
+        return ("backend numba: runs as ONE compiled kernel when its arguments are per-lane scalars "
+                "(each lane follows its own control flow; the masked program above is the fallback)"
+                if reason is None else f"backend numba, numpy runtime for this function: {reason}")
+    if backend == "cupy":
+        reason = kernel_reason(program)
+        return ("backend cupy: runs as ONE CUDA kernel when its arguments are per-lane scalars "
+                "(each lane follows its own control flow; there is no masked fallback)"
+                if reason is None else f"backend cupy: calling it raises, it is not elementwise: {reason}")
+    return "backend numpy: the masked program above runs as array operations"
+
+
 class BatchedFunction:
     """A per-sample function that runs over whole batches (see :func:`batched`)."""
 
@@ -131,27 +147,15 @@ class BatchedFunction:
         """A readable dump of the program after the SPMD pass, and how it will run.
 
         ``callees``: also dump every function it calls, directly or not (each once,
-        after it), as the numpy runtime runs them."""
+        after it), each with how it runs."""
         from .explain import called_programs, explain_program
-        from .runtime.kernel_dispatch import kernel_reason
         program = self.program
-        if self.backend == "numba":
-            reason = kernel_reason(program)
-            how = ("backend numba: runs as ONE compiled kernel when its arguments are per-lane scalars "
-                   "(each lane follows its own control flow; the masked program below is the fallback)"
-                   if reason is None else f"backend numba, numpy runtime for this function: {reason}")
-        elif self.backend == "cupy":
-            reason = kernel_reason(program)
-            how = ("backend cupy: runs as ONE CUDA kernel when its arguments are per-lane scalars "
-                   "(each lane follows its own control flow; there is no masked fallback)"
-                   if reason is None else f"backend cupy: calling it raises, it is not elementwise: {reason}")
-        else:
-            how = "backend numpy: the masked program below runs as array operations"
-        text = f"{explain_program(program)}\n\n  {how}"
+        text = f"{explain_program(program)}\n\n  {_how_it_runs(program, self.backend)}"
         called = called_programs(program, get_program) if callees else []
         if called:
-            text += f"\n\n  the functions it calls, directly or not (numpy runtime):"
-            text += "".join(f"\n\n{explain_program(callee)}" for callee in called)
+            text += "\n\n  the functions it calls, directly or not:"
+            text += "".join(f"\n\n{explain_program(callee)}\n\n  {_how_it_runs(callee, self.backend)}"
+                            for callee in called)
         return text
 
     def __call__(self, *args, **kwargs):

@@ -21,6 +21,7 @@ import textwrap
 import types
 
 from .errors import UnsupportedSyntaxError
+from .frontend_lists import LIST_METHODS, list_locals, updates_list
 from .ir import Block, Branch, Const, Function, Instr, Jump, Raise, Return, SourceInfo, Var
 from . import primitives
 
@@ -61,42 +62,6 @@ def get_source(fn):
     filename = fn.__code__.co_filename
     all_lines = linecache.getlines(filename) or lines
     return textwrap.dedent("".join(lines)), filename, first, all_lines
-
-
-_LIST_METHODS = ("append", "extend")
-
-
-def list_locals(fdef: ast.FunctionDef) -> set:
-    """Locals that are surely lists built in ``fdef``: not parameters, and every binding is
-    ``name = [...]`` (one target) or ``name += ...``.  Only on those may ``.append``/``.extend``
-    become value updates: vmapper holds lists as tuples, and a tuple from elsewhere (a caller's
-    list, a helper's result, ``x.shape``) may be a Python list that others see, or a tuple."""
-    literal, accepted = set(), set()
-    for node in ast.walk(fdef):
-        if isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            # (``a = b = []``: two names, one list)
-            if len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(node.value, ast.List):
-                literal.add(targets[0].id)
-                accepted.add(id(targets[0]))
-        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) \
-                and isinstance(node.op, ast.Add):
-            accepted.add(id(node.target))
-    bad = {a.arg for a in fdef.args.posonlyargs + fdef.args.args + fdef.args.kwonlyargs}
-    bad |= {node.id for node in ast.walk(fdef) if isinstance(node, ast.Name)
-            and isinstance(node.ctx, (ast.Store, ast.Del)) and id(node) not in accepted}
-    return literal - bad
-
-
-def _updates_list(loop, name) -> bool:
-    """Whether ``loop`` appends to or extends the list ``name`` (Python's iteration would see it)."""
-    for node in ast.walk(loop):
-        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
-            return True
-        if isinstance(node, ast.Attribute) and node.attr in _LIST_METHODS and isinstance(node.value, ast.Name) \
-                and node.value.id == name:
-            return True
-    return False
 
 
 def local_names(fdef: ast.FunctionDef) -> set:
@@ -211,7 +176,7 @@ class Builder:
         if isinstance(node.value, ast.Constant):  # docstring or bare constant
             return
         v = node.value
-        if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr in _LIST_METHODS \
+        if isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr in LIST_METHODS \
                 and isinstance(v.func.value, ast.Name) and v.func.value.id in self.list_locals:
             name, method = v.func.value.id, v.func.attr
             if len(v.args) != 1 or v.keywords or isinstance(v.args[0], ast.Starred):
@@ -383,7 +348,7 @@ class Builder:
             seqs = [self.emit("copy", [self.expr(a)], node, target=f"{k}_seq{j}")
                     for j, a in enumerate(seq_nodes)]
             for j, a in enumerate(seq_nodes):
-                if isinstance(a, ast.Name) and a.id in self.list_locals and not _updates_list(node, a.id):
+                if isinstance(a, ast.Name) and a.id in self.list_locals and not updates_list(node, a.id):
                     self.list_names.add(f"{k}_seq{j}")
             lens = [self.emit("len", [s], node) for s in seqs]
             n = lens[0] if len(lens) == 1 else self.emit("min", lens, node)

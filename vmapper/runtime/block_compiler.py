@@ -112,7 +112,7 @@ class BlockPlan:
                 # ``$t = op(...); x = copy($t)``: op assigns x itself, one dispatch fewer
                 ip.target = instrs[i + 1].target
                 ip.to_temp = is_temp(ip.target)
-                ip.fresh_if_unaliased = ip.fresh_if_unaliased or True
+                ip.fresh_if_unaliased = ip.fresh_if_unaliased or True  # (a container stays CONTAINER)
                 i += 1
             plans.append(ip)
             i += 1

@@ -17,13 +17,19 @@ from vmapper.runtime.values import Lanes
 from . import losses as L
 
 
-def _per_lane(n, logits, label, error):
-    """``(logits (n, ..., C) float, labels (n, ...) int64 with out-of-range labels at 0,
-    where they were out of range)``; ``error(message, type)`` makes the exception to raise."""
+def _rows_of(n, logits, label, error):
+    """``(logits as rows (r, C), C-contiguous float; int64 labels (r,); per-lane batch shape)``:
+    the lane's rows one after the other (per-sample broadcasting of the labels applied);
+    ``error(message, type)`` makes the exception to raise."""
+    if type(logits) is Lanes and type(label) is Lanes:
+        x, lab = logits.data, label.data
+        if x.ndim == 2 and lab.ndim == 1 and x.dtype.type in _FLOATS and lab.dtype == np.int64 \
+                and x.flags.c_contiguous:
+            return x, lab, ()  # (the usual case: one logits vector and one label per lane)
     x = logits.data if type(logits) is Lanes else np.broadcast_to(np.asarray(logits), (n,) + np.shape(logits))
     if x.ndim < 2:
         raise error("cross_entropy: logits need a class axis (the last one)", ValueError)
-    if x.dtype not in (np.float32, np.float64):
+    if x.dtype.type not in _FLOATS:
         x = x.astype(np.float64)
     lab = label.data if type(label) is Lanes else np.asarray(label)
     if lab.dtype.kind not in "iu":
@@ -32,18 +38,19 @@ def _per_lane(n, logits, label, error):
         lab = np.broadcast_to(lab, (n,) + lab.shape)
     batch = x.shape[1:-1]
     if lab.ndim - 1 > len(batch):
-        raise error(f"cross_entropy: labels of shape {lab.shape[1:]} for logits of shape "
-                                 f"{x.shape[1:]}", ValueError)
+        raise error(f"cross_entropy: labels of shape {lab.shape[1:]} for logits of shape {x.shape[1:]}",
+                    ValueError)
     # per-sample broadcasting aligns trailing axes: new axes go after the lane axis
     lab = lab.reshape((n,) + (1,) * (len(batch) - lab.ndim + 1) + lab.shape[1:])
     try:
         lab = np.broadcast_to(lab, x.shape[:-1])
     except ValueError as exc:
         raise error(f"cross_entropy: {exc}", ValueError)
-    bad = (lab < 0) | (lab >= x.shape[-1])
-    if bad.any():
-        lab = np.where(bad, 0, lab)
-    return x, np.ascontiguousarray(lab, dtype=np.int64), bad
+    rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    return rows, np.ascontiguousarray(lab, dtype=np.int64).reshape(-1), batch
+
+
+_FLOATS = (np.float32, np.float64)
 
 
 def _impl(ctx, args, attrs):
@@ -52,27 +59,29 @@ def _impl(ctx, args, attrs):
     logits, label = args
     if type(logits) is not Lanes and type(label) is not Lanes:
         return ctx.uniform(L.cross_entropy, logits, label)
-    x, lab, bad = _per_lane(ctx.n, logits, label, ctx.lane_error_all)
-    per_row = bad.reshape(len(bad), -1).any(axis=1)
-    ctx.fail_where(per_row, f"cross_entropy: label out of range for {x.shape[-1]} classes", IndexError,
-                   values=np.asarray(label.data if type(label) is Lanes else label))
-    classes = x.shape[-1]
-    nll = L.nll_of_rows(np.ascontiguousarray(x).reshape(-1, classes), lab.reshape(-1))
-    return Lanes(nll.reshape(x.shape[:-1]), False)
+    rows, lab, batch = _rows_of(ctx.n, logits, label, ctx.lane_error_all)
+    nll, bad = L.nll_of_rows(rows, lab)
+    if bad:
+        classes = rows.shape[1]
+        per_row = ((lab < 0) | (lab >= classes)).reshape(ctx.n, -1).any(axis=1)
+        ctx.fail_where(per_row, f"cross_entropy: label out of range for {classes} classes", IndexError,
+                       values=np.asarray(label.data if type(label) is Lanes else label))
+    return Lanes(nll.reshape((ctx.n,) + batch), False)
 
 
 def _vjp(g, out, args, attrs, n):
     logits, label = args
     # (the forward run raised for any active lane these checks could fail on)
-    x, lab, _ = _per_lane(n, logits, label, lambda message, exc_type: exc_type(message))
-    classes = x.shape[-1]
-    g = np.broadcast_to(np.asarray(g, dtype=x.dtype), x.shape[:-1]).reshape(-1)
-    dl = L.nll_vjp_of_rows(np.ascontiguousarray(x).reshape(-1, classes), lab.reshape(-1), g).reshape(x.shape)
+    rows, lab, batch = _rows_of(n, logits, label, lambda message, exc_type: exc_type(message))
+    g = np.broadcast_to(np.asarray(g, dtype=rows.dtype), (n,) + batch).reshape(-1)
+    dl = L.nll_vjp_of_rows(rows, lab, g)
     if type(logits) is Lanes:
-        return [dl.astype(logits.data.dtype, copy=False) if logits.data.dtype.kind == "f" else None, None]
+        if logits.data.dtype.kind != "f":
+            return [None, None]
+        return [dl.reshape(logits.data.shape).astype(logits.data.dtype, copy=False), None]
     if np.asarray(logits).dtype.kind != "f":
         return [None, None]
-    return [dl.sum(axis=0).reshape(np.shape(logits)), None]
+    return [dl.reshape((n,) + np.shape(logits)).sum(axis=0), None]
 
 
 register("kernels.cross_entropy", _impl, callables=(L.cross_entropy,), vjp=_vjp,

@@ -34,10 +34,19 @@ from numba import njit
 __all__ = ["cross_entropy", "cross_entropy_vjp"]
 
 
+# The row kernels skip a row whose label is out of range (loss 0, gradient 0) and count
+# them: the callers raise for those rows, or (per-sample code) for the active lanes among them.
+
 @njit(cache=True, error_model="numpy")
 def _nll_rows(x, label, out, zero):
     rows, classes = x.shape
+    bad = 0
     for r in range(rows):
+        lab = label[r]
+        if lab < 0 or lab >= classes:
+            out[r] = zero
+            bad += 1
+            continue
         m = x[r, 0]
         for k in range(1, classes):
             if x[r, k] > m or x[r, k] != x[r, k]:  # NaN wins, as np.max
@@ -45,13 +54,21 @@ def _nll_rows(x, label, out, zero):
         s = zero  # (the logits' dtype: float32 sums as numpy's float32 sum does)
         for k in range(classes):
             s += math.exp(x[r, k] - m)
-        out[r] = math.log(s) - (x[r, label[r]] - m)
+        out[r] = math.log(s) - (x[r, lab] - m)
+    return bad
 
 
 @njit(cache=True, error_model="numpy")
 def _nll_vjp_rows(x, label, g, out, zero):
     rows, classes = x.shape
+    bad = 0
     for r in range(rows):
+        lab = label[r]
+        if lab < 0 or lab >= classes:
+            for k in range(classes):
+                out[r, k] = zero
+            bad += 1
+            continue
         m = x[r, 0]
         for k in range(1, classes):
             if x[r, k] > m or x[r, k] != x[r, k]:
@@ -64,7 +81,8 @@ def _nll_vjp_rows(x, label, g, out, zero):
         scale = g[r] / s
         for k in range(classes):
             out[r, k] *= scale
-        out[r, label[r]] -= g[r]
+        out[r, lab] -= g[r]
+    return bad
 
 
 def _float_dtype(x):
@@ -98,21 +116,21 @@ def cross_entropy(logits, label):
     if _is_cupy(logits):
         return _cross_entropy_xp(_cupy(), logits, label)
     rows, lab, batch = _rows(logits, label)
-    out = nll_of_rows(rows, lab).reshape(batch)
+    out = nll_of_rows(rows, lab)[0].reshape(batch)
     return out[()] if out.ndim == 0 else out
 
 
 def nll_of_rows(rows, lab):
-    """``cross_entropy`` of checked operands: float rows ``(r, classes)`` (contiguous) and
-    int64 labels ``(r,)`` in range."""
+    """``(cross_entropy per row, how many rows have a label out of range)`` for float rows
+    ``(r, classes)`` (C-contiguous) and int64 labels ``(r,)``; those rows get 0."""
     out = np.empty(len(rows), rows.dtype)
-    if len(rows):
-        _nll_rows(rows, lab, out, rows.dtype.type(0))
-    return out
+    bad = _nll_rows(rows, lab, out, rows.dtype.type(0)) if len(rows) else 0
+    return out, bad
 
 
 def nll_vjp_of_rows(rows, lab, g):
-    """``cross_entropy_vjp`` of checked operands (as :func:`nll_of_rows`; ``g``: ``(r,)``)."""
+    """``cross_entropy_vjp`` per row, as :func:`nll_of_rows` (``g``: ``(r,)``; 0 on rows whose
+    label is out of range)."""
     out = np.empty(rows.shape, rows.dtype)
     if len(rows):
         _nll_vjp_rows(rows, lab, np.ascontiguousarray(g, dtype=rows.dtype), out, rows.dtype.type(0))

@@ -116,3 +116,18 @@ def test_gradients_flow_through_batched_cross_entropy():
     rng = np.random.default_rng(5)
     h, lab, W = rng.normal(size=(9, 6)), rng.integers(0, 5, size=9), rng.normal(size=(5, 6))
     check_grads(classify_positive, (h, lab, W), argnums=(0, 2))
+
+
+@vmapper.batched(in_axes=(0, None))
+def shared_logits_rows(lab, W):
+    return cross_entropy(W * 1.5, lab).sum()
+
+
+def test_shared_logits_with_rows_per_sample_and_their_gradient():
+    """Logits with a batch axis per sample ((3, 5) rows, broadcast over lanes) and a label
+    vector per lane: the per-sample rows, and the shared logits' gradient summed over lanes."""
+    rng = np.random.default_rng(6)
+    lab, W = rng.integers(0, 5, size=(8, 3)), rng.normal(size=(3, 5))
+    out = shared_logits_rows(lab, W)
+    np.testing.assert_allclose(out, [shared_logits_rows.per_sample(lab[k], W) for k in range(8)], rtol=1e-13)
+    check_grads(shared_logits_rows, (lab, W), argnums=1)

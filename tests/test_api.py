@@ -1,6 +1,5 @@
 """The public API: ``batched`` forms, in_axes/out_axes, pytrees, results, explain(),
 last_stats and concurrent calls."""
-import inspect
 import threading
 from typing import NamedTuple
 
@@ -10,14 +9,7 @@ import pytest
 import vmapper
 from vmapper import BatchedFunction, batched
 from vmapper.testing import check_batching
-
-
-def line_of(fn, marker):
-    lines, first = inspect.getsourcelines(fn)
-    for k, text in enumerate(lines):
-        if marker in text:
-            return first + k
-    raise AssertionError(marker)
+from source_lines import line_of
 
 
 # ---- the three forms ------------------------------------------------------------------------

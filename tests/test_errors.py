@@ -1,6 +1,5 @@
 """The errors vmapper raises, and what their messages name (the masked-lane safety rules
 are in test_errors_masked_lanes.py)."""
-import inspect
 import math
 import warnings
 
@@ -11,17 +10,9 @@ import vmapper
 from vmapper import (BatchError, BatchingError, LaneError, NonTerminationError,
                      UnsupportedSyntaxError, batched)
 from vmapper.testing import check_batching
+from source_lines import line_of
 
 THIS_FILE = __file__
-
-
-def line_of(fn, marker):
-    """The file line number of the first source line of ``fn`` that contains ``marker``."""
-    lines, first = inspect.getsourcelines(fn)
-    for k, text in enumerate(lines):
-        if marker in text:
-            return first + k
-    raise AssertionError(f"{marker!r} not in the source of {fn.__name__}")
 
 
 # ---- UnsupportedSyntaxError -------------------------------------------------------------------

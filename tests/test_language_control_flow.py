@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import vmapper
 from vmapper.testing import check_batching
+from source_lines import line_of
 from lane_inputs import SIZES, CF_SETTINGS, sizes, lane_test, int_lanes, float_lanes, draw_ints  # noqa: F401
 
 
@@ -417,3 +418,20 @@ def test_insertion_sort_with_per_lane_index_writes_in_a_while_loop(n, data):
     X = draw_ints(data, n * 7, -20, 20).reshape(n, 7)
     res = check_batching(insertion_sort, (X,))
     assert np.array_equal(res, np.sort(X, axis=1))
+
+
+def _returns_two_shapes(x):
+    if x > 0:
+        return np.zeros(2)  # mixed-return-array
+    return 1.0  # mixed-return-float
+
+
+def test_returns_of_different_shapes_on_different_lanes_raise_naming_both_returns():
+    """Some lanes return an array, others a float: one batched result cannot hold both,
+    and keeping only some lanes' values would be a silent wrong answer."""
+    with pytest.raises(vmapper.UnsupportedSyntaxError) as info:
+        vmapper.batched(_returns_two_shapes)(np.array([1.0, -1.0, 2.0]))
+    msg = str(info.value)
+    assert "different shapes or kinds" in msg
+    for marker in ("mixed-return-array", "mixed-return-float"):
+        assert str(line_of(_returns_two_shapes, marker)) in msg

@@ -5,19 +5,13 @@ every case where Python's in-place change would show somewhere else (another nam
 container, the caller, an alias of an appended array) and every list whose length
 would differ per lane must raise, naming the line; the rest must equal the per-sample run.
 """
-import inspect
-
 import numpy as np
 import pytest
 
 import vmapper
 from vmapper.testing import check_batching, check_grads
 from lane_inputs import N, floats, ints, sizes  # noqa: F401
-
-
-def line_of(fn, marker):
-    lines, first = inspect.getsourcelines(fn)
-    return first + next(i for i, s in enumerate(lines) if marker in s)
+from source_lines import line_of
 
 
 # ---- supported -------------------------------------------------------------------------------

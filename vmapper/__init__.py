@@ -9,9 +9,10 @@ from .api import batched, BatchedFunction
 from .forest import Forest, Node, NodeBatch
 from .autodiff import rules as _rules, array_rules as _array_rules  # noqa: F401  (VJP rules)
 from .autodiff.api import value_and_grad, grad, vjp
+from .profiler import profile
 
 __version__ = "0.1.0"
 
-__all__ = ["batched", "BatchedFunction", "Forest", "Node", "NodeBatch", "value_and_grad", "grad", "vjp",
+__all__ = ["batched", "BatchedFunction", "Forest", "Node", "NodeBatch", "value_and_grad", "grad", "vjp", "profile",
            "BatchingError", "UnsupportedSyntaxError", "BatchError",
            "NonTerminationError", "LaneError", "ForestError", "CupyBackendError"]

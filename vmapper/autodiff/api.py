@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import profiler
 from ..api import BatchedFunction, batched, bind_arguments, collector_paused
 from ..errors import BatchError
 from ..runtime.values import Lanes, Traced
@@ -91,6 +92,7 @@ def _run_traced(bf, args, kwargs, argnums, kernel_partials=None, checkpoint_loop
     values, n = bind_arguments(bf.per_sample, args, kwargs, bf.in_axes)
     tape = Tape(checkpoint_loops)
     tape.kernel_partials = kernel_partials
+    tape.profile = profiler.active()
     token = current_tape.set(tape)
     try:
         leaves = []

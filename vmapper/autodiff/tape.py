@@ -50,6 +50,10 @@ class Tape:
         self.segments = []  # the outermost checkpointed stretches, in tape order
         self.measure = False  # track the bytes the backward sweep recomputes (tape_stats)
         self.recompute_peak_bytes = 0
+        # In a vmapper.profile() block: its Profile, and node -> (program, line) of the
+        # operation that recorded it, so that the sweep's rows name the user's lines.
+        self.profile = None
+        self.where = {}
 
     def leaf(self, value):
         self.entries.append(None)
@@ -133,6 +137,8 @@ def apply_traced(prim, ctx, args, attrs):
         raise ctx.unsupported(f"differentiating {prim.name!r} (no derivative rule registered)")
     n = ctx.frame.n  # (ctx.n, without the property call)
     traced = tape.record(prim.name, prim.vjp, raw, out, attrs, parents, ctx.mask, n, prim)
+    if tape.profile is not None:
+        tape.where[traced.node] = (ctx.program, ctx.line)
     if to is not tuple:
         return traced
     return project_results(tape, traced, n)
@@ -404,8 +410,34 @@ def backward(tape: Tape, seeds: dict):
     """Propagate ``seeds`` (node -> gradient of the output) to every node; returns node -> grad."""
     from ..api import collector_paused
     with np.errstate(all="ignore"), collector_paused():  # inactive lanes compute garbage that is selected away
+        prof = tape.profile
+        if prof is not None:
+            return _backward_profiled(tape, _Grads(seeds), prof)
         grads = _backward(tape, _Grads(seeds))
         return {k: densify(v) for k, v in grads.items()}
+
+
+def _backward_profiled(tape, grads, prof):
+    """:func:`_backward` through ``_step``, each entry's rule timed under the line that recorded it."""
+    entries, where = tape.entries, tape.where
+
+    def timed_step(grads, node, e):
+        t0 = prof.start()
+        _step(grads, node, e)
+        program, line = where.get(node, (None, 0))
+        prof.stop(t0, "backward", program, line, e.name, e.n or 0)
+
+    if tape.segments:
+        from .checkpoint import sweep
+        sweep(tape, grads, timed_step)
+    else:
+        for node in range(len(entries) - 1, -1, -1):
+            if node in grads and entries[node] is not None:
+                timed_step(grads, node, entries[node])
+    t0 = prof.start()
+    out = {k: densify(v) for k, v in grads.items()}
+    prof.stop(t0, "backward", None, 0, "sum of products", 0, label="(gradients of shared arrays)")
+    return out
 
 
 def _backward(tape, grads):

@@ -118,11 +118,11 @@ class Context:
         return prim.impl(self, list(args), attrs or {})
 
     def call_function(self, callee, arg_groups):
-        from .executor import call_function
+        from .calls import call_function
         return call_function(self, callee, arg_groups)
 
     def map_function(self, callee, seq, others, item_pos):
-        from .executor import map_function
+        from .calls import map_function
         return map_function(self, callee, seq, others, item_pos)
 
     def sequence_items(self, v, what):

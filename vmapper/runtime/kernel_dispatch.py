@@ -48,6 +48,18 @@ def _arg_type(a):
 
 
 def try_kernel(state, program, args, n, lane_ids):
+    """The kernel's result over ``n`` lanes, or ``_NOT_RUN`` when the numpy runtime must run
+    (:func:`_try_kernel`), timed in an open ``vmapper.profile()``."""
+    prof = state.profile
+    if prof is None or not hasattr(program, "source"):  # (a kernel region is timed as one step)
+        return _try_kernel(state, program, args, n, lane_ids)
+    t0 = prof.start()
+    out = _try_kernel(state, program, args, n, lane_ids)
+    prof.stop(t0, "forward", program, program.source.first_line, "kernel" if out is not _NOT_RUN else "kernel check", n)
+    return out
+
+
+def _try_kernel(state, program, args, n, lane_ids):
     """The kernel's result over ``n`` lanes, or ``_NOT_RUN`` when the numpy runtime must run.
 
     In a differentiated run, traced arguments are differentiated by the

@@ -28,10 +28,11 @@ call is slower than an unprofiled one: read the table for proportions.
 """
 from __future__ import annotations
 
-import contextlib
 import contextvars
 from time import perf_counter
 from typing import NamedTuple
+
+from .scoped import scoped
 
 _current = contextvars.ContextVar("vmapper_profile", default=None)
 
@@ -119,15 +120,9 @@ class Profile:
     __str__ = table
 
 
-@contextlib.contextmanager
 def profile():
     """Profile the batched calls made inside the block (see the module docstring)."""
-    prof = Profile()
-    token = _current.set(prof)
-    try:
-        yield prof
-    finally:
-        _current.reset(token)
+    return scoped(_current, Profile())
 
 
 def active():

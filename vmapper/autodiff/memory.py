@@ -7,17 +7,16 @@ which adds ``tape_bytes`` and ``tape_recompute_bytes``.
 """
 from __future__ import annotations
 
-import contextlib
 import contextvars
 
 import numpy as np
 
 from ..runtime.values import Lanes
+from ..scoped import scoped
 
 _measuring = contextvars.ContextVar("vmapper_tape_stats", default=None)
 
 
-@contextlib.contextmanager
 def tape_stats():
     """Measure the tapes of the differentiated calls made inside the block.
 
@@ -33,12 +32,7 @@ def tape_stats():
       recomputed stretches held at once during the backward sweep;
     - ``tape_stretches``: how many stretches were checkpointed.
     """
-    stats = {}
-    token = _measuring.set(stats)
-    try:
-        yield stats
-    finally:
-        _measuring.reset(token)
+    return scoped(_measuring, {})
 
 
 def measuring():

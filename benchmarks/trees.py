@@ -94,7 +94,7 @@ def _parse_args(argv=None):
                         "torch-recursive,torch-level,jax-level,numpy-level")
     p.add_argument("--no-reference", action="store_true", help="skip the numpy-level peer")
     p.add_argument("--profile", action="store_true",
-                   help="cProfile one more vmapper step and print the top entries by tottime")
+                   help="profile one more vmapper step: vmapper.profile() rows per line and operation, then cProfile")
     p.add_argument("--profile-top", type=int, default=30, help="entries shown by --profile")
     p.add_argument("--verbose", action="store_true", help="tracebacks of failing peers")
     args = p.parse_args(argv)
@@ -654,9 +654,17 @@ def _rel_err(a, ref):
 
 
 def profile_vmapper(peer, b, top):
+    """``vmapper.profile()`` of one step (per line and operation), then cProfile of another."""
     import cProfile
     import io
     import pstats
+    with vmapper.profile() as prof:
+        peer.step(b)
+    print(prof.table(top))
+    print("\nper line:")
+    for phase, fn, line, sec, src in prof.by_line()[:top]:
+        print(f"{1e3 * sec:9.3f} ms  {phase:<8} {fn}:{line}  {src}")
+    print(f"\ncProfile of batch {b} again, top {top} by tottime, then by cumulative time:")
     pr = cProfile.Profile()
     pr.enable()
     peer.step(b)
@@ -800,8 +808,8 @@ def main(argv=None) -> int:
         f"{p.name} {float(np.sum(losses[p.name][0])):.6g}" for p in peers if losses[p.name]))
     if args.profile:
         vpeer = peers[0]
-        print(f"\ncProfile of one more vmapper step (batch {args.warmup}), "
-              f"top {args.profile_top} by tottime, then by cumulative time:")
+        print(f"\nvmapper.profile() of one more vmapper step (batch {args.warmup}; profiled steps are "
+              f"slower: read the proportions), top {args.profile_top} rows:")
         profile_vmapper(vpeer, args.warmup, args.profile_top)
     if status:
         print("\nERROR: a peer's first-step losses disagree with vmapper's", file=sys.stderr)

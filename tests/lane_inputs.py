@@ -59,3 +59,15 @@ def nonzero_ints(seed, lo=-9, hi=10, n=N):
 
 def floats(seed, lo=-5.0, hi=5.0, n=N, dtype=np.float64, shape=()):
     return rng(seed).uniform(lo, hi, size=(n,) + shape).astype(dtype)
+
+
+def random_nary_forest(seed, trees=50, depth=6):
+    """A ``vmapper.Forest`` of random trees of 1 to 3 children per node and integer leaves."""
+    import vmapper
+    rng = np.random.default_rng(seed)
+
+    def nary(d):
+        if d == 0 or rng.random() < 0.3:
+            return int(rng.integers(0, 9))
+        return tuple(nary(d - 1) for _ in range(int(rng.integers(1, 4))))
+    return vmapper.Forest.from_nested([nary(depth) for _ in range(trees)])

@@ -36,8 +36,8 @@ def uses_lambda(x):
     return x
 
 
-def uses_listcomp(X):
-    ys = [v * 2 for v in X]  # marker-listcomp
+def uses_dictcomp(X):
+    ys = {k: v * 2 for k, v in enumerate(X)}  # marker-dictcomp
     return X
 
 
@@ -65,7 +65,7 @@ UNSUPPORTED = [
     (uses_with, "'with' statement", "marker-with"),
     (uses_try, "'try' statement", "marker-try"),
     (uses_lambda, "lambda", "marker-lambda"),
-    (uses_listcomp, "list comprehension", "marker-listcomp"),
+    (uses_dictcomp, "dict comprehension", "marker-dictcomp"),
     (uses_print, "print", "marker-print"),
     (uses_nested_def, "nested function definition", "marker-def"),
     (uses_global, "'global' statement", "marker-global"),
@@ -74,7 +74,7 @@ UNSUPPORTED = [
 
 @pytest.mark.parametrize("fn,construct,marker", UNSUPPORTED, ids=[u[0].__name__ for u in UNSUPPORTED])
 def test_unsupported_syntax_names_construct_file_line_and_shows_source(fn, construct, marker):
-    arg = np.ones((4, 3)) if fn is uses_listcomp else np.arange(4)
+    arg = np.ones((4, 3)) if fn is uses_dictcomp else np.arange(4)
     with pytest.raises(UnsupportedSyntaxError) as info:
         batched(fn)(arg)
     err = info.value

@@ -21,6 +21,7 @@ import textwrap
 import types
 
 from .errors import UnsupportedSyntaxError
+from .frontend_comprehensions import loops_of
 from .frontend_lists import LIST_METHODS, list_locals, updates_list
 from .ir import Block, Branch, Const, Function, Instr, Jump, Raise, Return, SourceInfo, Var
 from . import primitives
@@ -40,9 +41,9 @@ _UNSUPPORTED_STMT = {ast.With: "'with' statement", ast.Try: "'try' statement",
                      ast.AsyncFunctionDef: "nested function definition",
                      ast.ClassDef: "class definition", ast.AsyncFor: "'async for'",
                      ast.AsyncWith: "'async with'", ast.Match: "'match' statement"}
-_UNSUPPORTED_EXPR = {ast.Lambda: "lambda", ast.ListComp: "list comprehension",
+_UNSUPPORTED_EXPR = {ast.Lambda: "lambda",
                      ast.SetComp: "set comprehension", ast.DictComp: "dict comprehension",
-                     ast.GeneratorExp: "generator expression", ast.Dict: "dict literal",
+                     ast.GeneratorExp: "generator expression (outside sum(...))", ast.Dict: "dict literal",
                      ast.JoinedStr: "f-string", ast.Await: "'await'",
                      ast.Yield: "'yield'", ast.YieldFrom: "'yield from'",
                      ast.Starred: "starred expression (*args)"}
@@ -531,9 +532,28 @@ class Builder:
             return self.emit("not", [result], node) if isinstance(op, ast.NotIn) else result
         return self.emit(_COMPARE[type(op)], [left, right], node)
 
+    def expr_ListComp(self, node):
+        return self.comprehension(node, None)
+
+    def comprehension(self, node, start):
+        """A list comprehension (``start`` None) or ``sum(<generator>, start)``, lowered as the
+        loops it stands for (:mod:`.frontend_comprehensions`); the value's variable."""
+        if any(gen.is_async for gen in node.generators):
+            raise self.error("async comprehension", node)
+        result, names, stmts = loops_of(node, self.fresh, start)
+        self.locals.update(names)
+        if start is None:
+            self.list_locals.add(result)
+            self.list_names.add(result)
+        self.statements(stmts)
+        return Var(result)
+
     def expr_Call(self, node):
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
             raise self.error("call with *args or **kwargs", node)
+        if isinstance(node.func, ast.Name) and node.args and isinstance(node.args[0], ast.GeneratorExp) \
+                and self.resolve_constant(node.func) is builtins.sum and len(node.args) <= 2 and not node.keywords:
+            return self.comprehension(node.args[0], node.args[1] if len(node.args) == 2 else ast.Constant(0))
         if isinstance(node.func, ast.Attribute):
             base = self.expr(node.func.value)
             if not isinstance(base, Const):  # a method of a per-sample value

@@ -6,6 +6,7 @@ import pytest
 
 import vmapper
 from vmapper.testing import check_batching
+from lane_inputs import random_nary_forest
 
 
 @vmapper.batched
@@ -127,13 +128,7 @@ def helper_norm(r, w):
 
 
 def test_calls_in_a_loop_over_children_merge_into_one_call_per_level():
-    rng = np.random.default_rng(3)
-
-    def nary(depth):
-        if depth == 0 or rng.random() < 0.3:
-            return int(rng.integers(0, 9))
-        return tuple(nary(depth - 1) for _ in range(int(rng.integers(1, 4))))
-    forest = vmapper.Forest.from_nested([nary(6) for _ in range(50)])
+    forest = random_nary_forest(3)
     f = vmapper.batched(sum_children_twice)
     check_batching(f, (forest.roots,))
     assert f.last_stats["calls"] <= forest.max_depth

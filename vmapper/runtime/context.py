@@ -80,8 +80,10 @@ class Context:
             why = self.frame.conflicts[name]
             what = "a list or tuple whose length differs per lane" if "tuple" in why else \
                 "per-sample values of different shapes or kinds on different lanes"
+            # (the frontend names a comprehension's list _vm_listcomp_N: frontend_comprehensions)
+            reading = "the list comprehension" if name.startswith("_vm_listcomp_") else f"'{shown}'"
             return self.unsupported(
-                f"reading '{shown}', which holds {what} ({why})",
+                f"reading {reading}, which holds {what} ({why})",
                 hint=LIST_LENGTH_HINT if "tuple" in why else
                 "give the differently shaped values different names, or make the shapes equal")
         msg = f"local variable '{shown}' referenced before assignment"

@@ -16,6 +16,16 @@ LIST_LENGTH_HINT = ("a list or tuple must have the same length on every lane: ap
                     "instead")
 
 
+def describe_conflict(why, shapes_hint="give the differently shaped values different names, or make the "
+                                      "shapes equal"):
+    """``(what the variable holds, the hint)`` for a variable whose lanes hold values that one
+    batched value cannot (``Frame.conflicts``: ``why`` is the merge's reason); ``shapes_hint``:
+    the hint when the values differ in shape or kind rather than in length."""
+    if "tuple" in why:
+        return "a list or tuple whose length differs per lane", LIST_LENGTH_HINT
+    return "per-sample values of different shapes or kinds on different lanes", shapes_hint
+
+
 class Context:
     __slots__ = ("frame", "mask", "program", "line", "_active")
 
@@ -78,14 +88,10 @@ class Context:
         shown = name if not name.startswith("$") else "a temporary"
         if name in self.frame.conflicts:
             why = self.frame.conflicts[name]
-            what = "a list or tuple whose length differs per lane" if "tuple" in why else \
-                "per-sample values of different shapes or kinds on different lanes"
+            what, hint = describe_conflict(why)
             # (the frontend names a comprehension's list _vm_listcomp_N: frontend_comprehensions)
             reading = "the list comprehension" if name.startswith("_vm_listcomp_") else f"'{shown}'"
-            return self.unsupported(
-                f"reading {reading}, which holds {what} ({why})",
-                hint=LIST_LENGTH_HINT if "tuple" in why else
-                "give the differently shaped values different names, or make the shapes equal")
+            return self.unsupported(f"reading {reading}, which holds {what} ({why})", hint=hint)
         msg = f"local variable '{shown}' referenced before assignment"
         if bad is None:
             return self.lane_error_all(msg, UnboundLocalError)

@@ -26,7 +26,7 @@ from .buffers import BufferPool
 from . import block_compiler
 from .block_compiler import (T_BRANCH, T_JUMP, T_NONE, T_RAISE, T_RETURN, TAPE_UNLESS_CONTAINER, UNPACK, block_plan,
                              generated_rows, store_result)
-from .context import Context
+from .context import Context, describe_conflict
 from .region_dispatch import run_region
 from .frame import Frame, LaneIndices, Missing, as_mask
 from .values import Lanes, Traced, truth
@@ -191,20 +191,16 @@ def run_function(program, frame: Frame, args):
     return result
 
 
-_MIXED = "per-sample values of different shapes or kinds on different lanes"
-
-
 def _mixed_results(program, frame):
     lines = sorted({blk.term.line for blk in program.blocks.values()
                     if isinstance(blk.term, Return) and blk.term.line})
     ctx = Context(frame, None, program)
     ctx.line = lines[-1] if lines else 0
-    from .context import LIST_LENGTH_HINT
     why = frame.conflicts["$ret"]
+    what, hint = describe_conflict(why, "return values of the same shape and kind on every lane")
     return ctx.unsupported(
-        f"returning {'a list or tuple whose length differs per lane' if 'tuple' in why else _MIXED} ({why}; "
-        f"'return' at line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))})",
-        hint=LIST_LENGTH_HINT if "tuple" in why else "return values of the same shape and kind on every lane")
+        f"returning {what} ({why}; 'return' at line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))})",
+        hint=hint)
 
 
 def run_steps(program, steps, stack, frame):
@@ -242,7 +238,8 @@ def run_steps(program, steps, stack, frame):
         # While taping, a masked block also costs its backward: every entry's rule would run
         # on (or gather) all the frame's lanes, so blocks compact more eagerly, small frames too;
         # so does a heavy block, whose operations on inactive lanes cost more than the gathers.
-        eager = mask is not None and (frame.state.tape is not None or block_plan(program, block).heavy)
+        plan = block_plan(program, block)
+        eager = mask is not None and (frame.state.tape is not None or plan.heavy)
         if mask is not None and count <= (BLOCK_COMPACT_BELOW_TAPED if eager else BLOCK_COMPACT_BELOW) * frame.n \
                 and (frame.n >= COMPACT_MIN_LANES or eager) \
                 and len(block.instrs) >= BLOCK_COMPACT_MIN_INSTRS:
@@ -254,7 +251,7 @@ def run_steps(program, steps, stack, frame):
                 run_block(program, block, sub, None, count, stack)
             finally:
                 # what the block assigned and no successor reads stays here
-                sub.write_back(names=block_plan(program, block).live_out)
+                sub.write_back(names=plan.live_out)
             if prof is not None:  # (the gathers on first read and the write-back)
                 prof.stop(t0, "forward", program, block.instrs[0].line if block.instrs else block.term.line,
                           "compaction", count)

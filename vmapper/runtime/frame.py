@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from .values import Lanes, Traced, _structural, gather, scatter_blank, scatter_into, select
+from .values import _PYTHON_SCALARS, Lanes, Traced, _structural, gather, scatter_blank, scatter_into, select
 
 
 class Missing(Exception):
@@ -149,23 +149,22 @@ class Frame:
         except Missing:
             old = None
             old_missing = True  # was_undef below is ours to change
-            was_undef = np.ones(self.n, dtype=bool)
             tv = type(value)
-            if tv is Lanes or tv is Traced and type(value.value) is Lanes:
+            fresh = tv is Lanes or tv is Traced and type(value.value) is Lanes
+            if fresh or tv in _PYTHON_SCALARS:
                 # a fresh array: zeros where the variable is unbound (a traced value's move
-                # goes on the tape as a scatter into a blank, without copying the blank first)
-                self.env[name] = scatter_blank(value, idx, self.n) if tv is Lanes else \
-                    _structural().scatter_fresh(value, idx, self.n)
-                was_undef[idx] = False if undef is None else undef
-                if was_undef.any():
-                    self.undef[name] = was_undef
-                else:
-                    self.undef.pop(name, None)
+                # goes on the tape as a scatter into a blank, without copying the blank first);
+                # a uniform scalar stays one
+                self.env[name] = value if not fresh else scatter_blank(value, idx, self.n) if tv is Lanes \
+                    else _structural().scatter_fresh(value, idx, self.n)
+                self._unbound_except(name, idx, undef)
                 return
+            was_undef = np.ones(self.n, dtype=bool)
         if old is None:
             old = blank_like(value, self.n)
         try:
-            self.env[name] = scatter_into(old, value, idx, self.n)
+            if not _scatter_in_place(old, value, idx, self.state.tape):
+                self.env[name] = scatter_into(old, value, idx, self.n)
         except TypeError as exc:  # a value of another shape or kind on the other lanes
             self.conflicts[name] = str(exc)
             self.env[name] = scatter_into(blank_like(value, self.n), value, idx, self.n)
@@ -179,6 +178,20 @@ class Frame:
                 self.undef[name] = u
             else:
                 self.undef.pop(name, None)
+
+    def _unbound_except(self, name, idx, undef):
+        """``name`` just bound on lanes ``idx`` (distinct positions; ``undef``: where it is
+        still unbound among them) and on no other lane."""
+        if undef is None and len(idx) == self.n:
+            self.undef.pop(name, None)
+            return
+        u = np.empty(self.n, dtype=bool)
+        u.fill(True)
+        u[idx] = False if undef is None else undef
+        if undef is None or u.any():
+            self.undef[name] = u
+        else:
+            self.undef.pop(name, None)
 
     # ---- compaction -----------------------------------------------------------------------
     def write_back(self, lanes=None, names=None):
@@ -274,6 +287,23 @@ def _update_in_place(old, value, mask) -> bool:
     return True
 
 
+def _scatter_in_place(old, value, idx, tape) -> bool:
+    """``old``'s lanes ``idx`` set to ``value`` in its own buffer, when nothing else can see
+    it (as :func:`_update_in_place`), e.g. the second arm of an ``if`` writing back into
+    what the first arm's write-back made; never while taping (the tape may hold ``old``)."""
+    if tape is not None or type(old) is not Lanes or type(value) is not Lanes:
+        return False
+    data = old.data
+    # refs to old: env dict, caller's local, our argument, getrefcount's argument
+    if sys.getrefcount(old) > 4 or sys.getrefcount(data) > 3:
+        return False
+    if not (data.flags.writeable and data.flags.owndata) or data.dtype != value.data.dtype \
+            or data.shape[1:] != value.data.shape[1:] or old.weak != value.weak:
+        return False
+    data[idx] = value.data
+    return True
+
+
 def _fits_weak(value, dtype) -> bool:
     """Whether a uniform value is a Python scalar that a weak array of ``dtype`` holds as is."""
     t = type(value)
@@ -287,7 +317,6 @@ def _fits_weak(value, dtype) -> bool:
 
 
 def blank_like(value, n):
-    from .values import Lanes, Traced
     if isinstance(value, Traced):
         value = value.value
     if isinstance(value, Lanes):

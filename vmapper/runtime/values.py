@@ -139,6 +139,7 @@ def materialize(v, n: int) -> Lanes:
 
 # Types whose values are always uniform (the same on every lane) and have no gather hook.
 _SHARED_TYPES = frozenset({int, float, bool, complex, str, dict, type(None), np.ndarray})
+_PYTHON_SCALARS = frozenset({int, float, bool})
 
 
 def gather(v, idx):
@@ -173,6 +174,15 @@ def scatter_into(dest, src, idx, n: int):
         return type(src).__vmapper_scatter__(dest, src, idx, n)
     if not isinstance(src, Lanes) and not isinstance(dest, Lanes) and _same_uniform(dest, src):
         return dest
+    if type(dest) in _PYTHON_SCALARS and type(src) is Lanes and src.data.ndim == 1:
+        # e.g. ``loss = 0.0`` on one arm of an if, a per-lane loss on the other: filled in
+        # one pass (a broadcast view of the scalar would cost more than the copy it feeds)
+        d_arr = np.asarray(dest)
+        if d_arr.dtype != object:
+            out = np.empty(n, _merge_dtype(Lanes(d_arr, True), src))
+            np.copyto(out, d_arr, casting="unsafe")  # (the cast np.array(d, dtype=...) makes)
+            out[idx] = src.data
+            return Lanes(out, src.weak)
     s = materialize(src, len(idx))
     d = materialize(dest, n)
     dt = _merge_dtype(d, s)

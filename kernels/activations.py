@@ -24,6 +24,13 @@ API (``*_vjp`` return the gradient with respect to each input)::
     tree_lstm_cell_vjp(i, fl, fr, o, u, cl, cr, gh, gc)
         -> (di, dfl, dfr, do, du, dcl, dcr)
 
+The binary Tree-LSTM cell also comes with its gates packed in one vector, as
+one matrix product makes them (:mod:`.packed_cells`)::
+
+    tree_lstm_cell_packed(g, cl, cr) -> (h, c)     g = [i | fl | fr | o | u]
+    tree_lstm_cell_packed(g) -> (h, c)             a leaf: g = [i | o | u]
+    tree_lstm_cell_packed_vjp(g, cl, cr, gh, gc) -> (dg, dcl, dcr)   ((dg,) for a leaf)
+
 The cell functions broadcast their inputs; their vjps sum gradients back to
 each input's shape.
 

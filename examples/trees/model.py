@@ -17,9 +17,10 @@ Internal node (children ``l``, ``r``; one forget gate per child)::
     h = sigmoid(o) * tanh(c)
 
 The gate nonlinearities and the cell update are one call of the library's fused
-kernel ``vmapper.kernels.activations.tree_lstm_cell`` (a leaf is a node whose
-children's states are zero): batched, it is one launch over all lanes, and its
-gradient one fused backward pass, instead of a dozen numpy operations each.
+kernel ``vmapper.kernels.packed_cells.tree_lstm_cell_packed``, which takes the
+gates as the matrix product made them (``[i | f_l | f_r | o | u]``, or a leaf's
+``[i | o | u]``): batched, it is one launch over all lanes, and its gradient one
+fused backward pass, instead of a dozen numpy operations each.
 
 Every node gets a softmax classifier ``softmax(W_out h + b_out)``; the tree's loss is the
 summed cross-entropy of all its nodes' labels (the library's fused
@@ -31,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 import vmapper
-from vmapper.kernels.activations import tree_lstm_cell
+from vmapper.kernels.packed_cells import tree_lstm_cell_packed
 from vmapper.kernels.losses import cross_entropy
 
 PARAM_NAMES = ("emb", "W", "b_leaf", "U_l", "U_r", "b", "W_out", "b_out")
@@ -70,21 +71,18 @@ def encode(node, p):
     ``loss_sum`` and ``n_correct`` are summed over the subtree's nodes; ``pred`` is this
     node's predicted class.
     """
-    H = p["U_l"].shape[1]
     if node.is_leaf:
         x = p["emb"][node.word]
         g = p["W"] @ x + p["b_leaf"]
-        # A leaf is a node whose children's states are zero (its forget gates then
-        # do not matter): c = sigmoid(i) * tanh(u), h = sigmoid(o) * tanh(c).
-        h, c = tree_lstm_cell(g[0:H], 0.0, 0.0, g[H:2 * H], g[2 * H:3 * H], 0.0, 0.0)
+        # A leaf has no children: c = sigmoid(i) * tanh(u), h = sigmoid(o) * tanh(c).
+        h, c = tree_lstm_cell_packed(g)
         loss = 0.0
         correct = 0
     else:
         hl, cl, loss_l, correct_l, _ = encode(node.left, p)
         hr, cr, loss_r, correct_r, _ = encode(node.right, p)
         g = p["U_l"] @ hl + p["U_r"] @ hr + p["b"]
-        h, c = tree_lstm_cell(g[0:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:4 * H], g[4 * H:5 * H],
-                              cl, cr)
+        h, c = tree_lstm_cell_packed(g, cl, cr)
         loss = loss_l + loss_r
         correct = correct_l + correct_r
     nll, pred = node_loss(h, node.label, p)

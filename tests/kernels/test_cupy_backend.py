@@ -114,3 +114,17 @@ def test_cross_entropy_on_cupy_arrays_matches_numpy():
                                cross_entropy(x, lab), rtol=1e-13)
     np.testing.assert_allclose(cp.asnumpy(cross_entropy_vjp(cp.asarray(x), cp.asarray(lab), cp.asarray(g))),
                                cross_entropy_vjp(x, lab, g), rtol=1e-12, atol=1e-15)
+
+
+def test_packed_tree_lstm_cell_on_cupy_arrays_matches_numpy():
+    from vmapper.kernels.packed_cells import tree_lstm_cell_packed, tree_lstm_cell_packed_vjp
+    rng = np.random.default_rng(1)
+    g, cl, cr, gh, gc = (rng.normal(size=(32, w)) for w in (20, 4, 4, 4, 4))
+    dev = [cp.asarray(a) for a in (g, cl, cr, gh, gc)]
+    for got, want in zip(tree_lstm_cell_packed(*dev[:3]), tree_lstm_cell_packed(g, cl, cr)):
+        np.testing.assert_allclose(cp.asnumpy(got), want, rtol=1e-12, atol=1e-15)
+    for got, want in zip(tree_lstm_cell_packed_vjp(*dev), tree_lstm_cell_packed_vjp(g, cl, cr, gh, gc)):
+        np.testing.assert_allclose(cp.asnumpy(got), want, rtol=1e-12, atol=1e-15)
+    (got,) = tree_lstm_cell_packed_vjp(dev[0][:, :12], None, None, dev[3], dev[4])
+    np.testing.assert_allclose(cp.asnumpy(got), tree_lstm_cell_packed_vjp(g[:, :12], None, None, gh, gc)[0],
+                               rtol=1e-12, atol=1e-15)

@@ -367,3 +367,16 @@ def test_threads_with_different_max_iters_instances_do_not_interfere():
         t.join(timeout=120)
     assert len(out) == 10 and all(np.array_equal(o, np.arange(50)) for o in out)
     assert len(errs) == 10
+
+
+def _scaled(x, k=2):
+    return x * k
+
+
+def test_a_replaced_default_is_seen_on_the_next_call():
+    import types
+    fn = types.FunctionType(_scaled.__code__, _scaled.__globals__, "scaled", _scaled.__defaults__)
+    b = vmapper.batched(fn)
+    np.testing.assert_array_equal(b(np.arange(3.0)), [0.0, 2.0, 4.0])
+    fn.__defaults__ = (5,)  # the parameters' signature is cached per function, until this changes
+    np.testing.assert_array_equal(b(np.arange(3.0)), [0.0, 5.0, 10.0])

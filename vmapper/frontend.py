@@ -21,6 +21,7 @@ import textwrap
 import types
 
 from .errors import UnsupportedSyntaxError
+from .frontend_builtins import builtin_call, for_header
 from .frontend_comprehensions import loops_of
 from .frontend_lists import LIST_METHODS, list_locals, updates_list
 from .ir import Block, Branch, Const, Function, Instr, Jump, Raise, Return, SourceInfo, Var
@@ -43,7 +44,8 @@ _UNSUPPORTED_STMT = {ast.With: "'with' statement", ast.Try: "'try' statement",
                      ast.AsyncWith: "'async with'", ast.Match: "'match' statement"}
 _UNSUPPORTED_EXPR = {ast.Lambda: "lambda",
                      ast.SetComp: "set comprehension", ast.DictComp: "dict comprehension",
-                     ast.GeneratorExp: "generator expression (outside sum(...))", ast.Dict: "dict literal",
+                     ast.GeneratorExp: "generator expression (outside sum(), any() and all())",
+                     ast.Dict: "dict literal",
                      ast.JoinedStr: "f-string", ast.Await: "'await'",
                      ast.Yield: "'yield'", ast.YieldFrom: "'yield from'",
                      ast.Starred: "starred expression (*args)"}
@@ -317,6 +319,7 @@ class Builder:
         self.terminate(Raise(exc_type, msg, self.line(node)))
 
     def stmt_For(self, node):
+        node = for_header(self, node)  # reversed(...) in the header (frontend_builtins)
         line = self.line(node)
         if node.orelse:
             exit_b = self.new_block(f"after for (line {line})")
@@ -423,6 +426,8 @@ class Builder:
 
     def resolve_constant(self, node):
         """The compile-time value of a name or module attribute, or None."""
+        if isinstance(node, ast.Constant):  # a callable in synthesized code (frontend_builtins)
+            return node.value
         if isinstance(node, ast.Name) and node.id not in self.locals:
             op = self.load_name(node.id, node)
             return op.value if isinstance(op, Const) else None
@@ -551,6 +556,9 @@ class Builder:
     def expr_Call(self, node):
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
             raise self.error("call with *args or **kwargs", node)
+        lowered = builtin_call(self, node)  # pow, any, all, reversed (frontend_builtins)
+        if lowered is not None:
+            return lowered
         if isinstance(node.func, ast.Name) and node.args and isinstance(node.args[0], ast.GeneratorExp) \
                 and self.resolve_constant(node.func) is builtins.sum and len(node.args) <= 2 and not node.keywords:
             return self.comprehension(node.args[0], node.args[1] if len(node.args) == 2 else ast.Constant(0))

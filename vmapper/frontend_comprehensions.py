@@ -1,4 +1,4 @@
-"""List comprehensions and ``sum(<generator>)`` as the loops they stand for.
+"""List comprehensions, ``sum(<generator>)`` and ``any``/``all`` of one, as the loops they stand for.
 
 ``[elt for t in it if c ...]`` becomes ``r = []`` and the ``for`` loops (with
 their ``if`` guards) around ``r.append(elt)``; ``sum(elt for ...)`` becomes
@@ -14,6 +14,12 @@ they are renamed to fresh names, so they neither read nor change the
 function's variables of the same name; the first iterable is evaluated in the
 function's scope, the later ones (and the conditions and the element) in the
 comprehension's.
+
+``any(<generator>)`` and ``all(<generator>)`` (:func:`search_loops`, called by
+``frontend_builtins``) are the same loops around ``if elt: r = True; break``
+(``all``: ``if not elt: r = False; break``), from ``r = False`` (``True``); an
+outer loop breaks too once ``r`` is decided.  So, as with Python's
+short-circuit, a lane evaluates no element after the one that decides it.
 """
 from __future__ import annotations
 
@@ -47,13 +53,7 @@ def loops_of(node, fresh, accumulate=None):
     None) or the ``GeneratorExp`` of ``sum`` (``accumulate``: the start value's expression).
     ``fresh(prefix)`` makes a name no other variable has."""
     result = fresh("_vm_listcomp_" if accumulate is None else "_vm_sum_")
-    mapping, loops = {}, []
-    for k, gen in enumerate(node.generators):
-        it = gen.iter if k == 0 else _renamed(gen.iter, mapping)
-        for name in _bound_names(gen.target):
-            mapping[name] = fresh(f"_vm_{name}_")
-        loops.append((_renamed(gen.target, mapping), it, [_renamed(c, mapping) for c in gen.ifs]))
-    elt = _renamed(node.elt, mapping)
+    mapping, loops, elt = _clauses(node, fresh)
     load, store = ast.Name(id=result, ctx=ast.Load()), ast.Name(id=result, ctx=ast.Store())
     if accumulate is None:
         init = ast.Assign(targets=[store], value=ast.List(elts=[], ctx=ast.Load()))
@@ -69,12 +69,49 @@ def loops_of(node, fresh, accumulate=None):
         body = ast.For(target=target, iter=it, body=[body], orelse=[])
     stmts = [init, body]
     for s in stmts:
-        _locate(s, node)
+        locate(s, node)
     return result, [result, *mapping.values()], stmts
 
 
-def _locate(tree, where):
-    """Give every synthesized node the comprehension's position (errors name its line)."""
+def _clauses(node, fresh):
+    """``(renaming, [(target, iterable, conditions)] outermost first, element)`` of a
+    comprehension, its own variables renamed to fresh names."""
+    mapping, loops = {}, []
+    for k, gen in enumerate(node.generators):
+        it = gen.iter if k == 0 else _renamed(gen.iter, mapping)
+        for name in _bound_names(gen.target):
+            mapping[name] = fresh(f"_vm_{name}_")
+        loops.append((_renamed(gen.target, mapping), it, [_renamed(c, mapping) for c in gen.ifs]))
+    return mapping, loops, _renamed(node.elt, mapping)
+
+
+def search_loops(node, fresh, is_any):
+    """``(result name, locals it introduces, statements)`` for ``any(<generator>)`` (``is_any``)
+    or ``all(<generator>)``: the loops with a ``break`` where Python's short-circuit stops, so
+    that no lane evaluates an element (or a later iterable or condition) after the one that
+    decided its result."""
+    result = fresh("_vm_any_" if is_any else "_vm_all_")
+    mapping, loops, elt = _clauses(node, fresh)
+    load = lambda: ast.Name(id=result, ctx=ast.Load())  # noqa: E731
+    store = lambda: ast.Name(id=result, ctx=ast.Store())  # noqa: E731
+    found = ast.If(test=elt if is_any else ast.UnaryOp(op=ast.Not(), operand=elt),
+                   body=[ast.Assign(targets=[store()], value=ast.Constant(is_any)), ast.Break()], orelse=[])
+    decided = load() if is_any else ast.UnaryOp(op=ast.Not(), operand=load())
+    body = [found]
+    for depth, (target, it, ifs) in enumerate(reversed(loops)):
+        for cond in reversed(ifs):
+            body = [ast.If(test=cond, body=body, orelse=[])]
+        loop = ast.For(target=target, iter=it, body=body, orelse=[])
+        outer = depth < len(loops) - 1  # an enclosing loop stops too once the result is decided
+        body = [loop, ast.If(test=copy.deepcopy(decided), body=[ast.Break()], orelse=[])] if outer else [loop]
+    stmts = [ast.Assign(targets=[store()], value=ast.Constant(not is_any)), *body]
+    for s in stmts:
+        locate(s, node)
+    return result, [result, *mapping.values()], stmts
+
+
+def locate(tree, where):
+    """Give every synthesized node of ``tree`` the position of ``where`` (errors name its line)."""
     for sub in ast.walk(tree):
         if "lineno" in sub._attributes and not hasattr(sub, "lineno"):
             ast.copy_location(sub, where)

@@ -512,3 +512,91 @@ def _divmod(ctx, args, attrs):
     if not isinstance(a, (Lanes, Traced)) and not isinstance(b, (Lanes, Traced)):
         return ctx.uniform(divmod, a, b)
     return ctx.call_primitive("floordiv", (a, b)), ctx.call_primitive("mod", (a, b))
+
+
+# ---- pow(a, b, m): Python's modular exponentiation of Python ints --------------------------
+
+_MULMOD_MAX = 3037000499  # the largest modulus whose products of residues (< m**2) fit in int64
+_INT64_MIN = np.iinfo(np.int64).min
+
+
+def _pow_mod_operand(ctx, v, args):
+    """Lane values (int64) of a Python int or bool operand of three-argument pow, as Python
+    allows it; TypeError for anything else, with Python's message."""
+    if isinstance(v, Lanes) and v.weak and v.data.ndim == 1 and v.data.dtype.kind in "biu" \
+            or type(v) in (int, bool):
+        return v.data.astype(np.int64) if isinstance(v, Lanes) else np.int64(v)
+    if all(type(a) in (int, bool, float) or isinstance(a, Lanes) and a.weak and a.data.ndim == 1
+           for a in args):
+        raise ctx.type_error("pow() 3rd argument not allowed unless all arguments are integers")
+    kinds = ", ".join(f"'{ctx.describe(a)}'" for a in args)
+    raise ctx.type_error(f"unsupported operand type(s) for ** or pow(): {kinds} (three-argument pow "
+                         f"takes Python ints: convert numpy integers with int())")
+
+
+def _modular_inverse(a, m):
+    """Per lane ``(a**-1 mod m, whether it exists)`` for ``0 <= a < m`` (extended Euclid)."""
+    r0, r1 = m.copy(), a.copy()
+    t0, t1 = np.zeros_like(m), np.ones_like(m)
+    while True:
+        live = r1 != 0
+        if not live.any():
+            return t0 % m, r0 == 1
+        q = r0 // np.where(live, r1, 1)
+        r0, r1 = np.where(live, r1, r0), np.where(live, r0 - q * r1, r1)
+        t0, t1 = np.where(live, t1, t0), np.where(live, t0 - q * t1, t1)
+
+
+def _modular_power(base, e, m):
+    """Per lane ``base**e mod m`` for ``0 <= base < m <= _MULMOD_MAX`` and ``e >= 0``."""
+    result = np.ones_like(m) % m
+    while e.any():
+        odd = (e & 1).astype(bool)
+        result = np.where(odd, result * base % m, result)
+        e = e >> 1
+        base = base * base % m
+    return result
+
+
+@register("pow_mod", may_fail=True)
+def _pow_mod(ctx, args, attrs):
+    """``pow(a, b, m)``: Python's modular exponentiation of Python ints, a Python int per lane.
+    ``m == 0`` raises ValueError; a negative ``b`` takes the inverse of ``a`` modulo ``m``
+    (ValueError where there is none); the result has the sign of ``m``.  A modulus whose
+    residues' products do not fit in int64 (``|m| > 3037000499``) raises UnsupportedSyntaxError."""
+    a, b, m = args
+    if m is None:
+        return ctx.call_primitive("pow", (a, b))
+    if not any(isinstance(v, Lanes) for v in args):
+        return ctx.uniform(pow, a, b, m)
+    if type(m) is int and not _INT64_MIN <= m <= -(_INT64_MIN + 1):
+        raise ctx.unsupported("pow() with a modulus beyond int64",
+                              hint="vmapper holds Python ints as int64; the result may not fit")
+    try:
+        A, B, M = (np.broadcast_to(_pow_mod_operand(ctx, v, args), (ctx.n,)) for v in (a, b, m))
+    except OverflowError:
+        raise ctx.unsupported("pow() with an operand beyond int64",
+                              hint="vmapper holds Python ints as int64") from None
+    ctx.fail_where(M == 0, "pow() 3rd argument cannot be 0", ValueError)
+    unsafe = (M > _MULMOD_MAX) | (M < -_MULMOD_MAX) | (B == _INT64_MIN)
+    big = unsafe if ctx.mask is None else unsafe & ctx.mask
+    if big.any():  # products of residues would overflow int64: not batched (yet)
+        lanes = ctx.frame.lane_ids()[np.flatnonzero(big)]
+        raise ctx.unsupported(f"pow(a, b, m) with |m| > {_MULMOD_MAX} (or b = -2**63), on lane(s) "
+                              f"{', '.join(str(int(x)) for x in lanes[:10])}{', ...' if len(lanes) > 10 else ''}",
+                              hint="the batched modular power multiplies residues in int64")
+    out = np.zeros(ctx.n, dtype=np.int64)
+    failed = {}  # Python's ValueError message -> the lanes that raise it
+    if not unsafe.all():  # (inactive lanes' unsafe operands are replaced, never computed with)
+        mod = np.where(unsafe | (M == 0), 2, np.abs(M))
+        neg = B < 0
+        base = A % mod
+        if neg.any():
+            inv, ok = _modular_inverse(base, mod)
+            failed["base is not invertible for the given modulus"] = neg & ~ok & ~unsafe & (mod != 1) & (M != 0)
+            base = np.where(neg, inv, base)
+        small = _modular_power(base, np.abs(np.where(unsafe, 0, B)), mod)
+        out = np.where((M < 0) & (small != 0), small + M, small)
+    for message, bad in failed.items():
+        ctx.fail_where(bad, message, ValueError)
+    return Lanes(out, True)

@@ -34,13 +34,21 @@ Peers, all in this one process, all starting from the same parameters
 5. ``numpy-level``    the hand-written level-batched numpy forward/backward of
                       ``examples/trees/reference.py`` plus the same numpy
                       Adagrad as vmapper (``--no-reference`` drops it).
+6. ``vmapper-slices`` vmapper on the same model with its Tree-LSTM cells called
+                      on gate slices (``benchmarks/tree_variants.py``) instead
+                      of the packed gates the example passes.
 
 Each step's time includes everything the peer needs from a batch (a ``Forest``
 subset) to updated parameters: level schedules, padding, host-device copies.
 Not timed: reading the data, building the batches' ``Forest`` subsets and the
 per-tree node objects of ``torch-recursive`` (a data loader would).  Steps are
 interleaved across peers (step i of every peer, then step i+1), so that load
-from other processes on a shared machine affects all peers alike.
+from other processes on a shared machine affects all peers alike, and the
+order of the peers rotates from step to step, so that none always runs right
+after the same other one.  ``--solo`` runs each peer's steps back to back
+instead, as a real training loop would: no other peer's data passes through
+the caches between two steps.  Interleaving slows JAX's padded step (its
+arrays are large) much more than the others: compare both.
 
 Reported per peer: trees/s = batch size / median step time over the timed
 steps (warm-up steps excluded), the first step's time (compilation included),
@@ -58,6 +66,7 @@ Usage::
     python benchmarks/trees.py --jax-threads 2 # XLA alone on 2 threads
     python benchmarks/trees.py --float64 --steps 10
     python benchmarks/trees.py --profile       # also cProfile one vmapper step
+    python benchmarks/trees.py --solo          # each peer's steps back to back
 
 Exit status 1 if a peer's first-step losses disagree with vmapper's, or
 vmapper raises.
@@ -93,6 +102,10 @@ def _parse_args(argv=None):
                    help="comma-separated peers to run (vmapper always runs): "
                         "torch-recursive,torch-level,jax-level,numpy-level")
     p.add_argument("--no-reference", action="store_true", help="skip the numpy-level peer")
+    p.add_argument("--solo", action="store_true",
+                   help="run each peer's steps back to back, one peer after another, instead of "
+                        "interleaving them: as in a real training loop, no other peer's data passes "
+                        "through the caches between two steps (JAX's padded step gains the most)")
     p.add_argument("--profile", action="store_true",
                    help="profile one more vmapper step: vmapper.profile() rows per line and operation, then cProfile")
     p.add_argument("--profile-top", type=int, default=30, help="entries shown by --profile")
@@ -164,6 +177,7 @@ def _load_module(name, path):
 
 model = _load_module("_bench_trees_model", _REPO_ROOT / "examples/trees/model.py")
 reference = _load_module("_bench_trees_reference", _REPO_ROOT / "examples/trees/reference.py")
+variants = _load_module("_bench_tree_variants", _REPO_ROOT / "benchmarks/tree_variants.py")
 
 
 # ---------------------------------------------------------------------------
@@ -328,6 +342,19 @@ class VmapperPeer:
         keys = ("launches", "calls", "lane_utilization")
         return ", ".join(f"{k} {st[k]:.3g}" if isinstance(st[k], float) else f"{k} {st[k]}"
                          for k in keys if k in st)
+
+
+class VmapperSlicesPeer(VmapperPeer):
+    """vmapper on the same model with its cells called on gate slices
+    (``tree_variants.tree_loss_slices``): what the packed-gate cell saves."""
+    name = "vmapper-slices"
+
+    def __init__(self, params0, ctx):
+        super().__init__(params0, ctx)
+        self.vg = vmapper.value_and_grad(variants.tree_loss_slices, argnums=1)
+
+    def note(self):
+        return "cells on gate slices (tree_lstm_cell(g[0:H], ...)), not packed gates"
 
 
 class NumpyLevelPeer:
@@ -623,7 +650,7 @@ class JaxLevelPeer:
 
 
 PEERS = {"torch-recursive": TorchRecursivePeer, "torch-level": TorchLevelPeer,
-         "jax-level": JaxLevelPeer, "numpy-level": NumpyLevelPeer}
+         "jax-level": JaxLevelPeer, "numpy-level": NumpyLevelPeer, "vmapper-slices": VmapperSlicesPeer}
 
 
 def jax_padding(forest, batches):
@@ -750,30 +777,47 @@ def main(argv=None) -> int:
     times = {p.name: [] for p in peers}
     losses = {p.name: [] for p in peers}
     failed = {}
-    for s in range(n_steps):
+    def run_step(p, s):
+        """Step ``s`` of peer ``p``, timed (the collector off); False if vmapper failed."""
+        if p.name in failed:
+            return True
+        gc_on = gc.isenabled()
+        gc.disable()
+        try:
+            t0 = time.perf_counter()
+            out = p.step(s)
+            times[p.name].append(time.perf_counter() - t0)
+            losses[p.name].append(np.asarray(out))
+        except Exception as exc:
+            failed[p.name] = f"{type(exc).__name__}: {exc}"
+            print(f"FAILED {p.name} at step {s}: {failed[p.name]}")
+            if args.verbose:
+                traceback.print_exc()
+            if p.name == "vmapper":
+                return False
+        finally:
+            if gc_on:
+                gc.enable()
+        return True
+
+    if args.solo:  # each peer's steps back to back: its caches stay its own
         for p in peers:
-            if p.name in failed:
-                continue
-            gc_on = gc.isenabled()
-            gc.disable()
-            try:
-                t0 = time.perf_counter()
-                out = p.step(s)
-                times[p.name].append(time.perf_counter() - t0)
-                losses[p.name].append(np.asarray(out))
-            except Exception as exc:
-                failed[p.name] = f"{type(exc).__name__}: {exc}"
-                print(f"FAILED {p.name} at step {s}: {failed[p.name]}")
-                if args.verbose:
-                    traceback.print_exc()
-                if p.name == "vmapper":
+            for s in range(n_steps):
+                if not run_step(p, s):
                     return 1
-            finally:
-                if gc_on:
-                    gc.enable()
-        if s == 0:
-            print("first step: " + ", ".join(f"{n} {t[0]:.2f} s" for n, t in times.items() if t),
-                  flush=True)
+    else:
+        for s in range(n_steps):
+            # the order rotates: a peer's step runs after a different peer's each time (the one
+            # before leaves its data in the caches and its freed memory in the allocator)
+            k = s % len(peers)
+            for p in peers[k:] + peers[:k]:
+                if not run_step(p, s):
+                    return 1
+            if s == 0:
+                print("first step: " + ", ".join(f"{n} {t[0]:.2f} s" for n, t in times.items() if t),
+                      flush=True)
+    if args.solo:
+        print("first step: " + ", ".join(f"{n} {t[0]:.2f} s" for n, t in times.items() if t), flush=True)
 
     ref = losses["vmapper"]
     rows = []

@@ -1,0 +1,47 @@
+"""The Tree-LSTM of ``examples/trees/model.py`` with its cells called on gate slices.
+
+The example passes the gates packed (``tree_lstm_cell_packed(g, cl, cr)``); this
+variant writes the same cell as the slices a user would otherwise take
+(``tree_lstm_cell(g[0:H], g[H:2 * H], ...)``): the same values and gradients,
+bitwise, with five slice operations, five copies and five tape entries per
+node more.  ``benchmarks/trees.py`` times it as the ``vmapper-slices`` peer.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import vmapper
+from vmapper.kernels.activations import tree_lstm_cell
+from vmapper.kernels.losses import cross_entropy
+
+
+def node_loss(h, label, p):
+    """The example's ``node_loss``, as it is."""
+    logits = p["W_out"] @ h + p["b_out"]
+    return cross_entropy(logits, label), np.argmax(logits)
+
+
+def encode_slices(node, p):
+    H = p["U_l"].shape[1]
+    if node.is_leaf:
+        x = p["emb"][node.word]
+        g = p["W"] @ x + p["b_leaf"]
+        h, c = tree_lstm_cell(g[0:H], 0.0, 0.0, g[H:2 * H], g[2 * H:3 * H], 0.0, 0.0)
+        loss = 0.0
+        correct = 0
+    else:
+        hl, cl, loss_l, correct_l, _ = encode_slices(node.left, p)
+        hr, cr, loss_r, correct_r, _ = encode_slices(node.right, p)
+        g = p["U_l"] @ hl + p["U_r"] @ hr + p["b"]
+        h, c = tree_lstm_cell(g[0:H], g[H:2 * H], g[2 * H:3 * H], g[3 * H:4 * H], g[4 * H:5 * H], cl, cr)
+        loss = loss_l + loss_r
+        correct = correct_l + correct_r
+    nll, pred = node_loss(h, node.label, p)
+    return h, c, loss + nll, correct + int(pred == node.label), pred
+
+
+@vmapper.batched(in_axes=(0, None))
+def tree_loss_slices(root, params):
+    """``model.tree_loss`` with the cells on gate slices."""
+    _, _, loss, _, _ = encode_slices(root, params)
+    return loss

@@ -548,3 +548,17 @@ def test_a_modulus_whose_products_overflow_int64_raises_on_the_lanes_that_reach_
     assert "int64" in str(exc)
     ok = np.array([True, False, True, False])
     check(masked_pow_mod, (a, b, m, ok), backend)  # lanes that do not reach the call never raise
+
+
+def enumerate_reversed_children(node):
+    s = 0
+    for i, c in enumerate(reversed(node.children)):  # marker-reversed-children
+        s += i * c.value
+    return s
+
+
+def test_reversed_children_inside_enumerate_names_the_construct_and_the_line():
+    forest = vmapper.Forest.from_nested([((1, 2), 3), (4, (5, 6, 7))])
+    exc = raises_at(enumerate_reversed_children, "marker-reversed-children", vmapper.UnsupportedSyntaxError,
+                    r"a slice of node\.children", forest.roots)
+    assert "for c in reversed(node.children)" in str(exc)

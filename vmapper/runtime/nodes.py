@@ -138,4 +138,9 @@ class ChildLanes(_IdLanes):
     def __vmapper_getitem__(self, ctx, ix):
         if len(ix) != 1:
             raise ctx.unsupported("multi-dimensional index of node.children")
+        if type(ix[0]) is slice:  # the children's count differs per lane: so would the slice's
+            raise ctx.unsupported("a slice of node.children (also reversed(node.children) inside "
+                                  "enumerate(), zip() or a builtin)",
+                                  hint="loop over the children directly (for c in node.children, "
+                                       "for c in reversed(node.children)) or index node.child(k)")
         return NodeLanes(self.forest, self.ids).child(ctx, ix[0])

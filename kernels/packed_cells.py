@@ -27,7 +27,7 @@ from vmapper.primitives.registry import register
 from vmapper.runtime.values import Lanes
 
 from . import activations as A
-from .activation_primitives import _inputs, _to_arg
+from .activation_primitives import _FAST_MAX, _FLOATS, _inputs, _to_arg
 from .activation_scalars import tree_lstm_cell_scalar, tree_lstm_cell_vjp_scalar
 from .vector_width import wide_vectors
 
@@ -160,11 +160,6 @@ def _leaf_vjp(g, zero, gh, gc, di, do, du):
             du[r, k] = e
 
 
-_FLOATS = (np.float32, np.float64)
-#: Elements (lanes x H) from which the generic path runs: its parallel driver splits the work.
-_FAST_MAX = getattr(A, "_SERIAL_BELOW", 1 << 15)
-
-
 def _fast_operands(args):
     """``(g, cl, cr, H, dtype)`` for the lane kernels: ``g`` a float per-lane matrix of the
     packed width, each child state a per-lane ``(n, H)`` array of its dtype or a Python
@@ -178,7 +173,7 @@ def _fast_operands(args):
     if d.shape[1] == 0 or d.shape[1] % k:
         return None  # (the generic path raises the error)
     H = d.shape[1] // k
-    if d.shape[0] * H >= _FAST_MAX:
+    if d.shape[0] * H >= _FAST_MAX:  # (the generic path's parallel driver splits the work)
         return None
     states = []
     for x in args[1:]:

@@ -460,15 +460,15 @@ def test_linalg_norm_gradient_at_zero_is_zero():
 
 
 def norm_with_ord(X):
-    return np.linalg.norm(X, ord=1)
+    return np.linalg.norm(X, ord=1)  # a matrix norm (axis and vector norms: test_language_array_misc.py)
 
 
 def norm_with_axis(X):
-    return np.linalg.norm(X, axis=0)
+    return np.linalg.norm(X, ord=3, axis=0)
 
 
-@pytest.mark.parametrize("fn, named", [(norm_with_ord, "ord"), (norm_with_axis, "axis")])
-def test_linalg_norm_with_ord_or_axis_on_a_per_sample_array_is_unsupported_naming_it(fn, named):
+@pytest.mark.parametrize("fn, named", [(norm_with_ord, "ord=1 over two axes"), (norm_with_axis, "ord=3")])
+def test_linalg_norm_with_an_order_that_is_not_batched_is_unsupported_naming_it(fn, named):
     with pytest.raises(vmapper.UnsupportedSyntaxError, match=f"np.linalg.norm\\(\\) of a per-sample array with {named}"):
         vmapper.batched(fn)(floats(47, shape=(3, 2)))
 

@@ -8,6 +8,7 @@ from .errors import (BatchingError, UnsupportedSyntaxError, BatchError,
 from .api import batched, BatchedFunction
 from .forest import Forest, Node, NodeBatch
 from .autodiff import rules as _rules, array_rules as _array_rules, scan_rules as _scan_rules  # noqa: F401  (VJP rules)
+from .autodiff import misc_rules as _misc_rules, linalg_rules as _linalg_rules  # noqa: F401  (VJP rules)
 from .autodiff.api import value_and_grad, grad, vjp
 from .profiler import profile
 

@@ -78,7 +78,11 @@ ARRAY_MAKERS = frozenset({"np.zeros", "np.ones", "np.empty", "np.arange", "np.ey
                           "np.linspace", "np.full", "np.concatenate", "np.stack", "np.array", "np.asarray",
                           "matmul", "np.dot",
                           # scans, sorts and outer products (primitives/array_scans.py)
-                          "np.cumsum", "np.cumprod", "np.diff", "np.sort", "np.argsort", "np.outer"})
+                          "np.cumsum", "np.cumprod", "np.diff", "np.sort", "np.argsort", "np.outer",
+                          # reshaping, gathers and rounding of arrays (primitives/array_misc.py)
+                          "np.reshape", "np.take", "np.round",
+                          # contractions and solves (primitives/linalg_ops.py)
+                          "np.einsum", "np.tensordot", "np.linalg.solve", "np.linalg.inv"})
 
 
 def _may_be_arrays(fn, instruction_reason):

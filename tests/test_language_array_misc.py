@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import vmapper
-from vmapper.primitives.scalar_ops import python_round_floats
+from vmapper.primitives.python_numbers import python_round_floats
 from vmapper.passes import kernel_regions
 from vmapper.program import get_program
 from vmapper.testing import check_batching, check_grads

@@ -2,7 +2,7 @@
 
 * ``pow(a, b)`` is ``a ** b`` (the ``pow`` primitive: same dtypes, errors and
   gradients); ``pow(a, b, m)`` is the ``pow_mod`` primitive, Python's modular
-  exponentiation of Python ints (``primitives/scalar_ops.py``).
+  exponentiation of Python ints (``primitives/python_numbers.py``).
 * ``any(<generator>)`` and ``all(<generator>)`` run as the loops they stand for
   (:func:`.frontend_comprehensions.search_loops`), with a ``break`` where
   Python's short-circuit stops: the elements after the first truthy (``any``)

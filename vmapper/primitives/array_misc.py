@@ -37,6 +37,7 @@ from ..runtime.values import Lanes
 from .array_ops import METHODS, _contains_lanes, _lane_axis, normalize_lane_indices
 from .array_scans import _varying, check_int
 from .registry import register
+from .signatures import bind_call, check_binding
 
 #: ``name: (parameters, defaults, positional-only count, keyword-only parameters)``.
 SIGNATURES = {
@@ -53,39 +54,12 @@ VARYING = {"reshape": ("a",), "take": ("a", "indices"), "count_nonzero": ("a",),
 
 
 def bind(name, args, kwnames):
-    """``{parameter: value}`` for a call of ``np.<name>`` (defaults filled in), or the
-    ``TypeError`` message of a call that does not bind."""
-    names, defaults, posonly, kwonly = SIGNATURES[name]
-    positional = [k for k in names if k not in kwonly]
-    npos = len(args) - len(kwnames)
-    if npos > len(positional):
-        return f"{name}() takes at most {len(positional)} positional arguments ({npos} given)"
-    out = dict(defaults)
-    out.update(zip(positional, args[:npos]))
-    for k, v in zip(kwnames, args[npos:]):
-        if k not in names or k in names[:posonly]:
-            return f"{name}() got an unexpected keyword argument '{k}'"
-        if k in positional[:npos]:
-            return f"{name}() got multiple values for argument '{k}'"
-        out[k] = v
-    for k in names:
-        if k not in out:
-            return f"{name}() missing required argument '{k}'"
-    return out
+    """``{parameter: value}`` for a call of ``np.<name>``, or the ``TypeError`` message."""
+    return bind_call(name, args, kwnames, *SIGNATURES[name])
 
 
 def bound(ctx, name, args, attrs):
-    b = bind(name, args, attrs.get("kw") or ())
-    if isinstance(b, str):
-        raise ctx.type_error(b)
-    for k, v in b.items():
-        if k not in VARYING[name] and _contains_lanes(v):
-            raise ctx.unsupported(f"np.{name}() with a per-sample value for '{k}'",
-                                  hint="only the array arguments may differ per sample: the shape of "
-                                       "the result must be the same on every lane")
-    if b.get("out") is not None:
-        raise ctx.unsupported(f"np.{name}() with out=", hint="use the returned array instead")
-    return b
+    return check_binding(ctx, name, bind(name, args, attrs.get("kw") or ()), VARYING[name])
 
 
 def _uniform(ctx, name, b):

@@ -24,6 +24,7 @@ import numpy as np
 from ..runtime.values import Lanes
 from .array_ops import METHODS, _array, _contains_lanes, _lane_axis
 from .registry import register
+from .signatures import bind_call, check_binding
 
 #: Stands for an argument the call left out (numpy's ``np._NoValue`` for ``prepend``/``append``).
 NOT_GIVEN = object()
@@ -43,37 +44,12 @@ VARYING = {"cumsum": ("a",), "cumprod": ("a",), "diff": ("a", "prepend", "append
 
 
 def bind(name, args, kwnames):
-    """``{parameter: value}`` for a call of ``np.<name>`` (defaults filled in), or the
-    ``TypeError`` message of a call that does not bind."""
-    names, defaults = SIGNATURES[name]
-    npos = len(args) - len(kwnames)
-    if npos > len(names):
-        return f"{name}() takes at most {len(names)} positional arguments ({npos} given)"
-    out = dict(defaults)
-    out.update(zip(names, args[:npos]))
-    for k, v in zip(kwnames, args[npos:]):
-        if k not in names:
-            return f"{name}() got an unexpected keyword argument '{k}'"
-        if k in names[:npos]:
-            return f"{name}() got multiple values for argument '{k}'"
-        out[k] = v
-    if not all(k in out for k in names):
-        return f"{name}() missing required argument '{next(k for k in names if k not in out)}'"
-    return out
+    """``{parameter: value}`` for a call of ``np.<name>``, or the ``TypeError`` message."""
+    return bind_call(name, args, kwnames, *SIGNATURES[name])
 
 
 def _bound(ctx, name, args, attrs):
-    b = bind(name, args, attrs.get("kw") or ())
-    if isinstance(b, str):
-        raise ctx.type_error(b)
-    for k, v in b.items():
-        if k not in VARYING[name] and _contains_lanes(v):
-            raise ctx.unsupported(f"np.{name}() with a per-sample value for '{k}'",
-                                  hint="only the array arguments may differ per sample: the shape of "
-                                       "the result must be the same on every lane")
-    if b.get("out") is not None:
-        raise ctx.unsupported(f"np.{name}() with out=", hint="use the returned array instead")
-    return b
+    return check_binding(ctx, name, bind(name, args, attrs.get("kw") or ()), VARYING[name])
 
 
 def _uniform(ctx, name, b):

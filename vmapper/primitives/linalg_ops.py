@@ -46,6 +46,7 @@ from ..runtime.values import Lanes
 from .array_ops import _contains_lanes
 from .array_scans import _varying
 from .registry import register
+from .signatures import bind_call
 
 LinAlgError = np.linalg.LinAlgError
 
@@ -65,23 +66,8 @@ SIGNATURES = {
 
 
 def bind(name, args, kwnames):
-    """``{parameter: value}`` for a call of ``name`` (defaults filled in), or the
-    ``TypeError`` message of a call that does not bind."""
-    names, defaults = SIGNATURES[name]
-    npos = len(args) - len(kwnames)
-    if npos > len(names):
-        return f"{name}() takes at most {len(names)} positional arguments ({npos} given)"
-    out = dict(defaults)
-    out.update(zip(names, args[:npos]))
-    for k, v in zip(kwnames, args[npos:]):
-        if k not in names:
-            return f"{name}() got an unexpected keyword argument '{k}'"
-        if k in names[:npos]:
-            return f"{name}() got multiple values for argument '{k}'"
-        out[k] = v
-    if not all(k in out for k in names):
-        return f"{name}() missing required argument '{next(k for k in names if k not in out)}'"
-    return out
+    """``{parameter: value}`` for a call of ``np.<name>``, or the ``TypeError`` message."""
+    return bind_call(name, args, kwnames, *SIGNATURES[name])
 
 
 def einsum_bind(args, kwnames):

@@ -95,6 +95,18 @@ def layout(data, lane, axis, scalar_as_vector):
     return data, axis
 
 
+def _along_axis(ctx, name, fn, data, axis, scalar_as_vector, kw):
+    """``fn`` (``np.<name>``) of per-lane ``data`` along per-sample ``axis`` (None: flattened),
+    numpy's errors named at the user's line."""
+    nd = max(data.ndim - 1, 1) if scalar_as_vector else data.ndim - 1
+    ax = None if axis is None else data_axis(ctx, axis, nd)
+    work, ax = layout(data, True, ax, scalar_as_vector)
+    try:
+        return Lanes(fn(work, axis=ax, **kw), False)
+    except (TypeError, ValueError) as exc:
+        raise ctx.lane_error_all(f"np.{name}: {exc}", type(exc))
+
+
 # ---- cumsum, cumprod ---------------------------------------------------------------------
 
 def _scan(name):
@@ -105,15 +117,9 @@ def _scan(name):
         x = b["a"]
         if not _contains_lanes(x):
             return _uniform(ctx, name, b)
-        data = _varying(ctx, x).data
-        nd = max(data.ndim - 1, 1)  # a per-sample scalar scans as a vector of one element
-        ax = None if b["axis"] is None else data_axis(ctx, b["axis"], nd)
-        work, ax = layout(data, True, ax, True)
         kw = {} if b["dtype"] is None else {"dtype": b["dtype"]}
-        try:
-            return Lanes(fn(work, axis=ax, **kw), False)
-        except (TypeError, ValueError) as exc:
-            raise ctx.lane_error_all(f"np.{name}: {exc}", type(exc))
+        # a per-sample scalar scans as a vector of one element
+        return _along_axis(ctx, name, fn, _varying(ctx, x).data, b["axis"], True, kw)
     return impl
 
 
@@ -191,16 +197,9 @@ def _sorting(name):
             return _uniform(ctx, name, b)
         if b["order"] is not None:
             raise ctx.lane_error_all("Cannot specify order when the array has no fields.", ValueError)
-        data = _varying(ctx, x).data
-        # np.argsort treats a scalar as a vector of one element, np.sort raises
-        nd = max(data.ndim - 1, 1) if name == "argsort" else data.ndim - 1
-        ax = None if b["axis"] is None else data_axis(ctx, b["axis"], nd)
-        work, ax = layout(data, True, ax, name == "argsort")
         kw = {k: b[k] for k in ("kind", "stable") if b[k] is not None}
-        try:
-            return Lanes(fn(work, axis=ax, **kw), False)
-        except (TypeError, ValueError) as exc:
-            raise ctx.lane_error_all(f"np.{name}: {exc}", type(exc))
+        # np.argsort treats a scalar as a vector of one element, np.sort raises
+        return _along_axis(ctx, name, fn, _varying(ctx, x).data, b["axis"], name == "argsort", kw)
     return impl
 
 

@@ -70,6 +70,14 @@ def bind(name, args, kwnames):
     return bind_call(name, args, kwnames, *SIGNATURES[name])
 
 
+def _bound(ctx, name, args, attrs):
+    """The call's arguments bound to ``np.<name>``'s parameters, or the per-sample run's TypeError."""
+    b = bind(name, args, attrs.get("kw") or ())
+    if isinstance(b, str):
+        raise ctx.type_error(b)
+    return b
+
+
 def einsum_bind(args, kwnames):
     """``(operands, options)`` of an ``np.einsum`` call: the positional arguments (the
     subscripts first) and the keyword ones."""
@@ -391,9 +399,7 @@ def tensordot_subscripts(nda, ndb, axes):
 
 @register("np.tensordot", callables=(np.tensordot,))
 def _tensordot(ctx, args, attrs):
-    b = bind("tensordot", args, attrs.get("kw") or ())
-    if isinstance(b, str):
-        raise ctx.type_error(b)
+    b = _bound(ctx, "tensordot", args, attrs)
     a, c, axes = b["a"], b["b"], b["axes"]
     lanes = lane_flags([a, c])
     if not any(lanes):
@@ -519,9 +525,7 @@ def _matrix_arg(ctx, name, values, lanes, unit_diagonal=True):
 
 @register("np.linalg.solve", callables=(np.linalg.solve,), may_fail=True)
 def _solve(ctx, args, attrs):
-    b = bind("solve", args, attrs.get("kw") or ())
-    if isinstance(b, str):
-        raise ctx.type_error(b)
+    b = _bound(ctx, "solve", args, attrs)
     a, rhs = b["a"], b["b"]
     lanes = lane_flags([a, rhs])
     if not any(lanes):
@@ -549,9 +553,7 @@ def _solve(ctx, args, attrs):
 
 @register("np.linalg.inv", callables=(np.linalg.inv,), may_fail=True)
 def _inv(ctx, args, attrs):
-    b = bind("inv", args, attrs.get("kw") or ())
-    if isinstance(b, str):
-        raise ctx.type_error(b)
+    b = _bound(ctx, "inv", args, attrs)
     a = b["a"]
     if not _contains_lanes(a):
         return ctx.uniform(lambda: np.linalg.inv(a))
@@ -561,9 +563,7 @@ def _inv(ctx, args, attrs):
 
 @register("np.linalg.det", callables=(np.linalg.det,))
 def _det(ctx, args, attrs):
-    b = bind("det", args, attrs.get("kw") or ())
-    if isinstance(b, str):
-        raise ctx.type_error(b)
+    b = _bound(ctx, "det", args, attrs)
     a = b["a"]
     if not _contains_lanes(a):
         return ctx.uniform(lambda: np.linalg.det(a))

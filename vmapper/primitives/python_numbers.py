@@ -79,12 +79,9 @@ def _pow_mod(ctx, args, attrs):
                               hint="vmapper holds Python ints as int64") from None
     ctx.fail_where(M == 0, "pow() 3rd argument cannot be 0", ValueError)
     unsafe = (M > _MULMOD_MAX) | (M < -_MULMOD_MAX) | (B == _INT64_MIN)
-    big = unsafe if ctx.mask is None else unsafe & ctx.mask
-    if big.any():  # products of residues would overflow int64: not batched (yet)
-        lanes = ctx.frame.lane_ids()[np.flatnonzero(big)]
-        raise ctx.unsupported(f"pow(a, b, m) with |m| > {_MULMOD_MAX} (or b = -2**63), on lane(s) "
-                              f"{', '.join(str(int(x)) for x in lanes[:10])}{', ...' if len(lanes) > 10 else ''}",
-                              hint="the batched modular power multiplies residues in int64")
+    # products of residues would overflow int64: not batched (yet)
+    ctx.unsupported_on(unsafe, f"pow(a, b, m) with |m| > {_MULMOD_MAX} (or b = -2**63)",
+                       hint="the batched modular power multiplies residues in int64")
     out = np.zeros(ctx.n, dtype=np.int64)
     failed = {}  # Python's ValueError message -> the lanes that raise it
     if not unsafe.all():  # (inactive lanes' unsafe operands are replaced, never computed with)
@@ -283,14 +280,9 @@ def _round_ndigits(ctx, args, attrs):
             min(max(digits, -10 ** 6), 10 ** 6)  # (Python clips ndigits to a Py_ssize_t)
         if kind == "f":
             res, unbatched = python_round_floats(d, clipped)
-            bad = unbatched if ctx.mask is None else unbatched & ctx.mask
-            if bad.any():
-                lanes = ctx.frame.lane_ids()[np.flatnonzero(bad)]
-                raise ctx.unsupported(
-                    f"round(x, ndigits) of a float that double precision cannot round exactly "
-                    f"(|ndigits| > 22, or |x| * 10**ndigits between 2**51 and 2**55), on lane(s) "
-                    f"{', '.join(str(int(v)) for v in lanes[:10])}{', ...' if len(lanes) > 10 else ''}",
-                    hint="round with at most 22 digits, or with np.round (numpy's scaled rounding)")
+            ctx.unsupported_on(unbatched, "round(x, ndigits) of a float that double precision cannot round "
+                                          "exactly (|ndigits| > 22, or |x| * 10**ndigits between 2**51 and 2**55)",
+                               hint="round with at most 22 digits, or with np.round (numpy's scaled rounding)")
             return Lanes(res, True)
         res, beyond = python_round_ints(d.astype(np.int64), clipped)
         bad = beyond if ctx.mask is None else beyond & ctx.mask

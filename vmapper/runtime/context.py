@@ -26,6 +26,11 @@ def describe_conflict(why, shapes_hint="give the differently shaped values diffe
     return "per-sample values of different shapes or kinds on different lanes", shapes_hint
 
 
+def lane_text(lanes, limit=10):
+    """``"3, 7, 9"``: the first ``limit`` lane ids, and ``", ..."`` when there are more."""
+    return ", ".join(str(int(x)) for x in lanes[:limit]) + (", ..." if len(lanes) > limit else "")
+
+
 class Context:
     __slots__ = ("frame", "mask", "program", "line", "_active")
 
@@ -61,7 +66,7 @@ class Context:
             return
         pos = np.flatnonzero(bad)
         lanes = self.frame.lane_ids()[pos]
-        shown = ", ".join(str(int(x)) for x in lanes[:10]) + (", ..." if len(lanes) > 10 else "")
+        shown = lane_text(lanes)
         detail = ""
         if values is not None:
             detail = f" (value {np.asarray(values)[pos[0]]!r} on lane {int(lanes[0])})"
@@ -83,6 +88,15 @@ class Context:
     def unsupported(self, construct, hint=None):
         p = self.program
         return UnsupportedSyntaxError(construct, p.source.filename, self.line, p.source_line(self.line), hint)
+
+    def unsupported_on(self, bad, construct, hint=None):
+        """Raise :meth:`unsupported` for ``construct``, naming the lanes, if an *active* lane
+        has ``bad`` set (one bool per lane): a case the batched form cannot compute."""
+        if self.mask is not None:
+            bad = bad & self.mask
+        if bad.any():
+            lanes = self.frame.lane_ids()[np.flatnonzero(bad)]
+            raise self.unsupported(f"{construct}, on lane(s) {lane_text(lanes)}", hint=hint)
 
     def unbound(self, name, bad):
         shown = name if not name.startswith("$") else "a temporary"

@@ -26,7 +26,7 @@ from .buffers import BufferPool
 from . import block_compiler
 from .block_compiler import (T_BRANCH, T_JUMP, T_NONE, T_RAISE, T_RETURN, TAPE_UNLESS_CONTAINER, UNPACK, block_plan,
                              generated_rows, store_result)
-from .context import Context, describe_conflict
+from .context import Context, describe_conflict, lane_text
 from .region_dispatch import run_region
 from .frame import Frame, LaneIndices, Missing, as_mask
 from .values import Lanes, Traced, truth
@@ -315,9 +315,8 @@ def run_loop(program, step, stack, frame, mask):
         state.stats.max_loop_trips = max(state.stats.max_loop_trips, trips)
 
 
-def _lane_list(lanes, limit=10):
-    shown = ", ".join(str(int(x)) for x in lanes[:limit])
-    return f"lanes [{shown}{', ...' if len(lanes) > limit else ''}]"
+def _lane_list(lanes):
+    return f"lanes [{lane_text(lanes)}]"
 
 
 _LOOP_TESTS = ("while", "for")

@@ -8,6 +8,11 @@ only, and takes three passes plus a bool-to-int cast (67 us). This loop compiles
 to vector blends: one pass, bitwise copies of the selected values (NaN payloads
 and signed zeros kept), any mask pattern.
 
+When one arm is a temporary that nothing else holds, the result goes into its
+array (:func:`select_in_place`): no fresh buffer enters the cache, which on
+Collatz's 200000 lanes (int64, out of L2) made the blend of an if-converted
+branch and its arms 15% faster.
+
 The runtime stays unfused: this is one primitive operation per launch, like the
 ufuncs around it.
 """
@@ -20,9 +25,38 @@ SUPPORTED_KINDS = frozenset("biufc")
 
 @njit(nogil=True, cache=True, error_model="numpy")
 def _select_into(mask, new, old, out):
+    # Both loads before the store: with ``out[i] = new[i] if mask[i] else old[i]``
+    # LLVM left one-byte dtypes scalar (bool, int8: 117 us against 7 us on 200000
+    # lanes) and the in-place forms below unvectorized on int64.
     for i in range(mask.shape[0]):
-        out[i] = new[i] if mask[i] else old[i]
+        a = new[i]
+        b = old[i]
+        out[i] = a if mask[i] else b
     return out
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _select_into_new(mask, new, old):
+    for i in range(mask.shape[0]):
+        a = new[i]
+        b = old[i]
+        new[i] = a if mask[i] else b
+    return new
+
+
+@njit(nogil=True, cache=True, error_model="numpy")
+def _select_into_old(mask, new, old):
+    for i in range(mask.shape[0]):
+        a = new[i]
+        b = old[i]
+        old[i] = a if mask[i] else b
+    return old
+
+
+def select_in_place(mask: np.ndarray, new: np.ndarray, old: np.ndarray, into_new: bool) -> np.ndarray:
+    """:func:`select_into` with ``out`` the array of ``new`` (``into_new``) or of ``old``,
+    which the caller owns (no other value sees it)."""
+    return _select_into_new(mask, new, old) if into_new else _select_into_old(mask, new, old)
 
 
 def select_into(mask: np.ndarray, new: np.ndarray, old: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -22,8 +22,12 @@ def test_select_into_equals_where_bitwise(dtype, data):
     else:
         new, old = (r.view(dtype) for r in raw)  # every bit pattern: NaN payloads, -0.0, subnormals
     mask = rng.random(n) < data.draw(st.sampled_from([0.0, 0.5, 1.0]))
-    out = lane_select.select_into(mask, new, old, np.empty(n, dtype))
-    assert out.tobytes() == np.where(mask, new, old).tobytes()
+    want = np.where(mask, new, old).tobytes()
+    assert lane_select.select_into(mask, new, old, np.empty(n, dtype)).tobytes() == want
+    for into_new in (True, False):
+        a, b = new.copy(), old.copy()
+        out = lane_select.select_in_place(mask, a, b, into_new)
+        assert out is (a if into_new else b) and out.tobytes() == want
 
 
 def test_fits_refuses_what_the_kernel_cannot_serve():

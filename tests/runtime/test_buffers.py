@@ -86,3 +86,41 @@ def test_pooled_results_equal_the_per_sample_run_on_large_batches():
     rng = np.random.default_rng(3)
     n = rng.integers(1, 10 ** 6, size=MIN_POOLED_BYTES // 8 + 4000)
     check_batching(vmapper.batched(_collatz_with_aliases, backend="numpy"), (n,))
+
+
+def _collatz_like(n, k):
+    # both arms are temporaries that die at the if-converted select; ``k`` is a variable
+    if n % 2 == 0:
+        m = n // 2
+    else:
+        m = 3 * n + k
+    return m + k
+
+
+def _arms_are_variables(x, y):
+    a = x * 2
+    b = y + 1
+    if x > y:
+        r = a
+    else:
+        r = b
+    return r + a + b, x if x > 0 else y
+
+
+def test_a_dying_temporary_arm_of_a_select_holds_its_result(monkeypatch):
+    from vmapper.kernels import lane_select
+    calls = []
+    real = lane_select.select_in_place
+    monkeypatch.setattr(lane_select, "select_in_place", lambda *a: calls.append(a[3]) or real(*a))
+    n = np.random.default_rng(3).integers(1, 10**6, N)
+    got = vmapper.batched(_collatz_like, in_axes=(0, None), backend="numpy")(n, 7)
+    assert calls, "the select wrote a fresh buffer instead of a dying arm's"
+    assert np.array_equal(got, np.array([_collatz_like(int(v), 7) for v in n]))
+
+
+def test_a_select_never_writes_into_a_variable_or_the_callers_arrays():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=N), rng.normal(size=N)
+    x0, y0 = x.copy(), y.copy()
+    check_batching(_arms_are_variables, (x, y), backend="numpy")
+    assert np.array_equal(x, x0) and np.array_equal(y, y0)

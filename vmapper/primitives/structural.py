@@ -6,6 +6,7 @@ import operator
 
 import numpy as np
 
+from ..runtime.buffers import is_spare
 from ..runtime.values import Lanes, Traced, select, truth
 from .registry import register
 
@@ -136,6 +137,10 @@ def _truth(ctx, args, attrs):
 @register("select", elementwise=True, scalar=lambda c, a, b: a if c else b)
 def _select(ctx, args, attrs):
     """Per lane ``a if c else b`` with ``c`` already a bool (made by if-conversion)."""
+    state = ctx.frame.state
+    # a dying temporary arm takes the result (never while taping: the tape may hold it)
+    spare = None if state.tape is not None else 0 if is_spare(args[1], state.pool) \
+        else 1 if is_spare(args[2], state.pool) else None
     c, a, b = args
     if isinstance(c, Lanes):
         # ``x and True`` / ``x or False`` on a bool x whose truth is c: x itself, no pass over it
@@ -147,7 +152,7 @@ def _select(ctx, args, attrs):
             raise ctx.unsupported(f"a list or tuple of length {len(a)} on some lanes and {len(b)} on others",
                                   hint=LIST_LENGTH_HINT)
         try:
-            return select(c.data, a, b, ctx.n, ctx.frame.state.pool)
+            return select(c.data, a, b, ctx.n, state.pool, spare)
         except TypeError as exc:
             raise ctx.unsupported(f"a variable that is {exc}") from None
     return a if c else b

@@ -23,6 +23,8 @@ import sys
 
 import numpy as np
 
+from .values import Lanes
+
 #: Slabs kept at most per call; past that, arrays are allocated as usual.
 POOL_CAPACITY = 12
 #: Requests smaller than this are cheap to allocate (no page faults): not pooled.
@@ -74,3 +76,15 @@ def same_dtype_result(r, other) -> bool:
         type(other) is float and r.dtype == np.float64
         or type(other) is int and r.dtype.itemsize == 8
         or type(other) is np.ndarray and other.dtype == r.dtype and other.shape == r.shape)
+
+
+def is_spare(value, pool) -> bool:
+    """Whether ``value`` is a :class:`Lanes` that only the caller's argument list holds (a
+    temporary that dies at this operation) and whose array no other value can see, so
+    that the operation may write its result into that array. Call it as
+    ``is_spare(args[k], pool)``, with no other name bound to the value."""
+    if type(value) is not Lanes or sys.getrefcount(value) > 3:  # the list, our name, getrefcount's
+        return False
+    r = value.data
+    # refs to the array: value.data, our name, getrefcount's argument; a view only of a slab of ours
+    return sys.getrefcount(r) <= 3 and r.flags.writeable and (r.base is None or pool.sole_view(r))

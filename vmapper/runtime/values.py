@@ -201,9 +201,11 @@ def scatter_blank(src: Lanes, idx, n: int) -> Lanes:
     return Lanes(new, src.weak)
 
 
-def select(mask, new, old, n: int, pool=None):
+def select(mask, new, old, n: int, pool=None, spare=None):
     """Per lane: ``new`` where ``mask`` else ``old`` (a masked assignment); ``pool``: a
-    :class:`~vmapper.runtime.buffers.BufferPool` the result's array may come from."""
+    :class:`~vmapper.runtime.buffers.BufferPool` the result's array may come from;
+    ``spare``: 0 or 1 when the caller owns the array of ``new`` or of ``old`` (see
+    :func:`~vmapper.runtime.buffers.is_spare`), which may then hold the result."""
     if isinstance(new, Traced) or isinstance(old, Traced):
         return _structural().select(mask, new, old, n)
     if type(new) is tuple or type(old) is tuple:
@@ -221,6 +223,8 @@ def select(mask, new, old, n: int, pool=None):
     ad, bd = a.data.astype(dt, copy=False), b.data.astype(dt, copy=False)
     kernel = _lane_select()
     if kernel.fits(mask, ad, bd):
+        if spare is not None:  # (an astype copy is ours too)
+            return Lanes(kernel.select_in_place(mask, ad, bd, spare == 0), a.weak and b.weak)
         out = None if pool is None else pool.take(dt, ad.shape)
         out = np.empty(ad.shape, dt) if out is None else out
         return Lanes(kernel.select_into(mask, ad, bd, out), a.weak and b.weak)

@@ -30,6 +30,7 @@ class _Emitter(_EmitterOps):
         self.cur = None           # (block, instruction index) being emitted
         self.inline = {}          # temporary -> (expression, ST): computed where it is used
         self.inline_ok = set()    # temporaries of the current block that may be inlined
+        self.idioms = {}          # instruction index -> idiom (select_idioms), current block
 
     # ---- blocks, edges, the lane function -----------------------------------------------------
     def edge(self, ind, p, s, env):
@@ -61,6 +62,7 @@ class _Emitter(_EmitterOps):
         stop = ft.stop_at.get(b)
         self.inline = {}
         self.inline_ok = self.inlinable(b)
+        self.select_idioms(b, stop)
         for k, ins in enumerate(blk.instrs):
             if stop is not None and k == stop[0]:
                 if stop[1] is None:  # the failing instruction's own operands may need checks

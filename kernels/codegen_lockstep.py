@@ -217,6 +217,7 @@ class LockstepEmitter(_Emitter):
         stop = ft.stop_at.get(b)
         self.inline = {}
         self.inline_ok = self.inlinable(b)
+        self.select_idioms(b, stop)
         for k, ins in enumerate(blk.instrs):
             if stop is not None and k == stop[0]:
                 if stop[1] is None:  # the failing instruction's own operands may need checks

@@ -7,6 +7,7 @@ import numpy as np
 
 from vmapper.ir import Const, is_temp
 from . import typing as kt
+from .codegen_idioms import logistic_chains
 from .typing import TT, KernelUnsupported, BOOL, I64, F64
 from .codegen_helpers import (_CTOR, _HELPER_DEPS, _MATH_NP, _NATIVE, _NP_SAME,
     _TRANSCENDENTAL, _hex)
@@ -246,11 +247,21 @@ class _EmitterOps:
         return f"np.{name}({x})"
 
     # ---- instructions -------------------------------------------------------------------
+    def select_idioms(self, b, stop):
+        """Mark the idioms of block ``b`` that run as one vmath function (codegen_idioms)."""
+        self.idioms = {} if self.exact else logistic_chains(
+            self.fn.blocks[b], b, self.ft.plans, self.ft.flagged, None if stop is None else stop[0])
+
     def instr(self, ind, b, k, ins, plan, env):
         ft = self.ft
         for (bb, kk, u) in ft.maybe_unbound:
             if bb == b and kk == k:
                 self.unbound_check(ind, u, ins.line)
+        idiom = self.idioms.get(k)
+        if idiom is not None:
+            if idiom[0] == "logistic":
+                self.logistic(ind, ins, idiom[1], ft.plans[(b, idiom[2])], plan.result, env)
+            return  # ("fused",): computed by the chain's last instruction
         kind = plan.kind
         line = ins.line
         args = ins.args
@@ -432,6 +443,12 @@ class _EmitterOps:
             self.emit(ind, f"{r} = {Nn} if {cmp} else {Cn}")
             cur_expr, cur_t = r, new
         self.assign(ind, tgt, cur_expr, plan.result, env)
+
+    def logistic(self, ind, ins, x, neg, res, env):
+        """``ins.target = 1/(1 + exp(-x))`` by vmath's logistic; ``neg``: the plan of ``-x``."""
+        X, _ = self.operand(x, env, (neg.extra["prep"][0], neg.loop[0]))
+        self.vm.add("logistic_f64")  # (float64 only: codegen_idioms)
+        self.assign(ind, ins.target, f"_vm_logistic_f64({X})", res, env)
 
     def math(self, ind, plan, args, env, tgt, line):
         name = plan.extra["name"]

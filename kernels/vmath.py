@@ -25,6 +25,9 @@ Public API
 * ``vexp(x) ... vcos(x)``: whole-array functions (any shape, float32/float64
   preserved, other dtypes computed in float64; ``parallel=True`` prange
   kernel for large arrays, a serial call below 32768 elements).
+* ``logistic_f64``: the float64 expression ``1/(1 + exp(-x))`` as numpy evaluates it
+  (0 where its exp overflows), within 4 ulp, with one division: the kernel
+  generator computes that idiom of per-sample code with it.
 * ``sig_frac(x) -> (p, d, q)``, ``tanh_frac(x) -> (t, d, q)`` (njit code
   only): sigmoid = p/d, tanh = t/d, and their derivative factors q/d**2, with
   no division, for kernels that share one division between several of them.
@@ -78,7 +81,7 @@ from .vmath_common import FUNCTIONS, F, D, I32, I64  # noqa: F401
 from .vmath_f32 import (exp_f32, log_f32, log1p_f32, expm1_f32,  # noqa: F401
                         tanh_f32, sigmoid_f32, erf_f32)
 from .vmath_f64 import (exp_f64, log_f64, log1p_f64, expm1_f64,  # noqa: F401
-                        tanh_f64, sigmoid_f64, erf_f64)
+                        tanh_f64, sigmoid_f64, erf_f64, logistic_f64)
 from .vmath_trig import sin_f32, cos_f32, sin_f64, cos_f64  # noqa: F401
 from .vmath_trig import _PI4_HEX, _TEMIN, _TEMAX, _PIO2_TAB, _TQ  # noqa: F401
 from .vmath_generic import (SCALAR_IMPLS, EXACT_IMPLS, exp, log, log1p,  # noqa: F401

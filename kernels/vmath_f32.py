@@ -155,8 +155,9 @@ def tanh_f32(x):
     a = abs(x)
     z = x * x
     small = x + x * z * ((((_FT4 * z + _FT3) * z + _FT2) * z + _FT1) * z + _FT0)
-    ac = a if a < F(10.0) else F(10.0)                  # tanh(10) == 1 in f32
-    big = _F1 - _F2 / (exp_f32(ac + ac) + _F1)
+    r, R, k = _exp_rat_f32(-(a + a))                    # see tanh_f64
+    n = _scale_f32(R + r, k)
+    big = _F1 - (n + n) / ((R - r) + n)
     big = big if x > _F0 else -big
     res = small if a < F(0.55) else big
     res = x if a < _F_TINY else res          # keeps the sign of -0

@@ -122,9 +122,10 @@ def load_module(source: str):
         return module, path
 
 
-def ensure_compiled(module, signature):
-    """Compile (or load from numba's disk cache) the module's kernel for ``signature``."""
-    d = module.kernel
+def ensure_compiled(module, signature, entry="serial"):
+    """Compile (or load from numba's disk cache) the module's ``entry`` (``serial``: the
+    one-task driver; ``kernel``: the prange driver) for ``signature``."""
+    d = getattr(module, entry)
     with _lock:
         if signature in d.overloads or any(tuple(s) == signature for s in d.signatures):
             return

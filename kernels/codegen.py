@@ -116,7 +116,9 @@ class Kernel:
     """
 
     def __init__(self, module, meta, arg_types, max_iters, source, path):
-        self._kernel = module.kernel
+        self._module = module
+        self._serial = module.serial  # one task, on the calling thread
+        self._parallel = None         # the prange driver, compiled when a call first needs it
         self.width = meta.get("width")   # lanes per chunk of a lockstep kernel; None: scalar kernel
         self.variant = "scalar" if self.width is None else "lockstep"
         self.lane_cost = meta.get("lane_cost")  # operations per lane (None: the function loops)
@@ -173,16 +175,28 @@ class Kernel:
         if self.max_iters is not None:
             call.append(int(self.max_iters))
         if self.width is not None:
-            call += [self.width, _task_count(n, self.width)]
+            ntask = _task_count(n, self.width)
+            call += [self.width, ntask]
         else:
-            call.append(_scalar_task_count(n, self.lane_cost))
-        self._kernel(*call)
+            ntask = _scalar_task_count(n, self.lane_cost)
+            call.append(ntask)
+        (self._serial if ntask <= 1 else self._parallel_driver())(*call)
         err_lane, err_code = -1, 0
         if self.errors and n and codes.any():
             err_lane = int(np.flatnonzero(codes)[0])
             err_code = int(codes[err_lane])
         results = tuple(outs) if self._tuple else outs[0]
         return results, err_lane, err_code
+
+    def _parallel_driver(self):
+        # Compiled on first use: numba's parfor passes cost as much again as the rest of a
+        # kernel (1.0 s against 1.1 s for the LSTM cell), and batches too small for more than
+        # one task never need them.
+        if self._parallel is None:
+            from . import cache as _cache
+            _cache.ensure_compiled(self._module, self.signature(), entry="kernel")
+            self._parallel = self._module.kernel
+        return self._parallel
 
     def __repr__(self):
         return f"<vmapper kernel {self.path}>"

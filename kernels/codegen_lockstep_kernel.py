@@ -3,6 +3,7 @@
 ::
 
     kernel(n, a0.., o0.., codes, [mi,] wr, ntask)         # prange over the tasks
+    serial(n, a0.., o0.., codes, [mi,] wr, ntask)         # one task on this thread
     run_task(n, a0.., o0.., codes, [mi,] wr, task, ntask)
 
 ``run_task`` runs task ``task`` of ``ntask``: the lanes ``[n*task//ntask,
@@ -159,4 +160,6 @@ def lockstep_kernel(ft, arg_types, items, exact_math, count_loops, width, refill
     out += ["", "", "@njit(parallel=_PARALLEL, **_OPTS)",
             f"def kernel({', '.join(kargs[:-2] + ['ntask'])}):",
             "    for task in prange(ntask):", f"        run_task({call})"]
+    out += ["", "", "@njit(**_OPTS)", f"def serial({', '.join(kargs[:-2] + ['ntask'])}):",
+            f"    run_task({', '.join(kargs[:-2] + ['np.int64(0)', 'np.int64(1)'])})"]
     return em, out

@@ -14,7 +14,7 @@ from .codegen_eligible import kernel_eligible
 from .codegen_helpers import _HELPERS
 from .codegen_emitter import _Emitter
 
-CODEGEN_VERSION = 4
+CODEGEN_VERSION = 5
 
 
 def _result_items(res):
@@ -106,7 +106,8 @@ def lane_cost(ft):
 
 
 def _scalar_kernel(fn, arg_types, items, count_loops, errors=True):
-    """The scalar kernel's driver: ``kernel(n, *args, *outs, codes, [mi], ntask)``.
+    """The scalar kernel's drivers: ``kernel(n, *args, *outs, codes, [mi], ntask)`` and
+    ``serial`` (same arguments, one task on the calling thread, no parfor to compile).
 
     ``ntask`` contiguous ranges of lanes, one per thread (a ``prange`` over them; one range
     runs without waking the thread pool), each run by ``run_lanes``: a loop from 0 over
@@ -141,7 +142,9 @@ def _scalar_kernel(fn, arg_types, items, count_loops, errors=True):
               # np.int64: the parfor gufunc may type its index uint64 (int64 * uint64 is a float)
               "            k = np.int64(t)",
               f"            run_lanes((n * k) // ntask, (n * (k + 1)) // ntask, {args})"]
-    return run + ["", ""] + kernel
+    serial = ["@njit(**_OPTS)", f"def serial({', '.join(['n'] + common + ['ntask'])}):",
+              f"    run_lanes(0, n, {args})"]
+    return run + ["", ""] + kernel + ["", ""] + serial
 
 
 def _spec_key(spec):

@@ -372,13 +372,11 @@ _WORKER = textwrap.dedent("""
     failures = []
 
     def lockstep_task_kernel(ir, types):
-        # the generated task function alone, run as one task: what compile_kernel builds,
-        # minus its one-line prange driver (half a second of compile time per kernel)
+        # the lockstep kernel whatever the policy; at these sizes it runs as one task, so
+        # its prange driver is never compiled
         src, meta = generate_source(ir, types, width=WIDTH)
         module, path = cache.load_module(src)
-        k = Kernel(module, meta, types, None, src, path)
-        k._kernel = lambda *call: module.run_task(*call[:-1], 0, 1)
-        return k
+        return Kernel(module, meta, types, None, src, path)
 
     def column(res, k=None):
         vals = [r if k is None else r[k] for r in res]

@@ -26,17 +26,16 @@ from vmapper.ir import Const, Var, is_temp
 # float32 keeps the expression: vectors twice as wide make its division cheap, and a
 # float32 fraction strays 5 ulp from numpy's thrice-rounded float32 expression (one
 # evaluated in float64 was 1.6x slower than the expression on the LSTM cell)
-_FLOATS = (np.dtype(np.float64),)
+_F64 = np.dtype(np.float64)
 
 
 def _is_one(a) -> bool:
     return isinstance(a, Const) and type(a.value) in (int, float) and a.value == 1
 
 
-def _float_result(plan, dtype=None):
-    res = getattr(plan, "result", None)
-    dt = getattr(res, "dtype", None)
-    return dt is not None and np.dtype(dt) in _FLOATS and (dtype is None or np.dtype(dt) == dtype)
+def _f64_result(plan) -> bool:
+    dt = getattr(getattr(plan, "result", None), "dtype", None)
+    return dt is not None and np.dtype(dt) == _F64
 
 
 def logistic_chains(blk, b, plans, flagged=frozenset(), stop_index=None):
@@ -66,9 +65,8 @@ def logistic_chains(blk, b, plans, flagged=frozenset(), stop_index=None):
         if ins.op != "truediv" or not _is_one(ins.args[0]) or (stop_index is not None and k4 >= stop_index):
             continue
         plan4 = plans.get((b, k4))
-        if plan4 is None or plan4.checks or not _float_result(plan4):
+        if plan4 is None or plan4.checks or not _f64_result(plan4):
             continue
-        dtype = np.dtype(plan4.result.dtype)
         k3 = link(ins.args[1], "add")
         if k3 is None:
             continue
@@ -83,10 +81,10 @@ def logistic_chains(blk, b, plans, flagged=frozenset(), stop_index=None):
         x = instrs[k1].args[0]
         if isinstance(x, Var) and any(instrs[m].target == x.name for m in range(k1, k4)):
             continue  # x changes between -x and the quotient
-        if not all(_float_result(plans.get((b, k)), dtype) for k in (k1, k2, k3)):
+        if not all(_f64_result(plans.get((b, k))) for k in (k1, k2, k3)):
             continue
         neg = plans[(b, k1)]
-        if neg.kind != "unary" or np.dtype(neg.loop[0]) != dtype:
+        if neg.kind != "unary" or np.dtype(neg.loop[0]) != _F64:
             continue
         out[k4] = ("logistic", x, k1)
         out[k1] = out[k2] = out[k3] = ("fused",)

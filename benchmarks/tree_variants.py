@@ -40,7 +40,7 @@ def encode_slices(node, p):
     return h, c, loss + nll, correct + int(pred == node.label), pred
 
 
-@vmapper.batched(in_axes=(0, None))
+@vmapper.batched(in_axes=(0, None), memo=True)
 def tree_loss_slices(root, params):
     """``model.tree_loss`` with the cells on gate slices."""
     _, _, loss, _, _ = encode_slices(root, params)

@@ -13,8 +13,9 @@ Peers, all in this one process, all starting from the same parameters
 (``model.init_params``) and training on the same batches:
 
 1. ``vmapper``        ``vmapper.value_and_grad(model.tree_loss, argnums=1)`` of
-                      the per-tree function, then a numpy Adagrad update (the
-                      embedding's ``RowSparse`` gradient updates only its rows).
+                      the per-tree function (``memo=True``: bottom-up by height),
+                      then a numpy Adagrad update (the embedding's ``RowSparse``
+                      gradient updates only its rows).
 2. ``torch-recursive`` the common PyTorch implementation: an ``nn.Module``
                       whose ``forward(tree)`` embeds the tree's words and
                       recurses over the tree, a cross-entropy per node; the
@@ -34,7 +35,9 @@ Peers, all in this one process, all starting from the same parameters
 5. ``numpy-level``    the hand-written level-batched numpy forward/backward of
                       ``examples/trees/reference.py`` plus the same numpy
                       Adagrad as vmapper (``--no-reference`` drops it).
-6. ``vmapper-slices`` vmapper on the same model with its Tree-LSTM cells called
+6. ``vmapper-depth``  the same per-tree code without ``memo=True``: the plain
+                      recursion, batched by depth from the roots.
+7. ``vmapper-slices`` vmapper on the same model with its Tree-LSTM cells called
                       on gate slices (``benchmarks/tree_variants.py``) instead
                       of the packed gates the example passes.
 
@@ -89,7 +92,7 @@ def _parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="5 timed batches after 1 warm-up batch")
     p.add_argument("--batch-size", type=int, default=25, help="trees per batch (default 25)")
     p.add_argument("--threads", type=int, default=1,
-                   help="threads for BLAS (OMP/OPENBLAS/MKL_NUM_THREADS), torch and XLA "
+                   help="threads for BLAS (OMP/OPENBLAS/MKL_NUM_THREADS), numba, torch and XLA "
                         "(default 1)")
     p.add_argument("--jax-threads", type=int, default=None,
                    help="XLA's intra-op threads if different from --threads (XLA's thread pool "
@@ -125,7 +128,7 @@ def _parse_args(argv=None):
 def _set_thread_env(n, n_xla):
     """Thread counts for the numeric libraries: must happen before they are imported."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
+                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = str(n)
     flags = os.environ.get("XLA_FLAGS", "")
     extra = f"--xla_cpu_multi_thread_eigen={'false' if n_xla == 1 else 'true'} " \
@@ -342,6 +345,19 @@ class VmapperPeer:
         keys = ("launches", "calls", "lane_utilization")
         return ", ".join(f"{k} {st[k]:.3g}" if isinstance(st[k], float) else f"{k} {st[k]}"
                          for k in keys if k in st)
+
+
+class VmapperDepthPeer(VmapperPeer):
+    """The example's per-tree code without ``memo=True``: the recursion batched by depth
+    from the roots, leaves spread over all depths."""
+    name = "vmapper-depth"
+
+    def __init__(self, params0, ctx):
+        super().__init__(params0, ctx)
+        self.vg = vmapper.value_and_grad(vmapper.batched(model.tree_loss, in_axes=(0, None)), argnums=1)
+
+    def note(self):
+        return "plain recursion (no memo=True): batched by depth, not by height"
 
 
 class VmapperSlicesPeer(VmapperPeer):
@@ -650,7 +666,8 @@ class JaxLevelPeer:
 
 
 PEERS = {"torch-recursive": TorchRecursivePeer, "torch-level": TorchLevelPeer,
-         "jax-level": JaxLevelPeer, "numpy-level": NumpyLevelPeer, "vmapper-slices": VmapperSlicesPeer}
+         "jax-level": JaxLevelPeer, "numpy-level": NumpyLevelPeer, "vmapper-depth": VmapperDepthPeer,
+         "vmapper-slices": VmapperSlicesPeer}
 
 
 def jax_padding(forest, batches):
@@ -752,7 +769,7 @@ def main(argv=None) -> int:
     nodes = [f.num_nodes for f in forests[args.warmup:]]
     print(f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
           f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"threads: {args.threads} (OMP/OPENBLAS/MKL_NUM_THREADS, torch.set_num_threads); "
+    print(f"threads: {args.threads} (OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS, torch.set_num_threads); "
           f"XLA intra_op_parallelism_threads {args.jax_threads}")
     print(f"data: {data_desc}: {len(forest)} trees, {forest.num_nodes} nodes, "
           f"vocab {len(forest.vocab)}, max depth {forest.max_depth}")

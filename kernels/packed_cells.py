@@ -20,7 +20,7 @@ the concatenation of their gradients that the unpacked call costs per node.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import overload
 
 from vmapper.primitives.registry import register
@@ -28,6 +28,7 @@ from vmapper.runtime.values import Lanes
 
 from . import activations as A
 from .activation_primitives import _FAST_MAX, _FLOATS, _inputs, _to_arg
+from .activations import _BLOCK
 from .activation_scalars import tree_lstm_cell_scalar, tree_lstm_cell_vjp_scalar
 from .vector_width import wide_vectors
 
@@ -103,23 +104,24 @@ def _ov_put(out, r, k, v):
 
 
 _KJ = dict(error_model="numpy", cache=True)
+_PJ = dict(error_model="numpy", cache=True, parallel=True)
 
 
 @njit(**_KJ)
-def _internal_fwd(g, cl, cr, h, c):
+def _internal_rows(g, cl, cr, h, c, lo, hi):
     wide_vectors()
-    n, H = h.shape
-    for r in range(n):
+    H = h.shape[1]
+    for r in range(lo, hi):
         for k in range(H):
             h[r, k], c[r, k] = tree_lstm_cell_scalar(g[r, k], g[r, H + k], g[r, 2 * H + k], g[r, 3 * H + k],
                                                      g[r, 4 * H + k], _at(cl, r, k), _at(cr, r, k), False)
 
 
 @njit(**_KJ)
-def _leaf_fwd(g, zero, h, c):
+def _leaf_rows(g, zero, h, c, lo, hi):
     wide_vectors()
-    n, H = h.shape
-    for r in range(n):
+    H = h.shape[1]
+    for r in range(lo, hi):
         for k in range(H):
             h[r, k], c[r, k] = tree_lstm_cell_scalar(g[r, k], zero, zero, g[r, H + k], g[r, 2 * H + k],
                                                      zero, zero, False)
@@ -130,10 +132,10 @@ def _leaf_fwd(g, zero, h, c):
 # which costs 8x the concatenation.
 
 @njit(**_KJ)
-def _internal_vjp(g, cl, cr, gh, gc, di, dfl, dfr, do, du, dcl, dcr):
+def _internal_vjp_rows(g, cl, cr, gh, gc, di, dfl, dfr, do, du, dcl, dcr, lo, hi):
     wide_vectors()
-    n, H = di.shape
-    for r in range(n):
+    H = di.shape[1]
+    for r in range(lo, hi):
         for k in range(H):
             a, b, c, d, e, f, w = tree_lstm_cell_vjp_scalar(
                 g[r, k], g[r, H + k], g[r, 2 * H + k], g[r, 3 * H + k], g[r, 4 * H + k],
@@ -148,16 +150,54 @@ def _internal_vjp(g, cl, cr, gh, gc, di, dfl, dfr, do, du, dcl, dcr):
 
 
 @njit(**_KJ)
-def _leaf_vjp(g, zero, gh, gc, di, do, du):
+def _leaf_vjp_rows(g, zero, gh, gc, di, do, du, lo, hi):
     wide_vectors()
-    n, H = di.shape
-    for r in range(n):
+    H = di.shape[1]
+    for r in range(lo, hi):
         for k in range(H):
             a, _, _, d, e, _, _ = tree_lstm_cell_vjp_scalar(g[r, k], zero, zero, g[r, H + k], g[r, 2 * H + k],
                                                            zero, zero, _at(gh, r, k), _at(gc, r, k), False)
             di[r, k] = a
             do[r, k] = d
             du[r, k] = e
+
+
+# Above _FAST_MAX cells, row blocks of about _BLOCK cells run on numba's threads.
+
+@njit(**_PJ)
+def _internal_par(g, cl, cr, h, c, rows):
+    n = h.shape[0]
+    for b in prange((n + rows - 1) // rows):
+        _internal_rows(g, cl, cr, h, c, b * rows, min(n, (b + 1) * rows))
+
+
+@njit(**_PJ)
+def _leaf_par(g, zero, h, c, rows):
+    n = h.shape[0]
+    for b in prange((n + rows - 1) // rows):
+        _leaf_rows(g, zero, h, c, b * rows, min(n, (b + 1) * rows))
+
+
+@njit(**_PJ)
+def _internal_vjp_par(g, cl, cr, gh, gc, di, dfl, dfr, do, du, dcl, dcr, rows):
+    n = di.shape[0]
+    for b in prange((n + rows - 1) // rows):
+        _internal_vjp_rows(g, cl, cr, gh, gc, di, dfl, dfr, do, du, dcl, dcr, b * rows, min(n, (b + 1) * rows))
+
+
+@njit(**_PJ)
+def _leaf_vjp_par(g, zero, gh, gc, di, do, du, rows):
+    n = di.shape[0]
+    for b in prange((n + rows - 1) // rows):
+        _leaf_vjp_rows(g, zero, gh, gc, di, do, du, b * rows, min(n, (b + 1) * rows))
+
+
+def _launch(serial, parallel, args, n, H):
+    """One kernel over rows ``0:n`` of width ``H``: on the calling thread when small."""
+    if n * H < _FAST_MAX:
+        serial(*args, 0, n)
+    else:
+        parallel(*args, max(1, _BLOCK // H))
 
 
 def _fast_operands(args):
@@ -173,8 +213,6 @@ def _fast_operands(args):
     if d.shape[1] == 0 or d.shape[1] % k:
         return None  # (the generic path raises the error)
     H = d.shape[1] // k
-    if d.shape[0] * H >= _FAST_MAX:  # (the generic path's parallel driver splits the work)
-        return None
     states = []
     for x in args[1:]:
         if type(x) is Lanes:
@@ -205,9 +243,9 @@ def _impl(ctx, args, attrs):
         g, *states, H, dt = prep
         h, c = np.empty((g.shape[0], H), dt), np.empty((g.shape[0], H), dt)
         if states:
-            _internal_fwd(g, states[0], states[1], h, c)
+            _launch(_internal_rows, _internal_par, (g, states[0], states[1], h, c), g.shape[0], H)
         else:
-            _leaf_fwd(g, dt.type(0), h, c)
+            _launch(_leaf_rows, _leaf_par, (g, dt.type(0), h, c), g.shape[0], H)
         return Lanes(h, False), Lanes(c, False)
     if not any(isinstance(x, Lanes) for x in args):
         return ctx.uniform(tree_lstm_cell_packed, *args)
@@ -254,11 +292,12 @@ def _fast_vjp(gh, gc, args, parents):
         if parents[0] is None:
             return [None]
         parts = [np.empty(shape, dt) for _ in range(3)]
-        _leaf_vjp(g, dt.type(0), cot[0], cot[1], *parts)
+        _launch(_leaf_vjp_rows, _leaf_vjp_par, (g, dt.type(0), cot[0], cot[1], *parts), g.shape[0], H)
         return [np.concatenate(parts, axis=1)]
     parts = [np.empty(shape, dt) for _ in range(5)]  # (the kernel writes every gate's gradient)
     dcl, dcr = (np.empty(shape, dt) if p is not None else dt.type(0) for p in parents[1:])
-    _internal_vjp(g, states[0], states[1], cot[0], cot[1], *parts, dcl, dcr)
+    _launch(_internal_vjp_rows, _internal_vjp_par, (g, states[0], states[1], cot[0], cot[1], *parts, dcl, dcr),
+            g.shape[0], H)
     return [np.concatenate(parts, axis=1) if parents[0] is not None else None,
             dcl if parents[1] is not None else None, dcr if parents[2] is not None else None]
 

@@ -93,6 +93,16 @@ def test_unsupported_syntax_is_raised_by_explain_too(fn, construct, marker):
         batched(fn).explain()
 
 
+add_one = lambda x: x + 1  # noqa: E731  marker-toplevel-lambda
+
+
+def test_a_lambda_as_the_batched_function_is_named_with_its_line():
+    with pytest.raises(UnsupportedSyntaxError) as info:
+        batched(add_one)(np.arange(3))
+    assert "not a plain 'def' function" in str(info.value)
+    assert info.value.line == line_of(add_one, "marker-toplevel-lambda")
+
+
 def test_unsupported_syntax_inside_a_called_helper_names_the_helper_line():
     def caller(x):
         return uses_with(x) + 1

@@ -83,6 +83,7 @@ class Builder:
         self.fn = fn
         src, self.filename, self.first_line, all_lines = get_source(fn)
         self.source = SourceInfo(self.filename, self.first_line, all_lines)
+        self.line_offset = self.first_line - 1
         module = ast.parse(src)
         fdefs = [n for n in module.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
         if not fdefs:
@@ -90,7 +91,6 @@ class Builder:
         self.fdef = fdefs[0]
         if isinstance(self.fdef, ast.AsyncFunctionDef):
             raise self.error("async function", self.fdef)
-        self.line_offset = self.first_line - 1
         self.locals = local_names(self.fdef)
         self.list_locals = list_locals(self.fdef)
         # variables that always hold a list of this function: reading an item of one, or a

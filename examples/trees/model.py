@@ -1,9 +1,12 @@
 """Binary constituency Tree-LSTM (Tai, Socher & Manning 2015), written per tree for vmapper.
 
 The code below handles ONE tree, recursively, with plain numpy on per-sample vectors;
-``@vmapper.batched(in_axes=(0, None))`` runs it over a whole batch of trees (a
-``Forest``'s roots), batching the recursion level by level. ``params`` is broadcast
-(``in_axes=None``): the same weights for every tree.
+``@vmapper.batched(in_axes=(0, None), memo=True)`` runs it over a whole batch of trees
+(a ``Forest``'s roots). ``params`` is broadcast (``in_axes=None``): the same weights
+for every tree. ``memo=True`` evaluates each node once, bottom-up by height: every
+leaf of the batch in one step, then every node of height 2, and so on, the schedule
+of hand-batched Tree-LSTMs (without it, the recursion is batched by depth from the
+roots: the same results, with the leaves spread over all depths).
 
 Leaf (word vector ``x = emb[word]``)::
 
@@ -89,14 +92,14 @@ def encode(node, p):
     return h, c, loss + nll, correct + int(pred == node.label), pred
 
 
-@vmapper.batched(in_axes=(0, None))
+@vmapper.batched(in_axes=(0, None), memo=True)
 def tree_loss(root, params):
     """The tree's loss: summed cross-entropy over all its nodes (a float scalar)."""
     _, _, loss, _, _ = encode(root, params)
     return loss
 
 
-@vmapper.batched(in_axes=(0, None))
+@vmapper.batched(in_axes=(0, None), memo=True)
 def tree_predict(root, params):
     """``(root prediction, correctly classified nodes, root logits)`` for one tree.
 

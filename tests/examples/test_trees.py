@@ -112,15 +112,22 @@ def _params(forest, n_classes, seed=0, emb=6, hidden=5):
     return p
 
 
+def _scheduled(fn, schedule):
+    """The example's function (bottom-up by height, ``memo=True``), or the same per-tree
+    code batched by depth from the roots (plain recursion)."""
+    return fn if schedule == "height" else vmapper.batched(fn, in_axes=(0, None))
+
+
+@pytest.mark.parametrize("schedule", ["height", "depth"])
 @pytest.mark.parametrize("data", ["listops", "sst"])
-def test_forward_equals_level_batched_reference(data):
+def test_forward_equals_level_batched_reference(data, schedule):
     forest = _listops_forest() if data == "listops" else _sst_forest()
     p = _params(forest, 10 if data == "listops" else 5)
-    got = model.tree_loss(forest.roots, p)
+    got = _scheduled(model.tree_loss, schedule)(forest.roots, p)
     want, _ = reference.forward(forest, p)
     assert got.dtype == np.float64 and got.shape == (16,)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=0)
-    pred, correct, logits = model.tree_predict(forest.roots, p)
+    pred, correct, logits = _scheduled(model.tree_predict, schedule)(forest.roots, p)
     rpred, rcorrect = reference.predict(forest, p)
     np.testing.assert_array_equal(pred, rpred)
     np.testing.assert_array_equal(correct, rcorrect)
@@ -128,11 +135,12 @@ def test_forward_equals_level_batched_reference(data):
 
 
 @pytest.mark.skipif(not HAS_VG, reason="vmapper.value_and_grad is not implemented yet")
+@pytest.mark.parametrize("schedule", ["height", "depth"])
 @pytest.mark.parametrize("data", ["listops", "sst"])
-def test_value_and_grad_equals_reference(data):
+def test_value_and_grad_equals_reference(data, schedule):
     forest = _listops_forest() if data == "listops" else _sst_forest()
     p = _params(forest, 10 if data == "listops" else 5)
-    values, grads = vmapper.value_and_grad(model.tree_loss, argnums=1)(forest.roots, p)
+    values, grads = vmapper.value_and_grad(_scheduled(model.tree_loss, schedule), argnums=1)(forest.roots, p)
     want_values, want = reference.value_and_grad(forest, p)
     np.testing.assert_allclose(values, want_values, rtol=1e-10, atol=0)
     assert set(grads) == set(p)
@@ -141,6 +149,30 @@ def test_value_and_grad_equals_reference(data):
         assert g.shape == p[k].shape and g.dtype == p[k].dtype, k
         scale = np.abs(want[k]).max()
         np.testing.assert_allclose(g, want[k], rtol=1e-10, atol=1e-10 * scale, err_msg=k)
+
+
+@pytest.mark.parametrize("schedule", ["height", "depth"])
+def test_batched_calls_and_launches_follow_the_height_not_the_batch(schedule):
+    rng = np.random.default_rng(3)
+
+    def tree(d):  # full binary trees cut at random: every height up to d somewhere
+        return rng.integers(1, 9) if d == 0 or rng.random() < 0.3 else (tree(d - 1), tree(d - 1))
+    chain = 1
+    for k in range(7):  # a caterpillar of height 8: every height from 1 to 8 in every batch
+        chain = (chain, k + 2)
+    trees = [chain] + [tree(6) for _ in range(255)]
+    f = _scheduled(model.tree_loss, schedule)
+    p = model.init_params(9, emb_dim=6, hidden=5, n_classes=5)
+    stats = []
+    for b in (8, 64, 256):
+        forest = vmapper.Forest.from_nested(trees[:b], leaf_attr="word")
+        forest.attrs["label"] = rng.integers(0, 5, forest.num_nodes)
+        f(forest.roots, p)
+        stats.append(f.last_stats)
+    depth = 8
+    # (some 40 operations per height: the cell, the classifier and the loss of one node)
+    assert stats[0]["launches"] == stats[1]["launches"] == stats[2]["launches"] <= 60 * depth
+    assert all(st["calls"] <= 2 * depth + 2 for st in stats)
 
 
 def test_reference_gradients_match_finite_differences():

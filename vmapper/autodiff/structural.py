@@ -37,9 +37,18 @@ def _select_vjp(g, out, args, attrs, n_, parents):
             None if parents[1] is None else _to_arg(np.where(m, zero, g), args[1])]
 
 
+def _per_lane(out, raw, parents, n):
+    """``out`` as a per-lane value where the move kept one uniform value (``raw`` is both
+    operands' value) but the operands are different traced values: a uniform value's
+    gradient is a sum over lanes, which could not be split between them."""
+    if isinstance(out, Lanes) or type(out) is tuple or parents[0] == parents[1]:
+        return out
+    return V.materialize(raw, n)
+
+
 def select(mask, new, old, n):
     (rn, pn), (ro, po) = unwrap(new), unwrap(old)
-    out = V.select(mask, rn, ro, n)
+    out = _per_lane(V.select(mask, rn, ro, n), rn, (pn, po), n)
     return record_structural("select", _select_vjp, [rn, ro], out, [pn, po], n, {"mask": mask},
                              fwd=lambda args: V.select(mask, args[0], args[1], n))
 
@@ -80,7 +89,7 @@ def _scatter_vjp(g, out, args, attrs, n_, parents):
 
 def scatter_into(dest, src, idx, n):
     (rd, pd), (rs, ps) = unwrap(dest), unwrap(src)
-    out = V.scatter_into(rd, rs, idx, n)
+    out = _per_lane(V.scatter_into(rd, rs, idx, n), rd, (pd, ps), n)
     return record_structural("scatter", _scatter_vjp, [rd, rs], out, [pd, ps], n, {"idx": idx},
                              fwd=lambda args: V.scatter_into(args[0], args[1], idx, n))
 

@@ -54,6 +54,9 @@ class Tape:
         # operation that recorded it, so that the sweep's rows name the user's lines.
         self.profile = None
         self.where = {}
+        # Backward sweeps started over this tape: a rule that keeps state between entries
+        # (DAG mode's gradient buffers, runtime/memo.py) starts afresh in each.
+        self.sweeps = 0
 
     def leaf(self, value):
         self.entries.append(None)
@@ -409,6 +412,7 @@ def _finite(ga):
 def backward(tape: Tape, seeds: dict):
     """Propagate ``seeds`` (node -> gradient of the output) to every node; returns node -> grad."""
     from ..api import collector_paused
+    tape.sweeps += 1
     with np.errstate(all="ignore"), collector_paused():  # inactive lanes compute garbage that is selected away
         prof = tape.profile
         if prof is not None:

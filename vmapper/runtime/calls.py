@@ -9,6 +9,7 @@ import numpy as np
 from .executor import run_function
 from .frame import Frame, blank_like
 from .kernel_dispatch import _NOT_RUN, try_kernel
+from .memo import table_for
 from .nodes import NodeLanes
 from .ragged import Ragged
 from .values import Lanes, Traced, concat_sized, gather, is_varying, scatter_into
@@ -31,18 +32,19 @@ def call_function(ctx, callee, arg_groups):
     if idx is not None:
         arg_groups = [[gather(a, idx) for a in group] for group in arg_groups]
     k = len(arg_groups)
-    if k == 1:
-        args = arg_groups[0]
-        lane_ids = (frame, idx)
+    if k > 1 and all(_memo_applies(state, g) for g in arg_groups):
+        # DAG mode: a lookup per group, with no concatenation to split again
+        parts = [_run_memo(state, program, callee, g, m, (frame, idx)) for g in arg_groups]
+    elif k == 1:
+        parts = [run_callee(state, program, callee, arg_groups[0], m, (frame, idx))]
     else:
         try:
             args = [concat_sized([g[p] for g in arg_groups], [m] * k) for p in range(len(arg_groups[0]))]
         except TypeError as exc:
             raise ctx.unsupported(f"merged calls to {callee.__name__} with {exc}") from None
         ids = frame.lane_ids() if idx is None else frame.lane_ids()[idx]
-        lane_ids = np.concatenate([ids] * k)
-    result = run_callee(state, program, callee, args, m * k, lane_ids)
-    parts = [result] if k == 1 else [gather(result, slice(j * m, (j + 1) * m)) for j in range(k)]
+        result = run_callee(state, program, callee, args, m * k, np.concatenate([ids] * k))
+        parts = [gather(result, slice(j * m, (j + 1) * m)) for j in range(k)]
     if idx is not None:
         parts = [None if r is None else scatter_into(blank_like(r, frame.n), r, idx, frame.n) for r in parts]
     return parts
@@ -106,58 +108,82 @@ def run_callee(state, program, callee, args, m, lane_ids):
     out = try_kernel(state, program, args, m, lambda: _resolve_lane_ids(lane_ids))
     if out is not _NOT_RUN:
         return out
-    if state.memo is None or not args or not isinstance(args[0], NodeLanes) \
-            or any(is_varying(a) for a in args[1:]):
+    if not _memo_applies(state, args):
         return run_function(program, Frame(m, state, lane_ids=lane_ids), args)
+    return _run_memo(state, program, callee, args, m, lane_ids)
+
+
+def _memo_applies(state, args):
+    """DAG mode's condition: a node per lane, and every other argument uniform."""
+    return state.memo is not None and args and isinstance(args[0], NodeLanes) \
+        and not any(is_varying(a) for a in args[1:])
+
+
+def _run_memo(state, program, callee, args, m, lane_ids):
+    """DAG mode: look the lanes' nodes up in the callee's memo table, evaluating the missing
+    ones first (a self-recursive callee: their uncached descendants too, bottom-up by height)."""
+    table = table_for(state, callee, args)
     ids = args[0].ids
-    known_ids, known = state.memo.get(callee, (np.zeros(0, np.int64), None))
-    uniq, first = np.unique(ids, return_index=True)
-    missing = ~np.isin(uniq, known_ids)
-    state.stats.memo_hits += m - int(missing.sum())
-    if missing.any():
-        forest, new_ids = args[0].forest, uniq[missing]
-        batches = [(new_ids, lane_ids[first[missing]])]
+    rows = table.rows_of(ids)
+    absent = rows < 0
+    n_absent = int(np.count_nonzero(absent))
+    state.stats.memo_hits += m - n_absent
+    if n_absent:
+        forest = args[0].forest
+        new_ids, first = np.unique(ids[absent], return_index=True)
+        new_lanes = _resolve_lane_ids(lane_ids)[np.flatnonzero(absent)[first]]
+        batches = [(new_ids, new_lanes)]
         if program.self_recursive:
-            # Evaluate the uncached descendants first, bottom-up by height, so that each
-            # node's own recursive calls find their children cached: one evaluation per node.
-            desc = _descendants(forest, new_ids)
-            desc = desc[~np.isin(desc, known_ids)]
-            heights = forest.height_of[desc]
-            batches = [(desc[heights == h], np.full(int((heights == h).sum()), -1))
-                       for h in np.unique(heights)] + batches
+            # The missing nodes and their uncached descendants, bottom-up by height, so that
+            # each node's own recursive calls find their children cached: one evaluation per
+            # node.  A descendant's errors name the lane of a node above it.
+            desc, owner = _descendants(forest, new_ids)
+            keep = (table.rows_of(desc) < 0) & ~np.isin(desc, new_ids)
+            todo = np.concatenate([desc[keep], new_ids])
+            lanes = np.concatenate([new_lanes[owner[keep]], new_lanes])
+            heights = forest.height_of[todo]
+            order = np.argsort(heights, kind="stable")
+            cuts = np.flatnonzero(np.diff(heights[order])) + 1
+            batches = list(zip(np.split(todo[order], cuts), np.split(lanes[order], cuts)))
+        table.reserve(sum(len(b) for b, _ in batches))
         for batch_ids, batch_lanes in batches:
-            batch_ids = batch_ids[~np.isin(batch_ids, known_ids)]
+            keep = table.rows_of(batch_ids) < 0  # (a batch's run may have evaluated some)
+            if not keep.all():
+                batch_ids, batch_lanes = batch_ids[keep], batch_lanes[keep]
             if not len(batch_ids):
                 continue
             state.stats.memo_evaluated += len(batch_ids)
-            sub = Frame(len(batch_ids), state, lane_ids=batch_lanes[:len(batch_ids)])
-            fresh = run_function(program, sub, [NodeLanes(forest, batch_ids)] + list(args[1:]))
-            known_ids, known = _memo_merge(known_ids, known, batch_ids, fresh)
-            state.memo[callee] = (known_ids, known)
-    return gather(known, np.searchsorted(known_ids, ids))
-
-
-def _memo_merge(known_ids, known, new_ids, fresh):
-    if known is None:
-        order = np.argsort(new_ids, kind="stable")
-        return new_ids[order], gather(fresh, order)
-    merged = concat_sized([known, fresh], [len(known_ids), len(new_ids)])
-    all_ids = np.concatenate([known_ids, new_ids])
-    order = np.argsort(all_ids, kind="stable")
-    return all_ids[order], gather(merged, order)
+            sub = Frame(len(batch_ids), state, lane_ids=batch_lanes)
+            table.store(batch_ids, run_function(program, sub, [NodeLanes(forest, batch_ids)] + list(args[1:])))
+        rows = table.rows_of(ids)
+    return table.load(rows)
 
 
 def _descendants(forest, ids):
-    """All nodes below ``ids`` (not ``ids`` themselves), each once."""
+    """All nodes below the distinct nodes ``ids`` (not ``ids`` themselves), each once, and
+    for each the position in ``ids`` of a node it lies below."""
     from ..forest import _concat_ranges
+    tree = forest.tree_of[ids]
+    ends = forest.tree_ptr[tree + 1]
+    if (ends - 1 == ids).all():  # whole trees: every other node of a tree lies below its root
+        starts = forest.tree_ptr[tree]
+        sizes = ends - 1 - starts
+        return _concat_ranges(starts, sizes), np.repeat(np.arange(len(ids)), sizes)
     seen = np.zeros(forest.num_nodes, dtype=bool)
-    frontier, out = np.unique(ids), []
+    frontier, owner = ids, np.arange(len(ids))
+    out, owners = [], []
     while frontier.size:
         starts = forest.child_ptr[frontier]
-        kids = forest.child_idx[_concat_ranges(starts, forest.child_ptr[frontier + 1] - starts)]
-        kids = np.unique(kids)
-        kids = kids[~seen[kids]]
+        counts = forest.child_ptr[frontier + 1] - starts
+        kids = forest.child_idx[_concat_ranges(starts, counts)]
+        kids, first = np.unique(kids, return_index=True)
+        owner = np.repeat(owner, counts)[first]
+        new = ~seen[kids]
+        kids, owner = kids[new], owner[new]
         seen[kids] = True
         out.append(kids)
+        owners.append(owner)
         frontier = kids
-    return np.concatenate(out) if out else np.zeros(0, np.int64)
+    if not out:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(out), np.concatenate(owners)

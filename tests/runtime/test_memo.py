@@ -1,0 +1,169 @@
+"""DAG mode (``batched(..., memo=True)``, ``vmapper/runtime/memo.py``): the same values and
+gradients as plain recursion, each node evaluated once, bottom-up by height."""
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import vmapper
+from vmapper.forest import NodeBatch
+from vmapper.testing import check_batching
+
+
+def random_binary_forest(seed, trees=12, depth=7):
+    rng = np.random.default_rng(seed)
+
+    def tree(d):
+        if d == 0 or rng.random() < 0.3:
+            return int(rng.integers(0, 9))
+        return (tree(d - 1), tree(d - 1))
+    return vmapper.Forest.from_nested([tree(depth) for _ in range(trees)])
+
+
+def ladder_forest(sizes=(12, 16, 20)):
+    """Node k points to k+1 and k+2: shared nodes, paths doubling per rung."""
+    graphs = []
+    for size in sizes:
+        g = nx.DiGraph()
+        for k in range(size - 2):
+            g.add_edge(k, k + 1)
+            g.add_edge(k, k + 2)
+        graphs.append(g)
+    return vmapper.Forest.from_networkx(graphs)
+
+
+def cell(node, p):
+    """A small Tree-LSTM-like recursion: per-node vectors, a matmul, a per-node loss."""
+    if node.is_leaf:
+        h = np.tanh(p["E"][node.value])
+        loss = 0.0
+        count = 1
+    else:
+        hl, loss_l, count_l = cell(node.left, p)
+        hr, loss_r, count_r = cell(node.right, p)
+        h = np.tanh(p["U"] @ np.concatenate((hl, hr)) + p["b"])
+        loss = loss_l + loss_r
+        count = count_l + count_r + 1
+    return h, loss + np.sum(h * p["w"]) ** 2, count
+
+
+def tree_loss(root, p):
+    _, loss, _ = cell(root, p)
+    return loss
+
+
+def params(seed, dim=4):
+    rng = np.random.default_rng(seed)
+    return {"E": rng.normal(size=(9, dim)), "U": rng.normal(size=(dim, 2 * dim)) / 3,
+            "b": rng.normal(size=dim), "w": rng.normal(size=dim)}
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10**6))
+def test_memo_values_and_gradients_equal_plain_recursion(seed):
+    forest, p = random_binary_forest(seed), params(seed)
+    plain = vmapper.batched(tree_loss, in_axes=(0, None))
+    memo = vmapper.batched(tree_loss, in_axes=(0, None), memo=True)
+    check_batching(memo, (forest.roots, p), exact=False)  # (BLAS rounds a batch's products its own way)
+    v_plain, g_plain = vmapper.value_and_grad(plain, argnums=1)(forest.roots, p)
+    v_memo, g_memo = vmapper.value_and_grad(memo, argnums=1)(forest.roots, p)
+    np.testing.assert_allclose(v_memo, v_plain, rtol=1e-12, atol=1e-12)
+    for k in p:
+        np.testing.assert_allclose(np.asarray(g_memo[k]), np.asarray(g_plain[k]), rtol=1e-10, atol=1e-12)
+
+
+def test_memo_runs_a_batch_in_as_many_calls_as_it_is_tall():
+    forest, p = random_binary_forest(1, trees=64), params(1)
+    memo = vmapper.batched(tree_loss, in_axes=(0, None), memo=True)
+    memo(forest.roots, p)
+    st_ = memo.last_stats
+    # one batched run per height (the roots' own height included) plus the top-level call
+    assert st_["memo_evaluated"] == forest.num_nodes
+    assert st_["calls"] <= 2 * forest.max_depth + 1
+    assert st_["compactions"] == 0  # every node of one height is a leaf, or none is
+
+
+def dag_sum(node, p):
+    if node.is_leaf:
+        return p["w"] * 1.0
+    total = p["w"] * 0.0
+    for c in node.children:
+        total = total + np.tanh(dag_sum(c, p))
+    return total
+
+
+def test_memo_dag_gradients_count_every_parent_of_a_shared_node():
+    forest = ladder_forest()
+    p = {"w": np.array([0.3, -0.2])}
+    plain = vmapper.batched(dag_sum, in_axes=(0, None))
+    memo = vmapper.batched(dag_sum, in_axes=(0, None), memo=True)
+    out_plain, vjp_plain = vmapper.vjp(plain, forest.roots, p)
+    out_memo, vjp_memo = vmapper.vjp(memo, forest.roots, p)
+    np.testing.assert_allclose(out_memo, out_plain, rtol=1e-13)
+    cot = np.random.default_rng(0).normal(size=out_plain.shape)
+    g_plain = vjp_plain(cot)[1]["w"]
+    g_memo = vjp_memo(cot)[1]["w"]
+    np.testing.assert_allclose(g_memo, g_plain, rtol=1e-12)
+    assert memo.last_stats["memo_evaluated"] == forest.num_nodes - len(forest)  # (roots: the call itself)
+    # a second backward sweep over the same tape starts from zero gradients
+    np.testing.assert_allclose(vjp_memo(2 * cot)[1]["w"], 2 * g_plain, rtol=1e-12)
+
+
+def depth_weighted(node, k):
+    if node.is_leaf:
+        return k * node.value
+    return depth_weighted(node.left, k + 1) + depth_weighted(node.right, k + 1)
+
+
+def test_memo_keeps_calls_with_other_uniform_arguments_apart():
+    forest = random_binary_forest(3)
+    plain = vmapper.batched(depth_weighted, in_axes=(0, None))
+    memo = vmapper.batched(depth_weighted, in_axes=(0, None), memo=True)
+    expected = check_batching(memo, (forest.roots, 1))
+    np.testing.assert_array_equal(expected, plain(forest.roots, 1))
+
+
+def leaf_or_node(node):
+    """Results of changing kinds: a uniform 0.0 on leaves, per-lane floats above; a node."""
+    if node.is_leaf:
+        return 0.0, node
+    a, _ = leaf_or_node(node.left)
+    b, _ = leaf_or_node(node.right)
+    return a + b + 0.5 * node.num_children, node.left
+
+
+def test_memo_results_change_kind_between_heights():
+    forest = random_binary_forest(4)
+    plain = vmapper.batched(leaf_or_node)
+    memo = vmapper.batched(leaf_or_node, memo=True)
+    (v_plain, n_plain), (v_memo, n_memo) = plain(forest.roots), memo(forest.roots)
+    np.testing.assert_array_equal(v_memo, v_plain)
+    np.testing.assert_array_equal(n_memo.ids, n_plain.ids)
+
+
+def test_memo_on_repeated_and_inner_nodes():
+    forest, p = random_binary_forest(5), params(5)
+    inner = forest.child_idx[forest.child_ptr[forest.root_ids[forest.depth > 2]]]
+    ids = np.concatenate([inner, inner[:3], forest.root_ids[:2]])
+    batch = NodeBatch(forest, ids)
+    plain = vmapper.batched(tree_loss, in_axes=(0, None))
+    memo = vmapper.batched(tree_loss, in_axes=(0, None), memo=True)
+    check_batching(memo, (batch, p), exact=False)
+    _, g_plain = vmapper.value_and_grad(plain, argnums=1)(batch, p)
+    _, g_memo = vmapper.value_and_grad(memo, argnums=1)(batch, p)
+    for k in p:
+        np.testing.assert_allclose(np.asarray(g_memo[k]), np.asarray(g_plain[k]), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_memo_promotes_like_merged_calls(dtype):
+    def mixed(node, p):
+        if node.is_leaf:
+            return p["x"][node.value]  # dtype
+        return mixed(node.left, p) + 1.0 * mixed(node.right, p)
+    forest = random_binary_forest(6)
+    p = {"x": np.arange(9, dtype=dtype) / 7}
+    plain = vmapper.batched(mixed, in_axes=(0, None))
+    memo = vmapper.batched(mixed, in_axes=(0, None), memo=True)
+    got = check_batching(memo, (forest.roots, p))
+    assert got.dtype == plain(forest.roots, p).dtype

@@ -167,3 +167,19 @@ def test_memo_promotes_like_merged_calls(dtype):
     memo = vmapper.batched(mixed, in_axes=(0, None), memo=True)
     got = check_batching(memo, (forest.roots, p))
     assert got.dtype == plain(forest.roots, p).dtype
+
+
+def inverse_sum(node):
+    if node.is_leaf:
+        return 1 // node.value
+    return inverse_sum(node.left) + inverse_sum(node.right)
+
+
+@pytest.mark.parametrize("memo", [False, True])
+def test_an_error_below_a_root_names_that_roots_lane(memo):
+    trees = [((1, 2), 3), (4, (5, 0)), (6, 7)]  # lane 1 divides by zero, two levels down
+    forest = vmapper.Forest.from_nested(trees)
+    with pytest.raises(vmapper.LaneError) as info:
+        vmapper.batched(inverse_sum, memo=memo)(forest.roots)
+    assert list(info.value.lanes) == [1]
+    assert "ZeroDivisionError" in str(info.value)

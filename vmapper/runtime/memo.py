@@ -13,11 +13,12 @@ preallocated buffer (a store copies a height's rows in, a lookup is one
 gather), a leaf that is the same on every lane as that one value, and
 anything else (nodes, ragged values) as a value merged store by store.
 
-Differentiated runs tape a store and a lookup as one entry each.  A lookup's
-gradient is scatter-added into a per-column gradient buffer, which the
-store of those rows reads in the reverse sweep: every lookup of a row comes
-after its store, so the sweep has summed all of them by then.  That costs
-O(rows) per batched call however many heights read a row.
+Differentiated runs tape a store as one entry and a lookup as one entry per
+differentiated column.  A lookup's gradient is scatter-added into the
+column's gradient buffer, which the store of those rows reads in the
+reverse sweep: every lookup of a row comes after its store, so the sweep
+has summed all of them by then.  That costs O(rows) per batched call
+however many heights read a row.
 """
 from __future__ import annotations
 

@@ -183,3 +183,24 @@ def test_an_error_below_a_root_names_that_roots_lane(memo):
         vmapper.batched(inverse_sum, memo=memo)(forest.roots)
     assert list(info.value.lanes) == [1]
     assert "ZeroDivisionError" in str(info.value)
+
+
+def looped_loss(root, p, trips):
+    total = 0.0
+    for j in range(trips):
+        _, loss, _ = cell(root, p)
+        total = total + loss * (j + 1)
+    return total
+
+
+@pytest.mark.parametrize("checkpoint", [None, 2])
+def test_memo_results_outlive_loop_trips_and_checkpointing(checkpoint):
+    forest, p = random_binary_forest(2), params(2)
+    plain = vmapper.batched(looped_loss, in_axes=(0, None, None))
+    memo = vmapper.batched(looped_loss, in_axes=(0, None, None), memo=True)
+    v_plain, g_plain = vmapper.value_and_grad(plain, argnums=1)(forest.roots, p, 5)
+    v_memo, g_memo = vmapper.value_and_grad(memo, argnums=1, checkpoint_loops=checkpoint)(forest.roots, p, 5)
+    assert memo.last_stats["memo_evaluated"] == forest.num_nodes  # once, not once per trip
+    np.testing.assert_allclose(v_memo, v_plain, rtol=1e-12)
+    for k in p:
+        np.testing.assert_allclose(np.asarray(g_memo[k]), np.asarray(g_plain[k]), rtol=1e-10, atol=1e-12)

@@ -68,12 +68,17 @@ def test_packed_cell_gradients_match_finite_differences():
     check_grads(f, _args(), argnums=(0, 1, 2, 3), rtol=1e-6)
 
 
-def test_lane_kernels_equal_the_generic_path(monkeypatch):
+@pytest.mark.parametrize("other", ["generic path", "parallel drivers"])
+def test_lane_kernels_equal_the_generic_path_and_the_parallel_drivers(monkeypatch, other):
     f = vmapper.batched(packed_branches, in_axes=(0, 0, None, None))
     vg = vmapper.value_and_grad(f, argnums=(0, 1, 2, 3))
     args = _args(n=13, dtype=np.float32)
     fast = vg(*args)
-    monkeypatch.setattr(PC, "_FAST_MAX", 0)  # every call takes the generic path
+    if other == "generic path":
+        monkeypatch.setattr(PC, "_fast_operands", lambda args: None)
+    else:
+        monkeypatch.setattr(PC, "_FAST_MAX", 0)  # every call runs on numba's threads
+        monkeypatch.setattr(PC, "_BLOCK", 2 * H)  # row blocks of 2: several tasks
     slow = vg(*args)
     assert np.array_equal(fast[0], slow[0]) and fast[0].dtype == np.float32
     for a, b in zip(fast[1], slow[1]):

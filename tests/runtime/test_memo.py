@@ -204,3 +204,19 @@ def test_memo_results_outlive_loop_trips_and_checkpointing(checkpoint):
     np.testing.assert_allclose(v_memo, v_plain, rtol=1e-12)
     for k in p:
         np.testing.assert_allclose(np.asarray(g_memo[k]), np.asarray(g_plain[k]), rtol=1e-10, atol=1e-12)
+
+
+def widening(node):
+    if node.is_leaf:
+        return np.zeros(2)  # the leaves: shape (2,)
+    return np.concatenate((widening(node.left), widening(node.right)))  # marker-widening
+
+
+@pytest.mark.parametrize("memo", [False, True])
+def test_results_of_different_shapes_name_the_returns(memo):
+    from source_lines import line_of
+    forest = random_binary_forest(1)
+    with pytest.raises(vmapper.UnsupportedSyntaxError) as info:
+        vmapper.batched(widening, memo=memo)(forest.roots)
+    assert "different shapes" in str(info.value)
+    assert info.value.line == line_of(widening, "marker-widening")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .executor import run_function
+from .executor import mixed_results, run_function
 from .frame import Frame, blank_like
 from .kernel_dispatch import _NOT_RUN, try_kernel
 from .memo import table_for
@@ -154,7 +154,11 @@ def _run_memo(state, program, callee, args, m, lane_ids):
                 continue
             state.stats.memo_evaluated += len(batch_ids)
             sub = Frame(len(batch_ids), state, lane_ids=batch_lanes)
-            table.store(batch_ids, run_function(program, sub, [NodeLanes(forest, batch_ids)] + list(args[1:])))
+            fresh = run_function(program, sub, [NodeLanes(forest, batch_ids)] + list(args[1:]))
+            try:
+                table.store(batch_ids, fresh)
+            except TypeError as exc:  # results of heights that one batched value cannot hold
+                raise mixed_results(program, sub, str(exc)) from None
         rows = table.rows_of(ids)
     return table.load(rows)
 

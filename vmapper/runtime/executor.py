@@ -183,7 +183,7 @@ def run_function(program, frame: Frame, args):
     top.pending[program.entry] = None
     run_steps(program, program.schedule, [top], frame)
     if "$ret" in frame.conflicts:  # some lanes' results were dropped: never return the rest
-        raise _mixed_results(program, frame)
+        raise mixed_results(program, frame, frame.conflicts["$ret"])
     try:
         result = frame.lookup("$ret")
     except Missing:
@@ -191,12 +191,12 @@ def run_function(program, frame: Frame, args):
     return result
 
 
-def _mixed_results(program, frame):
+def mixed_results(program, frame, why):
+    """The error for results that one batched value cannot hold (``why``: the merge's reason)."""
     lines = sorted({blk.term.line for blk in program.blocks.values()
                     if isinstance(blk.term, Return) and blk.term.line})
     ctx = Context(frame, None, program)
     ctx.line = lines[-1] if lines else 0
-    why = frame.conflicts["$ret"]
     what, hint = describe_conflict(why, "return values of the same shape and kind on every lane")
     return ctx.unsupported(
         f"returning {what} ({why}; 'return' at line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))})",

@@ -1,0 +1,127 @@
+"""``linear``: a sum of matrix products and other terms, made by ``passes/fuse_linear.py``.
+
+``linear(W, x, V, y, b; terms=("mm", "mm", "value"))`` is ``(W @ x + V @ y) + b``.  In the
+usual case -- shared float matrices times per-lane vectors of their dtype, and terms of
+that dtype that are per-lane arrays of the products' shape or shared arrays of the
+per-sample shape -- the products are the ``matmul`` primitive's own GEMMs and the sums go
+in place into the first product's (fresh) array: the values of the unfused chain, bitwise,
+as one operation, and differentiated as one tape entry whose rule is the chain's rules
+(the products' gradients, the terms' sums over the lanes).  Anything else runs as the
+chain of ``matmul`` and ``add`` primitives, with their tape entries.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..runtime.values import Lanes, Traced
+from .array_ops import matmul_lanes
+from .registry import register
+
+MM = "mm"
+
+
+def _pairs(terms, args):
+    """``(kind, operands)`` per term, in order."""
+    out, k = [], 0
+    for kind in terms:
+        n = 2 if kind == MM else 1
+        out.append((kind, args[k:k + n]))
+        k += n
+    return out
+
+
+def _raw(v):
+    return v.value if type(v) is Traced else v
+
+
+def _fast_shape(terms, args):
+    """``(rows, width, dtype)`` when the fused path applies to these raw values, else None."""
+    rows = width = dt = None
+    for kind, ops in _pairs(terms, args):
+        if kind == MM:
+            w, x = ops
+            if type(w) is not np.ndarray or type(x) is not Lanes or w.ndim != 2 or x.data.ndim != 2 \
+                    or x.weak or w.dtype != x.data.dtype or w.dtype.kind != "f" or w.shape[1] != x.data.shape[1]:
+                return None
+            if dt is None:
+                rows, width, dt = x.data.shape[0], w.shape[0], w.dtype
+            elif (x.data.shape[0], w.shape[0], w.dtype) != (rows, width, dt):
+                return None
+        else:
+            (v,) = ops
+            if dt is None:  # (the pass puts a product first)
+                return None
+            if type(v) is Lanes:
+                if v.weak or v.data.dtype != dt or v.data.shape != (rows, width):
+                    return None
+            elif type(v) is not np.ndarray or v.dtype != dt or v.shape != (width,):
+                return None
+    return rows, width, dt
+
+
+def _fused(ctx, terms, args):
+    acc = None
+    for kind, ops in _pairs(terms, args):
+        if kind == MM:
+            part = matmul_lanes(ctx, *ops).data
+            if acc is None:
+                acc = part
+                continue
+        else:
+            part = ops[0].data if type(ops[0]) is Lanes else ops[0]
+        np.add(acc, part, out=acc)
+    return Lanes(acc, False)
+
+
+def _chain(ctx, terms, args):
+    """The unfused chain of primitives (tape entries and all)."""
+    acc = None
+    for kind, ops in _pairs(terms, args):
+        part = ctx.call_primitive("matmul", ops) if kind == MM else ops[0]
+        acc = part if acc is None else ctx.call_primitive("add", (acc, part))
+    return acc
+
+
+@register("linear", may_fail=True)
+def _linear(ctx, args, attrs):
+    terms = attrs["terms"]
+    raw = [_raw(a) for a in args]
+    if _fast_shape(terms, raw) is None:
+        return _chain(ctx, terms, args)
+    out = _fused(ctx, terms, raw)
+    parents = [a.node if type(a) is Traced else None for a in args]
+    if all(p is None for p in parents):
+        return out
+    from ..autodiff.tape import current_tape
+    from .registry import PRIMITIVES
+    tape = current_tape.get()
+    traced = tape.record("linear", _linear_vjp, raw, out, attrs, parents, ctx.mask, ctx.frame.n,
+                         PRIMITIVES["linear"])  # (reruns on raw values, for checkpointing)
+    if tape.profile is not None:
+        tape.where[traced.node] = (ctx.program, ctx.line)
+    return traced
+
+
+def _linear_vjp(g, out, args, attrs, n, parents):
+    """The chain's rules: each product's (the matrix's as a lazy sum of outer products, the
+    vectors' one GEMM), each other term's the gradient or its sum over the lanes."""
+    from ..autodiff.sparse import OuterSum
+    g = np.asarray(g)
+    grads = []
+    for kind, ops in _pairs(attrs["terms"], args):
+        p = parents[len(grads):len(grads) + len(ops)]
+        if kind == MM:
+            w, x = ops
+            grads.append(None if p[0] is None else OuterSum([g], [x.data], w.shape))
+            grads.append(None if p[1] is None else g @ w)
+        else:
+            grads.append(None if p[0] is None else g if type(ops[0]) is Lanes else g.sum(axis=0))
+    return grads
+
+
+def _register_rule():
+    from ..autodiff.tape import wants_parents
+    wants_parents(_linear_vjp)
+
+
+_register_rule()

@@ -37,7 +37,10 @@ Peers, all in this one process, all starting from the same parameters
                       Adagrad as vmapper (``--no-reference`` drops it).
 6. ``vmapper-depth``  the same per-tree code without ``memo=True``: the plain
                       recursion, batched by depth from the roots.
-7. ``vmapper-slices`` vmapper on the same model with its Tree-LSTM cells called
+7. ``vmapper-unfused`` the same model with each matrix product named before the
+                      sum (``benchmarks/tree_variants.py``), so that no product and
+                      sum are fused into one ``linear`` operation.
+8. ``vmapper-slices`` vmapper on the same model with its Tree-LSTM cells called
                       on gate slices (``benchmarks/tree_variants.py``) instead
                       of the packed gates the example passes.
 
@@ -360,6 +363,19 @@ class VmapperDepthPeer(VmapperPeer):
         return "plain recursion (no memo=True): batched by depth, not by height"
 
 
+class VmapperUnfusedPeer(VmapperPeer):
+    """The example with its products named before the sums (``tree_variants.tree_loss_unfused``):
+    what ``passes/fuse_linear.py`` saves."""
+    name = "vmapper-unfused"
+
+    def __init__(self, params0, ctx):
+        super().__init__(params0, ctx)
+        self.vg = vmapper.value_and_grad(variants.tree_loss_unfused, argnums=1)
+
+    def note(self):
+        return "products named before the sums: no fused linear operations"
+
+
 class VmapperSlicesPeer(VmapperPeer):
     """vmapper on the same model with its cells called on gate slices
     (``tree_variants.tree_loss_slices``): what the packed-gate cell saves."""
@@ -667,7 +683,7 @@ class JaxLevelPeer:
 
 PEERS = {"torch-recursive": TorchRecursivePeer, "torch-level": TorchLevelPeer,
          "jax-level": JaxLevelPeer, "numpy-level": NumpyLevelPeer, "vmapper-depth": VmapperDepthPeer,
-         "vmapper-slices": VmapperSlicesPeer}
+         "vmapper-unfused": VmapperUnfusedPeer, "vmapper-slices": VmapperSlicesPeer}
 
 
 def jax_padding(forest, batches):

@@ -76,7 +76,7 @@ def find_kernel_regions(fn: Function) -> Function:
 #: Operations whose result is an array per lane (a kernel takes per-lane scalars only).
 ARRAY_MAKERS = frozenset({"np.zeros", "np.ones", "np.empty", "np.arange", "np.eye", "np.identity",
                           "np.linspace", "np.full", "np.concatenate", "np.stack", "np.array", "np.asarray",
-                          "matmul", "np.dot",
+                          "matmul", "linear", "np.dot",
                           # scans, sorts and outer products (primitives/array_scans.py)
                           "np.cumsum", "np.cumprod", "np.diff", "np.sort", "np.argsort", "np.outer",
                           # reshaping, gathers and rounding of arrays (primitives/array_misc.py)

@@ -81,7 +81,8 @@ def test_fused_values_and_gradients_equal_the_chain_bitwise(seed, n, dtype):
     fused = vmapper.batched(two_products, in_axes=(0, 0, None))
     chain = vmapper.batched(two_products_unfused, in_axes=(0, 0, None))
     # (a batch's GEMM rounds its own way: the per-sample loop is compared within rounding)
-    got = check_batching(fused, (x, y, p), exact=False, rtol=1e-5 if dtype == np.float32 else 1e-12)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    got = check_batching(fused, (x, y, p), exact=False, rtol=tol, atol=tol)
     assert np.array_equal(got, chain(x, y, p))
     cot = np.random.default_rng(seed + 1).normal(size=got.shape).astype(dtype)
     out_f, vjp_f = vmapper.vjp(fused, x, y, p)

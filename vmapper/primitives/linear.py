@@ -34,29 +34,29 @@ def _raw(v):
     return v.value if type(v) is Traced else v
 
 
-def _fast_shape(terms, args):
-    """``(rows, width, dtype)`` when the fused path applies to these raw values, else None."""
+def _fusible(terms, args):
+    """Whether the fused path applies to these raw values."""
     rows = width = dt = None
     for kind, ops in _pairs(terms, args):
         if kind == MM:
             w, x = ops
             if type(w) is not np.ndarray or type(x) is not Lanes or w.ndim != 2 or x.data.ndim != 2 \
                     or x.weak or w.dtype != x.data.dtype or w.dtype.kind != "f" or w.shape[1] != x.data.shape[1]:
-                return None
+                return False
             if dt is None:
                 rows, width, dt = x.data.shape[0], w.shape[0], w.dtype
             elif (x.data.shape[0], w.shape[0], w.dtype) != (rows, width, dt):
-                return None
+                return False
         else:
             (v,) = ops
             if dt is None:  # (the pass puts a product first)
-                return None
+                return False
             if type(v) is Lanes:
                 if v.weak or v.data.dtype != dt or v.data.shape != (rows, width):
-                    return None
+                    return False
             elif type(v) is not np.ndarray or v.dtype != dt or v.shape != (width,):
-                return None
-    return rows, width, dt
+                return False
+    return True
 
 
 def _fused(ctx, terms, args):
@@ -86,7 +86,7 @@ def _chain(ctx, terms, args):
 def _linear(ctx, args, attrs):
     terms = attrs["terms"]
     raw = [_raw(a) for a in args]
-    if _fast_shape(terms, raw) is None:
+    if not _fusible(terms, raw):
         return _chain(ctx, terms, args)
     out = _fused(ctx, terms, raw)
     parents = [a.node if type(a) is Traced else None for a in args]

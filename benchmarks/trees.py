@@ -350,43 +350,41 @@ class VmapperPeer:
                          for k in keys if k in st)
 
 
-class VmapperDepthPeer(VmapperPeer):
-    """The example's per-tree code without ``memo=True``: the recursion batched by depth
-    from the roots, leaves spread over all depths."""
+class _VmapperVariantPeer(VmapperPeer):
+    """vmapper on the example's per-tree code written another way: ``loss()`` is the
+    batched loss it differentiates, ``description`` its note."""
+    description = ""
+
+    def __init__(self, params0, ctx):
+        super().__init__(params0, ctx)
+        self.vg = vmapper.value_and_grad(self.loss(), argnums=1)
+
+    def note(self):
+        return self.description
+
+
+class VmapperDepthPeer(_VmapperVariantPeer):
+    """Without ``memo=True``: the recursion batched by depth from the roots, leaves spread
+    over all depths."""
     name = "vmapper-depth"
-
-    def __init__(self, params0, ctx):
-        super().__init__(params0, ctx)
-        self.vg = vmapper.value_and_grad(vmapper.batched(model.tree_loss, in_axes=(0, None)), argnums=1)
-
-    def note(self):
-        return "plain recursion (no memo=True): batched by depth, not by height"
+    description = "plain recursion (no memo=True): batched by depth, not by height"
+    loss = staticmethod(lambda: vmapper.batched(model.tree_loss, in_axes=(0, None)))
 
 
-class VmapperUnfusedPeer(VmapperPeer):
-    """The example with its products named before the sums (``tree_variants.tree_loss_unfused``):
-    what ``passes/fuse_linear.py`` saves."""
+class VmapperUnfusedPeer(_VmapperVariantPeer):
+    """The products named before the sums (``tree_variants.tree_loss_unfused``): what
+    ``passes/fuse_linear.py`` saves."""
     name = "vmapper-unfused"
-
-    def __init__(self, params0, ctx):
-        super().__init__(params0, ctx)
-        self.vg = vmapper.value_and_grad(variants.tree_loss_unfused, argnums=1)
-
-    def note(self):
-        return "products named before the sums: no fused linear operations"
+    description = "products named before the sums: no fused linear operations"
+    loss = staticmethod(lambda: variants.tree_loss_unfused)
 
 
-class VmapperSlicesPeer(VmapperPeer):
-    """vmapper on the same model with its cells called on gate slices
-    (``tree_variants.tree_loss_slices``): what the packed-gate cell saves."""
+class VmapperSlicesPeer(_VmapperVariantPeer):
+    """The cells called on gate slices (``tree_variants.tree_loss_slices``): what the
+    packed-gate cell saves."""
     name = "vmapper-slices"
-
-    def __init__(self, params0, ctx):
-        super().__init__(params0, ctx)
-        self.vg = vmapper.value_and_grad(variants.tree_loss_slices, argnums=1)
-
-    def note(self):
-        return "cells on gate slices (tree_lstm_cell(g[0:H], ...)), not packed gates"
+    description = "cells on gate slices (tree_lstm_cell(g[0:H], ...)), not packed gates"
+    loss = staticmethod(lambda: variants.tree_loss_slices)
 
 
 class NumpyLevelPeer:
@@ -766,7 +764,7 @@ def main(argv=None) -> int:
     ctx = {"forests": forests, "batch_size": args.batch_size}
     params0 = model.init_params(len(forest.vocab), EMB, HIDDEN, CLASSES, args.seed, dtype=dtype)
 
-    torch_note = jax_note = ""
+    torch_note = ""
     if any(n.startswith("torch") for n in names):
         try:
             import torch

@@ -269,8 +269,6 @@ def erf_f64(x):
     return res if x == x else x
 
 
-
-
 #: The largest x whose exp(x) numpy gives finite (exp overflows above it).
 _D_EXP_FINITE = D(709.782712893384)
 

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 # One BLAS thread unless the user chose: a batch's matrix products have tens of rows per
-# height, and a second thread costs more to hand the work to than it saves (an SST epoch
-# took 20% longer with OpenBLAS's default on 2 cores). Read when numpy loads its BLAS.
+# height, and a second thread costs more to hand the work to than it saves (on 2 cores,
+# ``benchmarks/trees.py --threads 2`` is slower for vmapper). Read when numpy loads its BLAS.
 if not any(v in os.environ for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")):
     os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 

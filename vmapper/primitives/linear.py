@@ -5,8 +5,8 @@ usual case -- shared float matrices times per-lane vectors of their dtype, and t
 that dtype that are per-lane arrays of the products' shape or shared arrays of the
 per-sample shape -- the products are the ``matmul`` primitive's own GEMMs and the sums go
 in place into the first product's (fresh) array: the values of the unfused chain, bitwise,
-as one operation, and differentiated as one tape entry whose rule is the chain's rules
-(the products' gradients, the terms' sums over the lanes).  Anything else runs as the
+as one operation, and differentiated as one tape entry that applies the chain's own
+``matmul`` and ``add`` rules.  Anything else runs as the
 chain of ``matmul`` and ``add`` primitives, with their tape entries.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..runtime.values import Lanes, Traced
 from .array_ops import matmul_lanes
-from .registry import register
+from .registry import PRIMITIVES, register
 
 MM = "mm"
 
@@ -93,7 +93,6 @@ def _linear(ctx, args, attrs):
     if all(p is None for p in parents):
         return out
     from ..autodiff.tape import current_tape
-    from .registry import PRIMITIVES
     tape = current_tape.get()
     traced = tape.record("linear", _linear_vjp, raw, out, attrs, parents, ctx.mask, ctx.frame.n,
                          PRIMITIVES["linear"])  # (reruns on raw values, for checkpointing)
@@ -103,20 +102,20 @@ def _linear(ctx, args, attrs):
 
 
 def _linear_vjp(g, out, args, attrs, n, parents):
-    """The chain's rules: each product's (the matrix's as a lazy sum of outer products, the
-    vectors' one GEMM), each other term's the gradient or its sum over the lanes."""
-    from ..autodiff.sparse import OuterSum
-    g = np.asarray(g)
+    """The chain's own rules, term by term: ``matmul``'s for each product (given the sum's
+    gradient) and ``add``'s for each other term (``out`` stands in for the partial sum
+    before it: the fused path keeps one shape and dtype throughout)."""
+    matmul_rule, add_rule = PRIMITIVES["matmul"].vjp, PRIMITIVES["add"].vjp
     grads = []
     for kind, ops in _pairs(attrs["terms"], args):
         p = parents[len(grads):len(grads) + len(ops)]
-        if kind == MM:
-            w, x = ops
-            grads.append(None if p[0] is None else OuterSum([g], [x.data], w.shape))
-            grads.append(None if p[1] is None else g @ w)
+        if all(q is None for q in p):
+            grads += [None] * len(ops)
+        elif kind == MM:
+            grads += matmul_rule(g, None, list(ops), {}, n)
         else:
-            grads.append(None if p[0] is None else g if type(ops[0]) is Lanes else g.sum(axis=0))
-    return grads
+            grads.append(add_rule(g, out, [out, ops[0]], {}, n)[1])
+    return [None if q is None else ga for ga, q in zip(grads, parents)]
 
 
 def _register_rule():

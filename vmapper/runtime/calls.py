@@ -115,7 +115,7 @@ def run_callee(state, program, callee, args, m, lane_ids):
 
 def _memo_applies(state, args):
     """DAG mode's condition: a node per lane, and every other argument uniform."""
-    return state.memo is not None and args and isinstance(args[0], NodeLanes) \
+    return state.memo is not None and len(args) > 0 and isinstance(args[0], NodeLanes) \
         and not any(is_varying(a) for a in args[1:])
 
 

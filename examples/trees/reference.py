@@ -4,10 +4,7 @@ The same model as :mod:`model` (binary constituency Tree-LSTM, per-node softmax,
 cross-entropy per tree), written the way one would by hand without vmapper: all nodes of
 one height go through one matmul, children gathered by index from the Forest's CSR
 arrays. Works for any binary Forest (every node a leaf or exactly two children), in the
-parameters' dtype (float64 for the oracle).
-
-It also serves as the trainer's TEMPORARY FALLBACK for gradients while
-``vmapper.value_and_grad`` does not exist (see ``train.py``).
+parameters' dtype (float64 for the oracle). ``train.py --grad reference`` trains with it.
 """
 from __future__ import annotations
 

@@ -10,10 +10,9 @@ accuracy (neutral roots dropped; classes {0,1} negative, {3,4} positive; the bin
 decision compares the probability mass of {3,4} with that of {0,1}). Parameters are
 saved per epoch to ``OUT/epochNN.npz``; curves go to ``OUT/curves.png``.
 
-Gradients come from ``vmapper.value_and_grad(model.tree_loss, argnums=1)``. TEMPORARY
-FALLBACK: while vmapper has no ``value_and_grad`` (or it raises NotImplementedError),
-the trainer says so and uses the hand-written level-batched gradients of
-``reference.py`` instead; ``--grad`` forces either path.
+Gradients come from ``vmapper.value_and_grad(model.tree_loss, argnums=1)``;
+``--grad reference`` uses the hand-written level-batched gradients of ``reference.py``
+instead (to compare the two).
 """
 from __future__ import annotations
 
@@ -68,9 +67,9 @@ def parse_args(argv=None):
     ap.add_argument("--out", type=Path, default=Path("runs/treelstm"),
                     help="checkpoint and plot directory (default runs/treelstm)")
     ap.add_argument("--float32", action="store_true", help="float32 parameters (default float64)")
-    ap.add_argument("--grad", choices=("auto", "vmapper", "reference"), default="auto",
-                    help="gradient path: vmapper.value_and_grad (auto: when available) or the "
-                         "hand-written reference")
+    ap.add_argument("--grad", choices=("vmapper", "reference"), default="vmapper",
+                    help="gradient path: vmapper.value_and_grad of the per-tree loss (default) or "
+                         "the hand-written level-batched reference.py")
     ap.add_argument("--listops-train", type=int, default=2000, help="ListOps training trees")
     ap.add_argument("--listops-eval", type=int, default=500, help="ListOps dev and test trees each")
     ap.add_argument("--listops-depth", type=int, default=4, help="ListOps max operator nesting")
@@ -122,37 +121,18 @@ def load_data(args):
 # -- gradients --------------------------------------------------------------------------
 
 class Gradients:
-    """``(losses, grads) = self(forest, params)``: vmapper's value_and_grad, or the fallback."""
+    """``(losses, grads) = self(forest, params)``: vmapper's value_and_grad of the per-tree
+    loss, or (``mode="reference"``) the hand-written level-batched gradients."""
 
-    def __init__(self, mode="auto"):
-        self.mode = mode
-        self.vg = None
-        if mode in ("auto", "vmapper"):
-            if hasattr(vmapper, "value_and_grad"):
-                try:
-                    self.vg = vmapper.value_and_grad(model.tree_loss, argnums=1)
-                except NotImplementedError as exc:
-                    self._no_vmapper(exc)
-            else:
-                self._no_vmapper("vmapper has no value_and_grad yet")
-        self.source = "vmapper.value_and_grad" if self.vg is not None else "reference.py (fallback)"
-
-    def _no_vmapper(self, why):
-        if self.mode == "vmapper":
-            raise SystemExit(f"--grad vmapper: {why}")
-        print(f"[TEMPORARY FALLBACK] {why}; using the hand-written level-batched gradients "
-              "of examples/trees/reference.py", file=sys.stderr)
+    def __init__(self, mode="vmapper"):
+        if mode not in ("vmapper", "reference"):
+            raise ValueError(f"gradient path {mode!r}: choose 'vmapper' or 'reference'")
+        self.vg = vmapper.value_and_grad(model.tree_loss, argnums=1) if mode == "vmapper" else None
+        self.source = "vmapper.value_and_grad" if self.vg is not None else "reference.py"
 
     def __call__(self, forest, params):
         if self.vg is not None:
-            try:
-                return self.vg(forest.roots, params)
-            except NotImplementedError as exc:
-                if self.mode == "vmapper":
-                    raise
-                self.vg = None
-                self.source = "reference.py (fallback)"
-                self._no_vmapper(f"vmapper.value_and_grad raised NotImplementedError: {exc}")
+            return self.vg(forest.roots, params)
         return reference.value_and_grad(forest, params)
 
 

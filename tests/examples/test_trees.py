@@ -31,8 +31,6 @@ listops = _load("listops")
 model = _load("model")
 reference = _load("reference")
 
-HAS_VG = hasattr(vmapper, "value_and_grad")
-
 
 def _listops_forest(n=16, depth=3, seed=7):
     return vmapper.Forest.from_ptb(listops.make_listops(n, depth, seed), vocab=dict(listops.VOCAB))
@@ -134,7 +132,6 @@ def test_forward_equals_level_batched_reference(data, schedule):
     assert logits.shape == (16, len(p["b_out"]))
 
 
-@pytest.mark.skipif(not HAS_VG, reason="vmapper.value_and_grad is not implemented yet")
 @pytest.mark.parametrize("schedule", ["height", "depth"])
 @pytest.mark.parametrize("data", ["listops", "sst"])
 def test_value_and_grad_equals_reference(data, schedule):
@@ -195,9 +192,8 @@ def test_float32_option_values():
     got = model.tree_loss(forest.roots, p)
     want, _ = reference.forward(forest, {k: v.astype(np.float64) for k, v in p.items()})
     np.testing.assert_allclose(got, want, rtol=1e-4)
-    if HAS_VG:
-        _, grads = vmapper.value_and_grad(model.tree_loss, argnums=1)(forest.roots, p)
-        assert all(_dense(grads[k]).dtype == np.float32 for k in p)
+    _, grads = vmapper.value_and_grad(model.tree_loss, argnums=1)(forest.roots, p)
+    assert all(_dense(grads[k]).dtype == np.float32 for k in p)
 
 
 def test_float32_loss_dtype_follows_per_sample():
@@ -224,7 +220,7 @@ def test_trainer_smoke_listops(tmp_path, capsys):
     assert set(model.PARAM_NAMES) <= set(ck.files) and int(ck["epoch"]) == 1
     assert len(out["history"]["batch_loss"]) == 2  # 50 trees, batch 25
     assert {"root", "nodes"} == set(out["test"])
-    assert out["grad_source"] == ("vmapper.value_and_grad" if HAS_VG else "reference.py (fallback)")
+    assert out["grad_source"] == "vmapper.value_and_grad"
     assert (tmp_path / "curves.png").exists() == _has_matplotlib()
     assert "test accuracy" in capsys.readouterr().out
 
@@ -238,16 +234,6 @@ def test_trainer_smoke_sst(tmp_path):
     assert (tmp_path / "epoch01.npz").exists()
 
 
-def test_trainer_fallback_without_value_and_grad(tmp_path, monkeypatch):
-    train = _load("train")
-    monkeypatch.delattr(vmapper, "value_and_grad", raising=False)
-    g = train.Gradients("auto")
-    assert g.source == "reference.py (fallback)"
-    out = train.main(TINY + ["--listops-train", "50", "--listops-eval", "20", "--out", str(tmp_path)])
-    assert out["grad_source"] == "reference.py (fallback)"
-
-
-@pytest.mark.skipif(not HAS_VG, reason="vmapper.value_and_grad is not implemented yet")
 def test_trainer_vmapper_and_reference_paths_agree(tmp_path):
     train = _load("train")
     args = TINY + ["--listops-train", "50", "--listops-eval", "20"]
@@ -267,7 +253,6 @@ def test_graph_model_equals_per_sample_loop():
     assert np.all(paths >= 1)
 
 
-@pytest.mark.skipif(not HAS_VG, reason="vmapper.value_and_grad is not implemented yet")
 def test_graph_model_gradients_match_finite_differences():
     gm = _load("graph_model")
     from vmapper.testing import check_grads

@@ -13,6 +13,8 @@ variable environment and never masks their stores.
 """
 from __future__ import annotations
 
+import types
+
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -57,15 +59,18 @@ class Instr:
         return [a.name for a in self.args if isinstance(a, Var)]
 
     def __str__(self):
-        args = ", ".join(str(a) for a in self.args)
-        attrs = "".join(f", {k}={_fmt_attr(v)}" for k, v in self.attrs.items())
+        parts = [str(a) for a in self.args] + [f"{k}={_fmt_attr(v)}" for k, v in self.attrs.items()]
         lhs = f"{self.target} = " if self.target else ""
-        return f"{lhs}{self.op}({args}{attrs})"
+        return f"{lhs}{self.op}({', '.join(parts)})"
 
 
 def _fmt_attr(v):
     if isinstance(v, Function):
         return v.name
+    if type(v) is dict and "__builtins__" in v:  # a module's namespace (load_global)
+        return f"<globals of {v.get('__name__', '?')}>"
+    if type(v) is types.CellType:
+        return "<closure cell>"
     if callable(v):
         return getattr(v, "__qualname__", repr(v))
     return repr(v)

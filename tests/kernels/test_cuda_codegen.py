@@ -267,6 +267,22 @@ def test_backend_cupy_with_numpy_arrays_returns_numpy(cp):
     assert_bitwise(out, vmapper.batched(bool_result, backend="numpy")(x, y))
 
 
+CUDA_SCALE = 2.5
+
+
+def scaled_by_a_global(x):
+    return x * CUDA_SCALE + 1.0
+
+
+def test_cupy_kernels_take_globals_as_uniform_arguments(cp, monkeypatch):
+    x = floats(40, 3.0)
+    f = vmapper.batched(scaled_by_a_global, backend="cupy")
+    for scale in (2.5, -0.75):  # the launch passes the current value: nothing is baked in
+        monkeypatch.setitem(globals(), "CUDA_SCALE", scale)
+        assert_bitwise(f(x), vmapper.batched(scaled_by_a_global, backend="numpy")(x))
+        assert f.last_stats["kernel_launches"] == 1
+
+
 def test_cupy_lane_errors_raise_like_the_runtime(cp):
     b = np.array([3, 1, 0, 2, 0], dtype=np.int64)
     with pytest.raises(LaneError) as info:

@@ -3,8 +3,9 @@
 Guarantees, for ``fn.annotations['schedule']`` (rewritten in place of the steps it groups):
 
 * every maximal run of consecutive schedule steps, at any loop level, whose
-  blocks are all elementwise (each instruction can run in a numba kernel, no
-  block ends in ``return``) becomes one :class:`KernelRegionStep`; the steps
+  blocks are all elementwise (each instruction can run in a numba kernel, or
+  reads a data global, whose value the launch passes; no block ends in
+  ``return``) becomes one :class:`KernelRegionStep`; the steps
   that lanes may reach from outside the run are its ``entries`` (the first
   step, the arms of a branch taken before it...); the enclosing loop's header
   is never part of a region, so edges back to it leave the region;
@@ -58,19 +59,26 @@ def find_kernel_regions(fn: Function) -> Function:
     except Exception:  # no kernel generator: nothing to outline
         fn.annotations["kernel_regions"] = []
         return fn
+    from ..runtime.kernel_globals import globals_as_params
     regions = []
-    if kernel_eligible(fn) is not None:
+    if kernel_eligible(globals_as_params(fn)[0]) is not None:
         arrays = _may_be_arrays(fn, instruction_reason)
 
         def block_ok(b):
             blk = fn.blocks[b]
             return not isinstance(blk.term, Return) and branch_reason(blk.term) is None and \
-                all(instruction_reason(ins) is None and not (set(ins.uses()) & arrays) for ins in blk.instrs)
+                all(_in_kernel(ins, instruction_reason) and not (set(ins.uses()) & arrays) for ins in blk.instrs)
         ok = {b: block_ok(b) for b in fn.blocks}
         preds = fn.predecessors()
         fn.annotations["schedule"] = _group(fn, fn.annotations["schedule"], None, ok, preds, regions)
     fn.annotations["kernel_regions"] = regions
     return fn
+
+
+def _in_kernel(ins, instruction_reason):
+    """Whether a region's kernel can run ``ins``: a read of a global becomes a uniform
+    argument of each launch (runtime/kernel_globals.py)."""
+    return ins.op == "load_global" or instruction_reason(ins) is None
 
 
 #: Operations whose result is an array per lane (a kernel takes per-lane scalars only).

@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from ..errors import CupyBackendError, LaneError, NonTerminationError
+from .kernel_globals import kernel_program, with_global_values
 from .values import Lanes, Traced
 
 _NOT_RUN = object()
@@ -32,7 +33,7 @@ def kernel_reason(program):
         except Exception as exc:  # numba missing or broken: the numpy runtime serves
             program._kernel_reason = f"kernel backend unavailable ({exc})"
         else:
-            program._kernel_reason = kernel_eligible(program.ir)
+            program._kernel_reason = kernel_eligible(kernel_program(program).ir)
     return program._kernel_reason
 
 
@@ -70,6 +71,10 @@ def _try_kernel(state, program, args, n, lane_ids):
     if state.backend == "cupy" or "cupy" in sys.modules and any(_on_device(a) for a in args):
         return run_cuda(state, program, args, n, lane_ids)
     if state.backend != "numba" or kernel_reason(program) is not None:
+        return _NOT_RUN
+    program = kernel_program(program)
+    args, _ = with_global_values(program, args)
+    if args is None:
         return _NOT_RUN
     nodes = None
     if state.tape is not None:
@@ -224,9 +229,14 @@ def run_cuda(state, program, args, n, lane_ids):
     if state.tape is not None:
         refuse("gradients are not supported on CuPy yet (a differentiated run)")
     from ..kernels.codegen import kernel_eligible
+    program = kernel_program(program)
     reason = kernel_eligible(program.ir)
     if reason is not None:
         refuse(f"it is not elementwise ({reason})")
+    on_device = any(_on_device(a) for a in args)
+    args, unbound = with_global_values(program, args)
+    if args is None:
+        refuse(f"the name '{unbound}' it reads is not defined")
     specs, raw = [], []
     for name, a in zip(program.ir.params, args):
         t = _cuda_arg(a)
@@ -248,7 +258,6 @@ def run_cuda(state, program, args, n, lane_ids):
     stats.processed_lane_ops += n
     if err_lane >= 0:
         _raise(program, kernel, err_lane, err_code, lane_ids)
-    on_device = any(_on_device(a) for a in args)
     weak = kernel.result_weak
 
     def wrap(arr, w):

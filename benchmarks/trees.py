@@ -791,7 +791,8 @@ def main(argv=None) -> int:
           f"Adagrad lr {LR}, eps {EPS:g}, no L2")
     print(f"steps: {args.warmup} warm-up + {args.steps} timed batches of {args.batch_size} trees "
           f"(timed: {sum(nodes)} nodes, {np.mean(nodes):.0f} per batch; max depth "
-          f"{max(f.max_depth for f in forests)}), interleaved across peers")
+          f"{max(f.max_depth for f in forests)}), "
+          + ("each peer's steps back to back (--solo)" if args.solo else "interleaved across peers"))
     if torch_note:
         print(f"SKIPPED torch peers: {torch_note}")
 

@@ -88,6 +88,7 @@ and :func:`compile_kernel`.
 """
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -264,6 +265,17 @@ def compile_kernel(fn, arg_types, exact_math=False, max_iters=None, lockstep=Non
     the lockstep generator cannot handle (``KernelUnsupported``, or numba
     failing to compile its source) gets the scalar kernel.
     """
+    from . import cache as _cache
+    fast = (id(fn), tuple((s[0], s[1], s[2]) if s[0] == "lanes" else (s[0], type(s[1])) for s in arg_types),
+            bool(exact_math), max_iters, lockstep, os.environ.get("VMAPPER_LOCKSTEP", ""))
+    k = _cache.identity_get(fast, fn)
+    if k is None:
+        k = _compile_kernel(fn, arg_types, exact_math, max_iters, lockstep)
+        _cache.identity_put(fast, fn, k)
+    return k
+
+
+def _compile_kernel(fn, arg_types, exact_math, max_iters, lockstep):
     from . import cache as _cache
     from .codegen_lockstep_policy import lockstep_width
     arg_types = [tuple(s) for s in arg_types]

@@ -735,6 +735,25 @@ _CACHE_SCRIPT = textwrap.dedent("""
 """)
 
 
+def scale_add(x, s):
+    return x * s + 1.0
+
+
+def test_a_repeated_call_finds_its_kernel_by_function_and_argument_types():
+    ir = get_program(scale_add).ir
+    k = compile_kernel(ir, [("lanes", np.float64, False), ("uniform", 2.0)])
+    hits = cache.stats["memory_hits"]
+    assert compile_kernel(ir, [("lanes", np.float64, False), ("uniform", -7.5)]) is k  # the type, not the value
+    assert cache.stats["memory_hits"] == hits + 1
+    assert compile_kernel(ir, [("lanes", np.float32, False), ("uniform", 2.0)]) is not k
+    assert compile_kernel(ir, [("lanes", np.float64, False), ("uniform", np.float32(2.0))]) is not k
+    cache.clear_memory()  # forgets these kernels too: the next call loads the module again
+    again = compile_kernel(ir, [("lanes", np.float64, False), ("uniform", 2.0)])
+    assert again is not k
+    res, lane, _ = again([np.array([1.0, -2.0]), 2.0], 2)
+    assert lane == -1 and res.tolist() == [3.0, -3.0]
+
+
 def test_a_new_process_compiles_nothing(tmp_path):
     env = dict(os.environ, VMAPPER_CACHE_DIR=str(tmp_path / "kernels"))
     script = _CACHE_SCRIPT.format(here=os.path.dirname(os.path.abspath(__file__)))

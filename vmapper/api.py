@@ -236,8 +236,8 @@ def _signature(fn):
 _PLAIN_KINDS = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
-def _positional_only_names(sig):
-    """Whether every parameter of ``sig`` takes one positional argument (no ``*args``,
+def _all_plain_positional(sig):
+    """Whether every parameter of ``sig`` can take one positional argument (no ``*args``,
     ``**kwargs`` or keyword-only ones)."""
     return all(p.kind in _PLAIN_KINDS for p in sig.parameters.values())
 
@@ -246,7 +246,7 @@ def bind_arguments(fn, args, kwargs, in_axes):
     """Varying/uniform values of the per-sample parameters, and the batch size."""
     sig = _signature(fn)
     names = list(sig.parameters)
-    if not kwargs and len(args) == len(names) and _positional_only_names(sig):
+    if not kwargs and len(args) == len(names) and _all_plain_positional(sig):
         arguments = dict(zip(names, args))  # (what sig.bind gives here, in a third of the time)
     else:
         try:

@@ -14,7 +14,6 @@ variable environment and never masks their stores.
 from __future__ import annotations
 
 import types
-
 from dataclasses import dataclass, field
 from typing import Any, Union
 

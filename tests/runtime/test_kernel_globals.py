@@ -1,6 +1,11 @@
 """Kernels of functions that read data globals: the names' current values are uniform
 arguments of each launch (vmapper/runtime/kernel_globals.py).  The suite pins the numpy
 runtime (conftest.py), so these tests ask for the numba backend."""
+import ast
+import linecache
+import math
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -8,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 import vmapper
 from vmapper.errors import LaneError
 from vmapper.testing import check_batching
+from vmapper.testing.program_generator import generate_program
 
 LR, EPS = 0.05, 1e-10
 SCALE = 3
@@ -140,3 +146,42 @@ def test_the_dump_names_the_module_instead_of_printing_its_namespace():
     text = vmapper.batched(adagrad, backend="numba").explain()
     assert f"load_global(name='LR', globals=<globals of {__name__}>)" in text
     assert "__builtins__" not in text
+
+
+# ---- generated programs with every number a module constant ------------------------------------
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
+
+
+def _with_constants_as_globals(prog):
+    """``prog``'s function with each numeric literal read from a module global of its value
+    (``0.5`` -> ``C_0_5``): the same program, every constant a ``load_global``."""
+    names = {}
+
+    def to_global(m):
+        name = "C_" + m.group(0).replace(".", "_")
+        names[name] = ast.literal_eval(m.group(0))
+        return name
+    source = _NUMBER.sub(to_global, prog.source)
+    filename = f"<vmapper-generated-{prog.seed}-globals>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = {"math": math, "__name__": f"generated_globals_{prog.seed}", **names}
+    exec(compile(source, filename, "exec"), namespace)
+    assert names, "a generated program without constants"
+    return namespace["prog"]
+
+
+# (a numba kernel of a generated program takes seconds to compile: few seeds, default size)
+@pytest.mark.parametrize("backend, seeds, size", [("numpy", range(40), {"max_depth": 4, "max_stmts": 8}),
+                                                 ("numba", range(3), {})])
+def test_generated_programs_reading_their_constants_as_globals_equal_the_per_sample_run(backend, seeds, size):
+    for seed in seeds:
+        prog = generate_program(seed, **size)
+        bf = vmapper.batched(_with_constants_as_globals(prog), backend=backend)
+        args = prog.make_args(np.random.default_rng(seed), 64)
+        try:
+            check_batching(bf, args)
+            assert bf.last_stats["kernel_launches"] == (1 if backend == "numba" else 0)
+        except Exception as exc:
+            exc.add_note(f"seed {seed}, backend {backend}:\n{prog.source}")
+            raise

@@ -2,8 +2,6 @@
 arguments of each launch (vmapper/runtime/kernel_globals.py).  The suite pins the numpy
 runtime (conftest.py), so these tests ask for the numba backend."""
 import ast
-import linecache
-import math
 import re
 
 import numpy as np
@@ -13,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 import vmapper
 from vmapper.errors import LaneError
 from vmapper.testing import check_batching
-from vmapper.testing.program_generator import generate_program
+from vmapper.testing.program_generator import _exec_source, generate_program
 
 LR, EPS = 0.05, 1e-10
 SCALE = 3
@@ -163,12 +161,8 @@ def _with_constants_as_globals(prog):
         names[name] = ast.literal_eval(m.group(0))
         return name
     source = _NUMBER.sub(to_global, prog.source)
-    filename = f"<vmapper-generated-{prog.seed}-globals>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace = {"math": math, "__name__": f"generated_globals_{prog.seed}", **names}
-    exec(compile(source, filename, "exec"), namespace)
     assert names, "a generated program without constants"
-    return namespace["prog"]
+    return _exec_source(prog, source, f"<vmapper-generated-{prog.seed}-globals>", names)
 
 
 # (a numba kernel of a generated program takes seconds to compile: few seeds, default size)

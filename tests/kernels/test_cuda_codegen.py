@@ -281,6 +281,9 @@ def test_cupy_kernels_take_globals_as_uniform_arguments(cp, monkeypatch):
         monkeypatch.setitem(globals(), "CUDA_SCALE", scale)
         assert_bitwise(f(x), vmapper.batched(scaled_by_a_global, backend="numpy")(x))
         assert f.last_stats["kernel_launches"] == 1
+    monkeypatch.delitem(globals(), "CUDA_SCALE")
+    with pytest.raises(vmapper.CupyBackendError, match="the name 'CUDA_SCALE' it reads is not defined"):
+        f(x)
 
 
 def test_cupy_lane_errors_raise_like_the_runtime(cp):

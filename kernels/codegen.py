@@ -94,6 +94,7 @@ import threading
 import numpy as np
 
 from vmapper.errors import NonTerminationError
+from . import cache as _cache
 from .typing import TT, KernelUnsupported
 
 __all__ = ["kernel_eligible", "compile_kernel", "generate_source", "Kernel", "KernelUnsupported",
@@ -194,7 +195,6 @@ class Kernel:
         # kernel (1.0 s against 1.1 s for the LSTM cell), and batches too small for more than
         # one task never need them.
         if self._parallel is None:
-            from . import cache as _cache
             _cache.ensure_compiled(self._module, self.signature(), entry="kernel")
             self._parallel = self._module.kernel
         return self._parallel
@@ -265,7 +265,6 @@ def compile_kernel(fn, arg_types, exact_math=False, max_iters=None, lockstep=Non
     the lockstep generator cannot handle (``KernelUnsupported``, or numba
     failing to compile its source) gets the scalar kernel.
     """
-    from . import cache as _cache
     fast = (id(fn), tuple((s[0], s[1], s[2]) if s[0] == "lanes" else (s[0], type(s[1])) for s in arg_types),
             bool(exact_math), max_iters, lockstep, os.environ.get("VMAPPER_LOCKSTEP", ""))
     k = _cache.identity_get(fast, fn)
@@ -276,7 +275,6 @@ def compile_kernel(fn, arg_types, exact_math=False, max_iters=None, lockstep=Non
 
 
 def _compile_kernel(fn, arg_types, exact_math, max_iters, lockstep):
-    from . import cache as _cache
     from .codegen_lockstep_policy import lockstep_width
     arg_types = [tuple(s) for s in arg_types]
     width = lockstep_width(fn, arg_types, exact_math, lockstep)
@@ -303,7 +301,6 @@ def _compile_kernel(fn, arg_types, exact_math, max_iters, lockstep):
 
 
 def _build(fn, arg_types, exact_math, max_iters, width):
-    from . import cache as _cache
     src, meta = generate_source(fn, arg_types, exact_math, max_iters is not None, width=width)
     module, path = _cache.load_module(src)
     k = Kernel(module, meta, arg_types, max_iters, src, path)

@@ -215,38 +215,33 @@ def _is_node_batch(x):
     return hasattr(x, "__vmapper_lanes__")
 
 
-_signatures = weakref.WeakKeyDictionary()  # fn -> ((code, defaults, kwdefaults), signature)
-
-
-def _signature(fn):
-    """``inspect.signature(fn)``, made once per function (it costs ~15 us, about what a small
-    batched call costs otherwise), again if the function's code or defaults are replaced."""
-    key = (getattr(fn, "__code__", None), getattr(fn, "__defaults__", None), getattr(fn, "__kwdefaults__", None))
-    hit = _signatures.get(fn)
-    if hit is not None and all(a is b for a, b in zip(hit[0], key)):
-        return hit[1]
-    sig = inspect.signature(fn)
-    try:
-        _signatures[fn] = (key, sig)
-    except TypeError:  # (not weakly referable: made again next time)
-        pass
-    return sig
-
-
+_signatures = weakref.WeakKeyDictionary()  # fn -> ((code, defaults, kwdefaults), signature, plain)
 _PLAIN_KINDS = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
-def _all_plain_positional(sig):
-    """Whether every parameter of ``sig`` can take one positional argument (no ``*args``,
+def _signature(fn):
+    """``(inspect.signature(fn), plain)``, made once per function (the signature costs ~15 us,
+    about what a small batched call costs otherwise), again if the function's code or defaults
+    are replaced; ``plain``: every parameter can take one positional argument (no ``*args``,
     ``**kwargs`` or keyword-only ones)."""
-    return all(p.kind in _PLAIN_KINDS for p in sig.parameters.values())
+    key = (getattr(fn, "__code__", None), getattr(fn, "__defaults__", None), getattr(fn, "__kwdefaults__", None))
+    hit = _signatures.get(fn)
+    if hit is not None and all(a is b for a, b in zip(hit[0], key)):
+        return hit[1], hit[2]
+    sig = inspect.signature(fn)
+    plain = all(p.kind in _PLAIN_KINDS for p in sig.parameters.values())
+    try:
+        _signatures[fn] = (key, sig, plain)
+    except TypeError:  # (not weakly referable: made again next time)
+        pass
+    return sig, plain
 
 
 def bind_arguments(fn, args, kwargs, in_axes):
     """Varying/uniform values of the per-sample parameters, and the batch size."""
-    sig = _signature(fn)
+    sig, plain = _signature(fn)
     names = list(sig.parameters)
-    if not kwargs and len(args) == len(names) and _all_plain_positional(sig):
+    if plain and not kwargs and len(args) == len(names):
         arguments = dict(zip(names, args))  # (what sig.bind gives here, in a third of the time)
     else:
         try:

@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir import Block, Branch, Const, Function, Instr, Jump, Return, Var, is_temp
+from .globals_as_params import globals_as_params
 from .spmd import LoopStep
 
 #: A region without a loop needs at least this many instructions.
@@ -59,7 +60,6 @@ def find_kernel_regions(fn: Function) -> Function:
     except Exception:  # no kernel generator: nothing to outline
         fn.annotations["kernel_regions"] = []
         return fn
-    from ..runtime.kernel_globals import globals_as_params
     regions = []
     if kernel_eligible(globals_as_params(fn)[0]) is not None:
         arrays = _may_be_arrays(fn, instruction_reason)
@@ -77,7 +77,7 @@ def find_kernel_regions(fn: Function) -> Function:
 
 def _in_kernel(ins, instruction_reason):
     """Whether a region's kernel can run ``ins``: a read of a global becomes a uniform
-    argument of each launch (runtime/kernel_globals.py)."""
+    argument of each launch (globals_as_params.py, runtime/kernel_globals.py)."""
     return ins.op == "load_global" or instruction_reason(ins) is None
 
 

@@ -4,7 +4,8 @@ Per-sample code reads a module-level value (``LR = 0.05``) or a closure
 variable with a ``load_global`` instruction at run time, so that a new value
 reaches the next call.  A compiled kernel cannot look names up, so the kernel
 of a function that reads globals is that function with every ``load_global``
-turned into a read of an extra, trailing parameter (:func:`kernel_program`),
+turned into a read of an extra, trailing parameter (:func:`kernel_program`,
+:func:`~vmapper.passes.globals_as_params.globals_as_params`),
 and each launch passes the names' current values after the call's arguments
 (:func:`with_global_values`).  An elementwise function cannot assign a
 global or call code that does, so reading them all at launch reads what the
@@ -12,9 +13,7 @@ per-sample run reads at each instruction.
 """
 from __future__ import annotations
 
-import dataclasses
-
-from ..ir import Block, Instr, Var
+from ..passes.globals_as_params import globals_as_params
 
 _UNBOUND = object()
 
@@ -38,28 +37,6 @@ def kernel_program(program):
         ir, reads = globals_as_params(program.ir)
         hit = program._kernel_program = KernelProgram(program, ir, reads) if reads else program
     return hit
-
-
-def globals_as_params(fn):
-    """``(function, reads)``: ``fn`` with each ``load_global`` a copy of a trailing parameter
-    (one per name), and the ``load_global`` attributes of those parameters in order;
-    ``(fn, [])`` when ``fn`` reads no globals."""
-    reads, params, blocks = [], {}, {}
-    for bid, blk in fn.blocks.items():
-        instrs = []
-        for ins in blk.instrs:
-            if ins.op == "load_global":
-                key = ("cell", id(ins.attrs["cell"])) if "cell" in ins.attrs else ("name", ins.attrs["name"])
-                if key not in params:
-                    params[key] = f"<global {ins.attrs['name']}>"
-                    reads.append(ins.attrs)
-                ins = Instr("copy", ins.target, (Var(params[key]),), {}, ins.line)
-            instrs.append(ins)
-        blocks[bid] = Block(blk.id, instrs, blk.term, blk.label)
-    if not reads:
-        return fn, []
-    return dataclasses.replace(fn, params=list(fn.params) + list(params.values()), blocks=blocks,
-                               annotations=dict(fn.annotations)), reads
 
 
 def with_global_values(kprog, args):

@@ -45,10 +45,30 @@ def _choose_width():
     return 512 if features.get("avx512f") else None
 
 
+def _target_has_fma():
+    """Whether the CPU numba compiles for fuses multiply-add in hardware: without
+    it ``llvm.fma`` becomes a libm call per element, which stops vectorization."""
+    from numba.core import config
+    if config.CPU_FEATURES:             # NUMBA_CPU_FEATURES: what the code may use
+        return "+fma" in config.CPU_FEATURES.split(",")
+    if config.CPU_NAME and config.CPU_NAME != "host":
+        return False                    # a portable target: assume the least
+    import platform
+    if platform.machine().lower() in ("aarch64", "arm64", "ppc64le", "ppc64", "s390x"):
+        return True
+    try:
+        import llvmlite.binding as ll
+        return bool(ll.get_host_cpu_features().get("fma"))
+    except Exception:  # no feature query: the unfused form is always right
+        return False
+
+
 #: Preferred vector width in bits, or None (LLVM's default for the CPU).
 VECTOR_WIDTH = _choose_width()
 #: A string that changes whenever the generated machine code would.
 WIDTH_TAG = f"vw{VECTOR_WIDTH or 0}"
+#: Whether vmath's ``fma`` rounds once (see :func:`.vmath_common.fma`).
+HAS_FMA = _target_has_fma()
 
 
 @intrinsic
@@ -68,8 +88,8 @@ _KERNEL_DIR = os.path.dirname(os.path.abspath(__file__))
 
 def _inlined_sources_digest():
     """Hash of the files whose code the kernels of this directory inline
-    (``@njit(forceinline=True)`` helpers), and of the vector width."""
-    h = hashlib.sha256(WIDTH_TAG.encode())
+    (``@njit(forceinline=True)`` helpers), of the vector width and of :data:`HAS_FMA`."""
+    h = hashlib.sha256(f"{WIDTH_TAG} fma={HAS_FMA}".encode())
     for name in sorted(os.listdir(_KERNEL_DIR)):
         if name.endswith(".py") and (name.startswith("vmath")
                                      or name in ("activation_scalars.py", "vector_width.py")):

@@ -6,7 +6,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from . import vector_width  # noqa: F401  (numba cache stamp covering vmath_*.py)
+from .vector_width import HAS_FMA  # (importing it stamps numba's cache of vmath_*.py)
 FUNCTIONS = ("exp", "log", "log1p", "expm1", "tanh", "sigmoid", "erf",
              "sin", "cos")
 
@@ -41,3 +41,21 @@ _bits_f64 = _bitcast(types.int64, types.float64, ir.DoubleType())
 
 F, D, I32, I64 = np.float32, np.float64, np.int32, np.int64
 
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """``a*b + c``, rounded once where the CPU has fused multiply-add
+    (:data:`.vector_width.HAS_FMA`), else after the multiply and after the add.  For the polynomial and
+    range-reduction steps of vmath, whose accuracy is measured and bounded in ulp,
+    never for the arithmetic of user code, which stays bitwise equal to the
+    per-sample run."""
+    if not (a == b == c and isinstance(a, types.Float)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        x, y, z = args
+        if not HAS_FMA:
+            return builder.fadd(builder.fmul(x, y), z)
+        fn = builder.module.declare_intrinsic("llvm.fma", [x.type] * 3)
+        return builder.call(fn, args)
+    return a(a, b, c), codegen

@@ -3,7 +3,7 @@ log1p, expm1, tanh, sigmoid, erf (computed in float32)."""
 import numpy as np
 from numba import njit
 
-from .vmath_common import F, I32, _SJIT, _bits_f32, _f32_bits
+from .vmath_common import F, I32, _SJIT, _bits_f32, _f32_bits, fma
 # ============================================================== float32 ====
 _F0, _F1, _F2, _FH = F(0), F(1), F(2), F(0.5)
 _FINF, _FNAN = F(np.inf), F(np.nan)
@@ -111,10 +111,10 @@ def _exp_rat_f32(x):
     (a NaN gives finite garbage: callers select it out).  Clamped at -120,
     not -104: 2**k*(R + r) itself must underflow to 0 where exp(x) does."""
     xc = x if x > F(-120.0) else F(-120.0)
-    kf = (xc * _F_LOG2E + _F_SHIFT) - _F_SHIFT
-    r = (xc - kf * _F_LN2HI) - kf * _F_LN2LO
+    kf = fma(xc, _F_LOG2E, _F_SHIFT) - _F_SHIFT
+    r = fma(-kf, _F_LN2LO, fma(-kf, _F_LN2HI, xc))
     z = r * r
-    R = _F2 + z * (_F_P1 + z * _F_P2)
+    R = fma(z, fma(z, _F_P2, _F_P1), _F2)
     return r, R, I32(kf)
 
 

@@ -3,7 +3,7 @@ log1p, expm1, tanh, sigmoid, erf."""
 import numpy as np
 from numba import njit
 
-from .vmath_common import D, I64, _SJIT, _bits_f64, _f64_bits
+from .vmath_common import D, I64, _SJIT, _bits_f64, _f64_bits, fma
 # ============================================================== float64 ====
 _D0, _D1, _D2, _DH = D(0.0), D(1.0), D(2.0), D(0.5)
 _DINF, _DNAN = D(np.inf), D(np.nan)
@@ -173,10 +173,10 @@ def _exp_rat_f64(x):
     (a NaN gives finite garbage: callers select it out).  Clamped at -760,
     not -746: 2**k*(R + r) itself must underflow to 0 where exp(x) does."""
     xc = x if x > D(-760.0) else D(-760.0)
-    kf = (xc * _D_LOG2E + _D_SHIFT) - _D_SHIFT
-    r = (xc - kf * _D_LN2HI) - kf * _D_LN2LO
+    kf = fma(xc, _D_LOG2E, _D_SHIFT) - _D_SHIFT
+    r = fma(-kf, _D_LN2LO, fma(-kf, _D_LN2HI, xc))
     z = r * r
-    R = _D2 + z * (_DP1 + z * (_DP2 + z * (_DP3 + z * (_DP4 + z * _DP5))))
+    R = fma(z, fma(z, fma(z, fma(z, fma(z, _DP5, _DP4), _DP3), _DP2), _DP1), _D2)
     return r, R, I64(kf)
 
 

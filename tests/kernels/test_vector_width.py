@@ -70,3 +70,22 @@ def test_cached_kernels_are_keyed_on_the_files_they_inline():
     from numba.core import caching
     assert all(c.from_function(elsewhere.py_func, __file__) is None
                for c in caching.CacheImpl._locator_classes if getattr(c, "_vmapper_stamp", False))
+
+
+def test_fused_multiply_add_follows_numbas_target(monkeypatch):
+    # NUMBA_CPU_FEATURES / NUMBA_CPU_NAME say what numba's code may use: llvm.fma on a
+    # target without FMA would be a libm call per element (no vectorization)
+    from numba.core import config
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+fma,+sse4.2")
+    assert vw._target_has_fma() is True
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,-fma,+sse4.2")
+    assert vw._target_has_fma() is False
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+    monkeypatch.setattr(config, "CPU_NAME", "generic")
+    assert vw._target_has_fma() is False
+
+
+def test_the_fma_choice_is_part_of_the_cached_kernels_stamp(monkeypatch):
+    before = vw._inlined_sources_digest()
+    monkeypatch.setattr(vw, "HAS_FMA", not vw.HAS_FMA)
+    assert vw._inlined_sources_digest() != before

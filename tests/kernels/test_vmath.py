@@ -14,6 +14,8 @@ import pytest
 from numba import njit
 
 from vmapper.kernels import vmath as vm
+from vmapper.kernels.vmath_common import fma
+from vmapper.kernels.vector_width import HAS_FMA
 
 DTYPES = [np.float32, np.float64]
 MAX_ULP = 4
@@ -198,6 +200,32 @@ def test_exact_impls_in_njit_code(dtype):
                          for n in vm.FUNCTIONS], dtype)
         with np.errstate(invalid="ignore"):
             assert np.all(vm.ulp_error(got, fast, dtype) <= 4), (v, got, fast)
+
+
+@njit(error_model="numpy")
+def _fma_of(a, b, c):
+    return fma(a, b, c)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_fma_rounds_once_where_the_cpu_fuses(dtype):
+    # (1 + e)(1 - e) - 1 = -e**2 exactly; rounding the product first gives 0
+    e = dtype(2.0 ** (-13 if dtype == np.float32 else -30))
+    got = _fma_of(dtype(1) + e, dtype(1) - e, dtype(-1))
+    assert type(got) in (dtype, float)
+    assert got == (-(e * e) if HAS_FMA else 0.0)
+
+
+def test_fma_without_hardware_support_multiplies_then_adds(monkeypatch):
+    from vmapper.kernels import vmath_common
+    monkeypatch.setattr(vmath_common, "HAS_FMA", False)   # read when the code is generated
+
+    @njit(error_model="numpy")
+    def unfused(a, b, c):
+        return fma(a, b, c)
+    e = 2.0 ** -30
+    assert unfused(1 + e, 1 - e, -1.0) == 0.0
+    assert "llvm.fma" not in next(iter(unfused.inspect_llvm().values()))
 
 
 @njit(error_model="numpy")

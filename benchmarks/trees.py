@@ -54,7 +54,12 @@ order of the peers rotates from step to step, so that none always runs right
 after the same other one.  ``--solo`` runs each peer's steps back to back
 instead, as a real training loop would: no other peer's data passes through
 the caches between two steps.  Interleaving slows JAX's padded step (its
-arrays are large) much more than the others: compare both.
+arrays are large) much more than the others: compare both.  ``--solo
+--rounds R`` repeats the peers' solo runs R times, the peers' order rotating
+from round to round (a peer that runs later in a process finds its heap and
+caches warmer), each round over the same batches, each peer training on from
+where it stopped; the table takes the median over every round's timed steps,
+and each ratio line adds the ratio of every round.
 
 Reported per peer: trees/s = batch size / median step time over the timed
 steps (warm-up steps excluded), the first step's time (compilation included),
@@ -73,6 +78,7 @@ Usage::
     python benchmarks/trees.py --float64 --steps 10
     python benchmarks/trees.py --profile       # also cProfile one vmapper step
     python benchmarks/trees.py --solo          # each peer's steps back to back
+    python benchmarks/trees.py --solo --rounds 3 --only jax-level   # 3 rotating rounds
 
 Exit status 1 if a peer's first-step losses disagree with vmapper's, or
 vmapper raises.
@@ -112,6 +118,10 @@ def _parse_args(argv=None):
                    help="run each peer's steps back to back, one peer after another, instead of "
                         "interleaving them: as in a real training loop, no other peer's data passes "
                         "through the caches between two steps (JAX's padded step gains the most)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="with --solo: run every peer's steps this many times, the peers' order "
+                        "rotating from round to round; medians over all rounds, and the ratio "
+                        "of each round (default 1)")
     p.add_argument("--profile", action="store_true",
                    help="profile one more vmapper step: vmapper.profile() rows per line and operation, then cProfile")
     p.add_argument("--profile-top", type=int, default=30, help="entries shown by --profile")
@@ -125,6 +135,8 @@ def _parse_args(argv=None):
         args.jax_threads = args.threads
     if args.steps < 1 or args.warmup < 0 or args.threads < 1 or args.jax_threads < 1:
         p.error("--steps and --threads must be >= 1, --warmup >= 0")
+    if args.rounds < 1 or (args.rounds > 1 and not args.solo):
+        p.error("--rounds must be >= 1, and more than 1 only with --solo")
     return args
 
 
@@ -704,6 +716,16 @@ def jax_padding(forest, batches):
 # Runner.
 # ---------------------------------------------------------------------------
 
+def _rounds(times, n_steps):
+    """A peer's step times split into its rounds (``--rounds``)."""
+    return [times[k:k + n_steps] for k in range(0, len(times), n_steps)]
+
+
+def _timed(times, n_steps, warmup):
+    """The timed steps of every round: each round's first ``warmup`` steps left out."""
+    return [t for rnd in _rounds(times, n_steps) for t in rnd[warmup:]]
+
+
 def _rel_err(a, ref):
     a, ref = np.asarray(a, np.float64), np.asarray(ref, np.float64)
     if a.shape != ref.shape:
@@ -792,7 +814,8 @@ def main(argv=None) -> int:
     print(f"steps: {args.warmup} warm-up + {args.steps} timed batches of {args.batch_size} trees "
           f"(timed: {sum(nodes)} nodes, {np.mean(nodes):.0f} per batch; max depth "
           f"{max(f.max_depth for f in forests)}), "
-          + ("each peer's steps back to back (--solo)" if args.solo else "interleaved across peers"))
+          + ("each peer's steps back to back (--solo)" if args.solo else "interleaved across peers")
+          + (f", {args.rounds} rounds in rotating order, medians over all" if args.rounds > 1 else ""))
     if torch_note:
         print(f"SKIPPED torch peers: {torch_note}")
 
@@ -833,10 +856,11 @@ def main(argv=None) -> int:
         return True
 
     if args.solo:  # each peer's steps back to back: its caches stay its own
-        for p in peers:
-            for s in range(n_steps):
-                if not run_step(p, s):
-                    return 1
+        for r in range(args.rounds):
+            for p in peers[r % len(peers):] + peers[:r % len(peers)]:
+                for s in range(n_steps):
+                    if not run_step(p, s):
+                        return 1
     else:
         for s in range(n_steps):
             # the order rotates: a peer's step runs after a different peer's each time (the one
@@ -857,7 +881,7 @@ def main(argv=None) -> int:
         if p.name in failed:
             continue
         t = times[p.name]
-        med = statistics.median(t[args.warmup:])
+        med = statistics.median(_timed(t, n_steps, args.warmup))
         first = _rel_err(losses[p.name][0], ref[0])
         last = _rel_err(losses[p.name][-1], ref[-1])
         ok = p.name == "vmapper" or first <= rtol
@@ -876,7 +900,13 @@ def main(argv=None) -> int:
     print("\nvmapper / peer = trees/s(vmapper) / trees/s(peer); > 1 means vmapper is faster:")
     for r in rows:
         if r is not vm:
-            print(f"  vmapper / {r['peer']:<16} = {vm['trees/s'] / r['trees/s']:.3g}x")
+            per_round = ""
+            if args.rounds > 1:
+                ratios = [statistics.median(peer_t[args.warmup:]) / statistics.median(vm_t[args.warmup:])
+                          for peer_t, vm_t in zip(_rounds(times[r["peer"]], n_steps),
+                                                  _rounds(times["vmapper"], n_steps))]
+                per_round = "  (rounds: " + ", ".join(f"{x:.3g}x" for x in ratios) + ")"
+            print(f"  vmapper / {r['peer']:<16} = {vm['trees/s'] / r['trees/s']:.3g}x{per_round}")
     vg_ms, up_ms, fwd_ms = peers[0].breakdown(list(range(args.warmup, n_steps)))
     print(f"\nvmapper step, median ms: value_and_grad {vg_ms:.1f} (a plain forward call of "
           f"tree_loss, no tape: {fwd_ms:.1f}), Adagrad update {up_ms:.1f}")

@@ -11,7 +11,7 @@ NaN/inf/signed zeros/subnormals are handled explicitly.  The one exception is
 explicit: the exp of the sigmoid/tanh fractions (``sig_frac``/``tanh_frac``)
 evaluates its reduction and polynomial with ``vmath_common.fma``, one rounding
 per multiply-add where the CPU fuses them (the fused cell kernels were bound on
-those operations: 20-25% faster), with the same measured ulp bounds.
+those operations: 10-25% faster), with the same measured ulp bounds.
 
 float32 versions compute in float32 (twice the SIMD width of float64), except
 the sin/cos argument reduction, which needs more than 24 bits and is done in

@@ -45,10 +45,10 @@ F, D, I32, I64 = np.float32, np.float64, np.int32, np.int64
 @intrinsic
 def fma(typingctx, a, b, c):
     """``a*b + c``, rounded once where the CPU has fused multiply-add
-    (:data:`.vector_width.HAS_FMA`), else after the multiply and after the add.  For the polynomial and
-    range-reduction steps of vmath, whose accuracy is measured and bounded in ulp,
-    never for the arithmetic of user code, which stays bitwise equal to the
-    per-sample run."""
+    (:data:`.vector_width.HAS_FMA`), else after the multiply and after the add.
+    For the polynomial and range-reduction steps of vmath, whose accuracy is
+    measured and bounded in ulp; never for the arithmetic of user code, which
+    stays bitwise equal to the per-sample run."""
     if not (a == b == c and isinstance(a, types.Float)):
         return None
 

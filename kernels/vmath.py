@@ -8,10 +8,12 @@ through bitcasts, selects instead of branches), so that a loop calling them
 compiles to SIMD code (``vmulps ymm``/``zmm``).  No fastmath flags are used:
 ``+ - * /`` round exactly as written, results are bitwise reproducible, and
 NaN/inf/signed zeros/subnormals are handled explicitly.  The one exception is
-explicit: the exp of the sigmoid/tanh fractions (``sig_frac``/``tanh_frac``)
+explicit: exp in fdlibm's rational form (``_exp_rat_f32``/``_exp_rat_f64``: the
+sigmoid/tanh fractions ``sig_frac``/``tanh_frac``, and ``tanh`` for |x| >= 0.55)
 evaluates its reduction and polynomial with ``vmath_common.fma``, one rounding
 per multiply-add where the CPU fuses them (the fused cell kernels were bound on
-those operations: 10-25% faster), with the same measured ulp bounds.
+those operations: 10-25% faster), with the same measured ulp bounds (the table
+below is unchanged).
 
 float32 versions compute in float32 (twice the SIMD width of float64), except
 the sin/cos argument reduction, which needs more than 24 bits and is done in

@@ -29,10 +29,10 @@ def _scale_f32(p, k):
 def exp_f32(x):
     xc = x if x > F(-104.0) else F(-104.0)      # NaN -> -104, fixed below
     xc = xc if xc < F(89.0) else F(89.0)
-    kf = (xc * _F_LOG2E + _F_SHIFT) - _F_SHIFT
-    r = (xc - kf * _F_LN2HI) - kf * _F_LN2LO
-    p = (((((_FE0 * r + _FE1) * r + _FE2) * r + _FE3) * r + _FE4) * r
-         + _FE5) * (r * r) + r + _F1
+    kf = fma(xc, _F_LOG2E, _F_SHIFT) - _F_SHIFT
+    r = fma(-kf, _F_LN2LO, fma(-kf, _F_LN2HI, xc))
+    q = fma(fma(fma(fma(fma(_FE0, r, _FE1), r, _FE2), r, _FE3), r, _FE4), r, _FE5)
+    p = fma(q, r * r, r) + _F1
     res = _scale_f32(p, I32(kf))
     return res if x == x else x
 

@@ -36,10 +36,10 @@ def _exp_q_f64(r):
     # Estrin's scheme: the same terms as Horner's in a shorter dependency chain
     r2 = r * r
     r4 = r2 * r2
-    a = (_DQ0 + _DQ1 * r) + r2 * (_DQ2 + _DQ3 * r)
-    b = (_DQ4 + _DQ5 * r) + r2 * (_DQ6 + _DQ7 * r)
-    c = (_DQ8 + _DQ9 * r) + r2 * _DQ10
-    return a + r4 * (b + r4 * c)
+    a = fma(r2, fma(_DQ3, r, _DQ2), fma(_DQ1, r, _DQ0))
+    b = fma(r2, fma(_DQ7, r, _DQ6), fma(_DQ5, r, _DQ4))
+    c = fma(r2, _DQ10, fma(_DQ9, r, _DQ8))
+    return fma(r4, fma(r4, c, b), a)
 
 
 @njit(**_SJIT)
@@ -47,11 +47,11 @@ def exp_f64(x):
     # fdlibm's range reduction; a division-free polynomial (see _D_EQ).
     xc = x if x > D(-746.0) else D(-746.0)
     xc = xc if xc < D(710.0) else D(710.0)
-    kf = (xc * _D_LOG2E + _D_SHIFT) - _D_SHIFT
-    hi = xc - kf * _D_LN2HI                 # exact: LN2HI has 32 bits
+    kf = fma(xc, _D_LOG2E, _D_SHIFT) - _D_SHIFT
+    hi = fma(-kf, _D_LN2HI, xc)             # exact: LN2HI has 32 bits
     lo = kf * _D_LN2LO
     r = hi - lo
-    y = _D1 + (hi - (lo - (r * r) * _exp_q_f64(r)))
+    y = _D1 + (hi - fma(-(r * r), _exp_q_f64(r), lo))
     res = _scale_f64(y, I64(kf))
     return res if x == x else x
 

@@ -8,13 +8,14 @@ through bitcasts, selects instead of branches), so that a loop calling them
 compiles to SIMD code (``vmulps ymm``/``zmm``).  No fastmath flags are used:
 ``+ - * /`` round exactly as written, results are bitwise reproducible, and
 NaN/inf/signed zeros/subnormals are handled explicitly.  The one exception is
-explicit: exp, in its polynomial form (``exp``, and through it ``sigmoid`` and
-``erf``) and in fdlibm's rational form (``_exp_rat_f32``/``_exp_rat_f64``: the
-sigmoid/tanh fractions ``sig_frac``/``tanh_frac``, and ``tanh`` for |x| >= 0.55),
-evaluates its reduction and polynomial with ``vmath_common.fma``, one rounding
-per multiply-add where the CPU fuses them: exp itself 1.35-1.45x faster in a
-vectorized loop, the fused cell kernels 10-25%, with the same measured ulp
-bounds (the table below is unchanged).
+explicit: the range reductions and polynomials of exp (its polynomial form, used
+by ``exp``, ``sigmoid`` and ``erf``, and fdlibm's rational form
+``_exp_rat_f32``/``_exp_rat_f64``, used by the sigmoid/tanh fractions
+``sig_frac``/``tanh_frac`` and by ``tanh`` for |x| >= 0.55), of expm1, of log
+(and log1p) and of tanh for |x| < 0.55 use ``vmath_common.fma``: one rounding
+per multiply-add where the CPU fuses them.  exp runs 1.35-1.6x faster in a
+vectorized loop, expm1 1.3-1.5x, tanh and log 1.05-1.2x, the fused cell kernels
+10-25%, with the same measured ulp bounds (the table below is unchanged).
 
 float32 versions compute in float32 (twice the SIMD width of float64), except
 the sin/cos argument reduction, which needs more than 24 bits and is done in

@@ -54,7 +54,7 @@ def log_f32(x):
     s = f / (_F2 + f)
     z = s * s
     w = z * z
-    R = z * (_F_LG1 + w * _F_LG3) + w * (_F_LG2 + w * _F_LG4)
+    R = fma(z, fma(w, _F_LG3, _F_LG1), w * fma(w, _F_LG4, _F_LG2))
     hfsq = _FH * f * f
     dk = F(k)
     res = s * (hfsq + R) + dk * _F_LN2_LO - hfsq + f + dk * _F_LN2_HI
@@ -85,10 +85,10 @@ _FM0, _FM1, _FM2, _FM3, _FM4 = _F_EM
 def expm1_f32(x):
     xc = x if x > F(-20.0) else F(-20.0)
     xc = xc if xc < F(89.0) else F(89.0)
-    kf = (xc * _F_LOG2E + _F_SHIFT) - _F_SHIFT
-    r = (xc - kf * _F_LN2HI) - kf * _F_LN2LO            # exact r = x if k=0
-    q = ((((_FM4 * r + _FM3) * r + _FM2) * r + _FM1) * r + _FM0) * r + _FH
-    em = r + (r * r) * q                                # expm1(r)
+    kf = fma(xc, _F_LOG2E, _F_SHIFT) - _F_SHIFT
+    r = fma(-kf, _F_LN2LO, fma(-kf, _F_LN2HI, xc))      # exact r = x if k=0
+    q = fma(fma(fma(fma(fma(_FM4, r, _FM3), r, _FM2), r, _FM1), r, _FM0), r, _FH)
+    em = fma(r * r, q, r)                               # expm1(r)
     k = I32(kf)
     ks = k if k < 25 else 25
     s = _bits_f32(I32((ks + 127) << 23))
@@ -154,7 +154,7 @@ _FT0, _FT1, _FT2, _FT3, _FT4 = _F_TH
 def tanh_f32(x):
     a = abs(x)
     z = x * x
-    small = x + x * z * ((((_FT4 * z + _FT3) * z + _FT2) * z + _FT1) * z + _FT0)
+    small = fma(x * z, fma(fma(fma(fma(_FT4, z, _FT3), z, _FT2), z, _FT1), z, _FT0), x)
     r, R, k = _exp_rat_f32(-(a + a))                    # see tanh_f64
     n = _scale_f32(R + r, k)
     big = _F1 - (n + n) / ((R - r) + n)

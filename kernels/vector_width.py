@@ -31,16 +31,23 @@ from numba import types
 from numba.extending import intrinsic
 
 
+def _host_features():
+    """The host CPU's feature map (llvmlite), or None where it cannot be queried."""
+    try:
+        import llvmlite.binding as ll
+        return ll.get_host_cpu_features()
+    except Exception:
+        return None
+
+
 def _choose_width():
     env = os.environ.get("VMAPPER_VECTOR_WIDTH")
     if env:
         if env not in ("128", "256", "512"):
             raise ValueError(f"VMAPPER_VECTOR_WIDTH must be 128, 256 or 512, not {env!r}")
         return int(env)
-    try:
-        import llvmlite.binding as ll
-        features = ll.get_host_cpu_features()
-    except Exception:  # no feature query: keep LLVM's default
+    features = _host_features()
+    if features is None:  # no feature query: keep LLVM's default
         return None
     return 512 if features.get("avx512f") else None
 
@@ -56,11 +63,8 @@ def _target_has_fma():
     import platform
     if platform.machine().lower() in ("aarch64", "arm64", "ppc64le", "ppc64", "s390x"):
         return True
-    try:
-        import llvmlite.binding as ll
-        return bool(ll.get_host_cpu_features().get("fma"))
-    except Exception:  # no feature query: the unfused form is always right
-        return False
+    features = _host_features()
+    return bool(features is not None and features.get("fma"))  # unknown: unfused is always right
 
 
 #: Preferred vector width in bits, or None (LLVM's default for the CPU).

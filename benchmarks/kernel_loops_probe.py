@@ -25,9 +25,14 @@ interleaved (call after call), so that load on a shared machine hits both alike.
 Compile times (this process, and loading from the disk cache in a new process) are
 printed too.
 
+``--polls`` times instead what Ctrl-C costs (vmapper.kernels.interrupt): each variant
+against itself generated without the polls (``VMAPPER_INTERRUPTIBLE=0``), interleaved,
+and prints ``with/without``, the time of the kernel with the polls over the time of
+the one without (1.05 = 5% slower).
+
 Usage::
 
-    python benchmarks/kernel_loops_probe.py [--repeats 7] [--quick] [--only euler,collatz]
+    python benchmarks/kernel_loops_probe.py [--repeats 7] [--quick] [--only euler,collatz] [--polls]
 """
 from __future__ import annotations
 
@@ -201,7 +206,10 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="128x128 grid, N = 20000 lanes")
     ap.add_argument("--only", default="", help="comma-separated workloads")
+    ap.add_argument("--polls", action="store_true", help="what the Ctrl-C polls cost (see the docstring)")
     args = ap.parse_args(argv)
+    if args.polls:
+        return _polls_cost(_workloads(args.quick), args)
     from vmapper.kernels.codegen_lockstep_policy import lockstep_width
 
     work = _workloads(args.quick)
@@ -246,6 +254,29 @@ def main(argv=None):
             struct()
             assert np.array_equal(out, rs[0])
             rows.append(row("kernel-structured (by hand)", median_time(struct, args.repeats)))
+    print_table(rows)
+    return 0
+
+
+def _polls_cost(work, args):
+    """Each workload's scalar and lockstep kernels with the Ctrl-C polls against the same
+    kernels generated without them, timed interleaved."""
+    names = args.only.split(",") if args.only else list(work)
+    rows = []
+    for name in names:
+        ir, spec, kargs, n, _ = work[name]
+        for lockstep in (False, True):
+            polled = compile_kernel(ir, spec, lockstep=lockstep)
+            os.environ["VMAPPER_INTERRUPTIBLE"] = "0"
+            try:
+                plain = compile_kernel(ir, spec, lockstep=lockstep)
+            finally:
+                del os.environ["VMAPPER_INTERRUPTIBLE"]
+            assert polled.polls and not plain.polls and polled.variant == plain.variant
+            assert _same(polled(kargs, n)[0], plain(kargs, n)[0]), f"{name}: the polls changed a result"
+            t_with, t_without = _paired(lambda: polled(kargs, n), lambda: plain(kargs, n), args.repeats)
+            rows.append({"workload": name, "variant": polled.variant, "with polls ms": f"{t_with * 1e3:.2f}",
+                         "without ms": f"{t_without * 1e3:.2f}", "with/without": f"{t_with / t_without:.3f}"})
     print_table(rows)
     return 0
 

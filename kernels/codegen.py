@@ -95,6 +95,7 @@ import numpy as np
 
 from vmapper.errors import NonTerminationError
 from . import cache as _cache
+from . import interrupt as _interrupt
 from .typing import TT, KernelUnsupported
 
 __all__ = ["kernel_eligible", "compile_kernel", "generate_source", "Kernel", "KernelUnsupported",
@@ -124,6 +125,7 @@ class Kernel:
         self.width = meta.get("width")   # lanes per chunk of a lockstep kernel; None: scalar kernel
         self.variant = "scalar" if self.width is None else "lockstep"
         self.lane_cost = meta.get("lane_cost")  # operations per lane (None: the function loops)
+        self.polls = meta.get("polls", False)   # takes interrupt.STOP: Ctrl-C stops it (it loops)
         self.module = module
         self.source = source
         self.path = path
@@ -153,6 +155,8 @@ class Kernel:
         sig.append(types.Array(types.int32, 1, "C"))
         if self.max_iters is not None:
             sig.append(types.int64)
+        if self.polls:
+            sig.append(types.Array(types.int64, 1, "C"))
         if self.width is not None:
             sig += [types.int64, types.int64]  # wr (== width), ntask
         else:
@@ -178,11 +182,17 @@ class Kernel:
             call.append(int(self.max_iters))
         if self.width is not None:
             ntask = _task_count(n, self.width)
-            call += [self.width, ntask]
+            tail = [self.width, ntask]
         else:
             ntask = _scalar_task_count(n, self.lane_cost)
-            call.append(ntask)
-        (self._serial if ntask <= 1 else self._parallel_driver())(*call)
+            tail = [ntask]
+        run = self._serial if ntask <= 1 else self._parallel_driver()
+        if self.polls:
+            with _interrupt.armed() as guard:
+                run(*call, guard.flag, *tail)
+            _interrupt.raise_if_stopped(guard)
+        else:
+            run(*call, *tail)
         err_lane, err_code = -1, 0
         if self.errors and n and codes.any():
             err_lane = int(np.flatnonzero(codes)[0])
@@ -266,7 +276,8 @@ def compile_kernel(fn, arg_types, exact_math=False, max_iters=None, lockstep=Non
     failing to compile its source) gets the scalar kernel.
     """
     fast = (id(fn), tuple((s[0], s[1], s[2]) if s[0] == "lanes" else (s[0], type(s[1])) for s in arg_types),
-            bool(exact_math), max_iters, lockstep, os.environ.get("VMAPPER_LOCKSTEP", ""))
+            bool(exact_math), max_iters, lockstep, os.environ.get("VMAPPER_LOCKSTEP", ""),
+            _interrupt.polls_enabled())
     k = _cache.identity_get(fast, fn)
     if k is None:
         k = _compile_kernel(fn, arg_types, exact_math, max_iters, lockstep)
@@ -278,7 +289,8 @@ def _compile_kernel(fn, arg_types, exact_math, max_iters, lockstep):
     from .codegen_lockstep_policy import lockstep_width
     arg_types = [tuple(s) for s in arg_types]
     width = lockstep_width(fn, arg_types, exact_math, lockstep)
-    key = (fingerprint(fn), tuple(_spec_key(s) for s in arg_types), bool(exact_math), max_iters, width)
+    key = (fingerprint(fn), tuple(_spec_key(s) for s in arg_types), bool(exact_math), max_iters, width,
+           _interrupt.polls_enabled())
     k = _cache.memory_get(key)
     if k is not None:
         return k

@@ -9,6 +9,7 @@ from . import typing as kt
 from .typing import TT, KernelUnsupported, BOOL
 from .codegen_helpers import _CTOR
 from .codegen_ops import _EmitterOps
+from .interrupt import POLL_TRIPS, polls_enabled
 
 class _Emitter(_EmitterOps):
     def __init__(self, ft: kt.FunctionTypes, exact_math: bool, count_loops: bool):
@@ -26,6 +27,7 @@ class _Emitter(_EmitterOps):
         self.lines = []
         self.ntmp = 0
         self.loops = {}
+        self.polls = False        # whether the lane function polls interrupt.STOP (it loops)
         self.live_in, self.dead = _liveness(self.fn, ft.order)
         self.cur = None           # (block, instruction index) being emitted
         self.inline = {}          # temporary -> (expression, ST): computed where it is used
@@ -59,6 +61,13 @@ class _Emitter(_EmitterOps):
             self.emit(ind, f"c{b} += 1")
             self.emit(ind, f"if c{b} > mi:")
             self.emit(ind + 1, self.fail(code))
+        if self.polls and b in self.loops:
+            # Ctrl-C (kernels/interrupt.py): the lane gives up, the caller discards the results
+            self.emit(ind, "tk -= 1")
+            self.emit(ind, "if tk == 0:")
+            self.emit(ind + 1, f"tk = {POLL_TRIPS}")
+            self.emit(ind + 1, "if _stop_requested(stop):")
+            self.emit(ind + 2, "blk = -1; continue")
         stop = ft.stop_at.get(b)
         self.inline = {}
         self.inline_ok = self.inlinable(b)
@@ -173,9 +182,9 @@ class _Emitter(_EmitterOps):
         self.max_iters = max_iters
         ft = self.ft
         fn = self.fn
-        if self.count_loops:
-            find_loops(fn)
-            self.loops = fn.annotations["loops"]
+        find_loops(fn)
+        self.loops = fn.annotations["loops"]
+        self.polls = polls_enabled() and any(h in ft.order for h in self.loops)
         res = ft.result
         items = res.items if isinstance(res, TT) else (res,)
         body_start = len(self.lines)
@@ -205,10 +214,12 @@ class _Emitter(_EmitterOps):
         if self.count_loops:
             for h in sorted(self.loops):
                 head.append(f"    c{h} = -1")
+        if self.polls:
+            head.append("    tk = 1")  # (a lane's first loop trip polls: lanes after a stop end at once)
         for j, t in enumerate(items):
             head.append(f"    r{j} = {self.zero(t.dtype)}")
         head.append("    code = 0")
-        sig = ", ".join(params + (["mi"] if self.count_loops else []))
+        sig = ", ".join(params + (["mi"] if self.count_loops else []) + (["stop"] if self.polls else []))
         tail = ["    return code, " + ", ".join(f"r{j}" for j in range(len(items))) + ("," if len(items) == 1 else "")]
         out = (["@njit(**_LANE_OPTS)", f"def lane({sig}):"] + head + [f"    blk = {ft.order[0]}", "    while blk >= 0:"]
                + body + tail)

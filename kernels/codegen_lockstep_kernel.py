@@ -2,9 +2,9 @@
 
 ::
 
-    kernel(n, a0.., o0.., codes, [mi,] wr, ntask)         # prange over the tasks
-    serial(n, a0.., o0.., codes, [mi,] wr, ntask)         # one task on this thread
-    run_task(n, a0.., o0.., codes, [mi,] wr, task, ntask)
+    kernel(n, a0.., o0.., codes, [mi,] [stop,] wr, ntask)         # prange over the tasks
+    serial(n, a0.., o0.., codes, [mi,] [stop,] wr, ntask)         # one task on this thread
+    run_task(n, a0.., o0.., codes, [mi,] [stop,] wr, task, ntask)
 
 ``run_task`` runs task ``task`` of ``ntask``: the lanes ``[n*task//ntask,
 n*(task+1)//ntask)`` (tasks write disjoint lanes; ``kernel`` runs them all,
@@ -31,7 +31,8 @@ repeats:
   the same step, by the header's code for the lanes now at the header (a
   lane may always run its next block early: its own sequence of blocks is
   unchanged), so a loop trip takes one step, not two.  The task ends when
-  every slot is free and no lane is left.
+  every slot is free and no lane is left, or at the first step that finds
+  :data:`.interrupt.STOP` set (``stop``, an argument of a function that loops).
 
 A lane's results (``o*[lane]``) are written only if it did not fail, and
 ``codes[lane]`` only if it failed -- as the scalar kernel does, so
@@ -47,6 +48,7 @@ from vmapper.ir import Jump
 from .codegen_helpers import _CTOR
 from .codegen_lockstep import LockstepEmitter
 from .codegen_lockstep_schedule import schedule_order
+from .interrupt import polls_enabled
 from .typing import BOOL, KernelUnsupported
 
 # Refill a chunk when this fraction of its slots is free (at least one slot).
@@ -64,6 +66,7 @@ def lockstep_kernel(ft, arg_types, items, exact_math, count_loops, width, refill
     em = LockstepEmitter(ft, exact_math, count_loops, {b: i for i, b in enumerate(order)})
     if count_loops:
         em.loops = fn.annotations["loops"]
+    em.polls = polls_enabled() and any(h in order for h in fn.annotations.get("loops", ()))
     dead = em.dead_pc
     code = {b: em.block_code(b, 1) for b in order}
     loops = fn.annotations.get("loops", {})
@@ -112,7 +115,7 @@ def lockstep_kernel(ft, arg_types, items, exact_math, count_loops, width, refill
     decls = [f"{name} = _ls_arr_{np.dtype(dt).str[1:]}_{width}()" for name, dt in sorted(arrays.items())]
 
     kargs = ["n"] + [f"a{j}" for j in range(len(fn.params))] + [f"o{i}" for i in range(len(items))] \
-        + ["codes"] + (["mi"] if count_loops else []) + ["wr", "task", "ntask"]
+        + ["codes"] + (["mi"] if count_loops else []) + (["stop"] if em.polls else []) + ["wr", "task", "ntask"]
     entry = em.prio[fn.entry]
 
     def ind(k, lines):
@@ -126,7 +129,10 @@ def lockstep_kernel(ft, arg_types, items, exact_math, count_loops, width, refill
     out += ind(1, ["_vw_wide_vectors()", f"wr = (min(wr, {width}) >> 5) << 5"] + decls)
     out += ind(1, ["lo = (n * task) // ntask", "hi = (n * (task + 1)) // ntask", "nxt = lo",
                    "for j in range(wr):", f"    _ls_store(pc, j, {dead})", "    _ls_store(lid, j, -1)",
-                   "while True:",
+                   "while True:"]
+               # Ctrl-C (kernels/interrupt.py): the task gives up, the caller discards the results
+               + (["    if _stop_requested(stop):", "        break"] if em.polls else [])
+               + [
                    # one pass over the pcs: the smallest outside the tail blocks, the smallest
                    # of all, and how many slots are free or waiting in a tail block
                    f"    cur = {dead}", f"    low = {dead}", "    nwait = 0", "    nfree = 0",

@@ -14,7 +14,7 @@ from .codegen_eligible import kernel_eligible
 from .codegen_helpers import _HELPERS
 from .codegen_emitter import _Emitter
 
-CODEGEN_VERSION = 5
+CODEGEN_VERSION = 6
 
 
 def _result_items(res):
@@ -37,7 +37,7 @@ def generate_source(fn, arg_types, exact_math=False, count_loops=False, width=No
     if width is None:
         em = _Emitter(ft, exact_math, count_loops)
         body = em.lane_function(max_iters=None) + ["", ""] + _scalar_kernel(fn, arg_types, items, count_loops,
-                                                                                  bool(em.errors))
+                                                                                  bool(em.errors), em.polls)
     else:
         from .codegen_lockstep_kernel import lockstep_kernel, REFILL
         em, kernel = lockstep_kernel(ft, arg_types, items, exact_math, count_loops, width,
@@ -61,6 +61,10 @@ def generate_source(fn, arg_types, exact_math=False, count_loops=False, width=No
         "from numba import njit, prange",
     ]
     header += [f"from vmapper.kernels.vmath import {f} as _vm_{f}" for f in sorted(em.vm)]
+    if em.polls:
+        from .interrupt import SOURCE_TAG as _INTERRUPT_TAG
+        header += [f"# polls for Ctrl-C: interrupt {_INTERRUPT_TAG}",
+                   "from vmapper.kernels.interrupt import stop_requested as _stop_requested"]
     from .vector_width import WIDTH_TAG
     header.append("from vmapper.kernels.vector_width import wide_vectors as _vw_wide_vectors")
     if width is None:
@@ -83,7 +87,7 @@ def generate_source(fn, arg_types, exact_math=False, count_loops=False, width=No
     src = "\n".join(header + em.const_defs + [""] + ["\n\n".join(helpers)] + ["", ""] + body) + "\n"
     errors = {code: key for key, code in em.errors.items()}
     meta = {"errors": errors, "result": ft.result, "items": items, "types": ft, "width": width,
-            "lane_cost": lane_cost(ft)}
+            "lane_cost": lane_cost(ft), "polls": em.polls}
     return src, meta
 
 
@@ -105,8 +109,8 @@ def lane_cost(ft):
     return sum(_HEAVY.get(ins.op.rpartition(".")[2], 1) for b in live for ins in fn.blocks[b].instrs) + 1
 
 
-def _scalar_kernel(fn, arg_types, items, count_loops, errors=True):
-    """The scalar kernel's drivers: ``kernel(n, *args, *outs, codes, [mi], ntask)`` and
+def _scalar_kernel(fn, arg_types, items, count_loops, errors=True, polls=False):
+    """The scalar kernel's drivers: ``kernel(n, *args, *outs, codes, [mi], [stop], ntask)`` and
     ``serial`` (same arguments, one task on the calling thread, no parfor to compile).
 
     ``ntask`` contiguous ranges of lanes, one per thread (a ``prange`` over them; one range
@@ -116,6 +120,7 @@ def _scalar_kernel(fn, arg_types, items, count_loops, errors=True):
     function without control flow vectorizes across the lanes.  Each lane's arithmetic is
     the lane function's whatever the vector width, so results do not depend on it.
     ``errors``: whether the lane function can fail (else ``codes`` is never written).
+    ``polls``: whether the lane function takes :data:`.interrupt.STOP` (it loops).
     """
     nparams = len(fn.params)
     lanes_args = [spec[0] == "lanes" for spec in arg_types]
@@ -123,9 +128,9 @@ def _scalar_kernel(fn, arg_types, items, count_loops, errors=True):
     outs = [f"o{j}" for j in range(len(items))]
     sliced = [a for a, lanes in zip(kargs, lanes_args) if lanes] + outs + (["codes"] if errors else [])
     call = ", ".join(f"a{j}[i]" if lanes_args[j] else f"a{j}" for j in range(nparams))
-    if count_loops:
-        call = call + (", " if call else "") + "mi"
-    common = kargs + outs + ["codes"] + (["mi"] if count_loops else [])
+    extra = (["mi"] if count_loops else []) + (["stop"] if polls else [])
+    call = ", ".join(([call] if call else []) + extra)
+    common = kargs + outs + ["codes"] + extra
     run = ["@njit(**_OPTS)", f"def run_lanes({', '.join(['lo', 'hi'] + common)}):",
            "    _vw_wide_vectors()"]
     run += [f"    {a} = {a}[lo:hi]" for a in sliced]

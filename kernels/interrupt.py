@@ -1,0 +1,181 @@
+"""Ctrl-C for compiled loops: a SIGINT stops a running kernel whose function loops.
+
+A numba kernel holds the main thread until it returns, and CPython runs Python's
+signal handlers only between bytecodes: a lane that loops forever (a ``while``
+that a NaN or an infinity never lets end, say) would leave the process deaf to
+Ctrl-C, where the per-sample loop it stands for stops with ``KeyboardInterrupt``.
+
+So while a kernel of a looping function runs, :func:`armed` points CPython's
+signal wakeup fd (:func:`signal.set_wakeup_fd`) at a socket that a watcher
+thread reads.  CPython's C-level handler writes the signal's number there even
+while the main thread is in compiled code; kernels release the GIL (``nogil``),
+so the watcher runs and, on a SIGINT, sets :data:`STOP`.  Kernels poll it:
+
+* a scalar kernel's lane function at its loop headers, on each lane's first
+  loop trip and every :data:`POLL_TRIPS` trips after that (a countdown: one
+  decrement and one predictable branch per trip);
+* a lockstep kernel once per step of its chunk.
+
+A kernel that sees it set leaves its lanes unfinished and returns; the caller
+(:class:`~vmapper.kernels.codegen.Kernel`) discards the results, and CPython
+runs the SIGINT handler as the call returns (``KeyboardInterrupt`` with the
+default handler; :func:`raise_if_stopped` raises it otherwise).  Bytes meant for
+a wakeup fd that was set before (asyncio's) are passed on to it.
+
+``stop_requested(STOP)`` is the poll compiled into kernels: an atomic (monotonic)
+load, which LLVM may not hoist out of a loop as it would a plain load of memory the
+loop never writes.  ``SOURCE_TAG`` (a hash of this file) goes into the kernel source
+header, so an edit here gives new kernel files.
+
+``VMAPPER_INTERRUPTIBLE=0`` generates kernels without the polls (they cost up to 6%
+on loop workloads: ``benchmarks/kernel_loops_probe.py --polls``); those cannot be stopped.
+
+Nothing is armed outside the main thread (signals reach only that thread's
+handlers), nor where SIGINT has no Python handler (``SIG_IGN``, ``SIG_DFL``).
+CUDA kernels are not covered: a GPU kernel that never ends cannot be stopped
+from the host.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import threading
+
+import numpy as np
+
+#: The flag kernels poll (an argument of every kernel of a looping function): nonzero = stop.
+STOP = np.zeros(1, dtype=np.int64)
+#: What an unarmed call polls instead: never set, so a SIGINT meant for the main thread's
+#: kernel cannot stop another thread's (whose caller would not know).
+_NEVER = np.zeros(1, dtype=np.int64)
+#: A scalar kernel's lane polls :data:`STOP` on its first loop trip and then every this many.
+POLL_TRIPS = 1 << 16
+
+with open(os.path.abspath(__file__), "rb") as _f:
+    SOURCE_TAG = hashlib.sha256(_f.read()).hexdigest()[:16]
+
+_lock = threading.Lock()
+_armed = False
+_forward_fd = -1   # the wakeup fd set before ours, which gets every byte the watcher reads
+_socks = None      # (read end, write end, pid that made them)
+
+
+def polls_enabled():
+    """Whether kernels of looping functions are generated with the polls."""
+    return os.environ.get("VMAPPER_INTERRUPTIBLE", "1") != "0"
+
+
+def _watch(rsock):
+    while True:
+        try:
+            data = rsock.recv(512)
+        except OSError:
+            return
+        if not data:
+            return
+        with _lock:
+            if _armed and signal.SIGINT in data:
+                STOP[0] = 1
+            fd = _forward_fd
+        if fd != -1:
+            try:
+                os.write(fd, data)
+            except OSError:
+                pass
+
+
+def _sockets():
+    """The socket pair and its watcher thread, made once per process (again after a fork)."""
+    global _socks
+    if _socks is None or _socks[2] != os.getpid():
+        rsock, wsock = socket.socketpair()
+        wsock.setblocking(False)  # (CPython requires a non-blocking wakeup fd)
+        threading.Thread(target=_watch, args=(rsock,), name="vmapper-sigint-watcher", daemon=True).start()
+        _socks = (rsock, wsock, os.getpid())
+    return _socks
+
+
+def _can_arm():
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    return callable(signal.getsignal(signal.SIGINT))
+
+
+class armed:
+    """``with armed() as guard: kernel(..., guard.flag, ...)``: a SIGINT during the block
+    sets ``guard.flag`` (:data:`STOP`; see the module docstring); ``guard.stopped`` tells
+    afterwards whether one did.  Nested calls, and calls outside the main thread, arm
+    nothing: their flag is never set."""
+
+    __slots__ = ("active", "stopped", "flag")
+
+    def __enter__(self):
+        global _armed, _forward_fd
+        self.active = self.stopped = False
+        self.flag = _NEVER
+        if _armed or not _can_arm():
+            return self
+        wsock = _sockets()[1]
+        with _lock:
+            STOP[0] = 0
+            _armed = True
+        try:
+            _forward_fd = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
+        except (ValueError, OSError):  # (an embedding that does not allow it: run unarmed)
+            with _lock:
+                _armed = False
+            return self
+        self.active = True
+        self.flag = STOP
+        return self
+
+    def __exit__(self, *exc):
+        global _armed, _forward_fd
+        if not self.active:
+            return False
+        signal.set_wakeup_fd(_forward_fd)
+        with _lock:
+            self.stopped = bool(STOP[0])
+            STOP[0] = 0
+            _armed = False
+            _forward_fd = -1
+        return False
+
+
+def raise_if_stopped(guard):
+    """After an armed kernel call: a kernel that stopped early has no results to return.
+    CPython has run the SIGINT handler by now if it raises; if it did not raise, the call
+    still cannot go on."""
+    if guard.stopped:
+        raise KeyboardInterrupt("a compiled kernel was interrupted (SIGINT)")
+
+
+def _make_poll():
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def stop_requested(typingctx, flag):
+        if not (isinstance(flag, types.Array) and flag.dtype == types.int64):
+            return None
+
+        def codegen(context, builder, sig, args):
+            arr = context.make_array(sig.args[0])(context, builder, args[0])
+            ptr = cgutils.gep(builder, arr.data, 0)
+            return builder.icmp_signed("!=", builder.load_atomic(ptr, "monotonic", 8),
+                                       ir.Constant(ir.IntType(64), 0))
+        return types.boolean(flag), codegen
+    return stop_requested
+
+
+def __getattr__(name):
+    # ``stop_requested`` is made on first use: generating CUDA source imports this module
+    # (through the kernel generator) and must not import numba.
+    if name == "stop_requested":
+        globals()[name] = poll = _make_poll()
+        return poll
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -57,7 +57,7 @@ with open(os.path.abspath(__file__), "rb") as _f:
     SOURCE_TAG = hashlib.sha256(_f.read()).hexdigest()[:16]
 
 _lock = threading.Lock()
-_armed = False
+_armed = 0         # the pid of the process whose main thread is in an armed call (0: none)
 _forward_fd = -1   # the wakeup fd set before ours, which gets every byte the watcher reads
 _socks = None      # (read end, write end, pid that made them)
 
@@ -76,7 +76,7 @@ def _watch(rsock):
         if not data:
             return
         with _lock:
-            if _armed and signal.SIGINT in data:
+            if _armed == os.getpid() and signal.SIGINT in data:
                 STOP[0] = 1
             fd = _forward_fd
         if fd != -1:
@@ -115,17 +115,17 @@ class armed:
         global _armed, _forward_fd
         self.active = self.stopped = False
         self.flag = _NEVER
-        if _armed or not _can_arm():
+        if _armed == os.getpid() or not _can_arm():  # (a fork resets it: another pid)
             return self
         wsock = _sockets()[1]
         with _lock:
             STOP[0] = 0
-            _armed = True
+            _armed = os.getpid()
         try:
             _forward_fd = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
         except (ValueError, OSError):  # (an embedding that does not allow it: run unarmed)
             with _lock:
-                _armed = False
+                _armed = 0
             return self
         self.active = True
         self.flag = STOP
@@ -139,7 +139,7 @@ class armed:
         with _lock:
             self.stopped = bool(STOP[0])
             STOP[0] = 0
-            _armed = False
+            _armed = 0
             _forward_fd = -1
         return False
 

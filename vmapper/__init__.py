@@ -4,7 +4,7 @@
 into masks and compaction over the batch, and runs it as array operations.
 """
 from .errors import (BatchingError, UnsupportedSyntaxError, BatchError,
-                     NonTerminationError, LaneError, ForestError, CupyBackendError)
+                     NonTerminationError, LaneError, ForestError, CupyBackendError, RecursionDepthError)
 from .api import batched, BatchedFunction
 from .forest import Forest, Node, NodeBatch
 from .autodiff import rules as _rules, array_rules as _array_rules, scan_rules as _scan_rules  # noqa: F401  (VJP rules)
@@ -16,4 +16,5 @@ __version__ = "0.1.0"
 
 __all__ = ["batched", "BatchedFunction", "Forest", "Node", "NodeBatch", "value_and_grad", "grad", "vjp", "profile",
            "BatchingError", "UnsupportedSyntaxError", "BatchError",
-           "NonTerminationError", "LaneError", "ForestError", "CupyBackendError"]
+           "NonTerminationError", "LaneError", "ForestError", "CupyBackendError",
+           "RecursionDepthError"]

@@ -12,7 +12,7 @@ import weakref
 
 import numpy as np
 
-from .errors import BatchError, UnsupportedSyntaxError
+from .errors import BatchError, RecursionDepthError, UnsupportedSyntaxError
 from .program import get_program
 from .runtime.executor import ExecState, run_function
 from .runtime.frame import Frame
@@ -180,7 +180,7 @@ class BatchedFunction:
                     return out
                 return run_function(program, frame, values)
         except RecursionError:
-            raise UnsupportedSyntaxError(
+            raise RecursionDepthError(
                 f"recursion deeper than Python's stack allows in {self.per_sample.__qualname__}",
                 program.source.filename, program.source.first_line) from None
         finally:

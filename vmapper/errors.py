@@ -34,6 +34,14 @@ class UnsupportedSyntaxError(BatchingError):
         super().__init__(msg)
 
 
+class RecursionDepthError(UnsupportedSyntaxError, RecursionError):
+    """Recursion deeper than the batched runtime can follow on Python's stack.
+
+    Also a ``RecursionError``, as the per-sample run's would be (a recursion that never
+    ends, say), so ``except RecursionError`` catches both.
+    """
+
+
 class BatchError(BatchingError, ValueError):
     """Bad batched arguments: sizes that disagree, wrong ``in_axes``, bad leaves."""
 

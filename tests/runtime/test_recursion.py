@@ -57,6 +57,19 @@ def test_fib_13_on_256_lanes_is_correct_and_fast():
     assert time.perf_counter() - start < 5.0  # generous: the issue asks for about a second
 
 
+@vmapper.batched
+def never_ends(n):
+    return never_ends(n - 1) + 1
+
+
+def test_recursion_that_never_ends_raises_a_recursion_error_naming_the_function():
+    with pytest.raises(RecursionError) as info:
+        never_ends(np.array([3, 4]))
+    assert isinstance(info.value, vmapper.RecursionDepthError)
+    assert isinstance(info.value, vmapper.UnsupportedSyntaxError)
+    assert "never_ends" in str(info.value) and "test_recursion.py" in str(info.value)
+
+
 def test_mutual_recursion():
     check_batching(is_even, (np.arange(0, 40),))
 

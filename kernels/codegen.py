@@ -188,9 +188,13 @@ class Kernel:
             tail = [ntask]
         run = self._serial if ntask <= 1 else self._parallel_driver()
         if self.polls:
-            with _interrupt.armed() as guard:
-                run(*call, guard.flag, *tail)
-            _interrupt.raise_if_stopped(guard)
+            flag = _interrupt.arm()
+            try:
+                run(*call, flag, *tail)
+            finally:
+                stopped = _interrupt.disarm(flag)
+            if stopped:  # (the lanes gave up: no results; the SIGINT handler did not raise)
+                raise KeyboardInterrupt("a compiled kernel was interrupted (SIGINT)")
         else:
             run(*call, *tail)
         err_lane, err_code = -1, 0

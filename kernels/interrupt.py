@@ -5,8 +5,8 @@ signal handlers only between bytecodes: a lane that loops forever (a ``while``
 that a NaN or an infinity never lets end, say) would leave the process deaf to
 Ctrl-C, where the per-sample loop it stands for stops with ``KeyboardInterrupt``.
 
-So while a kernel of a looping function runs, :func:`armed` points CPython's
-signal wakeup fd (:func:`signal.set_wakeup_fd`) at a socket that a watcher
+So while a kernel of a looping function runs (:func:`arm` ... :func:`disarm`), CPython's
+signal wakeup fd (:func:`signal.set_wakeup_fd`) points at a socket that a watcher
 thread reads.  CPython's C-level handler writes the signal's number there even
 while the main thread is in compiled code; kernels release the GIL (``nogil``),
 so the watcher runs and, on a SIGINT, sets :data:`STOP`.  Kernels poll it:
@@ -19,7 +19,7 @@ so the watcher runs and, on a SIGINT, sets :data:`STOP`.  Kernels poll it:
 A kernel that sees it set leaves its lanes unfinished and returns; the caller
 (:class:`~vmapper.kernels.codegen.Kernel`) discards the results, and CPython
 runs the SIGINT handler as the call returns (``KeyboardInterrupt`` with the
-default handler; :func:`raise_if_stopped` raises it otherwise).  Bytes meant for
+default handler; the caller raises it otherwise).  Bytes meant for
 a wakeup fd that was set before (asyncio's) are passed on to it.
 
 ``stop_requested(STOP)`` is the poll compiled into kernels: an atomic (monotonic)
@@ -44,6 +44,11 @@ import socket
 import threading
 
 import numpy as np
+
+try:  # signal.getsignal converts the handler to an enum member: ~2 us a call
+    from _signal import getsignal as _getsignal
+except ImportError:
+    _getsignal = signal.getsignal
 
 #: The flag kernels poll (an argument of every kernel of a looping function): nonzero = stop.
 STOP = np.zeros(1, dtype=np.int64)
@@ -97,59 +102,42 @@ def _sockets():
     return _socks
 
 
-def _can_arm():
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    return callable(signal.getsignal(signal.SIGINT))
-
-
-class armed:
-    """``with armed() as guard: kernel(..., guard.flag, ...)``: a SIGINT during the block
-    sets ``guard.flag`` (:data:`STOP`; see the module docstring); ``guard.stopped`` tells
-    afterwards whether one did.  Nested calls, and calls outside the main thread, arm
-    nothing: their flag is never set."""
-
-    __slots__ = ("active", "stopped", "flag")
-
-    def __enter__(self):
-        global _armed, _forward_fd
-        self.active = self.stopped = False
-        self.flag = _NEVER
-        if _armed == os.getpid() or not _can_arm():  # (a fork resets it: another pid)
-            return self
-        wsock = _sockets()[1]
+def arm():
+    """The flag for a kernel call about to run: :data:`STOP`, armed so that a SIGINT sets
+    it until :func:`disarm` (see the module docstring), or, for a nested call, a call
+    outside the main thread or one where SIGINT has no Python handler, a flag that is
+    never set.  Pass the result to :func:`disarm` when the call returns."""
+    global _armed, _forward_fd
+    pid = os.getpid()
+    if _armed == pid or threading.get_ident() != threading.main_thread().ident \
+            or not callable(_getsignal(signal.SIGINT)):
+        return _NEVER
+    wsock = _sockets()[1]
+    with _lock:
+        STOP[0] = 0
+        _armed = pid
+    try:
+        _forward_fd = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
+    except (ValueError, OSError):  # (an embedding that does not allow it: run unarmed)
         with _lock:
-            STOP[0] = 0
-            _armed = os.getpid()
-        try:
-            _forward_fd = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
-        except (ValueError, OSError):  # (an embedding that does not allow it: run unarmed)
-            with _lock:
-                _armed = 0
-            return self
-        self.active = True
-        self.flag = STOP
-        return self
-
-    def __exit__(self, *exc):
-        global _armed, _forward_fd
-        if not self.active:
-            return False
-        signal.set_wakeup_fd(_forward_fd)
-        with _lock:
-            self.stopped = bool(STOP[0])
-            STOP[0] = 0
             _armed = 0
-            _forward_fd = -1
+        return _NEVER
+    return STOP
+
+
+def disarm(flag):
+    """After the call that :func:`arm` returned ``flag`` for: True if a SIGINT stopped it.
+    The previous wakeup fd is back."""
+    global _armed, _forward_fd
+    if flag is not STOP:
         return False
-
-
-def raise_if_stopped(guard):
-    """After an armed kernel call: a kernel that stopped early has no results to return.
-    CPython has run the SIGINT handler by now if it raises; if it did not raise, the call
-    still cannot go on."""
-    if guard.stopped:
-        raise KeyboardInterrupt("a compiled kernel was interrupted (SIGINT)")
+    signal.set_wakeup_fd(_forward_fd)
+    with _lock:
+        stopped = bool(STOP[0])
+        STOP[0] = 0
+        _armed = 0
+        _forward_fd = -1
+    return stopped
 
 
 def _make_poll():

@@ -92,23 +92,13 @@ def test_kernels_of_looping_functions_poll_and_others_do_not(monkeypatch):
     assert not k.polls and "_stop_requested" not in k.source
 
 
-class _PresetGuard:
-    """``interrupt.armed`` whose flag is set from the start: the kernel must give up at once."""
-
-    def __enter__(self):
-        self.flag = np.ones(1, dtype=np.int64)
-        self.stopped = True
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 @pytest.mark.parametrize("lockstep", [False, True], ids=["scalar", "lockstep"])
 def test_a_kernel_that_finds_the_flag_set_returns_and_the_call_raises(lockstep, monkeypatch):
     k = compile_kernel(get_program(count_down).ir, [("lanes", np.float64, False)], lockstep=lockstep)
     x = np.array([np.inf] * 3)
-    monkeypatch.setattr(interrupt, "armed", _PresetGuard)
+    # the flag set from the start: the kernel must give up at once
+    monkeypatch.setattr(interrupt, "arm", lambda: np.ones(1, dtype=np.int64))
+    monkeypatch.setattr(interrupt, "disarm", lambda flag: bool(flag[0]))
     done = []
     worker = threading.Thread(target=lambda: done.append(_raises(lambda: k([x], len(x)))), daemon=True)
     worker.start()
@@ -131,15 +121,13 @@ def test_armed_sets_the_flag_on_sigint_and_forwards_the_wakeup_byte():
     rsock.settimeout(10)
     old_fd = signal.set_wakeup_fd(wsock.fileno())
     try:
-        with interrupt.armed() as guard:
-            assert guard.flag is interrupt.STOP and interrupt.STOP[0] == 0
-            os.kill(os.getpid(), signal.SIGINT)
-            t = time.perf_counter()
-            while not interrupt.STOP[0] and time.perf_counter() - t < 10:
-                time.sleep(0.01)
-        assert guard.stopped and interrupt.STOP[0] == 0
-        with pytest.raises(KeyboardInterrupt):
-            interrupt.raise_if_stopped(guard)
+        flag = interrupt.arm()
+        assert flag is interrupt.STOP and flag[0] == 0
+        os.kill(os.getpid(), signal.SIGINT)
+        t = time.perf_counter()
+        while not flag[0] and time.perf_counter() - t < 10:
+            time.sleep(0.01)
+        assert interrupt.disarm(flag) and flag[0] == 0
         assert signal.set_wakeup_fd(wsock.fileno()) == wsock.fileno()  # ours is back
         assert rsock.recv(16) == bytes([signal.SIGINT])  # and got the byte
     finally:
@@ -153,14 +141,20 @@ def test_nothing_is_armed_outside_the_main_thread_or_when_nested():
     seen = []
 
     def other():
-        with interrupt.armed() as g:
-            seen.append((g.active, g.flag is interrupt.STOP))
+        flag = interrupt.arm()
+        seen.append(flag is interrupt.STOP)
+        seen.append(interrupt.disarm(flag))
 
     t = threading.Thread(target=other)
     t.start()
     t.join()
-    with interrupt.armed() as outer:
-        with interrupt.armed() as inner:
-            seen.append((inner.active, inner.flag is interrupt.STOP))
-        assert outer.active
-    assert seen == [(False, False), (False, False)]
+    outer = interrupt.arm()
+    inner = interrupt.arm()
+    seen += [inner is interrupt.STOP, interrupt.disarm(inner), outer is interrupt.STOP]
+    interrupt.disarm(outer)
+    assert seen == [False, False, False, False, True]
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # no Python handler: nothing to arm
+    try:
+        assert interrupt.arm() is not interrupt.STOP
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -62,9 +62,19 @@ with open(os.path.abspath(__file__), "rb") as _f:
     SOURCE_TAG = hashlib.sha256(_f.read()).hexdigest()[:16]
 
 _lock = threading.Lock()
-_armed = 0         # the pid of the process whose main thread is in an armed call (0: none)
+_armed = False     # whether the main thread is in an armed call
 _forward_fd = -1   # the wakeup fd set before ours, which gets every byte the watcher reads
-_socks = None      # (read end, write end, pid that made them)
+_socks = None      # (read end, write end) of the watched socket pair
+
+
+def _after_fork_in_child():
+    # The child has no watcher thread, and the lock may have been held by the parent's.
+    global _lock, _armed, _forward_fd, _socks
+    _lock, _armed, _forward_fd, _socks = threading.Lock(), False, -1, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def polls_enabled():
@@ -81,7 +91,7 @@ def _watch(rsock):
         if not data:
             return
         with _lock:
-            if _armed == os.getpid() and signal.SIGINT in data:
+            if _armed and signal.SIGINT in data:
                 STOP[0] = 1
             fd = _forward_fd
         if fd != -1:
@@ -94,11 +104,11 @@ def _watch(rsock):
 def _sockets():
     """The socket pair and its watcher thread, made once per process (again after a fork)."""
     global _socks
-    if _socks is None or _socks[2] != os.getpid():
+    if _socks is None:
         rsock, wsock = socket.socketpair()
         wsock.setblocking(False)  # (CPython requires a non-blocking wakeup fd)
         threading.Thread(target=_watch, args=(rsock,), name="vmapper-sigint-watcher", daemon=True).start()
-        _socks = (rsock, wsock, os.getpid())
+        _socks = (rsock, wsock)
     return _socks
 
 
@@ -108,19 +118,18 @@ def arm():
     outside the main thread or one where SIGINT has no Python handler, a flag that is
     never set.  Pass the result to :func:`disarm` when the call returns."""
     global _armed, _forward_fd
-    pid = os.getpid()
-    if _armed == pid or threading.get_ident() != threading.main_thread().ident \
+    if _armed or threading.get_ident() != threading.main_thread().ident \
             or not callable(_getsignal(signal.SIGINT)):
         return _NEVER
     wsock = _sockets()[1]
     with _lock:
         STOP[0] = 0
-        _armed = pid
+        _armed = True
     try:
         _forward_fd = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
     except (ValueError, OSError):  # (an embedding that does not allow it: run unarmed)
         with _lock:
-            _armed = 0
+            _armed = False
         return _NEVER
     return STOP
 
@@ -135,7 +144,7 @@ def disarm(flag):
     with _lock:
         stopped = bool(STOP[0])
         STOP[0] = 0
-        _armed = 0
+        _armed = False
         _forward_fd = -1
     return stopped
 

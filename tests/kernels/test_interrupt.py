@@ -158,3 +158,23 @@ def test_nothing_is_armed_outside_the_main_thread_or_when_nested():
         assert interrupt.arm() is not interrupt.STOP
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_a_forked_child_arms_its_own_watcher():
+    interrupt.disarm(interrupt.arm())  # the parent's watcher exists
+    pid = os.fork()
+    if pid == 0:  # the child: no watcher thread inherited, a fresh one made on first use
+        code = 1
+        try:
+            signal.signal(signal.SIGINT, lambda *a: None)
+            flag = interrupt.arm()
+            os.kill(os.getpid(), signal.SIGINT)
+            t = time.perf_counter()
+            while not flag[0] and time.perf_counter() - t < 10:
+                time.sleep(0.01)
+            code = 0 if flag is interrupt.STOP and interrupt.disarm(flag) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -146,8 +146,29 @@ def ensure_compiled(module, signature, entry="serial"):
         if signature in d.overloads or any(tuple(s) == signature for s in d.signatures):
             return
         before_hits = sum(d.stats.cache_hits.values())
-        d.compile(signature)
+        try:
+            d.compile(signature)
+        except BaseException:
+            _forget(module)
+            raise
         if sum(d.stats.cache_hits.values()) > before_hits:
             stats["loaded_from_disk"] += 1
         else:
             stats["compiled"] += 1
+
+
+def _forget(module):
+    """Drop ``module`` and the kernels built on it.  A compile that did not finish (Ctrl-C
+    during a first call) can leave numba's dispatcher half-built, failing every later call
+    with numba's ``no compiled object yet``: the next call imports the module afresh."""
+    with _lock:
+        for h, (m, _) in list(_modules.items()):
+            if m is module:
+                del _modules[h]
+        sys.modules.pop(module.__name__, None)
+        for key, k in list(_memory.items()):
+            if getattr(k, "module", None) is module:
+                del _memory[key]
+        for key, (_, k) in list(_by_identity.items()):
+            if getattr(k, "module", None) is module:
+                del _by_identity[key]

@@ -22,6 +22,7 @@ import pytest
 
 pytest.importorskip("numba")
 
+import vmapper  # noqa: E402
 from vmapper.kernels import interrupt  # noqa: E402
 from vmapper.kernels.codegen import compile_kernel  # noqa: E402
 from vmapper.program import get_program  # noqa: E402
@@ -178,3 +179,37 @@ def test_a_forked_child_arms_its_own_watcher():
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def halve_until_small(x):
+    n = 0
+    while x > 1.0:
+        x = x * 0.5
+        n += 1
+    return n
+
+
+def test_a_compile_cut_short_is_redone_on_a_fresh_module(monkeypatch):
+    # Ctrl-C during a first call's compile can leave numba's dispatcher half-built; the
+    # kernel cache must not hand that dispatcher out again.
+    import sys as _sys
+    from numba.core.dispatcher import Dispatcher
+    from vmapper.kernels import cache
+    real, seen = Dispatcher.compile, []
+
+    def interrupted_once(self, sig):
+        seen.append(self)
+        if len(seen) == 1:
+            raise KeyboardInterrupt
+        return real(self, sig)
+
+    monkeypatch.setattr(Dispatcher, "compile", interrupted_once)
+    cache.clear_memory()
+    f = vmapper.batched(halve_until_small, backend="numba")
+    x = np.array([0.5, 3.0, 100.0, 7.0])
+    with pytest.raises(KeyboardInterrupt):
+        f(x)
+    stale = seen[0].py_func.__module__
+    assert stale not in _sys.modules
+    assert f(x).tolist() == [halve_until_small(v) for v in x]
+    assert seen[1] is not seen[0]  # a new module's dispatcher

@@ -115,7 +115,7 @@ def _raises(fn):
     return None
 
 
-def test_armed_sets_the_flag_on_sigint_and_forwards_the_wakeup_byte():
+def test_arm_sets_the_flag_on_sigint_and_forwards_the_wakeup_byte():
     before = signal.signal(signal.SIGINT, lambda *a: None)  # a handler that does not raise
     rsock, wsock = socket.socketpair()
     wsock.setblocking(False)
@@ -192,7 +192,6 @@ def halve_until_small(x):
 def test_a_compile_cut_short_is_redone_on_a_fresh_module(monkeypatch):
     # Ctrl-C during a first call's compile can leave numba's dispatcher half-built; the
     # kernel cache must not hand that dispatcher out again.
-    import sys as _sys
     from numba.core.dispatcher import Dispatcher
     from vmapper.kernels import cache
     real, seen = Dispatcher.compile, []
@@ -210,6 +209,6 @@ def test_a_compile_cut_short_is_redone_on_a_fresh_module(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         f(x)
     stale = seen[0].py_func.__module__
-    assert stale not in _sys.modules
+    assert stale not in sys.modules
     assert f(x).tolist() == [halve_until_small(v) for v in x]
     assert seen[1] is not seen[0]  # a new module's dispatcher

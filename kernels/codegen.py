@@ -193,7 +193,7 @@ class Kernel:
                 run(*call, flag, *tail)
             finally:
                 stopped = _interrupt.disarm(flag)
-            if stopped:  # (the lanes gave up: no results; the SIGINT handler did not raise)
+            if stopped:  # (the lanes gave up: no results, whether or not the handler has raised yet)
                 raise KeyboardInterrupt("a compiled kernel was interrupted (SIGINT)")
         else:
             run(*call, *tail)

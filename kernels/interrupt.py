@@ -18,8 +18,7 @@ so the watcher runs and, on a SIGINT, sets :data:`STOP`.  Kernels poll it:
 
 A kernel that sees it set leaves its lanes unfinished and returns; the caller
 (:class:`~vmapper.kernels.codegen.Kernel`) discards the results, and CPython
-runs the SIGINT handler as the call returns (``KeyboardInterrupt`` with the
-default handler; the caller raises it otherwise).  Bytes meant for
+runs the SIGINT handler as the call returns: ``KeyboardInterrupt``.  Bytes meant for
 a wakeup fd that was set before (asyncio's) are passed on to it.
 
 ``stop_requested(STOP)`` is the poll compiled into kernels: an atomic (monotonic)
@@ -31,7 +30,10 @@ header, so an edit here gives new kernel files.
 on loop workloads: ``benchmarks/kernel_loops_probe.py --polls``); those cannot be stopped.
 
 Nothing is armed outside the main thread (signals reach only that thread's
-handlers), nor where SIGINT has no Python handler (``SIG_IGN``, ``SIG_DFL``).
+handlers), nor where SIGINT's handler is not Python's default one (which raises
+``KeyboardInterrupt``): a program's own handler (one that asks a training loop to stop
+after its step, say) expects the work in progress to finish, so the kernel runs to the
+end and the handler runs when the call returns, as after any other compiled call.
 CUDA kernels are not covered: a GPU kernel that never ends cannot be stopped
 from the host.
 """
@@ -115,11 +117,11 @@ def _sockets():
 def arm():
     """The flag for a kernel call about to run: :data:`STOP`, armed so that a SIGINT sets
     it until :func:`disarm` (see the module docstring), or, for a nested call, a call
-    outside the main thread or one where SIGINT has no Python handler, a flag that is
-    never set.  Pass the result to :func:`disarm` when the call returns."""
+    outside the main thread or one where SIGINT's handler is not the default one, a flag
+    that is never set.  Pass the result to :func:`disarm` when the call returns."""
     global _armed, _forward_fd
     if _armed or threading.get_ident() != threading.main_thread().ident \
-            or not callable(_getsignal(signal.SIGINT)):
+            or _getsignal(signal.SIGINT) is not signal.default_int_handler:
         return _NEVER
     wsock = _sockets()[1]
     with _lock:

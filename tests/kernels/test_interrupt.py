@@ -115,8 +115,22 @@ def _raises(fn):
     return None
 
 
+def _sigint_self(flag):
+    """Send this process SIGINT; True once the default handler raised and ``flag`` is set."""
+    raised = False
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(10)  # (interrupted by the handler's KeyboardInterrupt)
+    except KeyboardInterrupt:
+        raised = True
+    t = time.perf_counter()
+    while not flag[0] and time.perf_counter() - t < 10:
+        time.sleep(0.01)
+    return raised and bool(flag[0])
+
+
 def test_arm_sets_the_flag_on_sigint_and_forwards_the_wakeup_byte():
-    before = signal.signal(signal.SIGINT, lambda *a: None)  # a handler that does not raise
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     rsock, wsock = socket.socketpair()
     wsock.setblocking(False)
     rsock.settimeout(10)
@@ -124,10 +138,7 @@ def test_arm_sets_the_flag_on_sigint_and_forwards_the_wakeup_byte():
     try:
         flag = interrupt.arm()
         assert flag is interrupt.STOP and flag[0] == 0
-        os.kill(os.getpid(), signal.SIGINT)
-        t = time.perf_counter()
-        while not flag[0] and time.perf_counter() - t < 10:
-            time.sleep(0.01)
+        assert _sigint_self(flag)
         assert interrupt.disarm(flag) and flag[0] == 0
         assert signal.set_wakeup_fd(wsock.fileno()) == wsock.fileno()  # ours is back
         assert rsock.recv(16) == bytes([signal.SIGINT])  # and got the byte
@@ -154,11 +165,14 @@ def test_nothing_is_armed_outside_the_main_thread_or_when_nested():
     seen += [inner is interrupt.STOP, interrupt.disarm(inner), outer is interrupt.STOP]
     interrupt.disarm(outer)
     assert seen == [False, False, False, False, True]
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # no Python handler: nothing to arm
-    try:
-        assert interrupt.arm() is not interrupt.STOP
-    finally:
-        signal.signal(signal.SIGINT, before)
+    # Only Python's default handler (KeyboardInterrupt) arms: a program's own handler (a
+    # graceful stop after the current step) expects the work in progress to finish.
+    for handler in (signal.SIG_IGN, lambda *a: None):
+        before = signal.signal(signal.SIGINT, handler)
+        try:
+            assert interrupt.arm() is not interrupt.STOP
+        finally:
+            signal.signal(signal.SIGINT, before)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
@@ -168,13 +182,9 @@ def test_a_forked_child_arms_its_own_watcher():
     if pid == 0:  # the child: no watcher thread inherited, a fresh one made on first use
         code = 1
         try:
-            signal.signal(signal.SIGINT, lambda *a: None)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             flag = interrupt.arm()
-            os.kill(os.getpid(), signal.SIGINT)
-            t = time.perf_counter()
-            while not flag[0] and time.perf_counter() - t < 10:
-                time.sleep(0.01)
-            code = 0 if flag is interrupt.STOP and interrupt.disarm(flag) else 1
+            code = 0 if flag is interrupt.STOP and _sigint_self(flag) and interrupt.disarm(flag) else 1
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)

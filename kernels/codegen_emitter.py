@@ -9,7 +9,7 @@ from . import typing as kt
 from .typing import TT, KernelUnsupported, BOOL
 from .codegen_helpers import _CTOR
 from .codegen_ops import _EmitterOps
-from .interrupt import POLL_TRIPS, polls_enabled
+from .interrupt import POLL_TRIPS, kernel_polls
 
 class _Emitter(_EmitterOps):
     def __init__(self, ft: kt.FunctionTypes, exact_math: bool, count_loops: bool):
@@ -184,7 +184,7 @@ class _Emitter(_EmitterOps):
         fn = self.fn
         find_loops(fn)
         self.loops = fn.annotations["loops"]
-        self.polls = polls_enabled() and any(h in ft.order for h in self.loops)
+        self.polls = kernel_polls(self.loops, ft.order)
         res = ft.result
         items = res.items if isinstance(res, TT) else (res,)
         body_start = len(self.lines)

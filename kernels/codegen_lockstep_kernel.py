@@ -48,7 +48,7 @@ from vmapper.ir import Jump
 from .codegen_helpers import _CTOR
 from .codegen_lockstep import LockstepEmitter
 from .codegen_lockstep_schedule import schedule_order
-from .interrupt import polls_enabled
+from .interrupt import kernel_polls
 from .typing import BOOL, KernelUnsupported
 
 # Refill a chunk when this fraction of its slots is free (at least one slot).
@@ -66,7 +66,7 @@ def lockstep_kernel(ft, arg_types, items, exact_math, count_loops, width, refill
     em = LockstepEmitter(ft, exact_math, count_loops, {b: i for i, b in enumerate(order)})
     if count_loops:
         em.loops = fn.annotations["loops"]
-    em.polls = polls_enabled() and any(h in order for h in fn.annotations.get("loops", ()))
+    em.polls = kernel_polls(fn.annotations.get("loops", ()), order)
     dead = em.dead_pc
     code = {b: em.block_code(b, 1) for b in order}
     loops = fn.annotations.get("loops", {})

@@ -84,6 +84,11 @@ def polls_enabled():
     return os.environ.get("VMAPPER_INTERRUPTIBLE", "1") != "0"
 
 
+def kernel_polls(loop_headers, blocks):
+    """Whether a kernel running ``blocks`` polls: one of them heads a loop, and polls are on."""
+    return polls_enabled() and any(h in blocks for h in loop_headers)
+
+
 def _watch(rsock):
     while True:
         try:
@@ -154,7 +159,6 @@ def disarm(flag):
 def _make_poll():
     from llvmlite import ir
     from numba import types
-    from numba.core import cgutils
     from numba.extending import intrinsic
 
     @intrinsic
@@ -164,8 +168,7 @@ def _make_poll():
 
         def codegen(context, builder, sig, args):
             arr = context.make_array(sig.args[0])(context, builder, args[0])
-            ptr = cgutils.gep(builder, arr.data, 0)
-            return builder.icmp_signed("!=", builder.load_atomic(ptr, "monotonic", 8),
+            return builder.icmp_signed("!=", builder.load_atomic(arr.data, "monotonic", 8),
                                        ir.Constant(ir.IntType(64), 0))
         return types.boolean(flag), codegen
     return stop_requested

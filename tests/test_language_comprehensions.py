@@ -1,4 +1,5 @@
-"""List comprehensions and ``sum(<generator>)``: lowered as the loops they stand for."""
+"""List comprehensions, ``sum(<generator>)`` and ``min``/``max`` of one: lowered as the loops they
+stand for."""
 import numpy as np
 import pytest
 
@@ -56,7 +57,37 @@ def set_comprehension(x):
 
 
 def generator_elsewhere(x):
-    return max(x * i for i in range(3))  # marker-genexp
+    items = (x * i for i in range(3))  # marker-genexp
+    return sum(items)
+
+
+def max_over_a_per_lane_range(x, n):
+    return max(abs(x - i) for i in range(n) if i % 3 != 1)
+
+
+def min_with_default(x, n):
+    return min((x * i for i in range(n)), default=-1.5)
+
+
+def extremes_of_a_per_sample_array(v):
+    return max(e * e for e in v), min(e for e in v if e > 0.5)
+
+
+def max_of_nested_generators(x):
+    return max(x * i - j for i in range(3) for j in range(i))
+
+
+def ties_and_nans(v):
+    # Python keeps the first extreme; a NaN first stays (every comparison with it is False)
+    return max(e for e in v), min(e for e in v)
+
+
+def max_of_an_empty_generator(x, n):
+    return max(x * i for i in range(n))  # marker-empty-max
+
+
+def max_with_key(x):
+    return max((x * i for i in range(3)), key=abs)  # marker-key
 
 
 @pytest.mark.parametrize("fn", [squares, evens_as_array, two_generators, own_scope, first_iterable_in_function_scope,
@@ -87,6 +118,40 @@ def test_a_comprehension_whose_length_differs_per_lane_raises_naming_its_line():
     with pytest.raises(vmapper.UnsupportedSyntaxError, match="list comprehension.*length differs per lane") as info:
         vmapper.batched(length_differs_per_lane)(np.array([0.5, 2.5, -1.0]))
     assert str(line_of(length_differs_per_lane, "marker-listcomp")) in str(info.value)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("seed", range(4))
+def test_max_and_min_of_a_generator_equal_the_per_sample_run_bitwise(backend, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=40)
+    check_batching(max_over_a_per_lane_range, (x, rng.integers(1, 7, size=40)), backend=backend)
+    check_batching(min_with_default, (x, rng.integers(0, 4, size=40)), backend=backend)
+    check_batching(max_of_nested_generators, (x,), backend=backend)
+    check_batching(extremes_of_a_per_sample_array, (rng.uniform(0, 2, size=(40, 5)),), backend=backend)
+
+
+def test_max_and_min_of_a_generator_keep_the_first_extreme_and_a_leading_nan():
+    v = np.array([[1.0, 3.0, 3.0, -0.0], [np.nan, 2.0, 1.0, 5.0], [0.0, -0.0, 0.0, -0.0], [2.0, np.nan, 7.0, 1.0]])
+    got = check_batching(ties_and_nans, (v,))
+    assert np.isnan(got[0][1]) and np.isnan(got[1][1]) and got[0][3] == 7.0  # (bitwise: signs of zero too)
+
+
+def test_gradients_flow_through_the_max_of_a_generator():
+    x = np.random.default_rng(5).normal(size=9) + 0.25  # (away from the ties at integers)
+    check_grads(vmapper.batched(max_over_a_per_lane_range), (x, np.arange(1, 10) % 5 + 1), argnums=0)
+
+
+def test_the_max_of_an_empty_generator_raises_pythons_value_error_on_its_lanes():
+    with pytest.raises(vmapper.LaneError, match=r"max\(\) arg is an empty sequence") as info:
+        vmapper.batched(max_of_an_empty_generator)(np.ones(4), np.array([2, 0, 1, 0]))
+    assert "[1, 3]" in str(info.value) and str(line_of(max_of_an_empty_generator, "marker-empty-max")) in str(info.value)
+
+
+def test_max_of_a_generator_with_key_raises_naming_the_line():
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="keyword argument 'key'") as info:
+        vmapper.batched(max_with_key)(np.ones(3))
+    assert str(line_of(max_with_key, "marker-key")) in str(info.value)
 
 
 @pytest.mark.parametrize("fn, marker, construct", [

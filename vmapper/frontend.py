@@ -44,7 +44,7 @@ _UNSUPPORTED_STMT = {ast.With: "'with' statement", ast.Try: "'try' statement",
                      ast.AsyncWith: "'async with'", ast.Match: "'match' statement"}
 _UNSUPPORTED_EXPR = {ast.Lambda: "lambda",
                      ast.SetComp: "set comprehension", ast.DictComp: "dict comprehension",
-                     ast.GeneratorExp: "generator expression (outside sum(), any() and all())",
+                     ast.GeneratorExp: "generator expression (outside sum(), any(), all(), min() and max())",
                      ast.Dict: "dict literal",
                      ast.JoinedStr: "f-string", ast.Await: "'await'",
                      ast.Yield: "'yield'", ast.YieldFrom: "'yield from'",

@@ -27,7 +27,7 @@ import builtins
 import copy
 import types
 
-from .frontend_comprehensions import locate, search_loops
+from .frontend_comprehensions import extreme_loops, locate, search_loops
 from .ir import Const, Var
 
 
@@ -87,6 +87,9 @@ def builtin_call(b, node):
         return _pow(b, node)
     if fn is builtins.any or fn is builtins.all:
         return _any_all(b, node, fn is builtins.any)
+    if (fn is builtins.min or fn is builtins.max) and len(node.args) == 1 \
+            and isinstance(node.args[0], ast.GeneratorExp):
+        return _extreme(b, node, fn is builtins.max)
     if fn is builtins.reversed:
         raise b.error(f"reversed() outside {_REVERSED_OK}", node,
                       hint="reversed() returns a one-shot iterator: iterate it where it is made, "
@@ -138,6 +141,24 @@ def _any_all(b, node, is_any):
             elt=ast.copy_location(ast.Name(id="_vm_item", ctx=ast.Load()), arg),
             generators=[ast.comprehension(target=e, iter=arg, ifs=[], is_async=0)]), arg)
     result, names, stmts = search_loops(gen, b.fresh, is_any)
+    b.locals.update(names)
+    b.statements(stmts)
+    return Var(result)
+
+
+def _extreme(b, node, is_max):
+    """``max(<generator>)`` / ``min(<generator>)``, with ``default=`` if given."""
+    name = "max" if is_max else "min"
+    gen = node.args[0]
+    if any(g.is_async for g in gen.generators):
+        raise b.error("async generator expression", gen)
+    default = None
+    for k in node.keywords:
+        if k.arg != "default":
+            raise b.error(f"{name}() of a generator with keyword argument '{k.arg}'", node,
+                          hint="only default= is supported; for key=, compare the keys in a loop")
+        default = k.value
+    result, names, stmts = extreme_loops(gen, b.fresh, is_max, default)
     b.locals.update(names)
     b.statements(stmts)
     return Var(result)

@@ -1,4 +1,5 @@
-"""List comprehensions, ``sum(<generator>)`` and ``any``/``all`` of one, as the loops they stand for.
+"""List comprehensions, ``sum(<generator>)``, ``any``/``all`` and ``min``/``max`` of one, as the
+loops they stand for.
 
 ``[elt for t in it if c ...]`` becomes ``r = []`` and the ``for`` loops (with
 their ``if`` guards) around ``r.append(elt)``; ``sum(elt for ...)`` becomes
@@ -20,6 +21,11 @@ comprehension's.
 (``all``: ``if not elt: r = False; break``), from ``r = False`` (``True``); an
 outer loop breaks too once ``r`` is decided.  So, as with Python's
 short-circuit, a lane evaluates no element after the one that decides it.
+
+``max(<generator>)`` and ``min(<generator>)`` (:func:`extreme_loops`) are the
+loops around "the first item, then each later item that is strictly greater
+(less)", which is how Python's ``max`` (``min``) keeps the first extreme; an
+empty generator raises Python's ``ValueError``, or gives ``default=``.
 """
 from __future__ import annotations
 
@@ -108,6 +114,52 @@ def search_loops(node, fresh, is_any):
     for s in stmts:
         locate(s, node)
     return result, [result, *mapping.values()], stmts
+
+
+def extreme_loops(node, fresh, is_max, default=None):
+    """``(result name, locals it introduces, statements)`` for ``max(<generator>)`` (``is_max``)
+    or ``min(<generator>)``, with ``default`` (an expression) or None: Python's ``ValueError``
+    when no item comes.  ``default`` is evaluated before the loops, as Python evaluates the
+    argument before it iterates."""
+    kind = "max" if is_max else "min"
+    result, found, item = fresh(f"_vm_{kind}_"), fresh(f"_vm_{kind}_found_"), fresh(f"_vm_{kind}_item_")
+    fallback = fresh(f"_vm_{kind}_default_") if default is not None else None
+    mapping, loops, elt = _clauses(node, fresh)
+
+    def load(name):
+        return ast.Name(id=name, ctx=ast.Load())
+
+    def assign(name, value):
+        return ast.Assign(targets=[ast.Name(id=name, ctx=ast.Store())], value=value)
+
+    better = ast.Compare(left=load(item), ops=[ast.Gt() if is_max else ast.Lt()], comparators=[load(result)])
+    body = [assign(item, elt),
+            ast.If(test=load(found), body=[ast.If(test=better, body=[assign(result, load(item))], orelse=[])],
+                   orelse=[assign(result, load(item)), assign(found, ast.Constant(True))])]
+    for target, it, ifs in reversed(loops):
+        for cond in reversed(ifs):
+            body = [ast.If(test=cond, body=body, orelse=[])]
+        body = [ast.For(target=target, iter=it, body=body, orelse=[])]
+    if default is None:
+        empty = [ast.Raise(exc=ast.Call(func=load("ValueError"), args=[ast.Constant(_empty_message(kind))],
+                                        keywords=[]), cause=None)]
+    else:
+        empty = [assign(result, load(fallback))]
+    stmts = ([assign(fallback, default)] if default is not None else []) + [
+        assign(found, ast.Constant(False)), *body,
+        ast.If(test=ast.UnaryOp(op=ast.Not(), operand=load(found)), body=empty, orelse=[])]
+    for s in stmts:
+        locate(s, node)
+    names = [result, found, item] + ([fallback] if fallback else [])
+    return result, [*names, *mapping.values()], stmts
+
+
+def _empty_message(kind):
+    """This Python's own message for ``max(())`` (``min(())``)."""
+    try:
+        (max if kind == "max" else min)(())
+    except ValueError as exc:
+        return str(exc)
 
 
 def locate(tree, where):

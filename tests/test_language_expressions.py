@@ -418,3 +418,40 @@ def test_divmod_by_zero_on_an_active_lane_is_a_lane_error_naming_the_lane():
         vmapper.batched(divmod_by)(ints(25), b)
     assert info.value.python_error is ZeroDivisionError
     assert list(info.value.lanes) == [5]
+
+
+# ---- membership in a range -------------------------------------------------------------------
+
+def in_range_with_per_lane_bounds(x, start, stop, step):
+    return x in range(start, stop, step), x not in range(stop), x in range(start, stop)
+
+
+def in_range_in_a_branch(x, n):
+    if x in range(n):
+        return x * 2
+    return -1
+
+
+def in_range_with_a_float_bound(x, n):
+    return x in range(n / 2)
+
+
+def test_membership_in_a_range_with_per_lane_bounds_and_negative_steps_equals_python():
+    import pytest
+    for seed, backend in ((30, "numpy"), (31, "numba"), (32, "numpy")):
+        r = np.random.default_rng(seed)
+        step = r.integers(-4, 5, size=N)
+        step[step == 0] = 2
+        start, stop = r.integers(-10, 10, size=N), r.integers(-10, 10, size=N)
+        check_batching(in_range_with_per_lane_bounds, (r.integers(-12, 12, size=N), start, stop, step), backend=backend)
+        # floats are members where they equal one (Python's == search); NaN and inf never are
+        x = r.integers(-24, 24, size=N) / 2.0
+        x[:3] = np.nan, np.inf, -np.inf
+        check_batching(in_range_with_per_lane_bounds, (x, start, stop, step), backend=backend)
+        check_batching(in_range_in_a_branch, (r.integers(-3, 9, size=N), r.integers(-2, 8, size=N)), backend=backend)
+    with pytest.raises(vmapper.LaneError, match="must not be zero") as info:
+        vmapper.batched(in_range_with_per_lane_bounds)(np.arange(3), np.zeros(3, int), np.full(3, 5), np.array([1, 0, 1]))
+    assert list(info.value.lanes) == [1]
+    with pytest.raises(vmapper.LaneError, match="cannot be interpreted as an integer") as info:
+        vmapper.batched(in_range_with_a_float_bound)(np.arange(3), np.arange(3))
+    assert info.value.python_error is TypeError

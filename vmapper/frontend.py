@@ -515,7 +515,11 @@ class Builder:
     def expr_Compare(self, node):
         left = self.expr(node.left)
         if len(node.ops) == 1:
-            return self.compare(node.ops[0], left, self.expr(node.comparators[0]), node)
+            op, right_node = node.ops[0], node.comparators[0]
+            if isinstance(op, (ast.In, ast.NotIn)) and isinstance(right_node, ast.Call) \
+                    and self.resolve_constant(right_node.func) is builtins.range:
+                return self.in_range(op, left, right_node, node)
+            return self.compare(op, left, self.expr(right_node), node)
         result = self.fresh("$v")
         join = self.new_block(f"end comparison chain (line {self.line(node)})")
         for i, (op, right_node) in enumerate(zip(node.ops, node.comparators)):
@@ -530,6 +534,19 @@ class Builder:
         self.goto(join, node)
         self.cur = join
         return Var(result)
+
+    def in_range(self, op, item, call, node):
+        """``item in range(...)`` without making the range: one ``contains_range`` on the
+        bounds (evaluated after ``item``, in the order written, as Python does)."""
+        if call.keywords or not 1 <= len(call.args) <= 3 or any(isinstance(a, ast.Starred) for a in call.args):
+            raise self.error("range() with other than 1 to 3 positional arguments", call)
+        bounds = [self.expr(a) for a in call.args]
+        if len(bounds) == 1:
+            bounds = [Const(0), bounds[0]]
+        if len(bounds) == 2:
+            bounds.append(Const(1))
+        result = self.emit("contains_range", [item, *bounds], node)
+        return self.emit("not", [result], node) if isinstance(op, ast.NotIn) else result
 
     def compare(self, op, left, right, node):
         if isinstance(op, (ast.In, ast.NotIn)):

@@ -297,6 +297,47 @@ def _contains(ctx, args, attrs):
     raise ctx.unsupported(f"'in' on a {type(container).__name__} with a per-sample item")
 
 
+def _in_range(item, start, stop, step):
+    """Python's ``item in range(start, stop, step)`` (the bounds already checked)."""
+    return item in range(start, stop, step)
+
+
+@register("contains_range", may_fail=True, scalar=_in_range)
+def _contains_range(ctx, args, attrs):
+    """``item in range(start, stop, step)`` with per-lane bounds, by arithmetic instead of a
+    scan: ``start <= item < stop`` (``stop < item <= start`` for a negative step) and a whole
+    number of steps from ``start``.  An item equal to a member, whatever its type, is in (as
+    Python's ``==`` search finds it); a bound that is not an integer, or a zero step, raises
+    the TypeError / ValueError the per-sample ``range()`` call would."""
+    item, start, stop, step = args
+    if not any(isinstance(a, Lanes) for a in args):
+        for b in (start, stop, step):
+            if not isinstance(b, (int, np.integer)):
+                raise ctx.type_error(f"'{type(b).__name__}' object cannot be interpreted as an integer")
+        if step == 0:
+            raise ctx.lane_error_all("range() arg 3 must not be zero", ValueError)
+        return ctx.uniform(_in_range, item, int(start), int(stop), int(step))
+    for b in (start, stop, step):
+        dtype = b.data.dtype if isinstance(b, Lanes) else np.asarray(b).dtype
+        if dtype.kind not in "iub":
+            raise ctx.type_error(f"'{'float' if dtype.kind == 'f' else dtype.name}' object cannot be "
+                                 "interpreted as an integer")
+    n = ctx.n
+    raw = [np.broadcast_to(a.data if isinstance(a, Lanes) else np.asarray(a), (n,)) for a in args]
+    x, lo, hi, st = raw[0], *(r.astype(np.int64) for r in raw[1:])
+    ctx.fail_where(st == 0, "range() arg 3 must not be zero", ValueError)
+    if x.ndim != 1:
+        raise ctx.unsupported("'in range(...)' of a per-sample array (Python compares the whole array)")
+    up = st > 0
+    with np.errstate(all="ignore"):
+        inside = np.where(up, (lo <= x) & (x < hi), (hi < x) & (x <= lo))
+        # distance from start in steps: exact for integers; a float item is a member only at
+        # a whole number of steps (``%`` of floats is exact)
+        dist = np.where(up, x - lo, lo - x)
+        whole = dist % np.where(st == 0, 1, np.abs(st)) == 0  # (a zero step raised above)
+    return Lanes(np.asarray(inside & whole, dtype=bool), True)
+
+
 def _expand_item(item):
     if isinstance(item, Lanes):
         return Lanes(item.data[:, None], item.weak)

@@ -399,6 +399,24 @@ def test_results_of_different_python_types_on_different_lanes(n, data):
     check_batching(int_or_float_result, (draw_ints(data, n, -5, 5),))
 
 
+def float_branch_no_lane_takes(x, n):
+    k = n + 1
+    if x > 100.0:  # no lane: k stays an int, exactly (2**60 + 1 would round as a float)
+        k = 0.5
+    b = x > 0
+    if x > 100.0:
+        b = 2
+    return k, b, min(x, n)
+
+
+def test_a_branch_no_lane_takes_leaves_a_variables_type_as_the_per_sample_run_has_it():
+    x, n = np.array([1.0, -2.0, 3.0]), np.array([2 ** 60, 7, -3])
+    k, b, m = check_batching(float_branch_no_lane_takes, (x, n))
+    assert k.dtype == np.int64 and k[0] == 2 ** 60 + 1 and b.dtype == np.bool_
+    # where lanes differ, the types promote (min keeps a float on lane 0, an int elsewhere)
+    assert m.dtype == np.float64
+
+
 # ---- loops that write into per-sample arrays ------------------------------------------------------
 
 def insertion_sort(X):

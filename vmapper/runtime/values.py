@@ -220,6 +220,13 @@ def select(mask, new, old, n: int, pool=None, spare=None):
     if a.sample_shape != b.sample_shape:
         raise TypeError(f"shape {a.sample_shape} on some lanes and {b.sample_shape} on others")
     dt = _merge_dtype(a, b)
+    if dt != a.data.dtype or dt != b.data.dtype:
+        # Types promote only where lanes hold both: a branch that no lane took (or that
+        # every lane took) leaves the other side's type, as the per-sample run has it.
+        if not mask.any():
+            return old
+        if mask.all():
+            return new
     ad, bd = a.data.astype(dt, copy=False), b.data.astype(dt, copy=False)
     kernel = _lane_select()
     if kernel.fits(mask, ad, bd):

@@ -1,4 +1,4 @@
-"""Local lists: ``r.append(v)``, ``r.extend(s)`` and ``r += s`` on a list the function builds.
+"""Local lists: ``r.append(v)``, ``r.extend(s)``, ``r += s`` and ``r[i] = v`` on a list the function builds.
 
 vmapper holds a list as a tuple of per-lane values and appends as a value update, so
 every case where Python's in-place change would show somewhere else (another name, a
@@ -115,6 +115,53 @@ def balanced_uniform_branch(x, flag):
     if flag > 0:  # uniform at run time: every lane takes the same arm
         r.append(x * 2.0)
     return len(r)
+
+
+def item_assignments(x, i):
+    r = [x, x * 2, x * 3, 0.5]
+    r[i] = -x                      # a per-lane index, negatives from the end
+    r[-1] = r[-1] * x
+    if x > 0:
+        r[(i + 1) % 4] = x * x     # only on the lanes that take the branch
+    for k in range(4):
+        r[k] = r[k] * 2
+    return r[0] + r[1] * 10 + r[2] * 100 + r[3] * 1000
+
+
+def item_assignment_out_of_range(x, i):
+    r = [x, x]
+    r[i] = 1.0  # marker-list-index
+    return r[0]
+
+
+def item_assignment_seen_by_another_name(x):
+    r = [x, x]
+    q = r
+    r[0] = 1.0  # marker-list-setitem-alias
+    return q[0]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_item_assignment_on_a_local_list_with_uniform_and_per_lane_indices_matches_python(backend):
+    r = np.random.default_rng(7)
+    x, i = r.normal(size=N), r.integers(-4, 4, size=N)
+    check_batching(item_assignments, (x, i), backend=backend)
+    check_grads(vmapper.batched(item_assignments, backend=backend), (x, i), argnums=0)
+
+
+def test_item_assignment_out_of_range_or_by_a_float_raises_pythons_error_on_those_lanes():
+    with pytest.raises(vmapper.LaneError, match="list assignment index out of range") as info:
+        vmapper.batched(item_assignment_out_of_range)(np.ones(3), np.array([0, 5, -3]))
+    assert list(info.value.lanes) == [1, 2] and info.value.python_error is IndexError
+    assert str(line_of(item_assignment_out_of_range, "marker-list-index")) in str(info.value)
+    with pytest.raises(vmapper.LaneError, match="list indices must be integers or slices, not float"):
+        vmapper.batched(item_assignment_out_of_range)(np.ones(3), np.array([0.0, 1.0, 1.0]))
+
+
+def test_item_assignment_on_a_list_another_name_reaches_raises_naming_the_line():
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="another name") as info:
+        vmapper.batched(item_assignment_seen_by_another_name)(np.ones(3))
+    assert str(line_of(item_assignment_seen_by_another_name, "marker-list-setitem-alias")) in str(info.value)
 
 
 def test_append_under_a_condition_every_lane_agrees_on_matches_python():

@@ -241,7 +241,12 @@ class Builder:
     def store_subscript(self, target, base, index, value, node):
         if not isinstance(target.value, ast.Name) or target.value.id not in self.locals:
             raise self.error("item assignment to something other than a local variable", node)
-        self.emit("setitem", [base, value, *index], node, target=target.value.id)
+        name = target.value.id
+        if name in self.list_locals:  # a list the function builds: rebound to the updated list
+            self.emit("list_setitem", [base, value, *index], node, target=name, inplace=name,
+                      how=f"'{name}[...] = ...'")
+            return
+        self.emit("setitem", [base, value, *index], node, target=name)
 
     def stmt_If(self, node):
         cond = self.expr(node.test)

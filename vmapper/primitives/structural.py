@@ -183,6 +183,37 @@ def _list_append(ctx, args, attrs):
     return _the_list(ctx, lst, attrs, "append") + (item,)
 
 
+@register("list_setitem", may_fail=True)
+def _list_setitem(ctx, args, attrs):
+    """``r[i] = v`` on a local list: the list with item ``i`` replaced (``r`` is rebound to it;
+    the runtime checked that no other name reaches the list).  A per-lane ``i`` replaces, in
+    each item, the lanes whose index points at it; an index out of range on an active lane
+    raises Python's IndexError there."""
+    lst, item, *ix = args
+    lst = _the_list(ctx, lst, attrs, "__setitem__")
+    if len(ix) != 1 or type(ix[0]) is slice:
+        raise ctx.unsupported(f"{attrs.get('how', 'item assignment')} with other than one integer index",
+                              hint="a list must keep its length on every lane: assign item by item")
+    (i,) = ix
+    n = len(lst)
+    raw = i.value if type(i) is Traced else i
+    if not isinstance(raw, Lanes):
+        if not isinstance(raw, (int, np.integer)):
+            raise ctx.type_error(f"list indices must be integers or slices, not {type(raw).__name__}")
+        if not -n <= raw < n:
+            raise ctx.lane_error_all("list assignment index out of range", IndexError)
+        k = int(raw) % n
+        return lst[:k] + (item,) + lst[k + 1:]
+    d = raw.data
+    if d.ndim != 1 or d.dtype.kind not in "iub":
+        kind = "float" if d.dtype.kind == "f" else d.dtype.name if d.ndim == 1 else "numpy.ndarray"
+        raise ctx.type_error(f"list indices must be integers or slices, not {kind}")
+    d = d.astype(np.int64)
+    ctx.fail_where((d < -n) | (d >= n), "list assignment index out of range", IndexError, values=d)
+    d = np.where(d < 0, d + n, d)
+    return tuple(select(d == k, item, old, ctx.n) for k, old in enumerate(lst))
+
+
 @register("list_extend", may_fail=True)
 def _list_extend(ctx, args, attrs):
     """``r.extend(seq)`` and ``r += seq``: ``seq``'s items, each as its own value (a per-sample

@@ -28,17 +28,17 @@ from .values import Lanes
 # rule is built from other traced primitives): they see Traced values as they are.
 # ``check_len`` only reads a length (it unwraps a traced array itself and returns None).
 TAPE_PASSTHROUGH = frozenset({"copy", "tuple", "call", "map_call", "sum", "min", "max", "check_len",
-                              "list_append", "list_extend", "divmod", "linear"})
+                              "list_append", "list_extend", "list_setitem", "divmod", "linear"})
 # Operations whose array result may be the very object (or a view of) an operand,
 # as in Python: ``b = a``, ``t[0]``, ``a[1:]``, ``a.T``, ``a.reshape(...)``, a call's result.
 ALIASING_OPS = frozenset({"copy", "getitem", "getattr", "method", "call", "load_global", "np.asarray",
-                          "tuple", "list_append", "list_extend"})
+                          "tuple", "list_append", "list_extend", "list_setitem"})
 # Of those, the ones whose result is a new container (a tuple, or a list held as one): its
 # items may be the operands' arrays, so the operands' names are marked shared, but the
 # container itself is reachable from its target only.  ``r.append(v)`` and ``r.extend(s)``
 # (``r = list_append(r, v)``) count neither ``r`` (its items are marked already) nor a named
 # ``s`` (its items too; a temporary ``s``'s sources are counted) as sources.
-CONTAINER_OPS = frozenset({"tuple", "list_append", "list_extend"})
+CONTAINER_OPS = frozenset({"tuple", "list_append", "list_extend", "list_setitem"})
 #: ``InstrPlan.fresh_if_unaliased`` of a container op (truthy: no sources means fresh)
 CONTAINER = 2
 VIEW_METHODS = frozenset({"reshape", "ravel", "transpose", "view", "squeeze", "swapaxes"})
@@ -74,7 +74,7 @@ class InstrPlan:
         # the variable an in-place update writes through (checked against aliases first)
         self.inplace_name = ins.target if op == "setitem" else ins.attrs.get("inplace")
         self.alias = op in ALIASING_OPS and (op != "method" or ins.attrs.get("name") in VIEW_METHODS)
-        sources = ins.args[1:] if op in ("list_append", "list_extend") else ins.args
+        sources = ins.args[1:] if op in ("list_append", "list_extend", "list_setitem") else ins.args
         self.alias_temps = tuple(a.name for a in sources if isinstance(a, Var) and is_temp(a.name))
         self.alias_vars = frozenset(a.name for a in sources if isinstance(a, Var) and not is_temp(a.name)
                                     and op != "list_extend")

@@ -174,6 +174,27 @@ def test_enumerate_and_zip(n, data):
     check_batching(enum_zip, (X, Y))
 
 
+def enumerate_zip_and_start(X, Y):
+    acc = 0.0
+    for i, (p, q) in enumerate(zip(X, Y[:3])):
+        if p > q:
+            continue
+        acc += i * p - q
+    for j, (p, q) in enumerate(zip(X, Y), start=-2):
+        acc = acc * 0.5 + j * p
+    for k, p in enumerate(X, 1):
+        acc += k * p
+    return acc
+
+
+@lane_test
+def test_enumerate_of_zip_and_enumerate_with_start(n, data):
+    X = data.draw(float_lanes(n, -5, 5, (5,)))
+    Y = data.draw(float_lanes(n, -5, 5, (4,)))
+    check_batching(enumerate_zip_and_start, (X, Y))
+    check_batching(enumerate_zip_and_start, (X, Y), backend="numba")
+
+
 # ---- break / continue / else ---------------------------------------------------------------------
 
 def first_big_skipping_odds(X, limit):

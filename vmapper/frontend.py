@@ -348,9 +348,13 @@ class Builder:
             bind = lambda: self.assign(node.target, Var(counter), node)  # noqa: E731
             test = ("range_cond", [Var(counter), stop, step])
         else:
-            if func is enumerate or func is zip:
-                if it.keywords or not it.args or (func is enumerate and len(it.args) != 1):
-                    raise self.error(f"{func.__name__}() with these arguments", node)
+            start = zipped = None
+            if func is enumerate:
+                start, zipped = self.enumerate_args(it, node)
+                seq_nodes = zipped.args if zipped is not None else it.args[:1]
+            elif func is zip:
+                if it.keywords or not it.args:
+                    raise self.error("zip() with these arguments", node)
                 seq_nodes = it.args
             else:
                 seq_nodes = [it]
@@ -359,6 +363,8 @@ class Builder:
             for j, a in enumerate(seq_nodes):
                 if isinstance(a, ast.Name) and a.id in self.list_locals and not updates_list(node, a.id):
                     self.list_names.add(f"{k}_seq{j}")
+            if start is not None:  # (evaluated once, after the sequences, as Python does)
+                start = self.emit("copy", [self.expr(start)], node, target=f"{k}_start")
             lens = [self.emit("len", [s], node) for s in seqs]
             n = lens[0] if len(lens) == 1 else self.emit("min", lens, node)
             n = self.emit("copy", [n], node, target=f"{k}_n")
@@ -367,7 +373,9 @@ class Builder:
             def bind():
                 items = [self.emit("getitem", [s, Var(counter)], node) for s in seqs]
                 if func is enumerate:
-                    value = self.emit("tuple", [Var(counter), items[0]], node)
+                    index = Var(counter) if start is None else self.emit("add", [Var(counter), start], node)
+                    item = self.emit("tuple", items, node) if zipped is not None else items[0]
+                    value = self.emit("tuple", [index, item], node)
                 elif func is zip:
                     value = self.emit("tuple", items, node)
                 else:
@@ -391,6 +399,24 @@ class Builder:
             self.statements(node.orelse)
             self.goto(exit_b, node)
         self.cur = exit_b
+
+    def enumerate_args(self, call, node):
+        """``(start expression or None, the zip() call or None)`` of ``enumerate(seq[, start])``
+        in a ``for`` header, where ``seq`` may be ``zip(...)`` of sequences."""
+        args = list(call.args)
+        for kw in call.keywords:
+            if kw.arg != "start" or len(args) != 1:
+                raise self.error("enumerate() with these arguments", node)
+            args.append(kw.value)
+        if not 1 <= len(args) <= 2:
+            raise self.error("enumerate() with these arguments", node)
+        inner = args[0]
+        zipped = None
+        if isinstance(inner, ast.Call) and self.resolve_constant(inner.func) is zip:
+            if inner.keywords or not inner.args:
+                raise self.error("zip() with these arguments", node)
+            zipped = inner
+        return (args[1] if len(args) == 2 else None), zipped
 
     # ---- expressions -------------------------------------------------------------
     def expr(self, node):

@@ -146,8 +146,10 @@ def ensure_compiled(module, signature, entry="serial"):
         if signature in d.overloads or any(tuple(s) == signature for s in d.signatures):
             return
         before_hits = sum(d.stats.cache_hits.values())
+        from vmapper.profiler import compiling
         try:
-            d.compile(signature)
+            with compiling(f"numba {entry}"):  # (an open vmapper.profile() books it apart)
+                d.compile(signature)
         except BaseException:
             _forget(module)
             raise

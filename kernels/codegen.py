@@ -317,8 +317,10 @@ def _compile_kernel(fn, arg_types, exact_math, max_iters, lockstep):
 
 
 def _build(fn, arg_types, exact_math, max_iters, width):
-    src, meta = generate_source(fn, arg_types, exact_math, max_iters is not None, width=width)
-    module, path = _cache.load_module(src)
-    k = Kernel(module, meta, arg_types, max_iters, src, path)
-    _cache.ensure_compiled(module, k.signature())
+    from vmapper.profiler import compiling
+    with compiling("kernel source"):
+        src, meta = generate_source(fn, arg_types, exact_math, max_iters is not None, width=width)
+        module, path = _cache.load_module(src)
+        k = Kernel(module, meta, arg_types, max_iters, src, path)
+        _cache.ensure_compiled(module, k.signature())
     return k

@@ -12,6 +12,18 @@ from vmapper.testing import check_batching
 from source_lines import line_of
 
 
+def test_testing_and_kernels_are_reachable_after_a_plain_import_vmapper():
+    import subprocess
+    import sys
+    code = ("import sys, vmapper; assert 'vmapper.testing' not in sys.modules; "
+            "print(vmapper.testing.check_batching.__name__, vmapper.kernels.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["check_batching", "vmapper.kernels"]
+    with pytest.raises(AttributeError, match="no attribute 'no_such_thing'"):
+        vmapper.no_such_thing
+
+
 # ---- the three forms ------------------------------------------------------------------------
 
 @batched

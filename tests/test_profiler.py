@@ -84,6 +84,20 @@ def test_whole_function_kernels_and_kernel_regions_have_rows():
     assert _rows(prof, "forward", "escape", line_of(escape, "profile-region"), "kernel region")
 
 
+def test_building_a_kernel_is_a_compile_row_not_part_of_the_users_line():
+    from vmapper.kernels import cache
+    cache.clear_memory()  # (this process rebuilds the kernel: from numba's disk cache at least)
+    f = vmapper.batched(scalar_steps, backend="numba")
+    with vmapper.profile() as prof:
+        f(np.arange(1, 200))
+    compiled = _rows(prof, "compile", "(compile)")
+    assert {r.op for r in compiled} >= {"kernel source", "numba serial"}
+    assert _rows(prof, "forward", "scalar_steps", op="kernel")
+    with vmapper.profile() as again:  # built: no compile row
+        f(np.arange(1, 200))
+    assert not _rows(again, "compile", "(compile)") and _rows(again, "forward", "scalar_steps", op="kernel")
+
+
 def test_calls_outside_the_block_add_nothing_and_an_aborted_call_does_not_skew_the_next():
     f = vmapper.batched(layer, in_axes=(0, None), backend="numpy")
     x, W = RNG.normal(size=(10, 3)), RNG.normal(size=(3, 3))

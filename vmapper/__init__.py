@@ -18,3 +18,14 @@ __all__ = ["batched", "BatchedFunction", "Forest", "Node", "NodeBatch", "value_a
            "BatchingError", "UnsupportedSyntaxError", "BatchError",
            "NonTerminationError", "LaneError", "ForestError", "CupyBackendError",
            "RecursionDepthError"]
+
+_SUBMODULES = ("testing", "kernels")
+
+
+def __getattr__(name):
+    # ``vmapper.testing.check_batching`` and ``vmapper.kernels.activations`` work after a plain
+    # ``import vmapper``; imported on first use (``kernels`` imports numba, which is slow).
+    if name in _SUBMODULES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,10 @@ operation):
   each under the line whose operation recorded it; the runtime's own moves of
   lanes (gathers, scatters, selects of merged calls and compaction) under the
   function ``(runtime)``, and the final products that sum the gradients of
-  shared matrices under ``(gradients of shared arrays)``.
+  shared matrices under ``(gradients of shared arrays)``;
+- ``compile``: numba compiling (or loading from its disk cache) a kernel during
+  the block, under ``(compile)``, so that a first call's one-off cost is not
+  charged to the line whose kernel it is.
 
 Times are exclusive: an operation's row does not hold the rows timed inside
 it.  So a call's row holds the call's own work (laying merged calls' arguments
@@ -38,7 +41,7 @@ _current = contextvars.ContextVar("vmapper_profile", default=None)
 
 
 class ProfileRow(NamedTuple):
-    phase: str       # "forward" or "backward"
+    phase: str       # "forward", "backward" or "compile"
     function: str    # the per-sample function's name, or "(runtime)"
     filename: str
     line: int        # 0 where no user line applies
@@ -128,3 +131,20 @@ def profile():
 def active():
     """The open ``profile``'s :class:`Profile`, or None."""
     return _current.get()
+
+
+class compiling:
+    """``with compiling(op): ...``: in an open ``profile``, the block's time is a ``compile``
+    row under ``(compile)`` (and not part of the operation that needed the kernel)."""
+    __slots__ = ("op", "prof", "t0")
+
+    def __init__(self, op):
+        self.op = op
+
+    def __enter__(self):
+        self.prof = _current.get()
+        self.t0 = self.prof.start() if self.prof is not None else None
+
+    def __exit__(self, *exc):
+        if self.prof is not None:
+            self.prof.stop(self.t0, "compile", None, 0, self.op, 0, label="(compile)")

@@ -297,7 +297,8 @@ def matmul_lanes(ctx, a, b):
     try:
         out = np.matmul(ad, bd)
     except ValueError as exc:
-        raise ctx.lane_error_all(f"matmul: {exc}", ValueError)
+        msg = str(exc)
+        raise ctx.lane_error_all(msg if msg.startswith("matmul") else f"matmul: {msg}", ValueError)
     for ax in sorted(squeeze):
         out = out.squeeze(axis=ax if out.ndim + ax >= 1 else None)
     return Lanes(out, False)

@@ -398,7 +398,7 @@ def _gen_row(k, row, done, ns, out):
     w("        except (BatchingError, RecursionError):")
     w("            raise")
     w("        except Exception as exc:")
-    w('            raise ctx.lane_error_all(f"{type(exc).__name__}: {exc}", type(exc)) from exc')
+    w('            raise ctx.lane_error_all(str(exc), type(exc)) from exc')
     w(f"        done = {done}")
     if target is None:
         return

@@ -443,7 +443,7 @@ def _exec_rows(rows, ctx, frame, temps, alias_sources, store_mask, count, prof=N
             except (BatchingError, RecursionError):
                 raise
             except Exception as exc:  # a numpy/Python error that is not a lane error: name the line
-                raise ctx.lane_error_all(f"{type(exc).__name__}: {exc}", type(exc)) from exc
+                raise ctx.lane_error_all(str(exc), type(exc)) from exc  # (it prefixes the type)
             done += 1
             if target is not None:
                 store_result(value, target, to_temp, alias, ip.alias_vars, ip.alias_temps, ip.fresh_if_unaliased,

@@ -153,10 +153,13 @@ def _raise(program, kernel, err_lane, err_code, lane_ids):
     line, exc_type, message = kernel.errors[err_code]
     ids = lane_ids() if callable(lane_ids) else lane_ids
     lane = int(ids[err_lane]) if ids is not None else int(err_lane)
-    where = f"{program.where(line)}\n    {line} | {program.source_line(line).strip()}"
+    source = f"    {line} | {program.source_line(line).strip()}"
+    where = f"{program.where(line)}\n{source}"
     if exc_type is NonTerminationError:
-        raise NonTerminationError(f"loop at {where}\n  passed max_iters on lane [{lane}] (the compiled "
-                                  f"kernel reports the first such lane)", lanes=np.array([lane]), line=line)
+        limit = message.partition("max_iters")[2]  # ("=N" where the kernel knows it)
+        raise NonTerminationError(f"loop at {program.where(line)} passed max_iters{limit} on lane [{lane}] "
+                                  f"(the compiled kernel reports the first such lane)\n{source}",
+                                  lanes=np.array([lane]), line=line)
     raise LaneError(f"{exc_type.__name__}: {message} on lane(s) [{lane}] at {where}", lanes=np.array([lane]),
                     line=line, operation=message, python_error=exc_type)
 

@@ -243,3 +243,108 @@ def test_recursion_returning_tuples(n, data):
 @given(data=st.data())
 def test_deep_recursion_of_a_few_hundred_levels(data):
     check_batching(sum_to, (draw_ints(data, 50, -5, 600),))
+
+
+# ---- methods of a model object ----------------------------------------------------------------
+
+class Model:
+    """The usual shape of a model: parameters on ``self``, helpers as methods, recursion
+    through ``self``."""
+
+    def __init__(self, seed=0):
+        r = np.random.default_rng(seed)
+        self.W, self.b, self.scale = r.normal(size=(3, 4)), r.normal(size=3), 0.75
+
+    def hidden(self, x):
+        return np.tanh(self.W @ x + self.b)
+
+    @staticmethod
+    def clip(v, lo=-1.0):
+        return max(v, lo)
+
+    def forward(self, x, k):
+        h = self.hidden(x)
+        s = 0.0
+        for i in range(k):
+            s += self.clip(h[i % 3] * i * self.scale, lo=-0.5)
+        return s
+
+    def steps(self, n):
+        if n <= 1:
+            return 0
+        return 1 + self.steps(n // 2 if n % 2 == 0 else 3 * n + 1)
+
+    def size(self, node):
+        if node.is_leaf:
+            return 1
+        return 1 + sum(self.size(c) for c in node.children)
+
+    def value(self, node):
+        if node.is_leaf:
+            return self.scale * node.value
+        return np.tanh(sum(self.value(c) for c in node.children) - 0.5 * self.size(node))
+
+    @vmapper.batched
+    def doubled(self, x):
+        return self.forward(x, 3) * 2.0
+
+    @vmapper.batched(in_axes=(None, 0))  # (the object's own None, as before methods were bound)
+    def tripled(self, x):
+        return self.forward(x, 3) * 3.0
+
+
+MODEL = Model()
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_bound_method_batches_with_its_object_broadcast_and_calls_through_self(backend):
+    r = np.random.default_rng(1)
+    x, k = r.normal(size=(40, 4)), r.integers(0, 6, size=40)
+    # (W @ x is one GEMM batched, a GEMV per sample: equal to rounding)
+    check_batching(vmapper.batched(MODEL.forward, backend=backend), (x, k), exact=False, rtol=1e-12)
+    check_batching(vmapper.batched(MODEL.steps, backend=backend), (r.integers(1, 50, size=40),))
+
+
+def test_batched_methods_bind_their_object_and_keep_last_stats():
+    x = np.random.default_rng(2).normal(size=(7, 4))
+    np.testing.assert_allclose(MODEL.doubled(x), [MODEL.forward(v, 3) * 2.0 for v in x], rtol=1e-12)
+    assert MODEL.doubled.last_stats["batch_size"] == 7
+    np.testing.assert_allclose(MODEL.tripled(x), [MODEL.forward(v, 3) * 3.0 for v in x], rtol=1e-12)
+    other = Model(seed=5)  # each object its own parameters
+    np.testing.assert_allclose(other.doubled(x), [other.forward(v, 3) * 2.0 for v in x], rtol=1e-12)
+
+
+def test_recursion_through_self_over_trees_runs_by_height_in_dag_mode():
+    from lane_inputs import random_nary_forest
+    forest = random_nary_forest(3, trees=40, depth=6)
+    value = vmapper.batched(MODEL.value, memo=True)
+    np.testing.assert_allclose(value(forest.roots), [MODEL.value(r) for r in forest.roots], rtol=1e-12)
+    size = vmapper.batched(MODEL.size, memo=True)
+    np.testing.assert_array_equal(size(forest.roots), [MODEL.size(r) for r in forest.roots])
+    st = size.last_stats
+    assert st["memo_evaluated"] == forest.num_nodes - len(forest)  # each node once (roots: the call itself)
+    assert st["calls"] <= 10 * int(forest.depth.max())  # by height (a loop over up to 3 children), not by node
+
+
+def test_gradients_through_a_bound_method_are_for_its_own_arguments():
+    r = np.random.default_rng(3)
+    x, k = r.normal(size=(9, 4)), np.full(9, 4)
+    vg = vmapper.value_and_grad(vmapper.batched(MODEL.forward), argnums=-2)
+    v, g = vg(x, k)
+    fd = np.empty_like(x)
+    for j in range(4):
+        e = np.zeros(4)
+        e[j] = 1e-6
+        fd[:, j] = [(MODEL.forward(xi + e, 4) - MODEL.forward(xi - e, 4)) / 2e-6 for xi in x]
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-7)
+
+
+def uses_an_object(model, x):
+    return model.hidden(x)[0] + model.scale
+
+
+def test_an_object_passed_with_in_axes_none_is_broadcast_as_it_is():
+    x = np.random.default_rng(4).normal(size=(6, 4))
+    check_batching(uses_an_object, (MODEL, x), in_axes=(None, 0), exact=False, rtol=1e-12)
+    with pytest.raises(vmapper.BatchError, match="argument 'model' is a Model"):
+        vmapper.batched(uses_an_object)(MODEL, x)

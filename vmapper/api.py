@@ -125,8 +125,12 @@ class BatchedFunction:
                  exact_math=False):
         if isinstance(fn, BatchedFunction):
             fn = fn.per_sample
-        if not inspect.isfunction(fn):
-            raise TypeError(f"vmapper.batched needs a Python function, got {type(fn).__name__}")
+        # A bound method: its object is an argument broadcast to every sample (``self.W`` is
+        # shared), and ``in_axes`` describes the other arguments.
+        self.function = fn.__func__ if inspect.ismethod(fn) else fn
+        self.receiver = (fn.__self__,) if inspect.ismethod(fn) else ()
+        if not inspect.isfunction(self.function):
+            raise TypeError(f"vmapper.batched needs a Python function or method, got {type(fn).__name__}")
         self.per_sample = fn
         self.in_axes = in_axes
         self.out_axes = out_axes
@@ -136,13 +140,20 @@ class BatchedFunction:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
         self.exact_math = exact_math
-        self.last_stats = None
+        self._stats_owner = self
+        self._last_stats = None
         functools.update_wrapper(self, fn)
 
     @property
     def program(self):
         """The compiled program (compiles on first use; raises UnsupportedSyntaxError)."""
-        return get_program(self.per_sample)
+        return get_program(self.function)
+
+    def bind(self, args, kwargs):
+        """``(values of every parameter, batch size)`` for a call with ``args``/``kwargs``
+        (a bound method's object first, broadcast)."""
+        return bind_arguments(self.function, self.receiver + tuple(args), kwargs, self.in_axes,
+                              receiver=bool(self.receiver))
 
     def explain(self, callees=True) -> str:
         """A readable dump of the program after the SPMD pass, and how it will run.
@@ -162,7 +173,7 @@ class BatchedFunction:
     def __call__(self, *args, **kwargs):
         if _per_sample_mode.get():
             return self.per_sample(*args, **kwargs)
-        values, n = bind_arguments(self.per_sample, args, kwargs, self.in_axes)
+        values, n = self.bind(args, kwargs)
         return self.finish(self.execute(values, n), n)
 
     def execute(self, values, n, tape=None):
@@ -202,7 +213,24 @@ class BatchedFunction:
         return f"<vmapper.batched {self.per_sample.__qualname__}>"
 
     def __get__(self, obj, objtype=None):
-        return self if obj is None else functools.partial(self, obj)
+        """``@batched`` on a method: ``obj.method`` is the method bound to ``obj`` and batched
+        alike, ``obj`` broadcast (one per object, made on first use)."""
+        if obj is None:
+            return self
+        bound = BatchedFunction(self.per_sample.__get__(obj, objtype), in_axes=self.in_axes,
+                                out_axes=self.out_axes, max_iters=self.max_iters, memo=self.memo,
+                                backend=self.backend, exact_math=self.exact_math)
+        bound._stats_owner = self._stats_owner  # (``obj.method.last_stats`` reads the last call's)
+        return bound
+
+    @property
+    def last_stats(self):
+        """Counters of the last call (see the README): launches, lane utilization..."""
+        return self._stats_owner._last_stats
+
+    @last_stats.setter
+    def last_stats(self, value):
+        self._stats_owner._last_stats = value
 
 
 # ---- arguments --------------------------------------------------------------------------------
@@ -237,8 +265,11 @@ def _signature(fn):
     return sig, plain
 
 
-def bind_arguments(fn, args, kwargs, in_axes):
-    """Varying/uniform values of the per-sample parameters, and the batch size."""
+def bind_arguments(fn, args, kwargs, in_axes, receiver=False):
+    """Varying/uniform values of the per-sample parameters, and the batch size.
+
+    ``receiver``: ``args[0]`` is a bound method's object, broadcast; ``in_axes`` is for the
+    arguments after it (a tuple may also start with the object's ``None``)."""
     sig, plain = _signature(fn)
     names = list(sig.parameters)
     if plain and not kwargs and len(args) == len(names):
@@ -248,14 +279,16 @@ def bind_arguments(fn, args, kwargs, in_axes):
             arguments = sig.bind(*args, **kwargs).arguments
         except TypeError as exc:
             raise BatchError(f"arguments of {fn.__qualname__}: {exc}") from None
-    nargs = len(args)
+    nargs = len(args) - receiver
     if isinstance(in_axes, (tuple, list)):
+        if receiver and len(in_axes) == nargs + 1 and in_axes[0] is None:
+            in_axes = in_axes[1:]  # (the object's own entry)
         if len(in_axes) != nargs:
             raise BatchError(f"in_axes has {len(in_axes)} entries but {fn.__qualname__} was called "
                              f"with {nargs} positional argument(s)")
-        axes = list(in_axes) + [0] * (len(names) - nargs)
+        axes = [None] * receiver + list(in_axes) + [0] * (len(names) - receiver - nargs)
     elif in_axes is None or isinstance(in_axes, int):
-        axes = [in_axes] * len(names)
+        axes = [None] * receiver + [in_axes] * (len(names) - receiver)
     else:
         raise BatchError(f"in_axes must be an int, None, or a tuple, not {type(in_axes).__name__}")
     sizes = []  # (size, description)
@@ -321,11 +354,11 @@ def _convert(x, axis, path, sizes):
         return x
     if is_cupy_array(x):
         return _convert_device(x, axis, path, sizes)
+    if axis is None:  # broadcast as it is: an array, a number, or any object (a model's ``self``)
+        return x
     if not _is_leaf(x):
         raise BatchError(f"argument '{path}' is a {type(x).__name__}: batched leaves must be numpy "
                          f"arrays or scalars (or tuples, lists, dicts, NamedTuples of them)")
-    if axis is None:
-        return x
     arr = np.asarray(x)
     if arr.dtype == object:
         raise BatchError(f"argument '{path}' has dtype object; batched leaves must be numeric arrays")

@@ -18,14 +18,22 @@ class Program:
         self.blocks = fn.blocks
         self.schedule = fn.annotations["schedule"]
         self.source = fn.source
-        self.self_recursive = any(ins.op in ("call", "map_call") and ins.attrs.get("callee") is fn.python_function
-                                  for blk in fn.blocks.values() for ins in blk.instrs)
+        self.self_recursive = any(_calls_itself(fn, ins) for blk in fn.blocks.values() for ins in blk.instrs)
 
     def where(self, line):
         return f"{self.source.filename}:{line}"
 
     def source_line(self, line):
         return self.source.line(line)
+
+
+def _calls_itself(fn, ins):
+    """A call of ``fn`` itself, or (a method) of ``self.<its name>(...)`` on its first parameter:
+    the method on the object's class, as it most often is (it only orders the evaluation)."""
+    if ins.op in ("call", "map_call"):
+        return ins.attrs.get("callee") is fn.python_function
+    return ins.op == "method" and ins.attrs.get("name") == fn.python_function.__name__ and bool(fn.params) \
+        and getattr(ins.args[0], "name", None) == fn.params[0]
 
 
 _cache: dict = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import profiler
-from ..api import BatchedFunction, batched, bind_arguments, collector_paused
+from ..api import BatchedFunction, batched, collector_paused
 from ..errors import BatchError
 from ..runtime.values import Lanes, Traced
 from .kernel_partials import DEFAULT_POLICY, POLICIES
@@ -76,7 +76,9 @@ def _sub_axis(axis, key):
 
 def _axes_for(bf, nargs):
     ax = bf.in_axes
-    return list(ax) if isinstance(ax, (tuple, list)) else [ax] * nargs
+    if isinstance(ax, (tuple, list)):
+        return list(ax[1:] if bf.receiver and len(ax) == nargs + 1 else ax)  # (a method's own None)
+    return [ax] * nargs
 
 
 def _check_checkpoint(k):
@@ -89,19 +91,20 @@ def _run_traced(bf, args, kwargs, argnums, kernel_partials=None, checkpoint_loop
     kernel_partials = DEFAULT_POLICY if kernel_partials is None else kernel_partials
     if kernel_partials not in POLICIES:
         raise ValueError(f"kernel_partials must be one of {POLICIES}, not {kernel_partials!r}")
-    values, n = bind_arguments(bf.per_sample, args, kwargs, bf.in_axes)
+    values, n = bf.bind(args, kwargs)
     tape = Tape(checkpoint_loops)
     tape.kernel_partials = kernel_partials
     tape.profile = profiler.active()
     token = current_tape.set(tape)
     try:
         leaves = []
+        r = len(bf.receiver)  # (a bound method's object comes first, never differentiated)
         for k in argnums:
-            values[k] = _trace_leaves(values[k], tape, leaves)
+            values[r + k] = _trace_leaves(values[r + k], tape, leaves)
         result = bf.execute(values, n, tape=tape)
     finally:
         current_tape.reset(token)
-    return values, n, tape, result
+    return values[len(bf.receiver):], n, tape, result
 
 
 def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, checkpoint_loops=None):
@@ -144,11 +147,12 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
         for k in nums:
             if not -len(args) <= k < len(args):
                 raise BatchError(f"argnums={k} but {bf.per_sample.__qualname__} got {len(args)} positional arguments")
+        ks = tuple(k % len(args) for k in nums)  # (values also holds the parameters left to defaults)
         # The collector stays paused from the forward run to the end of the sweep: re-enabled
         # in between, its first collection would walk every object the tape holds (~3% of a
         # Tree-LSTM step).  The tape is dropped before it resumes.
         with collector_paused():
-            values, n, tape, result = _run_traced(bf, args, kwargs, nums, kernel_partials, checkpoint_loops)
+            values, n, tape, result = _run_traced(bf, args, kwargs, ks, kernel_partials, checkpoint_loops)
             out = bf.finish(result, n)
             if isinstance(out, tuple) or np.shape(out) != (n,) or np.asarray(out).dtype.kind not in "fc":
                 raise BatchError(f"value_and_grad needs a float scalar per sample; {bf.per_sample.__qualname__} "
@@ -162,7 +166,7 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
             grads = _backward_with_stats(tape, seeds, bf, value_and_grad_f)
             del tape, result
             axes = _axes_for(bf, len(args))
-            gs = tuple(_grad_tree(args[k], values[k], grads, axes[k], sparse_tables) for k in nums)
+            gs = tuple(_grad_tree(args[k], values[k], grads, axes[k], sparse_tables) for k in ks)
             del grads, values
         return out, (gs[0] if isinstance(argnums, int) else gs)
 

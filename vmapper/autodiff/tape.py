@@ -105,6 +105,8 @@ def has_traced(v) -> bool:
 
 def apply_traced(prim, ctx, args, attrs):
     """Run ``prim`` on raw values; trace the output if it is a float (or a tuple holding floats)."""
+    if prim.passes_traced is not None and prim.passes_traced(args, attrs):
+        return prim.impl(ctx, args, attrs)
     raw, parents = [], []
     traced_args = False
     for a in args:

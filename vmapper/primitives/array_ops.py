@@ -16,6 +16,7 @@ import numpy as np
 
 from ..runtime.values import Lanes, materialize
 from .registry import register
+from .structural import call_user_method, user_method
 
 _INT_KINDS = "biu"
 
@@ -518,7 +519,7 @@ METHODS.update({
 _LIST_MUTATORS = frozenset({"append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse"})
 
 
-@register("method", may_fail=True)
+@register("method", may_fail=True, passes_traced=lambda args, attrs: user_method(args[0], attrs["name"]) is not None)
 def _method(ctx, args, attrs):
     v, *rest = args
     name, kw = attrs["name"], attrs.get("kw") or ()
@@ -531,6 +532,8 @@ def _method(ctx, args, attrs):
                               hint="vmapper supports r.append(v), r.extend(s) and r += s as statements on a list "
                                    "the function builds itself (r = [] or r = [a, b], not a parameter); "
                                    "make a new list instead: r = r + [v]")
+    if user_method(v, name) is not None:
+        return call_user_method(ctx, v, name, rest, kw)
     if not isinstance(v, Lanes):
         cache = getattr(getattr(getattr(ctx, "frame", None), "state", None), "transposed", None)
         if cache:

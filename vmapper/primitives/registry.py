@@ -11,7 +11,10 @@ A :class:`Primitive` bundles
   kernel code generator;
 * ``may_fail`` -- the op can raise on some lanes, so it must not be hoisted or
   if-converted onto lanes that would not run it;
-* ``jvp`` / ``vjp`` -- derivative rules (None: no derivative registered).
+* ``jvp`` / ``vjp`` -- derivative rules (None: no derivative registered);
+* ``passes_traced(args, attrs)`` -- where it holds, the op runs on differentiated values
+  as they are and records nothing itself (a call of a user's method: the method's own
+  operations are recorded).
 
 Python callables that the per-sample code may call (``np.exp``, ``math.sqrt``,
 ``abs``...) map to primitive names in :data:`CALLABLES`.
@@ -31,6 +34,7 @@ class Primitive:
     scalar: Callable | None = None
     jvp: Callable | None = None
     vjp: Callable | None = None
+    passes_traced: Callable | None = None
     doc: str = ""
 
 

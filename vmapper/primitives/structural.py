@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+import inspect
 import operator
 
 import numpy as np
@@ -107,6 +108,46 @@ def _call(ctx, args, attrs):
     size = len(args) // k
     results = ctx.call_function(attrs["callee"], [list(args[j * size:(j + 1) * size]) for j in range(k)])
     return results[0] if k == 1 else tuple(results)
+
+
+_NOT_OBJECTS = (Lanes, Traced, np.ndarray, np.generic, tuple, list, dict, set, frozenset, str, bytes,
+                int, float, complex, bool, type(None))
+
+
+def user_method(obj, name):
+    """``(function, receiver args)`` behind ``obj.name(...)`` when ``obj`` is a user's object
+    (the same on every lane) and the attribute a Python function, a ``staticmethod`` or a
+    ``@batched`` method; None for anything else (arrays, numbers, builtins, C methods)."""
+    if isinstance(obj, _NOT_OBJECTS) or hasattr(obj, "__vmapper_method__") \
+            or type(obj).__module__ == "builtins":
+        return None
+    try:
+        attr = inspect.getattr_static(obj, name)
+    except AttributeError:
+        return None
+    own = name in getattr(obj, "__dict__", {})  # (a function stored on the object: no self)
+    if getattr(attr, "__vmapper_batched__", False):
+        attr = attr.per_sample
+    if isinstance(attr, staticmethod):
+        return attr.__func__, ()
+    if inspect.isfunction(attr):
+        return attr, (() if own else (obj,))
+    return None
+
+
+def call_user_method(ctx, obj, name, args, kw):
+    """``obj.name(*args)`` (the last ``len(kw)`` of them by keyword) as a call of a plain
+    function: batched over the calling lanes like any helper, recursion included."""
+    fn, receiver = user_method(obj, name)
+    npos = len(args) - len(kw)
+    try:
+        bound = inspect.signature(fn).bind(*receiver, *args[:npos], **dict(zip(kw, args[npos:])))
+    except TypeError as exc:
+        raise ctx.type_error(f"{type(obj).__name__}.{name}(): {exc}") from None
+    bound.apply_defaults()
+    if bound.kwargs:
+        raise ctx.unsupported(f"method {type(obj).__name__}.{name} with keyword-only or ** parameters")
+    return ctx.call_function(fn, [list(bound.args)])[0]
 
 
 @register("map_call", may_fail=True)

@@ -115,21 +115,35 @@ def run_callee(state, program, callee, args, m, lane_ids):
 
 def _memo_applies(state, args):
     """DAG mode's condition: a node per lane, and every other argument uniform."""
-    return state.memo is not None and len(args) > 0 and isinstance(args[0], NodeLanes) \
-        and not any(is_varying(a) for a in args[1:])
+    return state.memo is not None and _node_position(args) is not None
+
+
+def _node_position(args):
+    """The position of the one per-lane argument if it is a tree node (a method's node comes
+    after its object), else None."""
+    pos = None
+    for i, a in enumerate(args):
+        if type(a) is NodeLanes:
+            if pos is not None:
+                return None
+            pos = i
+        elif is_varying(a):
+            return None
+    return pos
 
 
 def _run_memo(state, program, callee, args, m, lane_ids):
     """DAG mode: look the lanes' nodes up in the callee's memo table, evaluating the missing
     ones first (a self-recursive callee: their uncached descendants too, bottom-up by height)."""
-    table = table_for(state, callee, args)
-    ids = args[0].ids
+    at = _node_position(args)
+    table = table_for(state, callee, args, at)
+    ids = args[at].ids
     rows = table.rows_of(ids)
     absent = rows < 0
     n_absent = int(np.count_nonzero(absent))
     state.stats.memo_hits += m - n_absent
     if n_absent:
-        forest = args[0].forest
+        forest = args[at].forest
         new_ids, first = np.unique(ids[absent], return_index=True)
         new_lanes = _resolve_lane_ids(lane_ids)[np.flatnonzero(absent)[first]]
         batches = [(new_ids, new_lanes)]
@@ -154,7 +168,7 @@ def _run_memo(state, program, callee, args, m, lane_ids):
                 continue
             state.stats.memo_evaluated += len(batch_ids)
             sub = Frame(len(batch_ids), state, lane_ids=batch_lanes)
-            fresh = run_function(program, sub, [NodeLanes(forest, batch_ids)] + list(args[1:]))
+            fresh = run_function(program, sub, [*args[:at], NodeLanes(forest, batch_ids), *args[at + 1:]])
             try:
                 table.store(batch_ids, fresh)
             except TypeError as exc:  # results of heights that one batched value cannot hold

@@ -33,14 +33,17 @@ _SCALARS = (int, float, bool, complex, str, type(None))
 _UNIFORM, _ARRAY, _GENERIC = range(3)
 
 
-def table_for(state, callee, args):
-    """The memo table of ``callee`` for these arguments: one per forest and per set of
-    uniform arguments (``f(node, 0)`` and ``f(node, 1)`` are different results)."""
-    key = (callee, id(args[0].forest)) + tuple(
-        (type(a), a.hex() if type(a) is float else a) if type(a) in _SCALARS else id(a) for a in args[1:])
+def table_for(state, callee, args, at=0):
+    """The memo table of ``callee`` for these arguments (the node at position ``at``): one per
+    forest and per set of uniform arguments (``f(node, 0)`` and ``f(node, 1)`` are different
+    results)."""
+    forest = args[at].forest
+    key = (callee, at, id(forest)) + tuple(
+        (type(a), a.hex() if type(a) is float else a) if type(a) in _SCALARS else id(a)
+        for k, a in enumerate(args) if k != at)
     table = state.memo.get(key)
     if table is None:
-        table = state.memo[key] = MemoTable(args[0].forest, args)
+        table = state.memo[key] = MemoTable(forest, args)
     return table
 
 

@@ -1,5 +1,5 @@
-"""VJP rules of the array primitives: gathers (scatter-add back), matmul,
-reductions over per-sample axes, joins, reshapes and casts."""
+"""VJP rules of the array primitives: gathers (scatter-add back), item assignment,
+matmul, reductions over per-sample axes, joins, reshapes and casts."""
 from __future__ import annotations
 
 import numpy as np
@@ -95,6 +95,98 @@ def _getitem_vjp(g, out, args, attrs, n):
 _ALL = slice(None)
 
 defvjp("getitem", _getitem_vjp)
+
+
+# ---- setitem: ``a[ix] = v`` as a value, ``out = a`` with ``v`` written over a region -----------
+
+_BASIC = (int, np.integer, slice, type(None), type(Ellipsis))
+
+
+def _unbroadcast(gr, shape):
+    """The gradient of a value of ``shape`` that numpy broadcast into ``gr``'s shape
+    (right-aligned; leading axes of size 1 beyond ``gr``'s, as numpy's item assignment
+    drops them, are put back)."""
+    shape = tuple(shape)
+    if len(shape) > gr.ndim:
+        gr = gr.reshape((1,) * (len(shape) - gr.ndim) + gr.shape)
+    return sum_to(gr, shape)
+
+
+def _float_kind(v):
+    return _raw(v).dtype.kind in "fc"
+
+
+def _holds_lanes(v):
+    if isinstance(v, (tuple, list)):
+        return any(_holds_lanes(x) for x in v)
+    return isinstance(v, Lanes)
+
+
+def _shaped_like(gv, value):
+    """``gv`` split into the structure of a tuple or list ``value`` (``a[:2] = (p, q)``)."""
+    if isinstance(value, (tuple, list)):
+        return tuple(_shaped_like(gv[k], v) for k, v in enumerate(value))
+    return gv
+
+
+def _setitem_vjp(g, out, args, attrs, n):
+    """``out`` is ``base`` with ``base[ix] = value`` on the active lanes: ``base`` gets the
+    gradient with the assigned region zeroed, ``value`` the gradient of that region summed
+    over the axes it was broadcast along (and over the lanes, for a shared value); the
+    indices get none.  Rules run as if every lane were active: the tape restricts an entry
+    recorded under a mask to its active lanes (``tape._masked_vjp``), and the masked store
+    that follows (a select) passes the other lanes' gradient to the variable's old value."""
+    base, value, *ix = args
+    res = [None] * len(args)
+    g = np.asarray(g)
+    if isinstance(value, (tuple, list)) and _holds_lanes(value):
+        want_value = False  # (per-lane items: the forward assignment refused them)
+    else:
+        want_value = _float_kind(value)
+    if not isinstance(out, Lanes):
+        # every operand shared and no mask: numpy's own item assignment on one array
+        key = ix[0] if len(ix) == 1 else tuple(ix)
+        gb = np.array(g, copy=True)
+        gb[key] = 0
+        res[0] = sum_to(gb, np.shape(base)) if _float_kind(np.asarray(base)) else None
+        if want_value:
+            if all(isinstance(e, _BASIC) for e in (key if type(key) is tuple else (key,))):
+                gr = g[key]  # basic indexing reaches each element once
+            else:  # index arrays may repeat an element: the value written last owns it
+                shape = np.shape(out)
+                region = np.empty(shape, dtype=np.int8)[key].shape
+                owner = np.full(shape, -1, dtype=np.intp)
+                owner[key] = np.arange(int(np.prod(region)), dtype=np.intp).reshape(region)
+                hit = owner >= 0
+                gr = np.zeros(int(np.prod(region)), dtype=g.dtype)
+                gr[owner[hit]] = g[hit]
+                gr = gr.reshape(region)
+            res[1] = _shaped_like(_unbroadcast(gr, np.shape(value)), value)
+        return res
+    sample_shape = out.data.shape[1:]
+    nix = normalize_lane_indices(_KeyCtx(n), ix, sample_shape, "assignment index")
+    varying = any(isinstance(e, Lanes) for e in ix)
+    # the forward key: per-lane indices pair with the lane number, so no element is
+    # reached twice (index arrays with per-sample arrays raised forward)
+    key = ((np.arange(n),) if varying else (_ALL,)) + tuple(nix)
+    if isinstance(base, Lanes) and base.data.dtype.kind in "fc" or \
+            not isinstance(base, Lanes) and _float_kind(base):
+        gb = np.array(g, copy=True)
+        gb[key] = 0
+        res[0] = gb if isinstance(base, Lanes) else sum_to(gb, np.shape(base))
+    if want_value:
+        gr = g[key]  # (lanes,) + the per-sample region
+        if isinstance(value, Lanes):
+            vd = value.data
+            k = vd.ndim - 1
+            lead = (1,) * max(gr.ndim - 1 - k, 0)
+            res[1] = sum_to(gr, (vd.shape[0],) + lead + vd.shape[1:]).reshape(vd.shape)
+        else:  # one value for every lane: summed over the lanes too
+            res[1] = _shaped_like(_unbroadcast(gr, np.shape(value)), value)
+    return res
+
+
+defvjp("setitem", _setitem_vjp)
 
 
 # ---- matmul ---------------------------------------------------------------------------------------

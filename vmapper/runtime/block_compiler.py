@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import primitives
 from ..ir import Branch, Const, Jump, Raise, Return, Var, is_temp
-from .values import Lanes
+from .values import Lanes, Traced
 
 # Operations that move traced values around without computing on them (or whose
 # rule is built from other traced primitives): they see Traced values as they are.
@@ -233,17 +233,16 @@ def store_result(value, target, to_temp, alias, alias_vars, alias_temps, fresh, 
 
 
 def _is_array(v):
+    """A per-sample or shared array (differentiated or not), which an update in place would
+    change for every name that reaches it."""
+    if type(v) is Traced:
+        v = v.value
     return isinstance(v, Lanes) and v.data.ndim > 1 or isinstance(v, np.ndarray) and v.ndim > 0
 
 
-def _never_arrays():
-    from .values import Traced
-    return frozenset({Traced, int, float, bool, complex, str, type(None), slice})
-
-
 #: Types whose values ``_is_array`` always rejects (neither Lanes nor numpy arrays): the
-#: common results (a traced value, a Python scalar), told apart without a call.
-_NEVER_ARRAYS = _never_arrays()
+#: common results (Python scalars), told apart without a call.
+_NEVER_ARRAYS = frozenset({int, float, bool, complex, str, type(None), slice})
 
 
 def _unpack_item(ip, src):

@@ -24,7 +24,7 @@ from ..autodiff.tape import apply_traced, has_traced
 from ..autodiff.checkpoint import loop_stretches
 from .buffers import BufferPool
 from . import block_compiler
-from .block_compiler import (T_BRANCH, T_JUMP, T_NONE, T_RAISE, T_RETURN, TAPE_UNLESS_CONTAINER, UNPACK, block_plan,
+from .block_compiler import (T_BRANCH, T_JUMP, T_NONE, T_RAISE, T_RETURN, TAPE_UNLESS_CONTAINER, UNPACK, _is_array, block_plan,
                              generated_rows, store_result)
 from .context import Context, describe_conflict, lane_text
 from .region_dispatch import run_region
@@ -320,10 +320,6 @@ def _lane_list(lanes):
 
 
 _LOOP_TESTS = ("while", "for")
-
-
-def _is_array(v):
-    return isinstance(v, Lanes) and v.data.ndim > 1 or isinstance(v, np.ndarray) and v.ndim > 0
 
 
 def _check_not_shared(ctx, ins, frame, temps):

@@ -21,10 +21,21 @@ class _EmitterOps:
     """Operands, casts and instructions (mixed into ``_Emitter``)."""
     # ---- small utilities -------------------------------------------------------------------
     def err(self, line, exc_type, message) -> int:
-        key = (int(line or 0), exc_type, message)
+        # code the compiler generated without a source line of its own (a region's exits, tangent
+        # seeds...) reports the function's first line: an error never names line 0
+        key = (int(line or 0) or self.fallback_line(), exc_type, message)
         if key not in self.errors:
             self.errors[key] = len(self.errors) + 1
         return self.errors[key]
+
+    def fallback_line(self) -> int:
+        line = self.__dict__.get("_fallback_line")
+        if line is None:
+            fn = self.fn
+            lines = [ins.line for blk in fn.blocks.values() for ins in blk.instrs if ins.line]
+            lines += [blk.term.line for blk in fn.blocks.values() if blk.term is not None and blk.term.line]
+            line = self._fallback_line = min(lines) if lines else max(1, int(fn.source.first_line or 0))
+        return line
 
     def fail(self, code) -> str:
         # The lane stops: leave the dispatch loop with the error code.  (No ``return``

@@ -151,22 +151,46 @@ def jvp_function(fn: Function, wrt, keep=None) -> Function:
     # per direction, so that a tangent that is zero everywhere is never computed
     actives = [active_variables(fn, [name]) for name in names]
     counter = itertools.count()
-    # the seeds d param_k / d param_k = 1, in a new entry block (the old one may be a loop target)
+    line = source_line(fn)
+    # the seeds, in a new entry block (the old one may be a loop target): d param_k / d param_k = 1,
+    # and 0 for every other active parameter (one not differentiated, or another direction's), so
+    # that a tangent is bound wherever its variable is -- a parameter is bound on entry, and one
+    # that the function reassigns from an active value is active without being differentiated
+    # (a kernel region's loop-carried variable, uniform on its first trip: UnboundLocalError)
     entry = max(fn.blocks) + 1
-    seeds = [Instr("copy", tangent_name(name, k), (Const(1.0),), {}, 0) for k, name in enumerate(names)]
-    blocks = {entry: Block(entry, seeds, Jump(fn.entry), "tangent seeds")}
+    seeds = [Instr("copy", tangent_name(p, k), (Const(1.0 if p == name else 0.0),), {}, line)
+             for k, (name, active) in enumerate(zip(names, actives)) for p in fn.params if p in active]
+    blocks = {entry: Block(entry, seeds, Jump(fn.entry, line), "tangent seeds")}
     for bid, blk in fn.blocks.items():
         out = []
         tuple_returns = _returned_tuples(blk)
+        # generated instructions without a line of their own (a kernel region's exits...) take the
+        # block's, else the function's: a lane error never names line 0
+        blk_line = _block_line(blk) or line
         for ins in blk.instrs:
             if ins.target in tuple_returns:
                 continue
-            _transform(ins, actives, out, counter)
+            _transform(ins, actives, out, counter, blk_line)
         term = blk.term
         if isinstance(term, Return):
-            term = _return_with_tangents(term, tuple_returns, actives, out, counter, keep)
+            term = _return_with_tangents(term, tuple_returns, actives, out, counter, keep, blk_line)
         blocks[bid] = Block(bid, out, term, blk.label)
     return Function(f"{fn.name}$jvp", list(fn.params), blocks, entry, fn.source, fn.python_function)
+
+
+def source_line(fn: Function) -> int:
+    """A real source line for code generated in ``fn`` that has none: its first statement's line,
+    else its ``def`` line (never 0, which names no source line in an error)."""
+    lines = [ins.line for blk in fn.blocks.values() for ins in blk.instrs if ins.line]
+    lines += [blk.term.line for blk in fn.blocks.values() if blk.term is not None and blk.term.line]
+    return min(lines) if lines else max(1, fn.source.first_line)
+
+
+def _block_line(blk):
+    for ins in blk.instrs:
+        if ins.line:
+            return ins.line
+    return blk.term.line if blk.term is not None else 0
 
 
 def _returned_tuples(blk):
@@ -185,24 +209,26 @@ def _tangent(op, active, k):
     return None
 
 
-def _transform(ins, actives, out, counter):
+def _transform(ins, actives, out, counter, default_line=0):
     target = ins.target
     directions = [k for k, active in enumerate(actives) if target in active]
     if not directions:
         out.append(ins)
         return
+    line = ins.line or default_line
     value = Var(f"$tj{next(counter)}")
-    out.append(Instr(ins.op, value.name, ins.args, ins.attrs, ins.line))
+    out.append(Instr(ins.op, value.name, ins.args, ins.attrs, line))
     rule = _rule(ins)
-    e = TangentEmitter(out, ins.line, counter)
+    e = TangentEmitter(out, line, counter)
     tangents = []
     for k in directions:
         tans = [_tangent(a, actives[k], k) for a in ins.args]
+        # no rule (a zero derivative) or no active argument: the tangent is 0, still assigned
         t = None if rule is None or all(x is None for x in tans) else rule(e, value, ins.args, tans)
         tangents.append(e.zero_if_none(t))
-    out.append(Instr("copy", target, (value,), {}, ins.line))
+    out.append(Instr("copy", target, (value,), {}, line))
     for k, t in zip(directions, tangents):
-        out.append(Instr("copy", tangent_name(target, k), (t,), {}, ins.line))
+        out.append(Instr("copy", tangent_name(target, k), (t,), {}, line))
 
 
 def _returned_values(term, tuple_returns):
@@ -232,14 +258,15 @@ def zero_partials(fn: Function, wrt):
     return [] if m is None else [i for i in range(m * len(wrt)) if i not in nonzero]
 
 
-def _return_with_tangents(term, tuple_returns, actives, out, counter, keep=None):
+def _return_with_tangents(term, tuple_returns, actives, out, counter, keep=None, default_line=0):
     results = _returned_values(term, tuple_returns)
     partials = [_tangent(r, active, k) or Const(0.0) for r in results for k, active in enumerate(actives)]
     if keep is not None:
         partials = [partials[i] for i in keep]
+    line = term.line or default_line
     target = f"$tj{next(counter)}"
-    out.append(Instr("tuple", target, tuple(results) + tuple(partials), {}, term.line))
-    return Return(Var(target), term.line)
+    out.append(Instr("tuple", target, tuple(results) + tuple(partials), {}, line))
+    return Return(Var(target), line)
 
 
 def cotangent_names(m):
@@ -300,9 +327,10 @@ def contraction_function(m, k, source, keep=None) -> Function:
     for i, p in zip(keep, partials):
         operands[i] = Var(p)
     out = []
-    grads = contract(TangentEmitter(out, 0, itertools.count(), "$tc"), [Var(c) for c in cots], operands, k)
-    out.append(Instr("tuple", "$tc_result", tuple(grads), {}, 0))
-    blocks = {0: Block(0, out, Return(Var("$tc_result"), 0), "contraction")}
+    line = max(1, source.first_line)  # (no statement of its own: the function's def line, never 0)
+    grads = contract(TangentEmitter(out, line, itertools.count(), "$tc"), [Var(c) for c in cots], operands, k)
+    out.append(Instr("tuple", "$tc_result", tuple(grads), {}, line))
+    blocks = {0: Block(0, out, Return(Var("$tc_result"), line), "contraction")}
     name = f"contract_{m}x{k}" + ("" if len(keep) == m * k else "_" + "_".join(map(str, keep)))
     return Function(name, cots + partials, blocks, 0, source)
 
@@ -320,4 +348,4 @@ def result_count(fn: Function) -> int | None:
 
 
 __all__ = ["jvp_function", "vjp_kernel_function", "contraction_function", "active_variables", "zero_partials",
-           "result_count", "NotDifferentiable", "MAX_TANGENTS", "TangentEmitter", "tangent_name"]
+           "result_count", "NotDifferentiable", "MAX_TANGENTS", "TangentEmitter", "tangent_name", "source_line"]

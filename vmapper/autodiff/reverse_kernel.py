@@ -24,7 +24,7 @@ import itertools
 
 from ..ir import Block, Const, Function, Instr, Return, Var
 from .forward_mode import (NotDifferentiable, TangentEmitter, _returned_tuples, _rule, active_variables,
-                           cotangent_names)
+                           cotangent_names, source_line)
 
 
 def straight_line(fn: Function):
@@ -57,9 +57,10 @@ def adjoint_function(fn: Function, wrt) -> Function | None:
     guarded = _feeds_a_choice(instrs)
     out = list(instrs)
     counter = itertools.count()
-    e = TangentEmitter(out, 0, counter, "$ta")
+    line = source_line(fn)  # for generated code without a line of its own (never 0 in an error)
+    e = TangentEmitter(out, line, counter, "$ta")
     # partials come from the rules with a unit tangent: nothing there to keep at zero
-    partials = TangentEmitter(out, 0, counter, "$ta", keep_zero=False)
+    partials = TangentEmitter(out, line, counter, "$ta", keep_zero=False)
     cots = cotangent_names(len(results))
     adjoint = {}
     for r, c in zip(results, cots):
@@ -72,7 +73,7 @@ def adjoint_function(fn: Function, wrt) -> Function | None:
         rule = _rule(ins)
         if rule is None:
             continue  # derivative zero
-        e.line = partials.line = ins.line
+        e.line = partials.line = ins.line or line
         for i, a in enumerate(ins.args):
             if not (isinstance(a, Var) and a.name in active):
                 continue
@@ -85,8 +86,8 @@ def adjoint_function(fn: Function, wrt) -> Function | None:
                 term = e.mul(bar, partial) if ins.target in guarded else e.op("mul", bar, partial)
                 adjoint[a.name] = e.add(adjoint.get(a.name), term)
     grads = [adjoint.get(name, Const(0.0)) for name in names]
-    out.append(Instr("tuple", "$ta_result", tuple(grads), {}, 0))
-    blocks = {0: Block(0, out, Return(Var("$ta_result"), 0), "adjoint")}
+    out.append(Instr("tuple", "$ta_result", tuple(grads), {}, line))
+    blocks = {0: Block(0, out, Return(Var("$ta_result"), line), "adjoint")}
     return Function(f"{fn.name}$adjoint", list(fn.params) + cots, blocks, 0, fn.source, fn.python_function)
 
 

@@ -216,12 +216,23 @@ def _outline(fn, blocks, entries, leaves, exits, params, outputs):
     next_id = max(fn.blocks) + 1
     exit_block = {}
     out_blocks = {}
+    # the blocks the outline adds take a real source line (an exit: the first line of a jump or
+    # branch leaving for it; the entry dispatch: the first entry's), so that no lane error in
+    # their code (or in code generated from them: tangents, adjoints) names line 0
+    first = _first_line(fn, blocks)
+    leaving = {}
+    for b in sorted(blocks):
+        t = fn.blocks[b].term
+        for s in t.successors():
+            if leaves(s) and t.line:
+                leaving[s] = min(leaving.get(s, t.line), t.line)
     for i, target in enumerate(exits):
         bid = next_id + i
         exit_block[target] = bid
         ret = f"$t_region_exit{i}"
-        instrs = [Instr("tuple", ret, (Const(i),) + tuple(Var(v) for v in outputs), {}, 0)]
-        out_blocks[bid] = Block(bid, instrs, Return(Var(ret), 0), f"region exit to b{target}")
+        line = leaving.get(target, first)
+        instrs = [Instr("tuple", ret, (Const(i),) + tuple(Var(v) for v in outputs), {}, line)]
+        out_blocks[bid] = Block(bid, instrs, Return(Var(ret), line), f"region exit to b{target}")
 
     def to(s):
         return exit_block[s] if leaves(s) else s
@@ -241,11 +252,19 @@ def _outline(fn, blocks, entries, leaves, exits, params, outputs):
         for k, e in enumerate(entries[:-1]):
             test = f"$t_region_entry{k}"
             nxt = bid + 1 if k < len(entries) - 2 else entries[-1]
-            out_blocks[bid] = Block(bid, [Instr("eq", test, (Var(ENTRY_PARAM), Const(k)), {}, 0)],
-                                    Branch(Var(test), e, nxt, 0, "if"), f"region entry {k}")
+            line = _first_line(fn, [e])
+            out_blocks[bid] = Block(bid, [Instr("eq", test, (Var(ENTRY_PARAM), Const(k)), {}, line)],
+                                    Branch(Var(test), e, nxt, line, "if"), f"region entry {k}")
             bid += 1
         entry = next_id + len(exits)
     return Function(f"{fn.name}$region_b{entries[0]}", params, out_blocks, entry, fn.source, fn.python_function)
+
+
+def _first_line(fn, blocks):
+    """The smallest source line of ``blocks``' instructions and terminators, else the ``def`` line."""
+    lines = [ins.line for b in blocks for ins in fn.blocks[b].instrs if ins.line]
+    lines += [fn.blocks[b].term.line for b in blocks if fn.blocks[b].term.line]
+    return min(lines) if lines else max(1, fn.source.first_line)
 
 
 __all__ = ["find_kernel_regions", "KernelRegionStep", "MIN_INSTRUCTIONS", "ENTRY_PARAM"]

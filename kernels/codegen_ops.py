@@ -465,10 +465,10 @@ class _EmitterOps:
         name = plan.extra["name"]
         xs = [self.operand(a, env, (F64,))[0] for a in args]
         x = xs[0]
+        if name == "log" and len(xs) == 2:
+            return self.log_base(ind, plan, xs, env, tgt, line)
         if name in _TRANSCENDENTAL and len(xs) == 1:
             expr = self.transcendental(name, x, F64)
-        elif name == "log":
-            expr = f"({self.transcendental('log', xs[0], F64)} / {self.transcendental('log', xs[1], F64)})"
         elif name == "pow":
             expr = f"({xs[0]} ** {xs[1]})"
         elif name in ("degrees", "radians"):
@@ -482,14 +482,35 @@ class _EmitterOps:
         self.emit(ind, f"{r} = np.float64({expr})")
         nan_in = " or ".join(f"{v} != {v}" for v in xs)
         fin_in = " and ".join(f"np.isfinite({v})" for v in xs)
+        domain = self.err(line, ValueError, kt.MSG_MATH_DOMAIN)
         self.emit(ind, f"if {r} != {r} and not ({nan_in}):")
-        self.emit(ind + 1, self.fail(self.err(line, ValueError, kt.MSG_MATH_DOMAIN)))
+        self.emit(ind + 1, self.fail(domain))
         # the code is registered even where no check is emitted (a function that never returns
         # inf): the error table stays the CUDA generator's
-        code = self.err(line, OverflowError, kt.MSG_MATH_RANGE)
-        if name not in _BOUNDED:
+        overflow = self.err(line, OverflowError, kt.MSG_MATH_RANGE)
+        inf_error = kt.math_inf_error(name)  # CPython's: a range error, a pole, or none
+        if name not in _BOUNDED and inf_error is not None:
             self.emit(ind, f"if np.isinf({r}) and {fin_in}:")
-            self.emit(ind + 1, self.fail(code))
+            if name == "pow":  # pow(0.0, negative) is a pole
+                self.emit(ind + 1, f"if {x} == 0.0:")
+                self.emit(ind + 2, self.fail(domain))
+            self.emit(ind + 1, self.fail(overflow if inf_error is OverflowError else domain))
+        self.assign(ind, tgt, r, plan.result, env)
+
+    def log_base(self, ind, plan, xs, env, tgt, line):
+        """``math.log(x, base)`` as CPython computes it: ValueError for an argument <= 0 (NaN
+        passes), ZeroDivisionError where log(base) is 0, else log(x) / log(base)."""
+        x, b = xs
+        domain = self.err(line, ValueError, kt.MSG_MATH_DOMAIN)
+        by_zero = self.err(line, ZeroDivisionError, kt.MSG_LOG_BASE_ONE)
+        self.emit(ind, f"if {x} <= 0.0 or {b} <= 0.0:")
+        self.emit(ind + 1, self.fail(domain))
+        den = self.tmp(F64)
+        self.emit(ind, f"{den} = np.float64({self.transcendental('log', b, F64)})")
+        self.emit(ind, f"if {den} == 0.0:")
+        self.emit(ind + 1, self.fail(by_zero))
+        r = self.tmp(F64)
+        self.emit(ind, f"{r} = np.float64({self.transcendental('log', x, F64)} / {den})")
         self.assign(ind, tgt, r, plan.result, env)
 
     def numpy_fn(self, ind, plan, args, env, tgt):

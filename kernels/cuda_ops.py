@@ -411,8 +411,8 @@ class CudaOps:
         xs = [self.operand(a, env, (F64,))[0] for a in args]
         x = xs[0]
         if name == "log" and len(xs) == 2:
-            expr = f"(log({xs[0]}) / log({xs[1]}))"
-        elif name in ("degrees", "radians"):
+            return self.log_base(ind, plan, xs, env, tgt, line)
+        if name in ("degrees", "radians"):
             k = np.float64(180.0) / np.float64(np.pi) if name == "degrees" else \
                 np.float64(np.pi) / np.float64(180.0)
             expr = f"({x} * {self.const(k, F64)})"
@@ -424,10 +424,28 @@ class CudaOps:
         self.emit(ind, f"{r} = {expr};")
         nan_in = " || ".join(f"{v} != {v}" for v in xs)
         fin_in = " && ".join(f"vm_isfinite({v})" for v in xs)
-        self.emit(ind, f"if ({r} != {r} && !({nan_in})) "
-                       f"{self.fail(self.err(line, ValueError, kt.MSG_MATH_DOMAIN))}")
-        self.emit(ind, f"if (vm_isinf({r}) && {fin_in}) "
-                       f"{self.fail(self.err(line, OverflowError, kt.MSG_MATH_RANGE))}")
+        domain = self.err(line, ValueError, kt.MSG_MATH_DOMAIN)
+        self.emit(ind, f"if ({r} != {r} && !({nan_in})) {self.fail(domain)}")
+        overflow = self.err(line, OverflowError, kt.MSG_MATH_RANGE)
+        inf_error = kt.math_inf_error(name)  # CPython's: a range error, a pole, or none
+        if inf_error is not None:
+            if name == "pow":  # pow(0.0, negative) is a pole
+                self.emit(ind, f"if (vm_isinf({r}) && {fin_in} && {x} == 0.0) {self.fail(domain)}")
+            code = overflow if inf_error is OverflowError else domain
+            self.emit(ind, f"if (vm_isinf({r}) && {fin_in}) {self.fail(code)}")
+        self.assign(ind, tgt, r, plan.result, env)
+
+    def log_base(self, ind, plan, xs, env, tgt, line):
+        """``math.log(x, base)`` as CPython computes it (see the numba generator's)."""
+        x, b = xs
+        domain = self.err(line, ValueError, kt.MSG_MATH_DOMAIN)
+        by_zero = self.err(line, ZeroDivisionError, kt.MSG_LOG_BASE_ONE)
+        self.emit(ind, f"if ({x} <= 0.0 || {b} <= 0.0) {self.fail(domain)}")
+        den = self.tmp(F64)
+        self.emit(ind, f"{den} = log({b});")
+        self.emit(ind, f"if ({den} == 0.0) {self.fail(by_zero)}")
+        r = self.tmp(F64)
+        self.emit(ind, f"{r} = log({x}) / {den};")
         self.assign(ind, tgt, r, plan.result, env)
 
     def numpy_fn(self, ind, plan, args, env, tgt):

@@ -182,6 +182,20 @@ MSG_ROUND = "cannot round a NaN or infinity to an integer"
 MSG_ROUND_BIG = "round() of a float beyond int64"
 MSG_MATH_DOMAIN = "math domain error"
 MSG_MATH_RANGE = "math range error"
+MSG_LOG_BASE_ONE = "float division by zero"  # (math.log(x, 1): a division by log(1) == 0)
+
+
+def math_inf_error(name):
+    """What CPython's ``math.<name>`` raises where finite arguments give an infinite result:
+    ``OverflowError`` (a range error) for the functions that overflow, None for those that
+    return it (``degrees``, ``radians``, ``hypot``), else ``ValueError`` (a pole, a domain
+    error: ``log(0.0)``, ``atanh(1.0)``).  ``pow`` overflows, except ``pow(0.0, negative)``:
+    a pole (the caller checks the base)."""
+    if name in ("exp", "expm1", "sinh", "cosh", "pow"):
+        return OverflowError
+    if name in ("degrees", "radians", "hypot", "fabs", "copysign"):
+        return None
+    return ValueError
 MSG_RANGE_STEP = "range() arg 3 must not be zero"
 
 

@@ -310,6 +310,59 @@ def sqrt_of(x):
     return math.sqrt(x)  # marker-sqrt
 
 
+_MATH_EDGES = [0.0, -0.0, 1.0, -1.0, 0.5, 2.0, 1e308, -1e308, 710.0, -710.0, math.inf, -math.inf, math.nan, 5e-324]
+_MATH_ONE = ["sqrt", "exp", "log", "log1p", "expm1", "log2", "log10", "sin", "cos", "tan", "asin", "acos", "atan",
+             "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "fabs", "erf", "degrees", "radians"]
+_MATH_TWO = ["atan2", "hypot", "copysign", "fmod", "pow", "log"]
+
+
+def _math_outcome(call):
+    try:
+        return "ok", call()
+    except LaneError as exc:
+        return exc.python_error.__name__, None
+    except Exception as exc:  # noqa: BLE001 - the per-sample run's own exception
+        return type(exc).__name__, None
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_math_functions_raise_what_cpython_raises_at_poles_overflows_and_domain_edges(backend):
+    """``log(0.0)`` and ``atanh(1.0)`` are poles (ValueError), ``exp(1000.0)`` a range error
+    (OverflowError), ``degrees(1e308)`` and ``hypot`` overflow to inf without one,
+    ``pow(0.0, -1.0)`` is a pole, ``log(x, 1.0)`` divides by zero: one lane at a time, as
+    CPython's ``math`` raises it."""
+    wrong = []
+    # (numba: the functions whose errors differ by kind, each a kernel to compile)
+    pairs = [(n, False) for n in _MATH_ONE] + [(n, True) for n in _MATH_TWO]
+    if backend == "numba":
+        pairs = [(n, two) for n, two in pairs if n in ("log", "log1p", "atanh", "sqrt", "exp", "cosh", "degrees",
+                                                         "hypot", "pow", "fmod")]
+    for name, two in pairs:
+        fn = getattr(math, name)
+        per = (lambda x, y, fn=fn: fn(x, y)) if two else (lambda x, fn=fn: fn(x))
+        f = batched(_MATH_FUNCTIONS[(name, two)], backend=backend)
+        cases = [(x, y) for x in _MATH_EDGES[:10] + [math.inf, math.nan] for y in _MATH_EDGES[:10] + [math.inf, math.nan]] \
+            if two else [(x,) for x in _MATH_EDGES]
+        for args in cases:
+            want = _math_outcome(lambda: per(*args))
+            got = _math_outcome(lambda: float(f(*[np.array([a]) for a in args])[0]))
+            same = want[0] == got[0] and (want[0] != "ok" or np.isclose(want[1], got[1], rtol=4e-16, atol=0.0,
+                                                                          equal_nan=True))
+            if not same:
+                wrong.append((name, args, want, got))
+    assert not wrong, wrong[:10]
+
+
+def log_of(x):
+    return math.log(x)  # marker-log
+
+
+def test_a_math_error_names_the_first_failing_lane_with_its_own_exception():
+    with pytest.raises(LaneError) as info:  # lane 1 is a pole (ValueError), lane 3 too; lane 2 a domain error
+        batched(log_of, backend="numpy")(np.array([1.0, 0.0, -1.0, -0.0]))
+    assert info.value.python_error is ValueError and np.asarray(info.value.lanes).tolist() == [1, 2, 3]
+
+
 def test_math_sqrt_of_negative_on_an_active_lane():
     with pytest.raises(LaneError) as info:
         batched(sqrt_of)(np.array([4.0, 1.0, -1.0, 9.0]))
@@ -518,3 +571,21 @@ def test_a_variable_may_hold_different_shapes_on_different_lanes_until_a_read_mi
     with pytest.raises(UnsupportedSyntaxError, match="different shapes") as err:
         batched(mixed_shapes_read_after)(x)
     assert "return g.sum()" in str(err.value)
+
+
+def _math_function_sources():
+    """One per-sample function per math function (vmapper reads their source)."""
+    import linecache
+    src = "import math\n"
+    for name in _MATH_ONE:
+        src += f"def m1_{name}(x):\n    return math.{name}(x)\n"
+    for name in _MATH_TWO:
+        src += f"def m2_{name}(x, y):\n    return math.{name}(x, y)\n"
+    filename = "<vmapper-test-math-functions>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+    ns = {}
+    exec(compile(src, filename, "exec"), ns)
+    return {**{(n, False): ns[f"m1_{n}"] for n in _MATH_ONE}, **{(n, True): ns[f"m2_{n}"] for n in _MATH_TWO}}
+
+
+_MATH_FUNCTIONS = _math_function_sources()

@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 from ..runtime.values import Lanes, Traced, is_varying, is_weak, result_dtype, aligned, truth, select
+from ..kernels.typing_rules import MSG_LOG_BASE_ONE, MSG_MATH_DOMAIN, MSG_MATH_RANGE, math_inf_error
 from ..runtime.buffers import same_dtype_result
 from .registry import register
 
@@ -445,12 +446,17 @@ register("max", _fold_extreme("max", np.greater, "gt"), callables=(builtins.max,
 # ---- the math module: Python floats in, Python floats out, Python's errors ----------
 
 def _math_function(fn, ufunc, returns_int=False):
+    name = fn.__name__
+    inf_error = math_inf_error(name)
+
     def impl(ctx, args, attrs):
         if not any(isinstance(a, Lanes) for a in args):
             return ctx.uniform(fn, *args)
-        conv = [Lanes(_scalar_lanes(ctx, a, fn.__name__ + "()").astype(np.float64), True)
+        conv = [Lanes(_scalar_lanes(ctx, a, name + "()").astype(np.float64), True)
                 if isinstance(a, Lanes) else float(a) for a in args]
         raw = [c.data if isinstance(c, Lanes) else c for c in conv]
+        if name == "log" and len(raw) == 2:
+            return Lanes(_log_base(ctx, *raw), True)
         out = np.asarray(ufunc(*raw))
         finite_in = np.ones(ctx.n, dtype=bool)
         nan_in = np.zeros(ctx.n, dtype=bool)
@@ -461,10 +467,49 @@ def _math_function(fn, ufunc, returns_int=False):
             ctx.fail_where(np.isnan(out), "cannot convert float NaN to integer", ValueError)
             ctx.fail_where(np.isinf(out), "cannot convert float infinity to integer", OverflowError)
             return Lanes(out.astype(np.int64), True)
-        ctx.fail_where(np.isnan(out) & ~nan_in, "math domain error", ValueError)
-        ctx.fail_where(np.isinf(out) & finite_in, "math range error", OverflowError)
+        domain = np.isnan(out) & ~nan_in
+        pole = np.isinf(out) & finite_in
+        if inf_error is OverflowError and name == "pow":  # pow(0.0, negative): a pole
+            domain |= pole & (raw[0] == 0)
+            pole &= raw[0] != 0
+        elif inf_error is ValueError:
+            domain |= pole
+        if inf_error is not OverflowError:
+            pole = np.zeros(ctx.n, dtype=bool)
+        fail_first(ctx, [(domain, MSG_MATH_DOMAIN, ValueError), (pole, MSG_MATH_RANGE, OverflowError)])
         return Lanes(out.astype(np.float64, copy=False), True)
     return impl
+
+
+def _log_base(ctx, x, base):
+    """``math.log(x, base)`` as CPython computes it: ``log(x) / log(base)``, each log raising
+    ValueError for an argument <= 0 (x's first), then ZeroDivisionError where log(base) is 0."""
+    x, base = np.broadcast_to(x, (ctx.n,)), np.broadcast_to(base, (ctx.n,))
+    with np.errstate(all="ignore"):
+        num, den = np.log(x), np.log(base)
+        fail_first(ctx, [((x <= 0) | (base <= 0), MSG_MATH_DOMAIN, ValueError),
+                         (den == 0, MSG_LOG_BASE_ONE, ZeroDivisionError)])
+        return num / den
+
+
+def fail_first(ctx, checks):
+    """Raise the error the per-sample run meets first: at the first active lane that fails any
+    of ``checks`` (``(bad lanes, message, exception type)``, in the order a lane meets them),
+    that lane's error, naming every lane with the same one."""
+    first = None
+    for k, (bad, _, _) in enumerate(checks):
+        hit = bad if ctx.mask is None else bad & ctx.mask
+        if hit.any():
+            lane = int(np.argmax(hit))
+            if first is None or lane < first[0]:
+                first = (lane, k)
+    if first is not None:
+        k = first[1]
+        earlier = np.zeros(ctx.n, dtype=bool)  # (a lane failing an earlier check raises that)
+        for bad, _, _ in checks[:k]:
+            earlier |= bad
+        bad, message, exc = checks[k]
+        ctx.fail_where(bad & ~earlier, message, exc)
 
 
 _MATH = {"sqrt": np.sqrt, "exp": np.exp, "log": None, "log1p": np.log1p, "expm1": np.expm1,

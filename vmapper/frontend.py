@@ -23,6 +23,7 @@ import types
 from .errors import UnsupportedSyntaxError
 from .frontend_builtins import builtin_call, for_header
 from .frontend_comprehensions import loops_of
+from .frontend_dicts import rewrite_dicts
 from .frontend_lists import LIST_METHODS, list_locals, updates_list
 from .ir import Block, Branch, Const, Function, Instr, Jump, Raise, Return, SourceInfo, Var
 from . import primitives
@@ -45,7 +46,7 @@ _UNSUPPORTED_STMT = {ast.With: "'with' statement", ast.Try: "'try' statement",
 _UNSUPPORTED_EXPR = {ast.Lambda: "lambda",
                      ast.SetComp: "set comprehension", ast.DictComp: "dict comprehension",
                      ast.GeneratorExp: "generator expression (outside sum(), any(), all(), min() and max())",
-                     ast.Dict: "dict literal",
+                     ast.Dict: "dict literal other than the value of a local ('d = {...}', constant keys)",
                      ast.JoinedStr: "f-string", ast.Await: "'await'",
                      ast.Yield: "'yield'", ast.YieldFrom: "'yield from'",
                      ast.Starred: "starred expression (*args)"}
@@ -91,6 +92,8 @@ class Builder:
         self.fdef = fdefs[0]
         if isinstance(self.fdef, ast.AsyncFunctionDef):
             raise self.error("async function", self.fdef)
+        # (before the locals are read: a record dict is rewritten into a local list)
+        self.dict_locals = rewrite_dicts(self.fdef, self.error)
         self.locals = local_names(self.fdef)
         self.list_locals = list_locals(self.fdef)
         # variables that always hold a list of this function: reading an item of one, or a

@@ -227,3 +227,27 @@ def test_generated_programs_with_regions_equal_the_per_sample_loop(seed):
     except Exception as exc:
         exc.add_note(source)
         raise
+
+
+def keys_of_mixed_types(x, y):
+    t = (x, y * 2.0, 0.5)
+    s = 0.0
+    for i, k in enumerate(("a", "b", 3)):
+        if k == "b":  # the key stays a Python str: the counter leaves the region uniform
+            continue
+        s += t[i] if k != 3 else 0.0
+    return s
+
+
+def test_a_loop_counter_that_leaves_a_region_uniform_stays_uniform():
+    x, y = RNG.normal(size=9), RNG.normal(size=9)
+    f = vmapper.batched(keys_of_mixed_types, backend="numba")
+    assert any(isinstance(s, KernelRegionStep) for s in _steps(get_program(keys_of_mixed_types).schedule))
+    check_batching(f, (x, y))
+
+
+def _steps(schedule):
+    for s in schedule:
+        yield s
+        for attr in ("body", "steps"):
+            yield from _steps(getattr(s, attr, None) or [])

@@ -255,6 +255,46 @@ def _list_setitem(ctx, args, attrs):
     return tuple(select(d == k, item, old, ctx.n) for k, old in enumerate(lst))
 
 
+def key_index(keys, key, storing=False):
+    """The position of ``key`` among a local dict's ``keys`` (per-sample code calls this where a
+    key is not a constant: :mod:`vmapper.frontend_dicts`)."""
+    try:
+        return {k: i for i, k in enumerate(keys)}[key]
+    except KeyError:
+        if storing:
+            raise NotImplementedError(f"adding key {key!r} to a local dict") from None
+        raise
+
+
+@register("key_index", may_fail=True, callables=(key_index,))
+def _key_index(ctx, args, attrs):
+    """:func:`key_index` per lane: Python's KeyError on the lanes whose key the dict does not
+    hold (where a store would add the key: UnsupportedSyntaxError, naming the lanes)."""
+    keys, key, storing = args
+    raw = key.value if type(key) is Traced else key
+    if not isinstance(raw, Lanes):
+        try:
+            return key_index(keys, raw, storing)
+        except NotImplementedError as exc:
+            raise ctx.unsupported(str(exc), hint="a local dict keeps the keys of its literal") from None
+        except KeyError:
+            raise ctx.lane_error_all(repr(raw), KeyError) from None
+        except TypeError as exc:  # an unhashable key
+            raise ctx.type_error(str(exc)) from None
+    d = raw.data
+    if d.ndim != 1:
+        raise ctx.type_error("unhashable type: 'numpy.ndarray'")
+    out = np.full(ctx.n, -1, dtype=np.int64)
+    for i, k in enumerate(keys):
+        if isinstance(k, (bool, int, float, complex)):
+            out[(out < 0) & (d == k)] = i
+    missing = out < 0
+    if storing:
+        ctx.unsupported_on(missing, "adding a key to a local dict", hint="a local dict keeps the keys of its literal")
+    ctx.fail_where(missing, "key missing from the dict", KeyError, values=d)
+    return Lanes(out, True)
+
+
 @register("list_extend", may_fail=True)
 def _list_extend(ctx, args, attrs):
     """``r.extend(seq)`` and ``r += seq``: ``seq``'s items, each as its own value (a per-sample

@@ -64,7 +64,7 @@ def _run_kernel(program, step, stack, frame, region, pending, state, send):
     m = frame.n if idx is None else len(idx)
     if m == 0:
         return False
-    args, varying = [], False
+    args, varying, uniform_in = [], False, set()
     for name in step.params:
         try:
             value = frame.lookup(name)
@@ -77,6 +77,8 @@ def _run_kernel(program, step, stack, frame, region, pending, state, send):
         if _arg_type(raw) is None:
             return False
         varying |= isinstance(raw, Lanes)
+        if not isinstance(value, (Lanes, Traced)):
+            uniform_in.add(name)
         args.append(value if idx is None or not isinstance(raw, Lanes) else gather(value, idx))
     if which is not None:
         args.append(Lanes(which if idx is None else which[idx], False))
@@ -97,7 +99,9 @@ def _run_kernel(program, step, stack, frame, region, pending, state, send):
         region.pending.pop(e)
     exit_index = result[0].data
     for name, value in zip(step.outputs, result[1:]):
-        if idx is not None:
+        if name in uniform_in:
+            value = _uniform_again(value)
+        if idx is not None and isinstance(value, (Lanes, Traced)):
             value = scatter_into(blank_like(value, frame.n), value, idx, frame.n)
         frame.store(name, value, mask)
         frame.shared.discard(name)
@@ -110,6 +114,19 @@ def _run_kernel(program, step, stack, frame, region, pending, state, send):
         if leaving.any():
             send(stack, target, leaving, frame, program)
     return True
+
+
+def _uniform_again(value):
+    """A variable that came in uniform (a loop counter) and leaves with the same bits on every
+    lane is uniform again: later steps keep running it as one value (a key of a constant tuple
+    indexed by it stays a Python string, which has no per-lane form)."""
+    if type(value) is not Lanes or value.data.ndim != 1 or not value.data.size:
+        return value
+    d = value.data
+    bits = d.view(f"u{d.itemsize}") if d.dtype.kind in "fc" and d.itemsize <= 8 else d
+    if d.dtype.kind not in "biuf" or not (bits == bits[0]).all():
+        return value
+    return d[0].item() if value.weak else d[0]
 
 
 def _signature(value):

@@ -1,0 +1,139 @@
+"""Local dicts with constant keys (``d = {"h": h, "c": c}``): records, held as local lists.
+
+Every supported use must equal the per-sample run bitwise, on both backends, with gradients;
+every other use must raise naming the line, and a missing key Python's KeyError on its lanes.
+"""
+import numpy as np
+import pytest
+
+import vmapper
+from vmapper.testing import check_batching, check_grads
+from source_lines import line_of
+
+RNG = np.random.default_rng(11)
+
+
+def record_ops(x, y):
+    d = {"a": x, "b": y * 2, 3: 0.5}
+    d["a"] += 1.0
+    if x > 0:
+        d["b"] = d["a"] * d[3]  # on the lanes that take the branch
+    s = 0.0
+    for k in d:
+        if k == "b":
+            continue
+        s += d[k] if k != 3 else 0.0  # a key that is not a constant: looked up when it runs
+    for k, v in d.items():
+        s = s * 0.5 + v
+    n = len(d) + ("a" in d) + ("z" not in d)
+    return s + n + sum(d.values()) + d.get("a", 0.0) + d.get("zz", -2.0) \
+        + sum(v for v in d.values() if v > 0) + len([k for k in d.keys() if k != 3])
+
+
+def rebound_in_a_loop(x, n):
+    state = {"h": 0.0, "c": x}
+    for i in range(n):
+        state = {"h": state["h"] * 0.5 + state["c"], "c": state["c"] - 1.0}
+    return state["h"]
+
+
+def per_lane_key(x, k):
+    d = {0: x, 1: x * x, 2: -x}
+    d[k] = d[k] + 1.0  # marker-per-lane-key
+    return d[0] + 10 * d[1] + 100 * d[2]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_record_dict_equals_the_per_sample_run_bitwise(backend):
+    x, y = RNG.normal(size=40), RNG.normal(size=40)
+    check_batching(record_ops, (x, y), backend=backend)
+    check_batching(rebound_in_a_loop, (x, RNG.integers(0, 5, size=40)), backend=backend)
+    check_batching(per_lane_key, (x, RNG.integers(0, 3, size=40)), backend=backend)
+
+
+def test_gradients_flow_through_a_record_dict():
+    x, y = RNG.normal(size=9), RNG.normal(size=9)
+    check_grads(vmapper.batched(record_ops), (x, y), argnums=(0, 1))
+    check_grads(vmapper.batched(rebound_in_a_loop), (x, np.arange(9) % 4), argnums=0)
+
+
+def missing_key(x):
+    d = {"a": x}
+    if x > 0:
+        return d["b"]  # marker-missing
+    return d["a"]
+
+
+def test_reading_a_key_the_dict_never_holds_is_pythons_key_error_on_those_lanes():
+    with pytest.raises(vmapper.LaneError, match="KeyError: 'b'") as info:
+        vmapper.batched(missing_key)(np.array([-1.0, 2.0, -3.0, 4.0]))
+    assert list(info.value.lanes) == [1, 3] and info.value.python_error is KeyError
+    assert str(line_of(missing_key, "marker-missing")) in str(info.value)
+    with pytest.raises(vmapper.LaneError, match="KeyError") as info:
+        vmapper.batched(per_lane_key)(np.ones(3), np.array([0, 5, 2]))
+    assert list(info.value.lanes) == [1]
+
+
+def returned(x):
+    d = {"a": x}
+    return d  # marker-returned
+
+
+def aliased(x):
+    d = {"a": x}
+    e = d  # marker-aliased
+    return e["a"]
+
+
+def passed(x):
+    d = {"a": x}
+    return len(str(d))  # marker-passed
+
+
+def adds_a_key(x):
+    d = {"a": x}
+    d["b"] = 1.0  # marker-adds
+    return d["a"]
+
+
+def different_keys(x):
+    d = {"a": x}
+    if x > 0:
+        d = {"b": x}  # marker-different
+    return 0.0
+
+
+def literal_elsewhere(x):
+    return {"a": x}["a"]  # marker-elsewhere
+
+
+def key_not_a_constant_literal(x):
+    d = {x: 1.0}  # marker-key
+    return d[x]
+
+
+@pytest.mark.parametrize("fn, marker, construct", [
+    (returned, "marker-returned", "dict 'd' used as a value"),
+    (aliased, "marker-aliased", "dict 'd' used as a value"),
+    (passed, "marker-passed", "dict 'd' used as a value"),
+    (adds_a_key, "marker-adds", "adding key 'b'"),
+    (different_keys, "marker-different", "literals with different keys"),
+    (literal_elsewhere, "marker-elsewhere", "dict literal other than the value of a local"),
+    (key_not_a_constant_literal, "marker-key", "key that is not a constant"),
+])
+def test_other_uses_of_a_dict_raise_naming_the_construct_and_line(fn, marker, construct):
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=construct) as info:
+        vmapper.batched(fn)(np.ones(3))
+    assert str(line_of(fn, marker)) in str(info.value)
+
+
+def store_through_a_per_lane_key(x, k):
+    d = {0: x, 1: x}
+    d[k] = 2.0  # Python adds the key where the dict does not hold it
+    return d[0] + d[1]
+
+
+def test_storing_through_a_per_lane_key_the_dict_does_not_hold_is_refused_naming_the_lanes():
+    check_batching(store_through_a_per_lane_key, (np.ones(3), np.array([0, 1, 1])))
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"adding a key to a local dict, on lane\(s\) 1"):
+        vmapper.batched(store_through_a_per_lane_key)(np.ones(3), np.array([0, 7, 1]))

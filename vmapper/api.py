@@ -214,7 +214,7 @@ class BatchedFunction:
 
     def __get__(self, obj, objtype=None):
         """``@batched`` on a method: ``obj.method`` is the method bound to ``obj`` and batched
-        alike, ``obj`` broadcast (one per object, made on first use)."""
+        alike, ``obj`` broadcast; its ``last_stats`` are the function's."""
         if obj is None:
             return self
         bound = BatchedFunction(self.per_sample.__get__(obj, objtype), in_axes=self.in_axes,

@@ -21,7 +21,7 @@ import textwrap
 import types
 
 from .errors import UnsupportedSyntaxError
-from .frontend_builtins import builtin_call, for_header
+from .frontend_builtins import builtin_call, enumerate_args, for_header, in_range
 from .frontend_comprehensions import loops_of
 from .frontend_dicts import rewrite_dicts
 from .frontend_lists import LIST_METHODS, list_locals, updates_list
@@ -353,7 +353,7 @@ class Builder:
         else:
             start = zipped = None
             if func is enumerate:
-                start, zipped = self.enumerate_args(it, node)
+                start, zipped = enumerate_args(self, it, node)
                 seq_nodes = zipped.args if zipped is not None else it.args[:1]
             elif func is zip:
                 if it.keywords or not it.args:
@@ -402,24 +402,6 @@ class Builder:
             self.statements(node.orelse)
             self.goto(exit_b, node)
         self.cur = exit_b
-
-    def enumerate_args(self, call, node):
-        """``(start expression or None, the zip() call or None)`` of ``enumerate(seq[, start])``
-        in a ``for`` header, where ``seq`` may be ``zip(...)`` of sequences."""
-        args = list(call.args)
-        for kw in call.keywords:
-            if kw.arg != "start" or len(args) != 1:
-                raise self.error("enumerate() with these arguments", node)
-            args.append(kw.value)
-        if not 1 <= len(args) <= 2:
-            raise self.error("enumerate() with these arguments", node)
-        inner = args[0]
-        zipped = None
-        if isinstance(inner, ast.Call) and self.resolve_constant(inner.func) is zip:
-            if inner.keywords or not inner.args:
-                raise self.error("zip() with these arguments", node)
-            zipped = inner
-        return (args[1] if len(args) == 2 else None), zipped
 
     # ---- expressions -------------------------------------------------------------
     def expr(self, node):
@@ -552,7 +534,7 @@ class Builder:
             op, right_node = node.ops[0], node.comparators[0]
             if isinstance(op, (ast.In, ast.NotIn)) and isinstance(right_node, ast.Call) \
                     and self.resolve_constant(right_node.func) is builtins.range:
-                return self.in_range(op, left, right_node, node)
+                return in_range(self, op, left, right_node, node)
             return self.compare(op, left, self.expr(right_node), node)
         result = self.fresh("$v")
         join = self.new_block(f"end comparison chain (line {self.line(node)})")
@@ -568,19 +550,6 @@ class Builder:
         self.goto(join, node)
         self.cur = join
         return Var(result)
-
-    def in_range(self, op, item, call, node):
-        """``item in range(...)`` without making the range: one ``contains_range`` on the
-        bounds (evaluated after ``item``, in the order written, as Python does)."""
-        if call.keywords or not 1 <= len(call.args) <= 3 or any(isinstance(a, ast.Starred) for a in call.args):
-            raise self.error("range() with other than 1 to 3 positional arguments", call)
-        bounds = [self.expr(a) for a in call.args]
-        if len(bounds) == 1:
-            bounds = [Const(0), bounds[0]]
-        if len(bounds) == 2:
-            bounds.append(Const(1))
-        result = self.emit("contains_range", [item, *bounds], node)
-        return self.emit("not", [result], node) if isinstance(op, ast.NotIn) else result
 
     def compare(self, op, left, right, node):
         if isinstance(op, (ast.In, ast.NotIn)):

@@ -1,4 +1,5 @@
-"""The builtins ``pow``, ``any``, ``all`` and ``reversed`` in per-sample code.
+"""The builtins ``pow``, ``any``, ``all``, ``min``/``max`` of a generator, ``reversed``,
+``range`` after ``in`` and ``enumerate`` in a ``for`` header, in per-sample code.
 
 * ``pow(a, b)`` is ``a ** b`` (the ``pow`` primitive: same dtypes, errors and
   gradients); ``pow(a, b, m)`` is the ``pow_mod`` primitive, Python's modular
@@ -16,6 +17,11 @@
   the same values in the opposite order, with per-lane bounds; ``reversed(x)``
   of a sequence iterates ``x[::-1]``, a snapshot, as the forward ``for`` does.
   Elsewhere (``r = reversed(x)``: a one-shot iterator) it is an error.
+* ``max(<generator>)`` and ``min(<generator>)`` (``default=`` too) run as loops
+  (:func:`.frontend_comprehensions.extreme_loops`).
+* ``x in range(a, b, s)`` is the ``contains_range`` primitive on the bounds: no
+  range is made.
+* ``enumerate(seq, start)`` and ``enumerate(zip(...))`` in a ``for`` header.
 
 Everything here is lowered to IR through the :class:`~vmapper.frontend.Builder`,
 so errors name the user's file and line.
@@ -164,6 +170,20 @@ def _extreme(b, node, is_max):
     return Var(result)
 
 
+def in_range(b, op, item, call, node):
+    """``item in range(...)`` without making the range: one ``contains_range`` on the
+    bounds (evaluated after ``item``, in the order written, as Python does)."""
+    if call.keywords or not 1 <= len(call.args) <= 3 or any(isinstance(a, ast.Starred) for a in call.args):
+        raise b.error("range() with other than 1 to 3 positional arguments", call)
+    bounds = [b.expr(a) for a in call.args]
+    if len(bounds) == 1:
+        bounds = [Const(0), bounds[0]]
+    if len(bounds) == 2:
+        bounds.append(Const(1))
+    result = b.emit("contains_range", [item, *bounds], node)
+    return b.emit("not", [result], node) if isinstance(op, ast.NotIn) else result
+
+
 # ---- for headers ----------------------------------------------------------------------------
 
 def for_header(b, node):
@@ -248,3 +268,22 @@ def _reversed_range(b, rng, node):
         b.locals.add(name)
         names.append(ast.copy_location(ast.Name(id=name, ctx=ast.Load()), rng))
     return ast.copy_location(ast.Call(func=rng.func, args=names, keywords=[]), rng)
+
+
+def enumerate_args(b, call, node):
+    """``(start expression or None, the zip() call or None)`` of ``enumerate(seq[, start])``
+    in a ``for`` header, where ``seq`` may be ``zip(...)`` of sequences."""
+    args = list(call.args)
+    for kw in call.keywords:
+        if kw.arg != "start" or len(args) != 1:
+            raise b.error("enumerate() with these arguments", node)
+        args.append(kw.value)
+    if not 1 <= len(args) <= 2:
+        raise b.error("enumerate() with these arguments", node)
+    inner = args[0]
+    zipped = None
+    if isinstance(inner, ast.Call) and b.resolve_constant(inner.func) is zip:
+        if inner.keywords or not inner.args:
+            raise b.error("zip() with these arguments", node)
+        zipped = inner
+    return (args[1] if len(args) == 2 else None), zipped

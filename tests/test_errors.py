@@ -353,6 +353,17 @@ def test_math_functions_raise_what_cpython_raises_at_poles_overflows_and_domain_
     assert not wrong, wrong[:10]
 
 
+def str_or_int(x):
+    key = "s" if x > 0 else 7  # marker-str-or-int
+    return key == "s"
+
+
+def test_a_variable_holding_a_str_on_some_lanes_and_an_int_on_others_names_both():
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="a str on some lanes and an int on others") as info:
+        batched(str_or_int)(np.array([1.0, -1.0]))
+    assert str(line_of(str_or_int, "marker-str-or-int")) in str(info.value)
+
+
 def log_of(x):
     return math.log(x)  # marker-log
 

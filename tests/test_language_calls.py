@@ -284,6 +284,20 @@ class Model:
             return self.scale * node.value
         return np.tanh(sum(self.value(c) for c in node.children) - 0.5 * self.size(node))
 
+    @staticmethod
+    @vmapper.batched
+    def quadrupled(v):
+        return v * 4.0
+
+    @classmethod
+    def offset(cls, v):
+        return v + cls.OFFSET
+
+    OFFSET = 0.25
+
+    def wrapped(self, x):
+        return self.quadrupled(x[0]) + self.offset(x[1])
+
     @vmapper.batched
     def doubled(self, x):
         return self.forward(x, 3) * 2.0
@@ -303,6 +317,13 @@ def test_a_bound_method_batches_with_its_object_broadcast_and_calls_through_self
     # (W @ x is one GEMM batched, a GEMV per sample: equal to rounding)
     check_batching(vmapper.batched(MODEL.forward, backend=backend), (x, k), exact=False, rtol=1e-12)
     check_batching(vmapper.batched(MODEL.steps, backend=backend), (r.integers(1, 50, size=40),))
+
+
+def test_static_batched_and_class_methods_are_called_through_self():
+    x = np.random.default_rng(6).normal(size=(8, 4))
+    check_batching(vmapper.batched(MODEL.wrapped), (x,))
+    # (the oracle reads the object's own None at the front of a bound method's in_axes)
+    check_batching(vmapper.batched(MODEL.forward, in_axes=(None, 0, None)), (x, 3), exact=False, rtol=1e-12)
 
 
 def test_batched_methods_bind_their_object_and_keep_last_stats():

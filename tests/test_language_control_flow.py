@@ -187,6 +187,25 @@ def enumerate_zip_and_start(X, Y):
     return acc
 
 
+def ranges_among_the_sequences(X, k):
+    s = 0.0
+    for i, b in enumerate(range(k)):
+        s += i * b
+    for j, x in zip(range(2, 20, 3), X):
+        s = s * 0.5 + j * x
+    for i, (a, x) in enumerate(zip(range(k, -1, -1), X), 1):
+        s += i * a * x
+    return s
+
+
+@lane_test
+def test_a_range_among_the_sequences_of_zip_and_enumerate(n, data):
+    X = data.draw(float_lanes(n, -5, 5, (4,)))
+    k = draw_ints(data, n, -2, 7)
+    check_batching(ranges_among_the_sequences, (X, k))
+    check_batching(ranges_among_the_sequences, (X, k), backend="numba")
+
+
 @lane_test
 def test_enumerate_of_zip_and_enumerate_with_start(n, data):
     X = data.draw(float_lanes(n, -5, 5, (5,)))

@@ -43,18 +43,28 @@ def per_lane_key(x, k):
     return d[0] + 10 * d[1] + 100 * d[2]
 
 
+def string_keys_per_lane(x, k):
+    d = {"a": x, "b": 2.0 * x, 0: -x}
+    key = "a" if k % 2 else "b"
+    d[key] = d[key] * 3.0 + d.get(k, 0.5)  # a per-lane str key, then a per-lane int one (or the default)
+    return d["a"] + 10 * d["b"] + d.get(key, -1.0)
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_a_record_dict_equals_the_per_sample_run_bitwise(backend):
     x, y = RNG.normal(size=40), RNG.normal(size=40)
     check_batching(record_ops, (x, y), backend=backend)
     check_batching(rebound_in_a_loop, (x, RNG.integers(0, 5, size=40)), backend=backend)
     check_batching(per_lane_key, (x, RNG.integers(0, 3, size=40)), backend=backend)
+    check_batching(string_keys_per_lane, (x, RNG.integers(-1, 3, size=40)), backend=backend)
 
 
 def test_gradients_flow_through_a_record_dict():
     x, y = RNG.normal(size=9), RNG.normal(size=9)
     check_grads(vmapper.batched(record_ops), (x, y), argnums=(0, 1))
     check_grads(vmapper.batched(rebound_in_a_loop), (x, np.arange(9) % 4), argnums=0)
+    check_grads(vmapper.batched(per_lane_key), (x, np.arange(9) % 3), argnums=0)
+    check_grads(vmapper.batched(string_keys_per_lane), (x, np.arange(9) % 4 - 1), argnums=0)
 
 
 def missing_key(x):

@@ -449,6 +449,12 @@ def test_membership_in_a_range_with_per_lane_bounds_and_negative_steps_equals_py
         x[:3] = np.nan, np.inf, -np.inf
         check_batching(in_range_with_per_lane_bounds, (x, start, stop, step), backend=backend)
         check_batching(in_range_in_a_branch, (r.integers(-3, 9, size=N), r.integers(-2, 8, size=N)), backend=backend)
+    big = 2 ** 63 - 1  # the distance from start overflows int64 here: not the answer
+    edge = [(big - 1, -big - 1, big, big), (-big, big, -big - 1, -big), (5, 0, 10, 5)]
+    got = vmapper.batched(in_range_with_per_lane_bounds)(*map(np.array, zip(*edge)))
+    # (Python ints: range's own test is O(1) for them; a numpy int would scan the range)
+    want = [in_range_with_per_lane_bounds(*case) for case in edge]
+    assert [tuple(bool(g[k]) for g in got) for k in range(3)] == want
     with pytest.raises(vmapper.LaneError, match="must not be zero") as info:
         vmapper.batched(in_range_with_per_lane_bounds)(np.arange(3), np.zeros(3, int), np.full(3, 5), np.array([1, 0, 1]))
     assert list(info.value.lanes) == [1]

@@ -128,6 +128,14 @@ def item_assignments(x, i):
     return r[0] + r[1] * 10 + r[2] * 100 + r[3] * 1000
 
 
+def buffers_made_by_repetition_and_concatenation(x, k):
+    r = [0.0] * 3
+    q = [x] + [x * 2, 1.0]
+    for i in range(k):
+        r[i % 3] += x * i  # a per-lane index
+    return r[0] + 10 * r[1] + 100 * r[2] + q[k % 3]
+
+
 def item_assignment_out_of_range(x, i):
     r = [x, x]
     r[i] = 1.0  # marker-list-index
@@ -147,6 +155,9 @@ def test_item_assignment_on_a_local_list_with_uniform_and_per_lane_indices_match
     x, i = r.normal(size=N), r.integers(-4, 4, size=N)
     check_batching(item_assignments, (x, i), backend=backend)
     check_grads(vmapper.batched(item_assignments, backend=backend), (x, i), argnums=0)
+    k = r.integers(0, 7, size=N)
+    check_batching(buffers_made_by_repetition_and_concatenation, (x, k), backend=backend)
+    check_grads(vmapper.batched(buffers_made_by_repetition_and_concatenation, backend=backend), (x, k), argnums=0)
 
 
 def test_item_assignment_out_of_range_or_by_a_float_raises_pythons_error_on_those_lanes():

@@ -155,6 +155,14 @@ class BatchedFunction:
         return bind_arguments(self.function, self.receiver + tuple(args), kwargs, self.in_axes,
                               receiver=bool(self.receiver))
 
+    def arg_axes(self, nargs):
+        """``in_axes`` for ``nargs`` positional arguments, one entry each (a bound method's
+        tuple may start with its object's ``None``: dropped)."""
+        ax = self.in_axes
+        if isinstance(ax, (tuple, list)):
+            return list(ax[1:] if self.receiver and len(ax) == nargs + 1 else ax)
+        return [ax] * nargs
+
     def explain(self, callees=True) -> str:
         """A readable dump of the program after the SPMD pass, and how it will run.
 

@@ -21,7 +21,7 @@ import textwrap
 import types
 
 from .errors import UnsupportedSyntaxError
-from .frontend_builtins import builtin_call, enumerate_args, for_header, in_range
+from .frontend_builtins import builtin_call, enumerate_args, for_header, in_range, range_sequence
 from .frontend_comprehensions import loops_of
 from .frontend_dicts import rewrite_dicts
 from .frontend_lists import LIST_METHODS, list_locals, updates_list
@@ -361,20 +361,24 @@ class Builder:
                 seq_nodes = it.args
             else:
                 seq_nodes = [it]
-            seqs = [self.emit("copy", [self.expr(a)], node, target=f"{k}_seq{j}")
+            # a range() among zip()'s or enumerate()'s sequences: (first, step, length), never made
+            seqs = [range_sequence(self, a, node, f"{k}_seq{j}")
+                    if func in (enumerate, zip) and isinstance(a, ast.Call) and self.resolve_constant(a.func) is range
+                    else self.emit("copy", [self.expr(a)], node, target=f"{k}_seq{j}")
                     for j, a in enumerate(seq_nodes)]
             for j, a in enumerate(seq_nodes):
                 if isinstance(a, ast.Name) and a.id in self.list_locals and not updates_list(node, a.id):
                     self.list_names.add(f"{k}_seq{j}")
             if start is not None:  # (evaluated once, after the sequences, as Python does)
                 start = self.emit("copy", [self.expr(start)], node, target=f"{k}_start")
-            lens = [self.emit("len", [s], node) for s in seqs]
+            lens = [s[2] if type(s) is tuple else self.emit("len", [s], node) for s in seqs]
             n = lens[0] if len(lens) == 1 else self.emit("min", lens, node)
             n = self.emit("copy", [n], node, target=f"{k}_n")
             self.emit("copy", [Const(0)], node, target=counter)
 
             def bind():
-                items = [self.emit("getitem", [s, Var(counter)], node) for s in seqs]
+                items = [self.emit("add", [s[0], self.emit("mul", [Var(counter), s[1]], node)], node)
+                         if type(s) is tuple else self.emit("getitem", [s, Var(counter)], node) for s in seqs]
                 if func is enumerate:
                     index = Var(counter) if start is None else self.emit("add", [Var(counter), start], node)
                     item = self.emit("tuple", items, node) if zipped is not None else items[0]

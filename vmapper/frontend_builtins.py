@@ -21,7 +21,8 @@
   (:func:`.frontend_comprehensions.extreme_loops`).
 * ``x in range(a, b, s)`` is the ``contains_range`` primitive on the bounds: no
   range is made.
-* ``enumerate(seq, start)`` and ``enumerate(zip(...))`` in a ``for`` header.
+* ``enumerate(seq, start)`` and ``enumerate(zip(...))`` in a ``for`` header, a
+  ``range()`` among their sequences included (:func:`range_sequence`).
 
 Everything here is lowered to IR through the :class:`~vmapper.frontend.Builder`,
 so errors name the user's file and line.
@@ -268,6 +269,26 @@ def _reversed_range(b, rng, node):
         b.locals.add(name)
         names.append(ast.copy_location(ast.Name(id=name, ctx=ast.Load()), rng))
     return ast.copy_location(ast.Call(func=rng.func, args=names, keywords=[]), rng)
+
+
+def range_sequence(b, rng, node, name):
+    """``(first, step, length)`` of ``range(a, b, s)`` as one of the sequences of a ``zip()`` or
+    an ``enumerate()`` in a ``for`` header (its item k is ``first + k * step``), each kept in a
+    variable named after ``name``; the arguments checked as ``range()`` checks them."""
+    if not 1 <= len(rng.args) <= 3 or rng.keywords:
+        raise b.error("range() with these arguments", rng)
+    args = [b.expr(a) for a in rng.args]
+    start, stop, step = (Const(0), args[0], Const(1)) if len(args) == 1 else \
+        (args[0], args[1], args[2] if len(args) == 3 else Const(1))
+    b.emit("range_check", [start, stop, step], node)
+    start, stop, step = (b.emit("int", [v], node) for v in (start, stop, step))
+    quotient = b.emit("floordiv", [b.emit("sub", [start, stop], node), step], node)
+    count = b.emit("max", [b.emit("neg", [quotient], node), Const(0)], node)
+    out = []
+    for part, value in (("first", start), ("step", step), ("n", count)):
+        b.locals.add(f"{name}_{part}")
+        out.append(b.emit("copy", [value], node, target=f"{name}_{part}"))
+    return tuple(out)
 
 
 def enumerate_args(b, call, node):

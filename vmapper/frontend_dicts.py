@@ -10,7 +10,8 @@ the function's AST before it is lowered:
   updates of one item;
 - ``d["h"]`` and ``d.get("h", default)`` become an item of that list (or the
   default, for a key the dict never holds), ``len(d)`` stays ``len``; a key that
-  is not a constant (``d[k]``) is looked up per lane, with Python's KeyError;
+  is not a constant (``d[k]``, ``d.get(k, default)``) is looked up per lane, with
+  Python's KeyError (or the default);
 - ``k in d`` tests ``k`` against the tuple of keys, and ``for`` over ``d``,
   ``d.keys()``, ``d.values()`` or ``d.items()`` iterates the keys, the list, or
   ``zip(keys, list)``.
@@ -111,8 +112,8 @@ def _check_use(name, parents, keys, error):
             and parents[p].func is p:
         call = parents[p]
         if p.attr == "get":
-            if call.keywords or not 1 <= len(call.args) <= 2 or not isinstance(call.args[0], ast.Constant):
-                raise error(f"'{d}.get()' with other than a constant key and a default", call)
+            if call.keywords or not 1 <= len(call.args) <= 2 or not isinstance(call.args[0], (ast.Constant, ast.Name)):
+                raise error(f"'{d}.get()' with other than a key (a constant or a name) and a default", call)
         elif call.args or call.keywords:
             raise error(f"'{d}.{p.attr}()' with arguments", call)
         elif p.attr == "items" and not isinstance(parents.get(call), (ast.For, ast.comprehension)):
@@ -184,9 +185,17 @@ class _Rewrite(ast.NodeTransformer):
         elif f.attr == "items":
             out = ast.Call(func=ast.Constant(zip), args=[self._const_keys(keys, node), d], keywords=[])
         else:  # get
-            key = node.args[0].value
-            if key in keys:
-                out = ast.Subscript(value=d, slice=ast.Constant(keys.index(key)), ctx=ast.Load())
+            key = node.args[0]
+            default = self.visit(copy.deepcopy(node.args[1])) if len(node.args) == 2 else ast.Constant(None)
+            if not isinstance(key, ast.Constant):  # looked up per lane, the default where absent
+                found = ast.Compare(left=ast.Name(id=key.id, ctx=ast.Load()), ops=[ast.In()],
+                                    comparators=[self._const_keys(keys, node)])
+                item = ast.Subscript(value=d, slice=ast.Call(func=ast.Constant(key_index), args=[
+                    self._const_keys(keys, node), ast.Name(id=key.id, ctx=ast.Load()), ast.Constant(False)],
+                    keywords=[]), ctx=ast.Load())
+                out = ast.IfExp(test=found, body=item, orelse=default)
+            elif key.value in keys:
+                out = ast.Subscript(value=d, slice=ast.Constant(keys.index(key.value)), ctx=ast.Load())
             else:
-                out = self.visit(copy.deepcopy(node.args[1])) if len(node.args) == 2 else ast.Constant(None)
+                out = default
         return ast.copy_location(out, node)

@@ -15,15 +15,16 @@ LIST_METHODS = ("append", "extend")
 
 def list_locals(fdef: ast.FunctionDef) -> set:
     """Locals that are surely lists built in ``fdef``: not parameters, and every binding is
-    ``name = [...]`` (one target) or ``name += ...``.  Only on those may ``.append``/``.extend``
-    become value updates: vmapper holds lists as tuples, and a tuple from elsewhere (a caller's
-    list, a helper's result, ``x.shape``) may be a Python list that others see, or a tuple."""
+    ``name = [...]`` (or ``[...] * n``, ``[...] + [...]``; one target) or ``name += ...``.
+    Only on those may ``.append``/``.extend`` become value updates: vmapper holds lists as
+    tuples, and a tuple from elsewhere (a caller's list, a helper's result, ``x.shape``) may
+    be a Python list that others see, or a tuple."""
     literal, accepted = set(), set()
     for node in ast.walk(fdef):
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             # (``a = b = []``: two names, one list)
-            if len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(node.value, ast.List):
+            if len(targets) == 1 and isinstance(targets[0], ast.Name) and _new_list(node.value):
                 literal.add(targets[0].id)
                 accepted.add(id(targets[0]))
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) \
@@ -33,6 +34,17 @@ def list_locals(fdef: ast.FunctionDef) -> set:
     bad |= {node.id for node in ast.walk(fdef) if isinstance(node, ast.Name)
             and isinstance(node.ctx, (ast.Store, ast.Del)) and id(node) not in accepted}
     return literal - bad
+
+
+def _new_list(node) -> bool:
+    """Whether ``node`` surely makes a new list: a literal, ``[...] * n`` or ``[...] + [...]``."""
+    if isinstance(node, ast.List):
+        return True
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        return _new_list(node.left) or _new_list(node.right)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _new_list(node.left) and _new_list(node.right)
+    return False
 
 
 def updates_list(loop, name) -> bool:

@@ -74,13 +74,6 @@ def _sub_axis(axis, key):
     return axis
 
 
-def _axes_for(bf, nargs):
-    ax = bf.in_axes
-    if isinstance(ax, (tuple, list)):
-        return list(ax[1:] if bf.receiver and len(ax) == nargs + 1 else ax)  # (a method's own None)
-    return [ax] * nargs
-
-
 def _check_checkpoint(k):
     if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
         raise ValueError(f"checkpoint_loops must be None or a positive int (trips per stretch), not {k!r}")
@@ -165,7 +158,7 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
                 seeds[result.node] = np.broadcast_to(np.ones((), np.asarray(out).dtype), (n,))
             grads = _backward_with_stats(tape, seeds, bf, value_and_grad_f)
             del tape, result
-            axes = _axes_for(bf, len(args))
+            axes = bf.arg_axes(len(args))
             gs = tuple(_grad_tree(args[k], values[k], grads, axes[k], sparse_tables) for k in ks)
             del grads, values
         return out, (gs[0] if isinstance(argnums, int) else gs)
@@ -227,7 +220,7 @@ class _VJPFunction:
         seeds = {}
         _seed(self.result, cotangents, self.bf.out_axes, seeds)
         grads = _backward_with_stats(self.tape, seeds, self.bf, self)
-        axes = _axes_for(self.bf, len(self.args))
+        axes = self.bf.arg_axes(len(self.args))
         return tuple(_grad_tree(self.args[k], self.values[k], grads, axes[k], self.sparse_tables)
                      for k in self.nums)
 

@@ -14,7 +14,7 @@ import operator
 
 import numpy as np
 
-from ..runtime.values import Lanes, materialize
+from ..runtime.values import Lanes, Traced, materialize, select
 from .registry import register
 from .structural import call_user_method, user_method
 
@@ -138,6 +138,11 @@ def _choose(ctx, seq, ix):
     if len(ix) != 1:
         raise ctx.unsupported("multi-dimensional index of a tuple")
     (i,) = normalize_lane_indices(ctx, ix, (len(seq),))
+    if any(type(v) is Traced for v in seq):  # differentiated items: selects, each on the tape
+        out = seq[0]
+        for k in range(1, len(seq)):
+            out = select(i == k, seq[k], out, ctx.n)
+        return out
     items = [materialize(v, ctx.n) for v in seq]
     stacked = np.stack([v.data for v in items], axis=1)
     return Lanes(stacked[np.arange(ctx.n), i], all(v.weak for v in items))

@@ -154,7 +154,14 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
         if check is not None:
             check(ctx, ra, rb, out, is_weak(a) and is_weak(b))
         return Lanes(out, is_weak(a) and is_weak(b))
-    register(name, impl, elementwise=True, may_fail=check is not None, scalar=op)
+    # ``+`` and ``*`` of lists or tuples join or repeat them: their differentiated items pass
+    # as they are (each keeps its own tape entry)
+    containers = _joins_containers if name in ("add", "mul") else None
+    register(name, impl, elementwise=True, may_fail=check is not None, scalar=op, passes_traced=containers)
+
+
+def _joins_containers(args, attrs):
+    return type(args[0]) is tuple or type(args[1]) is tuple
 
 
 def _check_division(ctx, a, b, out, python_scalars):
@@ -287,9 +294,14 @@ def _contains(ctx, args, attrs):
     if isinstance(container, (tuple, list, set, frozenset, range)) or hasattr(container, "__len__") \
             and not isinstance(container, (dict, str, np.ndarray)):
         out = np.zeros(ctx.n, dtype=bool)
+        text = isinstance(item, Lanes) and item.data.dtype.kind in "US"
         for v in container:
-            if isinstance(v, (bool, int, float, complex, np.generic)):
-                out |= truth(ufunc_apply(ctx, np.equal, [item, v]), ctx.n)
+            if isinstance(v, str) and isinstance(item, Lanes):
+                if text:  # (a number never equals a string: skipped)
+                    out |= item.data == v
+            elif isinstance(v, (bool, int, float, complex, np.generic)):
+                if not text:
+                    out |= truth(ufunc_apply(ctx, np.equal, [item, v]), ctx.n)
             else:
                 raise ctx.unsupported(f"'in' on a collection holding {type(v).__name__}")
         return Lanes(out, True)
@@ -332,10 +344,15 @@ def _contains_range(ctx, args, attrs):
     up = st > 0
     with np.errstate(all="ignore"):
         inside = np.where(up, (lo <= x) & (x < hi), (hi < x) & (x <= lo))
-        # distance from start in steps: exact for integers; a float item is a member only at
-        # a whole number of steps (``%`` of floats is exact)
-        dist = np.where(up, x - lo, lo - x)
-        whole = dist % np.where(st == 0, 1, np.abs(st)) == 0  # (a zero step raised above)
+        step = np.where(st == 0, 1, st)  # (a zero step raised above)
+        if x.dtype.kind in "iub":
+            # the distance from start in uint64: exact where the item is inside, even when
+            # the int64 difference would overflow (|step| of -2**63 included)
+            xu, lu = x.astype(np.int64).view(np.uint64), lo.view(np.uint64)
+            dist = np.where(up, xu - lu, lu - xu)
+            whole = dist % np.abs(step).view(np.uint64) == 0
+        else:  # a float item is a member only at a whole number of steps (``%`` of floats is exact)
+            whole = np.where(up, x - lo, lo - x) % np.abs(step) == 0
     return Lanes(np.asarray(inside & whole, dtype=bool), True)
 
 

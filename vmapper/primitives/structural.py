@@ -116,8 +116,9 @@ _NOT_OBJECTS = (Lanes, Traced, np.ndarray, np.generic, tuple, list, dict, set, f
 
 def user_method(obj, name):
     """``(function, receiver args)`` behind ``obj.name(...)`` when ``obj`` is a user's object
-    (the same on every lane) and the attribute a Python function, a ``staticmethod`` or a
-    ``@batched`` method; None for anything else (arrays, numbers, builtins, C methods)."""
+    (the same on every lane) and the attribute a Python function, a ``staticmethod``, a
+    ``classmethod`` or a ``@batched`` function; None for anything else (arrays, numbers,
+    builtins, C methods)."""
     if isinstance(obj, _NOT_OBJECTS) or hasattr(obj, "__vmapper_method__") \
             or type(obj).__module__ == "builtins":
         return None
@@ -125,14 +126,14 @@ def user_method(obj, name):
         attr = inspect.getattr_static(obj, name)
     except AttributeError:
         return None
-    own = name in getattr(obj, "__dict__", {})  # (a function stored on the object: no self)
-    if getattr(attr, "__vmapper_batched__", False):
-        attr = attr.per_sample
+    receiver = () if name in getattr(obj, "__dict__", {}) else (obj,)  # (a function stored on the object: no self)
     if isinstance(attr, staticmethod):
-        return attr.__func__, ()
-    if inspect.isfunction(attr):
-        return attr, (() if own else (obj,))
-    return None
+        attr, receiver = attr.__func__, ()
+    elif isinstance(attr, classmethod):
+        attr, receiver = attr.__func__, (type(obj),)
+    if getattr(attr, "__vmapper_batched__", False):
+        attr, receiver = attr.function, receiver + attr.receiver
+    return (attr, receiver) if inspect.isfunction(attr) else None
 
 
 def call_user_method(ctx, obj, name, args, kw):
@@ -285,8 +286,9 @@ def _key_index(ctx, args, attrs):
     if d.ndim != 1:
         raise ctx.type_error("unhashable type: 'numpy.ndarray'")
     out = np.full(ctx.n, -1, dtype=np.int64)
+    text = d.dtype.kind in "US"
     for i, k in enumerate(keys):
-        if isinstance(k, (bool, int, float, complex)):
+        if isinstance(k, str) == text and isinstance(k, (str, bool, int, float, complex)):
             out[(out < 0) & (d == k)] = i
     missing = out < 0
     if storing:

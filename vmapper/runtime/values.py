@@ -257,10 +257,18 @@ def _merge_dtype(a: Lanes, b: Lanes):
     """
     if a.data.dtype == b.data.dtype:
         return a.data.dtype
-    if a.weak != b.weak:
-        strong, weak = (b, a) if a.weak else (a, b)
-        return np.result_type(strong.data.dtype, _WEAK_EXAMPLE[weak.data.dtype.kind])
-    return np.promote_types(a.data.dtype, b.data.dtype)
+    try:
+        if a.weak != b.weak:
+            strong, weak = (b, a) if a.weak else (a, b)
+            return np.result_type(strong.data.dtype, _WEAK_EXAMPLE[weak.data.dtype.kind])
+        return np.promote_types(a.data.dtype, b.data.dtype)
+    except (TypeError, KeyError):  # (no common type: a string and a number)
+        kinds = [_KIND_NAMES.get(v.data.dtype.kind, v.data.dtype.name) for v in (a, b)]
+        a_or_an = ["an" if k[0] in "aeiou" else "a" for k in kinds]
+        raise TypeError(f"{a_or_an[0]} {kinds[0]} on some lanes and {a_or_an[1]} {kinds[1]} on others") from None
+
+
+_KIND_NAMES = {"U": "str", "S": "bytes", "b": "bool", "i": "int", "u": "int", "f": "float", "c": "complex"}
 
 
 def _same_uniform(a, b) -> bool:

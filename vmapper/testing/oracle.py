@@ -83,7 +83,7 @@ def check_batching(f, args, in_axes=0, *, exact=True, rtol=1e-12, atol=0.0, chec
     from ..api import BatchedFunction, batched
     bf = f if isinstance(f, BatchedFunction) else batched(f, in_axes=in_axes, **batched_kwargs)
     per = bf.per_sample
-    refs = per_sample_results(per, args, bf.in_axes)
+    refs = per_sample_results(per, args, bf.arg_axes(len(args)))
     got = bf(*args)
     first = refs[0]
     if isinstance(first, tuple):

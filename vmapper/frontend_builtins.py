@@ -250,15 +250,7 @@ def _reversed_range(b, rng, node):
     """``range(a, b, s)`` reversed: ``range(a + (n-1)*s, a - s, -s)`` with ``n = len(range(a, b,
     s)) = max(-((a - b) // s), 0)``, the same values in the opposite order (empty when n is
     0).  The operands are Python ints, as the items of a range are."""
-    if not 1 <= len(rng.args) <= 3 or rng.keywords:
-        raise b.error("range() with these arguments", rng)
-    args = [b.expr(a) for a in rng.args]
-    start, stop, step = (Const(0), args[0], Const(1)) if len(args) == 1 else \
-        (args[0], args[1], args[2] if len(args) == 3 else Const(1))
-    b.emit("range_check", [start, stop, step], node)
-    start, stop, step = (b.emit("int", [v], node) for v in (start, stop, step))
-    quotient = b.emit("floordiv", [b.emit("sub", [start, stop], node), step], node)
-    count = b.emit("max", [b.emit("neg", [quotient], node), Const(0)], node)
+    start, step, count = _range_bounds(b, rng, node)
     last = b.emit("mul", [b.emit("sub", [count, Const(1)], node), step], node)
     k = b.fresh("_vm_reversed")
     bounds = {f"{k}_first": ("add", [start, last]), f"{k}_stop": ("sub", [start, step]),
@@ -271,10 +263,9 @@ def _reversed_range(b, rng, node):
     return ast.copy_location(ast.Call(func=rng.func, args=names, keywords=[]), rng)
 
 
-def range_sequence(b, rng, node, name):
-    """``(first, step, length)`` of ``range(a, b, s)`` as one of the sequences of a ``zip()`` or
-    an ``enumerate()`` in a ``for`` header (its item k is ``first + k * step``), each kept in a
-    variable named after ``name``; the arguments checked as ``range()`` checks them."""
+def _range_bounds(b, rng, node):
+    """``(start, step, length)`` of ``range(...)``'s per-lane arguments, checked as ``range()``
+    checks them: ``length = max(-((start - stop) // step), 0)``, Python ints all."""
     if not 1 <= len(rng.args) <= 3 or rng.keywords:
         raise b.error("range() with these arguments", rng)
     args = [b.expr(a) for a in rng.args]
@@ -283,9 +274,15 @@ def range_sequence(b, rng, node, name):
     b.emit("range_check", [start, stop, step], node)
     start, stop, step = (b.emit("int", [v], node) for v in (start, stop, step))
     quotient = b.emit("floordiv", [b.emit("sub", [start, stop], node), step], node)
-    count = b.emit("max", [b.emit("neg", [quotient], node), Const(0)], node)
+    return start, step, b.emit("max", [b.emit("neg", [quotient], node), Const(0)], node)
+
+
+def range_sequence(b, rng, node, name):
+    """``(first, step, length)`` of ``range(a, b, s)`` as one of the sequences of a ``zip()`` or
+    an ``enumerate()`` in a ``for`` header (its item k is ``first + k * step``), each kept in a
+    variable named after ``name``; the arguments checked as ``range()`` checks them."""
     out = []
-    for part, value in (("first", start), ("step", step), ("n", count)):
+    for part, value in zip(("first", "step", "n"), _range_bounds(b, rng, node)):
         b.locals.add(f"{name}_{part}")
         out.append(b.emit("copy", [value], node, target=f"{name}_{part}"))
     return tuple(out)

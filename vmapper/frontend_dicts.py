@@ -27,7 +27,7 @@ import copy
 
 from .primitives.structural import key_index
 
-#: methods of a record dict, and what each becomes
+#: the methods of a record dict that the rewrite handles
 DICT_METHODS = ("get", "keys", "values", "items")
 
 

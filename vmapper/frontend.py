@@ -21,7 +21,7 @@ import textwrap
 import types
 
 from .errors import UnsupportedSyntaxError
-from .frontend_builtins import builtin_call, enumerate_args, for_header, in_range, range_sequence
+from .frontend_builtins import builtin_call, enumerate_args, for_header, in_range, range_arguments, range_sequence
 from .frontend_comprehensions import loops_of
 from .frontend_dicts import rewrite_dicts
 from .frontend_lists import LIST_METHODS, list_locals, updates_list
@@ -339,12 +339,7 @@ class Builder:
         k = self.fresh("$for")
         counter = f"{k}_i"
         if func is range:
-            if not 1 <= len(it.args) <= 3 or it.keywords:
-                raise self.error("range() with these arguments", node)
-            args = [self.expr(a) for a in it.args]
-            start, stop, step = (Const(0), args[0], Const(1)) if len(args) == 1 else \
-                (args[0], args[1], args[2] if len(args) == 3 else Const(1))
-            self.emit("range_check", [start, stop, step], node)
+            start, stop, step = range_arguments(self, it, node)
             stop = self.emit("copy", [stop], node, target=f"{k}_stop")
             step = self.emit("copy", [step], node, target=f"{k}_step")
             self.emit("copy", [start], node, target=counter)

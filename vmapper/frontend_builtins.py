@@ -263,16 +263,22 @@ def _reversed_range(b, rng, node):
     return ast.copy_location(ast.Call(func=rng.func, args=names, keywords=[]), rng)
 
 
-def _range_bounds(b, rng, node):
-    """``(start, step, length)`` of ``range(...)``'s per-lane arguments, checked as ``range()``
-    checks them: ``length = max(-((start - stop) // step), 0)``, Python ints all."""
+def range_arguments(b, rng, node):
+    """``(start, stop, step)`` of a ``range(...)`` call's per-lane arguments, checked as
+    ``range()`` checks them (``range_check``)."""
     if not 1 <= len(rng.args) <= 3 or rng.keywords:
         raise b.error("range() with these arguments", rng)
     args = [b.expr(a) for a in rng.args]
     start, stop, step = (Const(0), args[0], Const(1)) if len(args) == 1 else \
         (args[0], args[1], args[2] if len(args) == 3 else Const(1))
     b.emit("range_check", [start, stop, step], node)
-    start, stop, step = (b.emit("int", [v], node) for v in (start, stop, step))
+    return start, stop, step
+
+
+def _range_bounds(b, rng, node):
+    """``(start, step, length)`` of ``range(...)``: ``length = max(-((start - stop) // step), 0)``,
+    Python ints all."""
+    start, stop, step = (b.emit("int", [v], node) for v in range_arguments(b, rng, node))
     quotient = b.emit("floordiv", [b.emit("sub", [start, stop], node), step], node)
     return start, step, b.emit("max", [b.emit("neg", [quotient], node), Const(0)], node)
 

@@ -485,15 +485,11 @@ def _math_function(fn, ufunc, returns_int=False):
             ctx.fail_where(np.isinf(out), "cannot convert float infinity to integer", OverflowError)
             return Lanes(out.astype(np.int64), True)
         domain = np.isnan(out) & ~nan_in
-        pole = np.isinf(out) & finite_in
-        if inf_error is OverflowError and name == "pow":  # pow(0.0, negative): a pole
-            domain |= pole & (raw[0] == 0)
-            pole &= raw[0] != 0
-        elif inf_error is ValueError:
-            domain |= pole
-        if inf_error is not OverflowError:
-            pole = np.zeros(ctx.n, dtype=bool)
-        fail_first(ctx, [(domain, MSG_MATH_DOMAIN, ValueError), (pole, MSG_MATH_RANGE, OverflowError)])
+        inf = np.isinf(out) & finite_in  # a pole, an overflow or neither: math_inf_error says
+        none = np.zeros_like(inf)
+        pole = inf & (raw[0] == 0) if name == "pow" else inf if inf_error is ValueError else none
+        overflow = inf & ~pole if inf_error is OverflowError else none
+        fail_first(ctx, [(domain | pole, MSG_MATH_DOMAIN, ValueError), (overflow, MSG_MATH_RANGE, OverflowError)])
         return Lanes(out.astype(np.float64, copy=False), True)
     return impl
 

@@ -123,8 +123,10 @@ def _uniform_again(value):
     if type(value) is not Lanes or value.data.ndim != 1 or not value.data.size:
         return value
     d = value.data
-    bits = d.view(f"u{d.itemsize}") if d.dtype.kind in "fc" and d.itemsize <= 8 else d
-    if d.dtype.kind not in "biuf" or not (bits == bits[0]).all():
+    if d.dtype.kind not in "biuf":
+        return value
+    bits = d.view(f"u{d.itemsize}") if d.dtype.kind == "f" else d  # (-0.0 is not 0.0, NaN is NaN)
+    if not (bits == bits[0]).all():
         return value
     return d[0].item() if value.weak else d[0]
 

@@ -122,7 +122,38 @@ def key_not_a_constant_literal(x):
     return d[x]
 
 
+def items_kept(x):
+    d = {"a": x}
+    pairs = d.items()  # marker-items
+    return len(pairs)
+
+
+def get_by_an_expression(x):
+    d = {0: x}
+    return d.get(int(x) % 2, 0.0)  # marker-get
+
+
+def repeated_key(x):
+    d = {"a": x, "a": 2.0}  # marker-repeated  # noqa: F601
+    return d["a"]
+
+
+def double_star(x):
+    d = {"a": x, **{"b": 1.0}}  # marker-star
+    return d["a"]
+
+
+def sliced(x):
+    d = {0: x, 1: x}
+    return d[0:1]  # marker-slice
+
+
 @pytest.mark.parametrize("fn, marker, construct", [
+    (items_kept, "marker-items", r"'d.items\(\)' outside a 'for' header"),
+    (get_by_an_expression, "marker-get", r"'d.get\(\)' with other than a key"),
+    (repeated_key, "marker-repeated", "repeated key"),
+    (double_star, "marker-star", "'\\*\\*' in a dict literal"),
+    (sliced, "marker-slice", "indexed by a slice"),
     (returned, "marker-returned", "dict 'd' used as a value"),
     (aliased, "marker-aliased", "dict 'd' used as a value"),
     (passed, "marker-passed", "dict 'd' used as a value"),

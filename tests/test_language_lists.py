@@ -169,6 +169,18 @@ def test_item_assignment_out_of_range_or_by_a_float_raises_pythons_error_on_thos
         vmapper.batched(item_assignment_out_of_range)(np.ones(3), np.array([0.0, 1.0, 1.0]))
 
 
+def slice_assignment(x):
+    r = [x, x, x]
+    r[0:2] = [1.0, 2.0]  # marker-list-slice
+    return r[0]
+
+
+def test_slice_assignment_on_a_local_list_raises_naming_the_line():
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="other than one integer index") as info:
+        vmapper.batched(slice_assignment)(np.ones(3))
+    assert str(line_of(slice_assignment, "marker-list-slice")) in str(info.value)
+
+
 def test_item_assignment_on_a_list_another_name_reaches_raises_naming_the_line():
     with pytest.raises(vmapper.UnsupportedSyntaxError, match="another name") as info:
         vmapper.batched(item_assignment_seen_by_another_name)(np.ones(3))

@@ -8,6 +8,7 @@ that does not poll hangs, and the test fails instead of hanging with it.
 """
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -118,11 +119,16 @@ def _raises(fn):
 def _sigint_self(flag):
     """Send this process SIGINT; True once the default handler raised and ``flag`` is set."""
     raised = False
+    collecting = gc.isenabled()
+    gc.disable()  # (the KeyboardInterrupt must not land in a collector callback, where it is lost)
     try:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(10)  # (interrupted by the handler's KeyboardInterrupt)
     except KeyboardInterrupt:
         raised = True
+    finally:
+        if collecting:
+            gc.enable()
     t = time.perf_counter()
     while not flag[0] and time.perf_counter() - t < 10:
         time.sleep(0.01)

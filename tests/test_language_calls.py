@@ -369,3 +369,86 @@ def test_an_object_passed_with_in_axes_none_is_broadcast_as_it_is():
     check_batching(uses_an_object, (MODEL, x), in_axes=(None, 0), exact=False, rtol=1e-12)
     with pytest.raises(vmapper.BatchError, match="argument 'model' is a Model"):
         vmapper.batched(uses_an_object)(MODEL, x)
+
+
+# ---- calls through self: merged and hoisted as calls of functions are ------------------------------
+
+def depth_of(node):
+    if node.is_leaf:
+        return 1
+    return 1 + max(depth_of(node.left), depth_of(node.right))
+
+
+def size_of(node):
+    return 1 + sum(size_of(c) for c in node.children)
+
+
+class Walker:
+    def __init__(self, weights):
+        self.weights = weights
+
+    def depth(self, node):
+        if node.is_leaf:
+            return 1
+        return 1 + max(self.depth(node.left), self.depth(node.right))
+
+    def size(self, node):
+        return 1 + sum(self.size(c) for c in node.children)
+
+    def weighted(self, node, p):
+        if node.is_leaf:
+            return p * self.weights[node.value]
+        a = self.weighted(node.left, p)
+        b = self.weighted(node.right, p * 0.5)
+        return np.tanh(a - b)
+
+
+def _binary_forest(trees=48, depth=7, seed=0):
+    r = np.random.default_rng(seed)
+
+    def tree(d):
+        if d == 0 or r.random() < 0.3:
+            return int(r.integers(0, 9))
+        return (tree(d - 1), tree(d - 1))
+    return vmapper.Forest.from_nested([tree(depth) for _ in range(trees)])
+
+
+def test_sibling_calls_through_self_merge_into_one_call_per_level_as_a_functions_do():
+    forest = _binary_forest()
+    walker = Walker(np.linspace(-1.0, 1.0, 9))
+    for method, function in [(walker.depth, depth_of), (walker.size, size_of)]:
+        by_method, by_function = vmapper.batched(method), vmapper.batched(function)
+        expected = [function(r) for r in forest.roots]
+        np.testing.assert_array_equal(by_method(forest.roots), expected)
+        np.testing.assert_array_equal(by_function(forest.roots), expected)
+        # one call per level (the size: the children loop's calls hoisted into one), not per node
+        assert by_method.last_stats["calls"] == by_function.last_stats["calls"] <= int(forest.depth.max()) + 1
+        assert by_method.last_stats["launches"] == by_function.last_stats["launches"]
+
+
+def test_gradients_flow_through_merged_calls_through_self():
+    forest = _binary_forest(trees=12, depth=5, seed=1)
+    walker = Walker(np.linspace(-1.0, 1.0, 9))
+    p = np.random.default_rng(2).normal(size=len(forest))
+    vg = vmapper.value_and_grad(vmapper.batched(walker.weighted), argnums=1)
+    v, g = vg(forest.roots, p)
+    np.testing.assert_allclose(v, [walker.weighted(r, q) for r, q in zip(forest.roots, p)], rtol=1e-12)
+    fd = [(walker.weighted(r, q + 1e-6) - walker.weighted(r, q - 1e-6)) / 2e-6 for r, q in zip(forest.roots, p)]
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-8)
+
+
+def dots(self, a, b, rows):
+    """``self`` here is a per-sample array: its method calls merge and hoist, then run as
+    the array method on every group (no user function behind them)."""
+    t = self.dot(a) + self.dot(b)
+    for row in rows:
+        t += self.dot(row)
+    return t
+
+
+def test_merged_and_hoisted_calls_through_a_self_that_is_an_array_run_the_array_method():
+    text = vmapper.batched(dots).explain()
+    assert "method(self, a, b, name='dot', kw=(), groups=2)" in text and "map_method(self" in text
+    r = np.random.default_rng(7)
+    args = r.normal(size=(30, 4)), r.normal(size=(30, 4)), r.normal(size=(30, 4)), r.normal(size=(30, 3, 4))
+    check_batching(dots, args, exact=False, rtol=1e-12)

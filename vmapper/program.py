@@ -32,8 +32,8 @@ def _calls_itself(fn, ins):
     the method on the object's class, as it most often is (it only orders the evaluation)."""
     if ins.op in ("call", "map_call"):
         return ins.attrs.get("callee") is fn.python_function
-    return ins.op == "method" and ins.attrs.get("name") == fn.python_function.__name__ and bool(fn.params) \
-        and getattr(ins.args[0], "name", None) == fn.params[0]
+    return ins.op in ("method", "map_method") and ins.attrs.get("name") == fn.python_function.__name__ \
+        and bool(fn.params) and getattr(ins.args[0], "name", None) == fn.params[0]
 
 
 _cache: dict = {}

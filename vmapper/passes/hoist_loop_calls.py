@@ -6,7 +6,10 @@ in the block that every trip enters (before any branch, ``break`` or
 ``return``), the call is made once before the loop, over the items of every
 lane laid end to end (``map_call``), and the loop reads its trip's result
 (``getitem`` of the ragged per-lane result by the trip counter).  A batch of
-n-ary trees then walks in as many call levels as it is deep.
+n-ary trees then walks in as many call levels as it is deep.  A method call
+through the function's ``self`` (or ``cls``), ``self.f(c)``, is hoisted the
+same way (``map_method``): one call of ``f`` over all items when it is a user
+function, else the method itself over all items at once.
 
 Guarantees: the callee runs on exactly the (lane, item) pairs the loop would
 call it on -- every item of the sequence, since every trip reaches the call --
@@ -20,6 +23,7 @@ import re
 
 from ..ir import Function, Instr, Var, Const, Jump, Branch
 from .loops import find_loops
+from .merge_calls import method_receiver
 
 _COUNTER = re.compile(r"^\$for(\d+)_i$")
 
@@ -73,19 +77,49 @@ def _hoist(fn, header, loop, preds):
                 items.add(ins.target)
     if not items:
         return
+    receiver = method_receiver(fn)
     new_instrs = []
     for ins in body.instrs:
-        if ins.op == "call" and "groups" not in ins.attrs and _hoistable(ins, items, assigned_in_loop):
-            item_pos = [k for k, a in enumerate(ins.args) if isinstance(a, Var) and a.name in items]
-            if len(item_pos) == 1:
-                mapped = f"$map{header}_{len(pre.instrs)}"
-                others = tuple(a for k, a in enumerate(ins.args) if k != item_pos[0])
-                pre.instrs.append(Instr("map_call", mapped, (Var(seq),) + others,
-                                        {"callee": ins.attrs["callee"], "item_pos": item_pos[0]}, ins.line))
-                new_instrs.append(Instr("getitem", ins.target, (Var(mapped), Var(counter)), {}, ins.line))
-                continue
-        new_instrs.append(ins)
+        mapped = f"$map{header}_{len(pre.instrs)}"
+        hoisted = _hoisted_call(ins, mapped, seq, items, assigned_in_loop) \
+            or _hoisted_method_call(ins, mapped, seq, items, assigned_in_loop, receiver)
+        if hoisted is not None:
+            pre.instrs.append(hoisted)
+            new_instrs.append(Instr("getitem", ins.target, (Var(mapped), Var(counter)), {}, ins.line))
+        else:
+            new_instrs.append(ins)
     body.instrs = new_instrs
+
+
+def _hoisted_call(ins, mapped, seq, items, assigned_in_loop):
+    """``map_call`` for ``f(..., item, ...)``, or None."""
+    if ins.op != "call" or "groups" in ins.attrs or not _hoistable(ins, items, assigned_in_loop):
+        return None
+    pos = _item_position(ins.args, items)
+    if pos is None:
+        return None
+    others = tuple(a for k, a in enumerate(ins.args) if k != pos)
+    return Instr("map_call", mapped, (Var(seq),) + others, {"callee": ins.attrs["callee"], "item_pos": pos},
+                 ins.line)
+
+
+def _hoisted_method_call(ins, mapped, seq, items, assigned_in_loop, receiver):
+    """``map_method`` for ``self.f(..., item, ...)`` (positional arguments only), or None."""
+    if ins.op != "method" or receiver is None or ins.args[:1] != (Var(receiver),) or "groups" in ins.attrs \
+            or ins.attrs.get("kw") or not _hoistable(ins, items, assigned_in_loop):
+        return None
+    pos = _item_position(ins.args[1:], items)
+    if pos is None:
+        return None
+    others = tuple(a for k, a in enumerate(ins.args[1:]) if k != pos)
+    return Instr("map_method", mapped, (Var(receiver), Var(seq)) + others,
+                 {"name": ins.attrs["name"], "item_pos": pos}, ins.line)
+
+
+def _item_position(args, items):
+    """The position of the one argument that is the trip's item, or None."""
+    pos = [k for k, a in enumerate(args) if isinstance(a, Var) and a.name in items]
+    return pos[0] if len(pos) == 1 else None
 
 
 def _hoistable(ins, items, assigned_in_loop):

@@ -526,6 +526,8 @@ _LIST_MUTATORS = frozenset({"append", "extend", "insert", "pop", "remove", "clea
 
 @register("method", may_fail=True, passes_traced=lambda args, attrs: user_method(args[0], attrs["name"]) is not None)
 def _method(ctx, args, attrs):
+    if "groups" in attrs:  # merged calls ``self.f(a)``, ``self.f(b)``: one batched call if f is the user's
+        return _method_groups(ctx, args, attrs)
     v, *rest = args
     name, kw = attrs["name"], attrs.get("kw") or ()
     hook = getattr(v, "__vmapper_method__", None)
@@ -538,7 +540,7 @@ def _method(ctx, args, attrs):
                                    "the function builds itself (r = [] or r = [a, b], not a parameter); "
                                    "make a new list instead: r = r + [v]")
     if user_method(v, name) is not None:
-        return call_user_method(ctx, v, name, rest, kw)
+        return call_user_method(ctx, v, name, [rest], kw)[0]
     if not isinstance(v, Lanes):
         cache = getattr(getattr(getattr(ctx, "frame", None), "state", None), "transposed", None)
         if cache:
@@ -563,3 +565,16 @@ def _method(ctx, args, attrs):
             raise ctx.lane_error_all(f"'{kind}' object has no attribute '{name}'", AttributeError)
         raise ctx.unsupported(f"method '.{name}()' of a per-sample array")
     return impl(ctx, v, rest, kw)
+
+
+def _method_groups(ctx, args, attrs):
+    """The tuple of results of ``obj.name(*group)`` for each argument group of a merged
+    ``method`` instruction (``args``: the object, then the groups end to end)."""
+    obj, rest = args[0], args[1:]
+    k = attrs["groups"]
+    size = len(rest) // k
+    groups = [list(rest[j * size:(j + 1) * size]) for j in range(k)]
+    if user_method(obj, attrs["name"]) is not None:
+        return tuple(call_user_method(ctx, obj, attrs["name"], groups, attrs.get("kw") or ()))
+    single = {key: v for key, v in attrs.items() if key != "groups"}
+    return tuple(_method(ctx, [obj, *g], single) for g in groups)

@@ -136,19 +136,24 @@ def user_method(obj, name):
     return (attr, receiver) if inspect.isfunction(attr) else None
 
 
-def call_user_method(ctx, obj, name, args, kw):
-    """``obj.name(*args)`` (the last ``len(kw)`` of them by keyword) as a call of a plain
-    function: batched over the calling lanes like any helper, recursion included."""
+def call_user_method(ctx, obj, name, groups, kw):
+    """``obj.name(*args)`` for each ``args`` of ``groups`` (the last ``len(kw)`` of them by
+    keyword) as a call of a plain function: batched over the calling lanes like any helper,
+    recursion included, all groups in one call.  Returns the result of each group."""
     fn, receiver = user_method(obj, name)
-    npos = len(args) - len(kw)
-    try:
-        bound = inspect.signature(fn).bind(*receiver, *args[:npos], **dict(zip(kw, args[npos:])))
-    except TypeError as exc:
-        raise ctx.type_error(f"{type(obj).__name__}.{name}(): {exc}") from None
-    bound.apply_defaults()
-    if bound.kwargs:
-        raise ctx.unsupported(f"method {type(obj).__name__}.{name} with keyword-only or ** parameters")
-    return ctx.call_function(fn, [list(bound.args)])[0]
+    signature = inspect.signature(fn)
+    bound_groups = []
+    for args in groups:
+        npos = len(args) - len(kw)
+        try:
+            bound = signature.bind(*receiver, *args[:npos], **dict(zip(kw, args[npos:])))
+        except TypeError as exc:
+            raise ctx.type_error(f"{type(obj).__name__}.{name}(): {exc}") from None
+        bound.apply_defaults()
+        if bound.kwargs:
+            raise ctx.unsupported(f"method {type(obj).__name__}.{name} with keyword-only or ** parameters")
+        bound_groups.append(list(bound.args))
+    return ctx.call_function(fn, bound_groups)
 
 
 @register("map_call", may_fail=True)
@@ -156,6 +161,28 @@ def _map_call(ctx, args, attrs):
     """A call hoisted out of a loop over a sequence: one call over every lane's items."""
     seq, *others = args
     return ctx.map_function(attrs["callee"], seq, list(others), attrs["item_pos"])
+
+
+@register("map_method", may_fail=True)
+def _map_method(ctx, args, attrs):
+    """``obj.name(..., item, ...)`` hoisted out of a loop over a sequence: one call of the
+    user's function over every lane's items, or the method itself over all items at once."""
+    obj, seq, *others = args
+    name, pos = attrs["name"], attrs["item_pos"]
+    found = user_method(obj, name)
+    if found is None:
+        return ctx.map_primitive("method", {"name": name}, seq, [obj, *others], pos + 1)
+    fn, receiver = found
+    item = object()  # (where the item lands among the bound arguments)
+    try:
+        bound = inspect.signature(fn).bind(*receiver, *others[:pos], item, *others[pos:])
+    except TypeError as exc:
+        raise ctx.type_error(f"{type(obj).__name__}.{name}(): {exc}") from None
+    bound.apply_defaults()
+    if bound.kwargs:
+        raise ctx.unsupported(f"method {type(obj).__name__}.{name} with keyword-only or ** parameters")
+    at = next(k for k, a in enumerate(bound.args) if a is item)
+    return ctx.map_function(fn, seq, [a for k, a in enumerate(bound.args) if k != at], at)
 
 
 @register("sum", callables=(builtins.sum,))

@@ -27,7 +27,7 @@ from .values import Lanes, Traced
 # Operations that move traced values around without computing on them (or whose
 # rule is built from other traced primitives): they see Traced values as they are.
 # ``check_len`` only reads a length (it unwraps a traced array itself and returns None).
-TAPE_PASSTHROUGH = frozenset({"copy", "tuple", "call", "map_call", "sum", "min", "max", "check_len",
+TAPE_PASSTHROUGH = frozenset({"copy", "tuple", "call", "map_call", "map_method", "sum", "min", "max", "check_len",
                               "list_append", "list_extend", "list_setitem", "divmod", "linear"})
 # Operations whose array result may be the very object (or a view of) an operand,
 # as in Python: ``b = a``, ``t[0]``, ``a[1:]``, ``a.T``, ``a.reshape(...)``, a call's result.
@@ -44,7 +44,7 @@ CONTAINER = 2
 VIEW_METHODS = frozenset({"reshape", "ravel", "transpose", "view", "squeeze", "swapaxes"})
 
 #: Operations whose per-lane work is a matrix product, a call or a library kernel.
-HEAVY_OPS = frozenset({"matmul", "linear", "np.dot", "call", "map_call"})
+HEAVY_OPS = frozenset({"matmul", "linear", "np.dot", "call", "map_call", "map_method"})
 
 #: ``InstrPlan.tape``: never taped; taped unless its first operand is a container; taped
 TAPE_NEVER, TAPE_UNLESS_CONTAINER, TAPE_ALWAYS = 0, 1, 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .context import Context
 from .executor import mixed_results, run_function
 from .frame import Frame, blank_like
 from .kernel_dispatch import _NOT_RUN, try_kernel
@@ -55,6 +56,27 @@ def map_function(ctx, callee, seq, others, item_pos):
 
     Returns a :class:`Ragged` over the frame's lanes: lane j's results, in item order.
     """
+    def run(args, m, lane_ids):
+        state = ctx.frame.state
+        state.stats.calls += 1
+        return run_callee(state, state.get_program(callee), callee, args, m, lane_ids)
+    return _map_items(ctx, seq, others, item_pos, run)
+
+
+def map_primitive(ctx, name, attrs, seq, others, item_pos):
+    """The primitive ``name`` once over every item of every active lane's sequence, as
+    :func:`map_function` calls a function (a hoisted ``self.f(item)`` whose ``f`` is not the
+    user's)."""
+    def run(args, m, lane_ids):
+        sub = Context(Frame(m, ctx.frame.state, lane_ids=lane_ids), None, ctx.program)
+        sub.line = ctx.line
+        return sub.call_primitive(name, args, attrs)
+    return _map_items(ctx, seq, others, item_pos, run)
+
+
+def _map_items(ctx, seq, others, item_pos, run):
+    """``run(args, m, lane_ids)`` over the ``m`` (lane, item) pairs of the active lanes'
+    sequences, the item at ``item_pos`` among ``others``; its result as a :class:`Ragged`."""
     idx = ctx.active_indices()
     raw_seq = seq.value if isinstance(seq, Traced) else seq
     flatten = getattr(raw_seq, "__vmapper_flatten__", None)
@@ -73,11 +95,7 @@ def map_function(ctx, callee, seq, others, item_pos):
         owner = np.tile(np.arange(len(idx)), k)
         counts = np.full(len(idx), k, dtype=np.int64)
         stride = len(idx)
-    return _call_items(ctx, callee, items, owner, counts, stride, idx, others, item_pos)
-
-
-def _call_items(ctx, callee, items, owner, counts, stride, idx, others, item_pos):
-    frame, state = ctx.frame, ctx.frame.state
+    frame = ctx.frame
     n, m = frame.n, len(owner)
     offsets = np.zeros(n, dtype=np.int64)
     lengths = np.zeros(n, dtype=np.int64)
@@ -90,10 +108,7 @@ def _call_items(ctx, callee, items, owner, counts, stride, idx, others, item_pos
     lanes = idx[owner]
     args = [gather(v, lanes) for v in others]
     args.insert(item_pos, items)
-    state.stats.calls += 1
-    program = state.get_program(callee)
-    result = run_callee(state, program, callee, args, m, frame.lane_ids()[lanes])
-    return Ragged(result, m, offsets, lengths, strides)
+    return Ragged(run(args, m, frame.lane_ids()[lanes]), m, offsets, lengths, strides)
 
 
 def _resolve_lane_ids(lane_ids):

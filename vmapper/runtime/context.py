@@ -147,6 +147,10 @@ class Context:
         from .calls import map_function
         return map_function(self, callee, seq, others, item_pos)
 
+    def map_primitive(self, name, attrs, seq, others, item_pos):
+        from .calls import map_primitive
+        return map_primitive(self, name, attrs, seq, others, item_pos)
+
     def sequence_items(self, v, what):
         """The items of a per-sample sequence whose length is the same on every lane."""
         from .values import Traced

@@ -332,22 +332,11 @@ class _EmitterOps:
             A, dt = self.operand(args[0], env)
             if dt.kind == "f":
                 if kind == "int":
-                    self.emit(ind, f"if {A} != {A}:")
-                    self.emit(ind + 1, self.fail(self.err(line, ValueError, kt.MSG_INT_NAN)))
-                    self.emit(ind, f"if np.isinf({A}):")
-                    self.emit(ind + 1, self.fail(self.err(line, OverflowError, kt.MSG_INT_INF)))
-                    src = A
-                    big = kt.MSG_INT_BIG
+                    src, big = A, kt.MSG_INT_BIG
                 else:
-                    self.emit(ind, f"if not np.isfinite({A}):")
-                    self.emit(ind + 1, self.fail(self.err(line, ValueError, kt.MSG_ROUND)))
-                    src = self.tmp(dt)
+                    src, big = self.tmp(dt), kt.MSG_ROUND_BIG
                     self.emit(ind, f"{src} = np.rint({A})")
-                    big = kt.MSG_ROUND_BIG
-                lo, hi = self.const(-2.0 ** 63, dt), self.const(2.0 ** 63, dt)
-                self.emit(ind, f"if not ({src} >= {lo} and {src} < {hi}):")
-                self.emit(ind + 1, self.fail(self.err(line, OverflowError, big)))
-                self.assign(ind, tgt, f"np.int64({src})", res, env)
+                self.to_int64(ind, src, dt, big, tgt, res, env, line)
             else:
                 self.assign(ind, tgt, self.cast(A, dt, I64), res, env)
         elif kind == "minmax":
@@ -358,11 +347,7 @@ class _EmitterOps:
             A, _ = self.operand(args[0], env, (F64,))
             r = self.tmp(F64)
             self.emit(ind, f"{r} = np.{plan.extra['name']}({A})")
-            self.emit(ind, f"if {r} != {r}:")
-            self.emit(ind + 1, self.fail(self.err(line, ValueError, kt.MSG_INT_NAN)))
-            self.emit(ind, f"if np.isinf({r}):")
-            self.emit(ind + 1, self.fail(self.err(line, OverflowError, kt.MSG_INT_INF)))
-            self.assign(ind, tgt, f"{self.helper('f2i64')}({r})", res, env)
+            self.to_int64(ind, r, F64, kt.int_big_message(plan.extra["name"]), tgt, res, env, line)
         elif kind == "math_pred":
             A, _ = self.operand(args[0], env, (F64,))
             self.assign(ind, tgt, f"np.{plan.extra['name']}({A})", res, env)
@@ -434,6 +419,18 @@ class _EmitterOps:
                 return A
             return f"abs({A})"
         raise KernelUnsupported(op)
+
+    def to_int64(self, ind, src, dt, big, tgt, res, env, line):
+        """``tgt = src`` as an int64, with Python's errors for a NaN or an infinity and an
+        ``OverflowError`` (message ``big``) beyond int64, where Python's int would grow."""
+        self.emit(ind, f"if {src} != {src}:")
+        self.emit(ind + 1, self.fail(self.err(line, ValueError, kt.MSG_INT_NAN)))
+        self.emit(ind, f"if np.isinf({src}):")
+        self.emit(ind + 1, self.fail(self.err(line, OverflowError, kt.MSG_INT_INF)))
+        lo, hi = self.const(-2.0 ** 63, dt), self.const(2.0 ** 63, dt)
+        self.emit(ind, f"if not ({src} >= {lo} and {src} < {hi}):")
+        self.emit(ind + 1, self.fail(self.err(line, OverflowError, big)))
+        self.assign(ind, tgt, f"np.int64({src})", res, env)
 
     def minmax(self, ind, plan, args, env, tgt):
         steps = plan.extra["steps"]

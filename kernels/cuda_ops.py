@@ -290,9 +290,7 @@ class CudaOps:
             A, _ = self.operand(args[0], env, (F64,))
             r = self.tmp(F64)
             self.emit(ind, f"{r} = {c_math(plan.extra['name'], F64)}({A});")
-            self.emit(ind, f"if ({r} != {r}) {self.fail(self.err(line, ValueError, kt.MSG_INT_NAN))}")
-            self.emit(ind, f"if (vm_isinf({r})) {self.fail(self.err(line, OverflowError, kt.MSG_INT_INF))}")
-            self.assign(ind, tgt, f"vm_f2i64({r})", res, env)
+            self.to_int64(ind, r, F64, kt.int_big_message(plan.extra["name"]), tgt, res, env, line)
         elif kind == "math_pred":
             A, _ = self.operand(args[0], env, (F64,))
             self.assign(ind, tgt, f"{c_math(plan.extra['name'], F64)}({A})", res, env)
@@ -366,17 +364,20 @@ class CudaOps:
             self.assign(ind, tgt, self.cast(A, dt, I64), res, env)
             return
         if kind == "int":
-            self.emit(ind, f"if ({A} != {A}) {self.fail(self.err(line, ValueError, kt.MSG_INT_NAN))}")
-            self.emit(ind, f"if (vm_isinf({A})) {self.fail(self.err(line, OverflowError, kt.MSG_INT_INF))}")
             src, big = A, kt.MSG_INT_BIG
         else:
-            self.emit(ind, f"if (!vm_isfinite({A})) {self.fail(self.err(line, ValueError, kt.MSG_ROUND))}")
             src = self.tmp(dt)
             self.emit(ind, f"{src} = {c_math('rint', dt)}({A});")  # round half to even, as Python
             big = kt.MSG_ROUND_BIG
+        self.to_int64(ind, src, dt, big, tgt, res, env, line)
+
+    def to_int64(self, ind, src, dt, big, tgt, res, env, line):
+        """``tgt = src`` as an int64, with Python's errors for a NaN or an infinity and an
+        ``OverflowError`` (message ``big``) beyond int64, where Python's int would grow."""
+        self.emit(ind, f"if ({src} != {src}) {self.fail(self.err(line, ValueError, kt.MSG_INT_NAN))}")
+        self.emit(ind, f"if (vm_isinf({src})) {self.fail(self.err(line, OverflowError, kt.MSG_INT_INF))}")
         lo, hi = self.const(-2.0 ** 63, dt), self.const(2.0 ** 63, dt)
-        code = self.err(line, OverflowError, big)
-        self.emit(ind, f"if (!({src} >= {lo} && {src} < {hi})) {self.fail(code)}")
+        self.emit(ind, f"if (!({src} >= {lo} && {src} < {hi})) {self.fail(self.err(line, OverflowError, big))}")
         self.assign(ind, tgt, f"(i64)({src})", res, env)
 
     def unbound_check(self, ind, var, line):

@@ -178,8 +178,13 @@ MSG_POW_OVERFLOW = "float power overflowed"
 MSG_INT_NAN = "cannot convert float NaN to integer"
 MSG_INT_INF = "cannot convert float infinity to integer"
 MSG_INT_BIG = "int() of a float beyond int64"
-MSG_ROUND = "cannot round a NaN or infinity to an integer"
 MSG_ROUND_BIG = "round() of a float beyond int64"
+
+
+def int_big_message(name):
+    """The ``OverflowError`` of ``math.<name>`` (floor, ceil, trunc) where Python's int would
+    grow beyond int64."""
+    return f"math.{name}() of a float beyond int64"
 MSG_MATH_DOMAIN = "math domain error"
 MSG_MATH_RANGE = "math range error"
 MSG_LOG_BASE_ONE = "float division by zero"  # (math.log(x, 1): a division by log(1) == 0)

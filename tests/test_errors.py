@@ -513,6 +513,39 @@ def test_int_of_nan_is_a_lane_error():
     assert info.value.line == line_of(int_of_float, "marker-int")
 
 
+def floor_of(x):
+    return math.floor(x)
+
+
+def ceil_of(x):
+    return math.ceil(x)
+
+
+def trunc_of(x):
+    return math.trunc(x)
+
+
+def round_of(x):
+    return round(x)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("fn", [floor_of, ceil_of, trunc_of, round_of, int_of_float])
+def test_float_to_int_conversions_beyond_int64_nan_and_inf_raise_on_their_lanes(fn, backend):
+    """Python's int would grow beyond int64: an OverflowError, never INT64_MIN; NaN and the
+    infinities raise what Python raises (``round(inf)`` too: OverflowError)."""
+    f = batched(fn, backend=backend)
+    np.testing.assert_array_equal(f(np.array([1.5, -2.5, 9.2e18])), [fn(1.5), fn(-2.5), fn(9.2e18)])
+    for bad, error in [(1e20, OverflowError), (-9.3e18, OverflowError), (np.inf, OverflowError),
+                       (-np.inf, OverflowError), (np.nan, ValueError)]:
+        if not np.isfinite(bad):
+            with pytest.raises(error):
+                fn(bad)
+        with pytest.raises(LaneError) as info:
+            f(np.array([0.5, bad]))
+        assert info.value.python_error is error and np.asarray(info.value.lanes).tolist() == [1]
+
+
 def unbound_on_some_lanes(x):
     if x > 0:
         y = x * 2

@@ -18,7 +18,8 @@ import sys
 import numpy as np
 
 from ..runtime.values import Lanes, Traced, is_varying, is_weak, result_dtype, aligned, truth, select
-from ..kernels.typing_rules import MSG_LOG_BASE_ONE, MSG_MATH_DOMAIN, MSG_MATH_RANGE, math_inf_error
+from ..kernels.typing_rules import (MSG_INT_BIG, MSG_INT_INF, MSG_INT_NAN, MSG_LOG_BASE_ONE, MSG_MATH_DOMAIN,
+                                    MSG_MATH_RANGE, MSG_ROUND_BIG, int_big_message, math_inf_error)
 from ..runtime.buffers import same_dtype_result
 from .registry import register
 
@@ -377,10 +378,16 @@ def _int(ctx, args, attrs):
         return ctx.uniform(int, a)
     d = _scalar_lanes(ctx, a, "int()")
     if d.dtype.kind == "f":
-        ctx.fail_where(np.isnan(d), "cannot convert float NaN to integer", ValueError)
-        ctx.fail_where(np.isinf(d), "cannot convert float infinity to integer", OverflowError)
-        ctx.fail_where(~_fits_int64(d) & np.isfinite(d), "int() of a float beyond int64", OverflowError)
-        return Lanes(np.trunc(d).astype(np.int64), True)
+        return _to_int64(ctx, np.trunc(d), MSG_INT_BIG)
+    return Lanes(d.astype(np.int64), True)
+
+
+def _to_int64(ctx, d, big):
+    """Whole floats ``d`` as Python ints (int64): Python's errors for NaN and infinity, and an
+    ``OverflowError`` (message ``big``) beyond int64, where Python's int would grow."""
+    ctx.fail_where(np.isnan(d), MSG_INT_NAN, ValueError)
+    ctx.fail_where(np.isinf(d), MSG_INT_INF, OverflowError)
+    ctx.fail_where(~_fits_int64(d) & np.isfinite(d), big, OverflowError)
     return Lanes(d.astype(np.int64), True)
 
 
@@ -406,8 +413,7 @@ def _round(ctx, args, attrs):
         return ctx.uniform(round, a)
     d = _scalar_lanes(ctx, a, "round()")
     if d.dtype.kind == "f":
-        ctx.fail_where(~np.isfinite(d), "cannot round a NaN or infinity to an integer", ValueError)
-        return Lanes(np.rint(d).astype(np.int64), True)
+        return _to_int64(ctx, np.rint(d), MSG_ROUND_BIG)
     return Lanes(d.astype(np.int64), True)
 
 
@@ -481,9 +487,7 @@ def _math_function(fn, ufunc, returns_int=False):
             finite_in &= np.isfinite(r)
             nan_in |= np.isnan(r)
         if returns_int:
-            ctx.fail_where(np.isnan(out), "cannot convert float NaN to integer", ValueError)
-            ctx.fail_where(np.isinf(out), "cannot convert float infinity to integer", OverflowError)
-            return Lanes(out.astype(np.int64), True)
+            return _to_int64(ctx, out, int_big_message(name))
         domain = np.isnan(out) & ~nan_in
         inf = np.isinf(out) & finite_in  # a pole, an overflow or neither: math_inf_error says
         none = np.zeros_like(inf)

@@ -194,3 +194,26 @@ def test_memo_evaluates_each_shared_dag_node_once():
     assert memo.last_stats["memo_evaluated"] == forest.num_nodes - len(forest)
     assert memo.last_stats["memo_hits"] > 0
     assert memo.last_stats["calls"] <= 2 * forest.max_depth
+
+
+def compares_nodes(n):
+    if n.is_leaf:
+        return n == n, n != n, n == 3
+    return n.left == n.child(0), n.left != n.child(0), n.left == n.right
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_nodes_compare_per_lane_as_node_equality_does(backend):
+    forest = vmapper.Forest.from_nested([(1, 2), (3, (4, 5)), 7, ((1, 1), 2)])
+    eq, ne, other = check_batching(compares_nodes, (forest.roots,), backend=backend)
+    assert eq.all() and not ne.any() and not other.any()
+
+
+def orders_nodes(n):
+    return n < n.left
+
+
+def test_ordering_nodes_raises_a_type_error_naming_nodes():
+    forest = vmapper.Forest.from_nested([(1, 2)])
+    with pytest.raises(vmapper.LaneError, match="'lt': Node and Node"):
+        vmapper.batched(orders_nodes)(forest.roots)

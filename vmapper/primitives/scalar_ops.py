@@ -145,6 +145,8 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
                 check(ctx, da, db, out, False)
             return Lanes(out, False)
         if ta is not Lanes and tb is not Lanes and not isinstance(a, Lanes) and not isinstance(b, Lanes):
+            if hasattr(a, "__vmapper_varying__") or hasattr(b, "__vmapper_varying__"):
+                return _objects_per_lane(ctx, name, a, b)
             return ctx.uniform(op, a, b)
         if not (_is_numeric(a) and _is_numeric(b)):
             raise ctx.type_error(f"unsupported operand types for '{name}': "
@@ -241,6 +243,18 @@ for _name, _op, _uf in (("lt", operator.lt, np.less), ("le", operator.le, np.les
                         ("gt", operator.gt, np.greater), ("ge", operator.ge, np.greater_equal),
                         ("eq", operator.eq, np.equal), ("ne", operator.ne, np.not_equal)):
     binary(_name, _op, _uf, arithmetic=False)
+
+
+def _objects_per_lane(ctx, name, a, b):
+    """``a == b`` / ``a != b`` where an operand is an object with a value per lane (a tree
+    node): its own ``__vmapper_eq__`` compares lane by lane; other operations raise."""
+    if name in ("eq", "ne"):
+        for x, y in ((a, b), (b, a)):
+            eq = getattr(x, "__vmapper_eq__", None)
+            if eq is not None:
+                same = eq(y, ctx.n)
+                return Lanes(same if name == "eq" else ~same, True)
+    raise ctx.type_error(f"unsupported operand types for '{name}': {ctx.describe(a)} and {ctx.describe(b)}")
 
 
 def unary(name, op, ufunc, *, arithmetic=True, callables=()):

@@ -120,7 +120,7 @@ class Context:
         if isinstance(v, Lanes):
             kind = "Python " if v.weak else ""
             return f"{kind}{v.data.dtype.name}{list(v.data.shape[1:]) if v.data.ndim > 1 else ''}"
-        return type(v).__name__
+        return getattr(v, "__vmapper_type_name__", None) or type(v).__name__
 
     # ---- evaluation helpers ----------------------------------------------------------------
     def uniform(self, fn, *args):

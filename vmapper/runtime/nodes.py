@@ -62,9 +62,17 @@ class _IdLanes:
 class NodeLanes(_IdLanes):
     """One node per lane."""
     __slots__ = ()
+    __vmapper_type_name__ = "Node"  # (what the per-sample code sees, in messages)
 
     def __vmapper_truth__(self):
         return True  # a node object is always truthy
+
+    def __vmapper_eq__(self, other, n):
+        """Per lane, as ``Node.__eq__``: the same node of the same forest (anything else that is
+        not a node is unequal)."""
+        if type(other) is NodeLanes and other.forest is self.forest:
+            return self.ids == other.ids
+        return np.zeros(n, dtype=bool)
 
     def __vmapper_output__(self):
         from ..forest import NodeBatch

@@ -220,3 +220,26 @@ def test_results_of_different_shapes_name_the_returns(memo):
         vmapper.batched(widening, memo=memo)(forest.roots)
     assert "different shapes" in str(info.value)
     assert info.value.line == line_of(widening, "marker-widening")
+
+
+@vmapper.batched(memo=True)
+def paths_to_a_leaf(v):
+    if v.is_leaf:
+        return 1
+    return sum(paths_to_a_leaf(c) for c in v.children)
+
+
+@vmapper.batched
+def calls_a_memo_function(v):
+    return paths_to_a_leaf(v) + 1
+
+
+def test_a_memo_function_called_from_a_plain_batched_function_still_runs_in_dag_mode():
+    # a Fibonacci-shaped DAG: 2**(n/1.6) root-to-leaf paths, n + 1 nodes
+    n = 30
+    graph = nx.DiGraph([(k, k + 1) for k in range(n)] + [(k, k + 2) for k in range(n - 1)])
+    forest = vmapper.Forest.from_networkx([graph, graph])
+    np.testing.assert_array_equal(calls_a_memo_function(forest.roots), [1346270, 1346270])
+    stats = calls_a_memo_function.last_stats
+    assert stats["memo_evaluated"] == 2 * (n + 1)  # each node once, not once per path
+    assert stats["calls"] <= n + 2

@@ -99,8 +99,7 @@ def _hoisted_call(ins, mapped, seq, items, assigned_in_loop):
     if pos is None:
         return None
     others = tuple(a for k, a in enumerate(ins.args) if k != pos)
-    return Instr("map_call", mapped, (Var(seq),) + others, {"callee": ins.attrs["callee"], "item_pos": pos},
-                 ins.line)
+    return Instr("map_call", mapped, (Var(seq),) + others, {**ins.attrs, "item_pos": pos}, ins.line)
 
 
 def _hoisted_method_call(ins, mapped, seq, items, assigned_in_loop, receiver):

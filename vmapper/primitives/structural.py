@@ -106,7 +106,8 @@ def _load_global(ctx, args, attrs):
 def _call(ctx, args, attrs):
     k = attrs.get("groups", 1)
     size = len(args) // k
-    results = ctx.call_function(attrs["callee"], [list(args[j * size:(j + 1) * size]) for j in range(k)])
+    results = ctx.call_function(attrs["callee"], [list(args[j * size:(j + 1) * size]) for j in range(k)],
+                                memo=attrs.get("memo", False))
     return results[0] if k == 1 else tuple(results)
 
 
@@ -160,7 +161,7 @@ def call_user_method(ctx, obj, name, groups, kw):
 def _map_call(ctx, args, attrs):
     """A call hoisted out of a loop over a sequence: one call over every lane's items."""
     seq, *others = args
-    return ctx.map_function(attrs["callee"], seq, list(others), attrs["item_pos"])
+    return ctx.map_function(attrs["callee"], seq, list(others), attrs["item_pos"], memo=attrs.get("memo", False))
 
 
 @register("map_method", may_fail=True)

@@ -4,6 +4,8 @@ sequence (one call over every item of every lane), and DAG mode's evaluation of 
 node once per batched call."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .context import Context
@@ -16,14 +18,19 @@ from .ragged import Ragged
 from .values import Lanes, Traced, concat_sized, gather, is_varying, scatter_into
 
 
-def call_function(ctx, callee, arg_groups):
+def call_function(ctx, callee, arg_groups, memo=False):
     """Run a user function on the calling lanes, once for all argument groups.
 
     Each group is one call site's arguments (merged calls pass several).  The
     calling lanes are compacted when not all are active; the groups'
     arguments are laid end to end so the callee runs once over all of them.
-    Returns one result per group, over the caller's lanes.
+    ``memo``: the callee is a ``@batched(memo=True)`` function, whose calls
+    run in DAG mode whoever calls them.  Returns one result per group, over
+    the caller's lanes.
     """
+    if memo and ctx.frame.state.memo is None:
+        with _dag_mode(ctx.frame.state):
+            return call_function(ctx, callee, arg_groups)
     state = ctx.frame.state
     state.stats.calls += 1
     program = state.get_program(callee)
@@ -51,11 +58,14 @@ def call_function(ctx, callee, arg_groups):
     return parts
 
 
-def map_function(ctx, callee, seq, others, item_pos):
+def map_function(ctx, callee, seq, others, item_pos, memo=False):
     """Call ``callee`` once over every item of every active lane's sequence (a hoisted loop call).
 
     Returns a :class:`Ragged` over the frame's lanes: lane j's results, in item order.
     """
+    if memo and ctx.frame.state.memo is None:
+        with _dag_mode(ctx.frame.state):
+            return map_function(ctx, callee, seq, others, item_pos)
     def run(args, m, lane_ids):
         state = ctx.frame.state
         state.stats.calls += 1
@@ -126,6 +136,17 @@ def run_callee(state, program, callee, args, m, lane_ids):
     if not _memo_applies(state, args):
         return run_function(program, Frame(m, state, lane_ids=lane_ids), args)
     return _run_memo(state, program, callee, args, m, lane_ids)
+
+
+@contextlib.contextmanager
+def _dag_mode(state):
+    """DAG mode for one call of a ``memo=True`` function from code that is not in it: its
+    memo tables last for the call (and the calls it makes use them too)."""
+    state.memo = {}
+    try:
+        yield
+    finally:
+        state.memo = None
 
 
 def _memo_applies(state, args):

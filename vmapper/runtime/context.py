@@ -139,13 +139,13 @@ class Context:
                 return apply_traced(prim, self, list(args), attrs or {})
         return prim.impl(self, list(args), attrs or {})
 
-    def call_function(self, callee, arg_groups):
+    def call_function(self, callee, arg_groups, memo=False):
         from .calls import call_function
-        return call_function(self, callee, arg_groups)
+        return call_function(self, callee, arg_groups, memo)
 
-    def map_function(self, callee, seq, others, item_pos):
+    def map_function(self, callee, seq, others, item_pos, memo=False):
         from .calls import map_function
-        return map_function(self, callee, seq, others, item_pos)
+        return map_function(self, callee, seq, others, item_pos, memo)
 
     def map_primitive(self, name, attrs, seq, others, item_pos):
         from .calls import map_primitive

@@ -633,3 +633,65 @@ def _math_function_sources():
 
 
 _MATH_FUNCTIONS = _math_function_sources()
+
+
+def index_by(x, i):
+    return x[i]
+
+
+def tuple_item(i):
+    t = (1.0, 2.0, 3.0)
+    return t[i]
+
+
+def tuple_item_by_comparison(x):
+    t = (1.0, 2.0, 3.0)
+    return t[float(x) > 0]  # (a Python bool)
+
+
+def test_a_per_lane_bool_index_is_not_read_as_an_int():
+    x = np.arange(12.0).reshape(4, 3)
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="per-sample bool"):
+        batched(index_by)(x, np.array([True, False, True, False]))  # (numpy: a boolean mask)
+    with pytest.raises(LaneError, match="not numpy.bool") as info:  # (a list or tuple: TypeError)
+        batched(tuple_item)(np.array([True, False]))
+    assert info.value.python_error is TypeError
+    # a Python bool is an int to a tuple, as in Python
+    check_batching(tuple_item_by_comparison, (np.array([1.0, -1.0, 0.0]),))
+
+
+def test_a_uint64_index_beyond_int64_is_out_of_range_not_negative():
+    x = np.arange(12.0).reshape(4, 3)
+    with pytest.raises(LaneError) as info:
+        batched(index_by)(x, np.array([0, 1, 2, 2**64 - 1], dtype=np.uint64))
+    assert info.value.python_error is IndexError and np.asarray(info.value.lanes).tolist() == [3]
+
+
+def stores_into_int64(x, i):
+    y = np.zeros(3, dtype=np.int64)
+    y[i] = x
+    return y
+
+
+def stores_into_int8(x):
+    y = np.zeros(3, dtype=np.int8)
+    y[0] = x
+    return y
+
+
+@pytest.mark.parametrize("fn, args, error, lanes", [
+    (stores_into_int64, (np.array([1.7, np.nan]), np.array([0, 1])), ValueError, [1]),
+    (stores_into_int64, (np.array([1.7, np.inf]), np.array([0, 1])), OverflowError, [1]),
+    (stores_into_int64, (np.array([1.7, 3e30]), np.array([0, 1])), OverflowError, [1]),
+    (stores_into_int8, (np.array([1, 300]),), OverflowError, [1]),
+    (stores_into_int8, (np.array([-129, 5]),), OverflowError, [0]),
+])
+def test_storing_a_value_an_int_array_cannot_hold_raises_as_numpy_does(fn, args, error, lanes):
+    for k in lanes:
+        with pytest.raises(error):
+            fn(*[a[k] for a in args])
+    with pytest.raises(LaneError) as info:
+        batched(fn)(*args)
+    assert info.value.python_error is error and np.asarray(info.value.lanes).tolist() == lanes
+    ok = [np.delete(a, lanes) for a in args]
+    np.testing.assert_array_equal(batched(fn)(*ok), [fn(*v) for v in zip(*ok)])

@@ -39,8 +39,10 @@ def _dims_consumed(ix, ndim):
     return out
 
 
-def normalize_lane_indices(ctx, ix, sample_shape, what="index"):
-    """Check per-lane integer indices against their axis; negatives wrap, inactive lanes read 0."""
+def normalize_lane_indices(ctx, ix, sample_shape, what="index", container=False):
+    """Check per-lane integer indices against their axis; negatives wrap, inactive lanes read 0.
+    ``container``: the indices are into a tuple or list (a Python bool indexes as an int
+    there; numpy reads a bool as a mask)."""
     if len(ix) <= len(sample_shape):
         for e in ix:
             if type(e) is not slice and type(e) is not int:
@@ -58,8 +60,18 @@ def normalize_lane_indices(ctx, ix, sample_shape, what="index"):
             if d.ndim != 1 or d.dtype.kind not in _INT_KINDS:
                 raise ctx.unsupported(f"{what} by a per-sample {'array' if d.ndim > 1 else d.dtype.name} value",
                                       hint="per-sample indices must be integer scalars")
-            d = d.astype(np.int64, copy=False)
             size = sample_shape[axis]
+            if d.dtype.kind == "b":
+                if not container:
+                    raise ctx.unsupported(f"{what} by a per-sample bool (numpy reads it as a boolean mask, "
+                                          f"which adds an axis)", hint="index by int(b) for an element")
+                if not e.weak:
+                    raise ctx.lane_error_all("list indices must be integers or slices, not numpy.bool", TypeError)
+            elif d.dtype == np.uint64:  # (beyond int64 it would wrap to a negative index)
+                huge = d > np.uint64(np.iinfo(np.int64).max)
+                ctx.fail_where(huge, f"{what} out of range for axis {axis} with size {size}", IndexError, values=d)
+                d = np.where(huge, 0, d)
+            d = d.astype(np.int64, copy=False)
             if d.size and 0 <= d.min() and d.max() < size:
                 out.append(d)  # every lane in range, none negative (the usual case)
                 continue
@@ -137,7 +149,7 @@ def _choose(ctx, seq, ix):
     """``seq[i]`` for a uniform tuple indexed by a per-lane integer."""
     if len(ix) != 1:
         raise ctx.unsupported("multi-dimensional index of a tuple")
-    (i,) = normalize_lane_indices(ctx, ix, (len(seq),))
+    (i,) = normalize_lane_indices(ctx, ix, (len(seq),), container=True)
     if any(type(v) is Traced for v in seq):  # differentiated items: selects, each on the tape
         out = seq[0]
         for k in range(1, len(seq)):
@@ -168,6 +180,8 @@ def _setitem(ctx, args, attrs):
     region_ndim = np.broadcast_to(np.zeros((), data.dtype), arr.sample_shape)[tuple(nix_uniform(nix, ix))].ndim
     if isinstance(value, Lanes):
         v = value.data[lanes]
+        if v.ndim == 1 and data.dtype.kind in "iu":
+            _check_int_store(ctx, v, data.dtype, lanes)
         k = value.data.ndim - 1
         v = v.reshape((v.shape[0],) + (1,) * max(region_ndim - k, 0) + v.shape[1:])
     else:
@@ -177,6 +191,29 @@ def _setitem(ctx, args, attrs):
     except (ValueError, IndexError, TypeError) as exc:
         raise ctx.lane_error_all(str(exc), type(exc))
     return Lanes(data, False)
+
+
+def _check_int_store(ctx, v, dtype, lanes):
+    """numpy's checks when a per-sample scalar ``v`` (on the active ``lanes``) is stored into an
+    integer array: NaN and the infinities raise, and so does a value beyond the dtype's range
+    (never a wrapped one)."""
+    info = np.iinfo(dtype)
+    failures = []
+    if v.dtype.kind == "f":
+        finite = np.isfinite(v)
+        failures += [(np.isnan(v), "cannot convert float NaN to integer", ValueError),
+                     (np.isinf(v), "cannot convert float infinity to integer", OverflowError)]
+        whole = np.trunc(np.where(finite, v, 0))
+        failures.append(((whole < info.min) | (whole > info.max), f"value out of bounds for {dtype.name}",
+                         OverflowError))
+    elif v.dtype.kind in "iu":
+        failures.append(((v < info.min) | (v > info.max), f"Python integer out of bounds for {dtype.name}",
+                         OverflowError))
+    for bad, message, error in failures:
+        if bad.any():
+            on_lanes = np.zeros(ctx.n, dtype=bool)
+            on_lanes[lanes[bad]] = True
+            ctx.fail_where(on_lanes, message, error)
 
 
 def nix_uniform(nix, ix):

@@ -392,3 +392,37 @@ def test_a_replaced_default_is_seen_on_the_next_call():
     np.testing.assert_array_equal(b(np.arange(3.0)), [0.0, 2.0, 4.0])
     fn.__defaults__ = (5,)  # the parameters' signature is cached per function, until this changes
     np.testing.assert_array_equal(b(np.arange(3.0)), [0.0, 5.0, 10.0])
+
+
+def scaled_by_entry(x, d):
+    return x * d["w"]
+
+
+def identity(x):
+    return x
+
+
+def test_an_in_axes_dict_must_have_the_arguments_keys():
+    x, d = np.arange(2.0), {"w": np.arange(2.0)}
+    with pytest.raises(vmapper.BatchError, match="argument 'd' has no entry for key 'w'"):
+        vmapper.batched(scaled_by_entry, in_axes=(0, {"v": 0}))(x, d)
+    with pytest.raises(vmapper.BatchError, match="entry for key 'z', which the argument does not have"):
+        vmapper.batched(scaled_by_entry, in_axes=(0, {"w": 0, "z": 0}))(x, d)
+    np.testing.assert_array_equal(vmapper.batched(scaled_by_entry, in_axes=(0, {"w": 0}))(x, d), [0.0, 1.0])
+
+
+@pytest.mark.parametrize("out_axes", ["x", None, 1.5, True, (0, "x")])
+def test_out_axes_that_are_not_ints_are_refused_when_decorating(out_axes):
+    with pytest.raises(ValueError, match="out_axes must be an int"):
+        vmapper.batched(identity, out_axes=out_axes)
+
+
+def test_out_axes_with_more_entries_than_results_names_both():
+    with pytest.raises(vmapper.BatchError, match="out_axes has 2 entries for a result that is not a tuple"):
+        vmapper.batched(identity, out_axes=(0, 0))(np.arange(3.0))
+
+
+@pytest.mark.parametrize("max_iters", ["x", 0, -1, True, 2.5])
+def test_max_iters_must_be_a_positive_int(max_iters):
+    with pytest.raises(ValueError, match="max_iters must be a positive int"):
+        vmapper.batched(identity, max_iters=max_iters)

@@ -133,8 +133,11 @@ class BatchedFunction:
             raise TypeError(f"vmapper.batched needs a Python function or method, got {type(fn).__name__}")
         self.per_sample = fn
         self.in_axes = in_axes
-        self.out_axes = out_axes
-        self.max_iters = max_iters
+        self.out_axes = _checked_out_axes(out_axes)
+        if max_iters is not None and (not isinstance(max_iters, (int, np.integer)) or isinstance(max_iters, bool)
+                                      or max_iters < 1):
+            raise ValueError(f"max_iters must be a positive int or None, not {max_iters!r}")
+        self.max_iters = None if max_iters is None else int(max_iters)
         self.memo = memo
         self.backend = default_backend() if backend is None else backend
         if self.backend not in BACKENDS:
@@ -329,6 +332,18 @@ def _describe(d):
     return d
 
 
+def _checked_out_axes(out_axes):
+    """``out_axes``: an int (where the batch axis goes in the result), or a tuple or list of
+    them for a tuple of results."""
+    def ok(a):
+        return isinstance(a, (int, np.integer)) and not isinstance(a, bool) or \
+            isinstance(a, (tuple, list)) and all(map(ok, a))
+    if not ok(out_axes):
+        raise ValueError(f"out_axes must be an int, or a tuple of ints for a tuple of results, not {out_axes!r} "
+                         f"(every result has a batch axis)")
+    return out_axes
+
+
 def _convert(x, axis, path, sizes):
     if type(x) is np.ndarray and axis == 0 and x.ndim and x.dtype != object:  # (the usual leaf)
         sizes.append((x.shape[0], (path, axis, x.shape)))
@@ -345,6 +360,11 @@ def _convert(x, axis, path, sizes):
                  for i, v in enumerate(x)]
         return tuple(items)
     if isinstance(x, dict):
+        if isinstance(axis, dict) and axis.keys() != x.keys():
+            missing, extra = [k for k in x if k not in axis], [k for k in axis if k not in x]
+            raise BatchError(f"in_axes for argument '{path}' " + (
+                f"has no entry for key {missing[0]!r}" if missing else
+                f"has an entry for key {extra[0]!r}, which the argument does not have"))
         return {k: _convert(v, axis[k] if isinstance(axis, dict) else axis, f"{path}[{k!r}]", sizes)
                 for k, v in x.items()}
     if _is_node_batch(x):
@@ -405,8 +425,8 @@ def move_out_axes(out, out_axes):
         if len(axes) != len(out):
             raise BatchError(f"out_axes has {len(axes)} entries for {len(out)} results")
         return tuple(move_out_axes(o, a) for o, a in zip(out, axes))
-    if out_axes is None:
-        raise BatchError("out_axes=None needs a result that is the same on every lane")
+    if not isinstance(out_axes, (int, np.integer)):
+        raise BatchError(f"out_axes has {len(out_axes)} entries for a result that is not a tuple")
     if not -out.ndim <= out_axes < out.ndim:
         raise BatchError(f"out_axes={out_axes} is out of range for a result with {out.ndim} dimension(s)")
     return np.moveaxis(out, 0, out_axes)

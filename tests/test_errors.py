@@ -695,3 +695,28 @@ def test_storing_a_value_an_int_array_cannot_hold_raises_as_numpy_does(fn, args,
     assert info.value.python_error is error and np.asarray(info.value.lanes).tolist() == lanes
     ok = [np.delete(a, lanes) for a in args]
     np.testing.assert_array_equal(batched(fn)(*ok), [fn(*v) for v in zip(*ok)])
+
+
+def raises_with_values(x):
+    if x < 0:
+        raise ValueError(f"negative: {x}, {x:.2f}, {x!r}")  # marker-fstring
+    assert x < 10, f"too big: {x * 2}"
+    return x
+
+
+def test_an_f_string_message_is_formatted_with_the_first_failing_lanes_values():
+    f = batched(raises_with_values, backend="numpy")
+    with pytest.raises(LaneError) as info:
+        f(np.array([1.0, -1.5, 3.0, -2.0]))
+    with pytest.raises(ValueError) as per_sample:
+        raises_with_values(np.float64(-1.5))
+    assert f"ValueError: {per_sample.value} (the message of lane 1)" in str(info.value)
+    assert np.asarray(info.value.lanes).tolist() == [1, 3]
+    assert info.value.line == line_of(raises_with_values, "marker-fstring")
+    with pytest.raises(LaneError, match=r"AssertionError: too big: 24\.0 on lane") as info:
+        f(np.array([1.0, 12.0]))
+
+
+def test_a_kernel_reports_an_f_string_message_as_written():
+    with pytest.raises(LaneError, match=r"ValueError: negative: \{x\}, \{x:\.2f\}, \{x!r\} on lane"):
+        batched(raises_with_values, backend="numba")(np.array([1.0, -1.5]))

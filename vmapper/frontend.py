@@ -77,6 +77,14 @@ def local_names(fdef: ast.FunctionDef) -> set:
     return names
 
 
+def _template(node):
+    """An f-string message as written (``"bad x={x}"``): what a compiled kernel reports, as it
+    keeps no values to format (the numpy runtime formats the failing lane's); "" otherwise."""
+    if not isinstance(node, ast.JoinedStr):
+        return ""
+    return ast.unparse(node)[2:-1]
+
+
 class Builder:
     """Lowers one function's AST into a CFG of basic blocks."""
 
@@ -311,20 +319,40 @@ class Builder:
         ok, fail = self.new_block("assert ok"), self.new_block("assert failed")
         self.terminate(Branch(cond, ok, fail, self.line(node), "assert"))
         self.cur = fail
-        msg = node.msg.value if isinstance(node.msg, ast.Constant) else ""
-        self.terminate(Raise(AssertionError, str(msg), self.line(node)))
+        msg = node.msg.value if isinstance(node.msg, ast.Constant) else _template(node.msg)
+        self.terminate(Raise(AssertionError, str(msg), self.line(node), self.message_parts(node.msg)))
         self.cur = ok
 
     def stmt_Raise(self, node):
-        exc, msg = node.exc, ""
+        exc, msg, parts = node.exc, "", ()
         if isinstance(exc, ast.Call):
             if exc.args and isinstance(exc.args[0], ast.Constant):
                 msg = str(exc.args[0].value)
+            elif exc.args:
+                msg = _template(exc.args[0])
+            parts = self.message_parts(exc.args[0] if exc.args else None)
             exc = exc.func
         exc_type = self.resolve_constant(exc) if exc is not None else RuntimeError
         if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
             raise self.error("'raise' of something that is not an exception class", node)
-        self.terminate(Raise(exc_type, msg, self.line(node)))
+        self.terminate(Raise(exc_type, msg, self.line(node), parts))
+
+    def message_parts(self, node):
+        """An f-string message's pieces for :class:`Raise` (its values computed here, on the
+        lanes that raise, as Python computes them); () for any other message."""
+        if not isinstance(node, ast.JoinedStr):
+            return ()
+        parts = []
+        for v in node.values:
+            if isinstance(v, ast.Constant):
+                parts.append(str(v.value))
+                continue
+            spec = v.format_spec
+            if spec is not None and not all(isinstance(s, ast.Constant) for s in spec.values):
+                raise self.error("a nested replacement field in an f-string's format spec", v)
+            parts.append((self.expr(v.value), None if v.conversion == -1 else chr(v.conversion),
+                          "" if spec is None else "".join(str(s.value) for s in spec.values)))
+        return tuple(parts)
 
     def stmt_For(self, node):
         node = for_header(self, node)  # reversed(...) in the header (frontend_builtins)

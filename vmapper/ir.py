@@ -125,18 +125,24 @@ class Return:
 
 @dataclass
 class Raise:
-    """Lanes that reach this block fail as the per-sample run would."""
+    """Lanes that reach this block fail as the per-sample run would.  ``parts``: an
+    f-string message, its literal pieces (str) and formatted values (``(operand, conversion,
+    format spec)``), formatted with the first failing lane's values; else ``message``."""
     exc_type: type
     message: str
     line: int = 0
+    parts: tuple = ()
 
     def successors(self):
         return ()
 
     def uses(self):
-        return []
+        return [p[0].name for p in self.parts if type(p) is tuple and isinstance(p[0], Var)]
 
     def __str__(self):
+        if self.parts:
+            shown = "".join(p if type(p) is str else f"{{{p[0]}}}" for p in self.parts)
+            return f"raise {self.exc_type.__name__}(f{shown!r})"
         return f"raise {self.exc_type.__name__}({self.message!r})"
 
 

@@ -8,7 +8,7 @@ branches) is renamed to ``$v…`` and treated as an ordinary variable.
 """
 from __future__ import annotations
 
-from ..ir import Branch, Function, Return, Var, is_temp
+from ..ir import Branch, Function, Raise, Return, Var, is_temp
 
 
 def classify_temporaries(fn: Function) -> Function:
@@ -42,6 +42,8 @@ def classify_temporaries(fn: Function) -> Function:
             t.cond = ren(t.cond)
         elif isinstance(t, Return):
             t.value = ren(t.value)
+        elif isinstance(t, Raise):
+            t.parts = tuple(p if type(p) is str else (ren(p[0]),) + p[1:] for p in t.parts)
     return fn
 
 

@@ -224,7 +224,7 @@ def _select(ctx, args, attrs):
         try:
             return select(c.data, a, b, ctx.n, state.pool, spare)
         except TypeError as exc:
-            raise ctx.unsupported(f"a variable that is {exc}") from None
+            raise ctx.unsupported(f"choosing per lane between values of different kinds ({exc})") from None
     return a if c else b
 
 

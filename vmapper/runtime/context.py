@@ -105,6 +105,9 @@ class Context:
             what, hint = describe_conflict(why)
             # (the frontend names a comprehension's list _vm_listcomp_N: frontend_comprehensions)
             reading = "the list comprehension" if name.startswith("_vm_listcomp_") else f"'{shown}'"
+            if name.startswith("_vm_listcomp_") and hint == LIST_LENGTH_HINT:
+                hint += ("; or, for sum(), min(), max(), any() or all() of it, pass a generator expression "
+                         "(no brackets), which runs as a loop")
             return self.unsupported(f"reading {reading}, which holds {what} ({why})", hint=hint)
         msg = f"local variable '{shown}' referenced before assignment"
         if bad is None:

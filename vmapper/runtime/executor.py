@@ -386,8 +386,33 @@ def run_block(program, block, frame, mask, count, stack, store_mask=False):
     elif kind == T_RETURN:
         frame.store("$ret", _read_term(plan, term.value, frame, temps, ctx), mask)
     elif kind == T_RAISE:
-        ctx.fail_where(np.ones(frame.n, dtype=bool),
-                       term.message or f"{term.exc_type.__name__} raised", term.exc_type)
+        message = term.message or f"{term.exc_type.__name__} raised"
+        if term.parts:
+            lane = 0 if mask is None else int(np.argmax(mask))
+            message = _formatted_message(term.parts, lane, frame, temps, ctx)
+            if count > 1:  # (each lane's own message may differ: show whose this is)
+                message += f" (the message of lane {int(frame.lane_ids()[lane])})"
+        ctx.fail_where(np.ones(frame.n, dtype=bool), message, term.exc_type)
+
+
+def _formatted_message(parts, lane, frame, temps, ctx):
+    """An f-string message as the per-sample run formats it on ``lane`` (of the frame)."""
+    out = []
+    for p in parts:
+        if type(p) is str:
+            out.append(p)
+            continue
+        operand, conversion, spec = p
+        v = _read(operand, frame, temps, ctx)
+        v = v.value if isinstance(v, Traced) else v
+        if isinstance(v, Lanes):
+            v = v.data[lane].item() if v.weak else v.data[lane]
+        v = {"r": repr, "s": str, "a": ascii}[conversion](v) if conversion else v
+        try:
+            out.append(format(v, spec))
+        except (TypeError, ValueError) as exc:  # (the per-sample run would raise this instead)
+            raise ctx.lane_error_all(str(exc), type(exc)) from None
+    return "".join(out)
 
 
 def _exec_rows(rows, ctx, frame, temps, alias_sources, store_mask, count, prof=None):

@@ -133,8 +133,21 @@ def materialize(v, n: int) -> Lanes:
         return v
     arr = np.asarray(v)
     if arr.dtype == object:
-        raise TypeError(f"cannot hold a value of type {type(v).__name__} per lane")
+        raise TypeError(f"a {type(v).__name__} ({_short_repr(v)}) cannot be held per lane")
     return Lanes(np.broadcast_to(arr, (n,) + arr.shape), weak=is_weak(v))
+
+
+def _short_repr(v):
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _tuple_mismatch(a, b):
+    """The TypeError of merging a tuple (a list held as one) with a value it cannot merge with."""
+    if type(a) is tuple and type(b) is tuple:
+        return TypeError(f"a list or tuple of {len(a)} item{'s' * (len(a) != 1)} on some lanes and of {len(b)} "
+                         f"on others")
+    return TypeError("a tuple on some lanes and another value on others")
 
 
 # Types whose values are always uniform (the same on every lane) and have no gather hook.
@@ -162,7 +175,7 @@ def scatter_into(dest, src, idx, n: int):
         return _structural().scatter_into(dest, src, idx, n)
     if type(dest) is tuple or type(src) is tuple:
         if type(dest) is not tuple or type(src) is not tuple or len(dest) != len(src):
-            raise TypeError("a tuple on some lanes and another value on others")
+            raise _tuple_mismatch(src, dest)
         return tuple(scatter_into(d, s, idx, n) for d, s in zip(dest, src))
     if type(src) is Lanes and type(dest) is Lanes:
         d, s = dest.data, src.data
@@ -210,7 +223,7 @@ def select(mask, new, old, n: int, pool=None, spare=None):
         return _structural().select(mask, new, old, n)
     if type(new) is tuple or type(old) is tuple:
         if type(new) is not tuple or type(old) is not tuple or len(new) != len(old):
-            raise TypeError("a tuple on some lanes and another value on others")
+            raise _tuple_mismatch(new, old)
         return tuple(select(mask, a, b, n) for a, b in zip(new, old))
     if hasattr(new, "__vmapper_select__") or hasattr(old, "__vmapper_select__"):
         return type(new if hasattr(new, "__vmapper_select__") else old).__vmapper_select__(mask, new, old, n)

@@ -96,6 +96,16 @@ def test_unsupported_syntax_is_raised_by_explain_too(fn, construct, marker):
 add_one = lambda x: x + 1  # noqa: E731  marker-toplevel-lambda
 
 
+for _lambda in [lambda x: x * 2]:  # marker-lambda-in-a-for-header
+    LAMBDA_IN_A_FOR_HEADER = _lambda
+
+
+def test_a_lambda_whose_line_is_a_statement_header_is_named_not_a_parse_error():
+    with pytest.raises(UnsupportedSyntaxError, match=r"not a plain 'def' function \(a lambda\)") as info:
+        batched(LAMBDA_IN_A_FOR_HEADER)(np.arange(3))
+    assert "marker-lambda-in-a-for-header" in str(info.value)  # (the line shown)
+
+
 def test_a_lambda_as_the_batched_function_is_named_with_its_line():
     with pytest.raises(UnsupportedSyntaxError) as info:
         batched(add_one)(np.arange(3))

@@ -93,6 +93,11 @@ class Builder:
         src, self.filename, self.first_line, all_lines = get_source(fn)
         self.source = SourceInfo(self.filename, self.first_line, all_lines)
         self.line_offset = self.first_line - 1
+        if fn.__name__ == "<lambda>":  # (its source lines may be a statement that does not parse alone)
+            raise UnsupportedSyntaxError("a callable that is not a plain 'def' function (a lambda)", self.filename,
+                                         self.first_line, source_line=all_lines[self.first_line - 1].strip()
+                                         if self.first_line <= len(all_lines) else None,
+                                         hint="write the per-sample function with 'def'")
         module = ast.parse(src)
         fdefs = [n for n in module.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
         if not fdefs:

@@ -178,3 +178,25 @@ def test_storing_through_a_per_lane_key_the_dict_does_not_hold_is_refused_naming
     check_batching(store_through_a_per_lane_key, (np.ones(3), np.array([0, 1, 1])))
     with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"adding a key to a local dict, on lane\(s\) 1"):
         vmapper.batched(store_through_a_per_lane_key)(np.ones(3), np.array([0, 7, 1]))
+
+
+def str_per_lane(x, s):
+    word = "pos" if x > 0 else "negative"
+    return len(word), word + "!", word == "pos", word < "p", word != 3, s == "a", s + word
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_strs_that_differ_per_lane_compare_concatenate_and_have_a_length(backend):
+    x = np.array([1.0, -1.0, 2.0, 0.0])
+    s = np.array(["a", "b", "a", "cc"])
+    check_batching(str_per_lane, (x, s), backend=backend)
+
+
+def upper_per_lane(x):
+    word = "pos" if x > 0 else "negative"
+    return word.upper()
+
+
+def test_a_method_of_a_str_that_differs_per_lane_is_named_unsupported():
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"method '\.upper\(\)' of a str that differs per lane"):
+        vmapper.batched(upper_per_lane)(np.array([1.0, -1.0]))

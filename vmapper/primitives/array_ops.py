@@ -595,6 +595,8 @@ def _method(ctx, args, attrs):
         if not hasattr(getattr(builtins, py_type), name):
             raise ctx.lane_error_all(f"'{py_type}' object has no attribute '{name}'", AttributeError)
         raise ctx.unsupported(f"method '.{name}()' of a Python {py_type}")
+    if v.data.dtype.kind == "U":
+        raise ctx.unsupported(f"method '.{name}()' of a str that differs per lane")
     impl = METHODS.get(name)
     if impl is None:
         if not hasattr(np.ndarray, name):  # (r.append(x) on an array: Python's AttributeError)

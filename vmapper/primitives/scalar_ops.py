@@ -128,10 +128,14 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
             ra, rb, weak = fast
             del fast
             buf = _result_buffer(ctx, args, ra, rb, check is None) if reuse else None
-            out = ufunc(ra, rb) if buf is None else ufunc(ra, rb, out=buf)
-            if check is not None:
-                check(ctx, ra, rb, out, weak)
-            return Lanes(out, weak)
+            try:
+                out = ufunc(ra, rb) if buf is None else ufunc(ra, rb, out=buf)
+            except TypeError:  # no such loop (a str per lane): the general path below says what to do
+                out = None
+            if out is not None:
+                if check is not None:
+                    check(ctx, ra, rb, out, weak)
+                return Lanes(out, weak)
         a, b = args
         ta, tb = type(a), type(b)
         if ta is Lanes and not a.weak and (tb is Lanes and not b.weak or tb is np.ndarray):
@@ -148,6 +152,8 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
             if hasattr(a, "__vmapper_varying__") or hasattr(b, "__vmapper_varying__"):
                 return _objects_per_lane(ctx, name, a, b)
             return ctx.uniform(op, a, b)
+        if _is_str(a) or _is_str(b):
+            return _str_binary(ctx, name, ufunc, a, b)
         if not (_is_numeric(a) and _is_numeric(b)):
             raise ctx.type_error(f"unsupported operand types for '{name}': "
                                  f"{ctx.describe(a)} and {ctx.describe(b)}")
@@ -243,6 +249,29 @@ for _name, _op, _uf in (("lt", operator.lt, np.less), ("le", operator.le, np.les
                         ("gt", operator.gt, np.greater), ("ge", operator.ge, np.greater_equal),
                         ("eq", operator.eq, np.equal), ("ne", operator.ne, np.not_equal)):
     binary(_name, _op, _uf, arithmetic=False)
+
+
+def _is_str(v):
+    return type(v) is str or isinstance(v, Lanes) and v.data.dtype.kind == "U"
+
+
+_COMPARISONS = frozenset({"eq", "ne", "lt", "le", "gt", "ge"})
+
+
+def _str_binary(ctx, name, ufunc, a, b):
+    """A binary operation where an operand is a str that differs per lane: comparisons (by
+    code point, as Python's) and ``+``; a str never equals a number."""
+    if _is_str(a) and _is_str(b):
+        ra, rb = aligned([a, b], ctx.n)
+        if name in _COMPARISONS:
+            return Lanes(np.asarray(ufunc(ra, rb)), True)
+        if name == "add":
+            return Lanes(np.strings.add(ra, rb), True)
+    elif name in ("eq", "ne"):
+        return Lanes(np.full(ctx.n, name == "ne"), True)
+    elif name == "mul":
+        raise ctx.unsupported("repeating a str that differs per lane (s * n)")
+    raise ctx.type_error(f"unsupported operand types for '{name}': {ctx.describe(a)} and {ctx.describe(b)}")
 
 
 def _objects_per_lane(ctx, name, a, b):

@@ -57,6 +57,8 @@ def _len(ctx, args, attrs):
         return hook(ctx)
     if isinstance(v, Lanes):
         if v.data.ndim < 2:
+            if v.data.dtype.kind == "U":  # a str per lane
+                return Lanes(np.strings.str_len(v.data), True)
             raise ctx.lane_error_all(f"object of type '{v.data.dtype.name}' has no len()", TypeError)
         return v.data.shape[1]
     return ctx.uniform(len, v)

@@ -121,6 +121,8 @@ class Context:
     @staticmethod
     def describe(v):
         if isinstance(v, Lanes):
+            if v.data.dtype.kind == "U":
+                return "str"
             kind = "Python " if v.weak else ""
             return f"{kind}{v.data.dtype.name}{list(v.data.shape[1:]) if v.data.ndim > 1 else ''}"
         return getattr(v, "__vmapper_type_name__", None) or type(v).__name__

@@ -200,3 +200,16 @@ def upper_per_lane(x):
 def test_a_method_of_a_str_that_differs_per_lane_is_named_unsupported():
     with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"method '\.upper\(\)' of a str that differs per lane"):
         vmapper.batched(upper_per_lane)(np.array([1.0, -1.0]))
+
+
+def looks_up_a_shared_dict(k, table):
+    return table[k] * 2
+
+
+def test_a_shared_dict_is_looked_up_with_a_key_per_lane():
+    table = {0: 1.0, 1: 2.5, "two": -1.0}
+    check_batching(looks_up_a_shared_dict, (np.array([0, 1, 1, 0]), table), in_axes=(0, None))
+    check_batching(looks_up_a_shared_dict, (np.array(["two", "two"]), table), in_axes=(0, None))
+    with pytest.raises(vmapper.LaneError) as info:
+        vmapper.batched(looks_up_a_shared_dict, in_axes=(0, None))(np.array([0, 3]), table)
+    assert info.value.python_error is KeyError and np.asarray(info.value.lanes).tolist() == [1]

@@ -124,6 +124,9 @@ def _getitem(ctx, args, attrs):
         return ctx.uniform(operator.getitem, base, ix[0] if len(ix) == 1 else tuple(ix))
     if isinstance(base, (tuple, list)):
         return _choose(ctx, base, ix)
+    if isinstance(base, dict) and len(ix) == 1:  # a shared dict, a key per lane (KeyError where missing)
+        where = ctx.call_primitive("key_index", (tuple(base), ix[0], False))
+        return _choose(ctx, tuple(base.values()), [where])
     if not isinstance(base, Lanes):
         arr = np.asarray(base)
         if arr.dtype == object or arr.ndim == 0:

@@ -730,3 +730,15 @@ def test_an_f_string_message_is_formatted_with_the_first_failing_lanes_values():
 def test_a_kernel_reports_an_f_string_message_as_written():
     with pytest.raises(LaneError, match=r"ValueError: negative: \{x\}, \{x:\.2f\}, \{x!r\} on lane"):
         batched(raises_with_values, backend="numba")(np.array([1.0, -1.5]))
+
+
+def fixed_index(x):
+    return x[1, 7]
+
+
+def test_a_fixed_index_out_of_range_names_the_per_sample_axis():
+    with pytest.raises(IndexError) as per_sample:
+        fixed_index(np.zeros((4, 4)))
+    with pytest.raises(LaneError) as info:
+        batched(fixed_index)(np.zeros((3, 4, 4)))
+    assert str(per_sample.value) in str(info.value)  # axis 1 of the sample, not of the batch

@@ -145,6 +145,11 @@ def _getitem(ctx, args, attrs):
     try:
         return Lanes(base.data[key], False)
     except IndexError as exc:
+        if not varying_index and len(base.data):  # the message of one sample (axes as it counts them)
+            try:
+                base.data[0][nix]
+            except IndexError as per_sample:
+                exc = per_sample
         raise ctx.lane_error_all(str(exc), IndexError)
 
 

@@ -243,3 +243,14 @@ def test_a_memo_function_called_from_a_plain_batched_function_still_runs_in_dag_
     stats = calls_a_memo_function.last_stats
     assert stats["memo_evaluated"] == 2 * (n + 1)  # each node once, not once per path
     assert stats["calls"] <= n + 2
+
+
+def test_a_memo_function_called_on_the_roots_sweeps_the_heights_once_for_both_children():
+    forest, p = random_binary_forest(2, trees=64), params(2)
+    direct = vmapper.batched(cell, in_axes=(0, None), memo=True)
+    through = vmapper.batched(tree_loss, in_axes=(0, None), memo=True)
+    loss = direct(forest.roots, p)[1]
+    np.testing.assert_allclose(loss, through(forest.roots, p), rtol=1e-12)
+    # the left and right children's lookups evaluate their missing nodes in one sweep together
+    assert direct.last_stats["calls"] <= through.last_stats["calls"]
+    assert direct.last_stats["memo_evaluated"] == forest.num_nodes - len(forest)

@@ -41,8 +41,13 @@ def call_function(ctx, callee, arg_groups, memo=False):
         arg_groups = [[gather(a, idx) for a in group] for group in arg_groups]
     k = len(arg_groups)
     if k > 1 and all(_memo_applies(state, g) for g in arg_groups):
-        # DAG mode: a lookup per group, with no concatenation to split again
-        parts = [_run_memo(state, program, callee, g, m, (frame, idx)) for g in arg_groups]
+        joined = _joined_nodes(state, callee, arg_groups)
+        if joined is not None:  # DAG mode, the same other arguments, nodes to evaluate: one sweep for all
+            ids = _resolve_lane_ids((frame, idx))
+            result = _run_memo(state, program, callee, joined, m * k, np.concatenate([ids] * k))
+            parts = [gather(result, slice(j * m, (j + 1) * m)) for j in range(k)]
+        else:  # DAG mode: a lookup per group
+            parts = [_run_memo(state, program, callee, g, m, (frame, idx)) for g in arg_groups]
     elif k == 1:
         parts = [run_callee(state, program, callee, arg_groups[0], m, (frame, idx))]
     else:
@@ -152,6 +157,25 @@ def _dag_mode(state):
 def _memo_applies(state, args):
     """DAG mode's condition: a node per lane, and every other argument uniform."""
     return state.memo is not None and _node_position(args) is not None
+
+
+def _joined_nodes(state, callee, arg_groups):
+    """The arguments of one call over all groups' nodes end to end, when the groups differ in
+    their nodes only (the same forest, the very same other arguments) and some node is not in
+    the memo table yet; else None (a lookup per group).  Evaluating the missing nodes of all
+    groups together sweeps the heights once, not once per group."""
+    first = arg_groups[0]
+    at = _node_position(first)
+    if at is None:
+        return None
+    for g in arg_groups[1:]:
+        if len(g) != len(first) or _node_position(g) != at or g[at].forest is not first[at].forest \
+                or any(a is not b for p, (a, b) in enumerate(zip(g, first)) if p != at):
+            return None
+    ids = np.concatenate([g[at].ids for g in arg_groups])
+    if (table_for(state, callee, first, at).rows_of(ids) >= 0).all():
+        return None
+    return [*first[:at], NodeLanes(first[at].forest, ids), *first[at + 1:]]
 
 
 def _node_position(args):

@@ -405,6 +405,9 @@ class _EmitterOps:
         elif chk == "pow_float":
             self.emit(ind, f"if {A} == {self.zero(la)} and {B} < {self.zero(lb)}:")
             self.emit(ind + 1, self.fail(self.err(line, ZeroDivisionError, kt.MSG_POW_ZERO)))
+        elif chk == "shift":
+            self.emit(ind, f"if {B} < {self.zero(lb)}:" if np.dtype(lb).kind == "i" else "if False:")
+            self.emit(ind + 1, self.fail(self.err(line, ValueError, kt.MSG_SHIFT)))
 
     def unary(self, op, A, dt):
         dt = np.dtype(dt)

@@ -355,6 +355,9 @@ class CudaOps:
         elif chk == "pow_float":
             code = self.err(line, ZeroDivisionError, kt.MSG_POW_ZERO)
             self.emit(ind, f"if ({A} == {self.zero(la)} && {B} < {self.zero(lb)}) {self.fail(code)}")
+        elif chk == "shift":
+            if np.dtype(lb).kind == "i":
+                self.emit(ind, f"if ({B} < {self.zero(lb)}) {self.fail(self.err(line, ValueError, kt.MSG_SHIFT))}")
         else:
             raise KernelUnsupported(f"check '{chk}'")
 

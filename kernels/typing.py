@@ -44,7 +44,7 @@ from .typing_rules import (  # noqa: F401
     is_number_const, is_const_collection, arg_type, promote, result_dtype, prepare, resolve,
     ARITH_BINARY, BIT_BINARY, COMPARE, UNARY, MATH_FUNCS, MATH_INT_FUNCS, MATH_PRED_FUNCS,
     NUMPY_UNARY, NUMPY_BINARY, CAST_OPS, SUPPORTED_OPS, MSG_DIV, MSG_POW_INT, MSG_POW_ZERO,
-    MSG_POW_DOMAIN, MSG_POW_OVERFLOW, MSG_INT_NAN, MSG_INT_INF, MSG_INT_BIG,
+    MSG_POW_DOMAIN, MSG_POW_OVERFLOW, MSG_INT_NAN, MSG_INT_INF, MSG_INT_BIG, MSG_SHIFT,
     MSG_ROUND_BIG, MSG_MATH_DOMAIN, MSG_MATH_RANGE, MSG_LOG_BASE_ONE, MSG_RANGE_STEP, CONTAINER,
     math_inf_error, int_big_message)
 from .typing_ops import (  # noqa: F401

@@ -53,6 +53,8 @@ def plan_binary(op, ts, args):
                 checks = ("pow_int",)
         elif weak:
             checks = ("pow_float",)
+    elif op in ("lshift", "rshift") and weak and (const_b is None or const_b < 0):
+        checks = ("shift",)  # (Python ints raise; numpy's shift by a negative count gives 0)
     if op in COMPARE:
         return Plan("compare", ST(BOOL, weak), (la, lb), checks, {"op": op, "prep": (pa.dtype, pb.dtype)})
     if op in ("truediv", "floordiv", "mod", "pow", "lshift", "rshift") or op in BIT_BINARY or op in (

@@ -175,6 +175,7 @@ MSG_POW_INT = ("integer to a negative integer power (Python would return a float
 MSG_POW_ZERO = "0.0 cannot be raised to a negative power"
 MSG_POW_DOMAIN = "negative number to a fractional power (Python returns a complex number)"
 MSG_POW_OVERFLOW = "float power overflowed"
+MSG_SHIFT = "negative shift count"
 MSG_INT_NAN = "cannot convert float NaN to integer"
 MSG_INT_INF = "cannot convert float infinity to integer"
 MSG_INT_BIG = "int() of a float beyond int64"

@@ -742,3 +742,32 @@ def test_a_fixed_index_out_of_range_names_the_per_sample_axis():
     with pytest.raises(LaneError) as info:
         batched(fixed_index)(np.zeros((3, 4, 4)))
     assert str(per_sample.value) in str(info.value)  # axis 1 of the sample, not of the batch
+
+
+def shifts(x, s):
+    k = int(x)
+    return (k << int(s)) + (k >> int(s))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_negative_shift_count_of_python_ints_raises_value_error(backend):
+    with pytest.raises(ValueError, match="negative shift count"):
+        shifts(4, -2)
+    with pytest.raises(LaneError, match="negative shift count") as info:
+        batched(shifts, backend=backend)(np.array([1, 4, 5]), np.array([1, -2, 3]))
+    assert info.value.python_error is ValueError and np.asarray(info.value.lanes).tolist() == [1]
+    check_batching(shifts, (np.array([1, 4, -5]), np.array([1, 2, 60])), backend=backend)
+
+
+def grows_past_int64(n):
+    y = 0
+    for _ in range(n):
+        y += 2**62
+    return y
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_python_int_that_grows_past_int64_wraps_as_on_every_lane_never_to_float(backend):
+    out = batched(grows_past_int64, backend=backend)(np.array([1, 2, 3]))
+    assert out.dtype == np.int64
+    np.testing.assert_array_equal(out, [2**62, -2**63, -2**62])  # 2**63 and 3 * 2**62, wrapped

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..runtime.values import Lanes, Traced, is_varying, is_weak, result_dtype, aligned, truth, select
 from ..kernels.typing_rules import (MSG_INT_BIG, MSG_INT_INF, MSG_INT_NAN, MSG_LOG_BASE_ONE, MSG_MATH_DOMAIN,
-                                    MSG_MATH_RANGE, MSG_ROUND_BIG, int_big_message, math_inf_error)
+                                    MSG_MATH_RANGE, MSG_ROUND_BIG, MSG_SHIFT, int_big_message, math_inf_error)
 from ..runtime.buffers import same_dtype_result
 from .registry import register
 
@@ -240,8 +240,14 @@ def _power(a, b):
 
 
 binary("pow", operator.pow, _power, check=_check_pow)
-binary("lshift", operator.lshift, np.left_shift)
-binary("rshift", operator.rshift, np.right_shift)
+def _check_shift(ctx, a, b, out, python_scalars):
+    """Python ints raise for a negative shift count (numpy's shift gives 0 or -1)."""
+    if python_scalars and np.asarray(b).dtype.kind == "i":
+        ctx.fail_where(per_lane(np.asarray(b) < 0, out.shape), MSG_SHIFT, ValueError)
+
+
+binary("lshift", operator.lshift, np.left_shift, check=_check_shift)
+binary("rshift", operator.rshift, np.right_shift, check=_check_shift)
 binary("bitand", operator.and_, np.bitwise_and, arithmetic=False)
 binary("bitor", operator.or_, np.bitwise_or, arithmetic=False)
 binary("bitxor", operator.xor, np.bitwise_xor, arithmetic=False)

@@ -131,10 +131,18 @@ def materialize(v, n: int) -> Lanes:
     """A varying form of ``v`` over ``n`` lanes (a read-only broadcast view for uniform values)."""
     if isinstance(v, Lanes):
         return v
-    arr = np.asarray(v)
+    arr = _scalar_array(v)
     if arr.dtype == object:
         raise TypeError(f"a {type(v).__name__} ({_short_repr(v)}) cannot be held per lane")
     return Lanes(np.broadcast_to(arr, (n,) + arr.shape), weak=is_weak(v))
+
+
+def _scalar_array(v):
+    """``np.asarray(v)``, but a Python int beyond int64 wraps into it, as the lanes' ints do (numpy
+    would make it a uint64 or an object, and a merge with int64 lanes would promote to float)."""
+    if type(v) is int and not -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF:
+        v = (v + 0x8000000000000000) % 0x10000000000000000 - 0x8000000000000000
+    return np.asarray(v)
 
 
 def _short_repr(v):
@@ -190,7 +198,7 @@ def scatter_into(dest, src, idx, n: int):
     if type(dest) in _PYTHON_SCALARS and type(src) is Lanes and src.data.ndim == 1:
         # e.g. ``loss = 0.0`` on one arm of an if, a per-lane loss on the other: filled in
         # one pass (a broadcast view of the scalar would cost more than the copy it feeds)
-        d_arr = np.asarray(dest)
+        d_arr = _scalar_array(dest)
         if d_arr.dtype != object:
             out = np.empty(n, _merge_dtype(Lanes(d_arr, True), src))
             np.copyto(out, d_arr, casting="unsafe")  # (the cast np.array(d, dtype=...) makes)

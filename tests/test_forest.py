@@ -7,6 +7,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
+import vmapper
 from vmapper.errors import ForestError
 from vmapper.forest import Forest, Node, NodeBatch
 
@@ -428,3 +429,22 @@ def test_constructor_checks_invariants():
     assert f.tree(0).left.x == 5 and f.depth.tolist() == [2]
     with pytest.raises(ValueError):
         f.child_ptr[0] = 1  # structure arrays are read-only
+
+
+def test_a_nodebatch_takes_an_int_or_bool_index_array():
+    f = Forest.from_nested([(1, 2), (3, (4, 5)), 7])
+    picked = f.roots[np.array([2, 2, 0])]
+    assert [n.id for n in picked] == [f.roots[2].id, f.roots[2].id, f.roots[0].id]
+    assert [n.id for n in f.roots[[True, False, True]]] == [f.roots[0].id, f.roots[2].id]
+    with pytest.raises(IndexError, match="1-d int or bool array"):
+        f.roots[np.array([0.5])]
+
+
+def test_passing_one_node_to_a_batched_function_says_to_pass_a_batch():
+    f = Forest.from_nested([(1, 2)])
+    with pytest.raises(vmapper.BatchError, match="argument 'n' is one Node: pass a batch of nodes"):
+        vmapper.batched(is_a_leaf)(f.roots[0])
+
+
+def is_a_leaf(n):
+    return n.is_leaf

@@ -385,6 +385,10 @@ def _convert(x, axis, path, sizes):
     if axis is None:  # broadcast as it is: an array, a number, or any object (a model's ``self``)
         return x
     if not _is_leaf(x):
+        if type(x).__name__ == "Node" and hasattr(x, "forest"):
+            raise BatchError(f"argument '{path}' is one Node: pass a batch of nodes (forest.roots, or "
+                             f"forest.roots[i:i + 1]) to run over trees, or call the per-sample function "
+                             f"(.per_sample) on a node inside vmapper.api.per_sample_mode()")
         raise BatchError(f"argument '{path}' is a {type(x).__name__}: batched leaves must be numpy "
                          f"arrays or scalars (or tuples, lists, dicts, NamedTuples of them)")
     arr = np.asarray(x)

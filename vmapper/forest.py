@@ -620,6 +620,12 @@ class NodeBatch:
     def __getitem__(self, i):
         if isinstance(i, slice):
             return NodeBatch(self.forest, self.ids[i])
+        if isinstance(i, (np.ndarray, list)):  # a batch of some of these nodes (ints or a bool mask)
+            idx = np.asarray(i)
+            if idx.dtype.kind not in "biu" or idx.ndim != 1:
+                raise IndexError(f"a NodeBatch is indexed by an int, a slice, or a 1-d int or bool array, "
+                                 f"not an array of {idx.dtype} with shape {idx.shape}")
+            return NodeBatch(self.forest, self.ids[idx])
         return Node(self.forest, int(self.ids[operator.index(i)]))
 
     def __iter__(self):

@@ -354,3 +354,15 @@ def test_extend_by_a_per_sample_number_raises_pythons_type_error():
         vmapper.batched(extend_by_a_number)(floats(14))
     assert info.value.python_error is TypeError
     assert info.value.line == line_of(extend_by_a_number, "marker-number")
+
+
+def inserts_into_a_local_list(x):
+    t = [x, 2 * x]
+    t.insert(0, 5.0)  # marker-insert
+    return t[0]
+
+
+def test_a_list_mutator_other_than_append_and_extend_on_a_local_list_is_named():
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"'t\.insert\(\)' on a local list") as info:
+        vmapper.batched(inserts_into_a_local_list)(np.arange(3.0))
+    assert info.value.line == line_of(inserts_into_a_local_list, "marker-insert")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..primitives import PRIMITIVES
-from ..primitives.array_ops import _lane_axis, normalize_lane_indices
+from ..primitives.array_ops import _lane_axis, normalize_lane_indices, transpose_axes
 from ..runtime.values import Lanes
 from .rules import defvjp, sum_to
 from .sparse import OuterSum, Placed, RowSparse
@@ -298,6 +298,18 @@ def _reduce_vjp(kind):
     return vjp
 
 
+def _first_hit(hit, axes):
+    """Where ``hit`` is true for the first time over ``axes`` (in C order over them, as numpy's
+    argmax counts): a reduction's extreme takes the gradient once, on its first occurrence."""
+    axes = sorted(a % hit.ndim for a in axes)
+    if len(axes) == 1:
+        return np.cumsum(hit, axis=axes[0]) == 1
+    moved = np.moveaxis(hit, axes, range(hit.ndim - len(axes), hit.ndim))
+    flat = moved.reshape(moved.shape[:hit.ndim - len(axes)] + (-1,))
+    first = (np.cumsum(flat, axis=-1) == 1).reshape(moved.shape)
+    return np.moveaxis(first, range(hit.ndim - len(axes), hit.ndim), axes)
+
+
 def _reduced(kind, ge, od, xd, axes):
     """The gradient of a reduction of ``xd`` over ``axes`` (``ge``, ``od``: kept dims)."""
     if kind == "sum":
@@ -307,18 +319,27 @@ def _reduced(kind, ge, od, xd, axes):
         gx = np.broadcast_to(ge / count, xd.shape)
     elif kind in ("max", "min"):
         hit = xd == od
-        first = np.cumsum(hit, axis=axes[-1]) == 1 if len(axes) == 1 else hit
-        gx = np.where(hit & first, ge, 0.0)
+        gx = np.where(hit & _first_hit(hit, axes), ge, 0.0)
     elif kind == "prod":
+        # the product of the other elements: od / x without zeros, else the product of the
+        # nonzero ones at a lone zero (and 0 everywhere when there are several)
+        zero = xd == 0
+        zeros = np.sum(zero, axis=tuple(axes), keepdims=True)
+        others = np.prod(np.where(zero, 1, xd), axis=tuple(axes), keepdims=True)
         with np.errstate(all="ignore"):
-            gx = ge * od / xd
+            gx = ge * np.where(zeros == 0, od / np.where(zero, 1, xd), np.where(zero & (zeros == 1), others, 0))
+    elif kind in ("var", "std"):  # (ddof 0) var' = 2 (x - mean) / N; std' = var' / (2 std)
+        count = np.prod([xd.shape[a] for a in axes])
+        centred = xd - np.mean(xd, axis=tuple(axes), keepdims=True)
+        with np.errstate(all="ignore"):
+            gx = ge * (2 * centred / count if kind == "var" else centred / (count * od))
     else:
         raise NotImplementedError(kind)
     return np.array(gx, dtype=ge.dtype if ge.dtype.kind == "f" else np.float64)
 
 
 for _n, _k in (("sum", "sum"), ("mean", "mean"), ("max", "max"), ("min", "min"), ("amax", "max"),
-               ("amin", "min"), ("prod", "prod"), ("nansum", "sum")):
+               ("amin", "min"), ("prod", "prod"), ("nansum", "sum"), ("var", "var"), ("std", "std")):
     defvjp(f"np.{_n}", _reduce_vjp(_k))
 
 
@@ -366,10 +387,14 @@ def _array_vjp(g, out, args, attrs, n):
     obj = args[0]
     if isinstance(obj, Lanes):
         return [g] + [None] * (len(args) - 1)
-    if isinstance(obj, (tuple, list)) and all(not isinstance(v, (tuple, list)) for v in obj):
-        if isinstance(out, Lanes):
-            return [tuple(_fit(g[:, k], v) for k, v in enumerate(obj))] + [None] * (len(args) - 1)
-        return [tuple(_fit(g[k], v) for k, v in enumerate(obj))] + [None] * (len(args) - 1)
+    if isinstance(obj, (tuple, list)):
+        axis = 1 if isinstance(out, Lanes) else 0  # (the items' axis: after the lanes')
+
+        def split(gk, item):
+            if isinstance(item, (tuple, list)):  # nested: its items along the next axis
+                return tuple(split(np.take(gk, k, axis=axis), v) for k, v in enumerate(item))
+            return _fit(gk, item)
+        return [split(np.asarray(g), obj)] + [None] * (len(args) - 1)
     raise NotImplementedError("gradient of np.array of nested sequences")
 
 
@@ -409,7 +434,8 @@ def _getattr_vjp(g, out, args, attrs, n):
 
 defvjp("getattr", _getattr_vjp)
 
-_METHOD_REDUCTIONS = {"sum": "sum", "mean": "mean", "max": "max", "min": "min", "prod": "prod"}
+_METHOD_REDUCTIONS = {"sum": "sum", "mean": "mean", "max": "max", "min": "min", "prod": "prod", "var": "var",
+                      "std": "std"}
 
 
 def _method_vjp(g, out, args, attrs, n):
@@ -421,8 +447,13 @@ def _method_vjp(g, out, args, attrs, n):
         return [np.asarray(g).reshape(_raw(x).shape)] + [None] * (len(args) - 1)
     if name == "astype":
         return [np.asarray(g).astype(_raw(x).dtype) if _raw(x).dtype.kind in "fc" else None, None]
-    if name == "transpose" and len(args) == 1:
-        return _getattr_vjp(g, out, args, {"name": "T"}, n)
+    if name == "transpose":
+        if isinstance(x, Lanes):
+            perm = transpose_axes(None, x.data.ndim - 1, args[1:], ())
+        else:  # a shared array's (its forward ran as numpy's own transpose)
+            perm = np.arange(np.ndim(x))[::-1] if len(args) == 1 else \
+                np.asarray(args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]) % np.ndim(x)
+        return [np.asarray(g).transpose(np.argsort(perm))] + [None] * (len(args) - 1)
     if name == "item":
         return [np.asarray(g).reshape(_raw(x).shape)]
     if name == "dot":
@@ -432,4 +463,17 @@ def _method_vjp(g, out, args, attrs, n):
     raise NotImplementedError(f"gradient through method .{name}()")
 
 
+#: The methods of per-sample arrays that have a derivative rule (other rule modules add theirs).
+METHOD_VJP_NAMES = set(_METHOD_REDUCTIONS) | {"reshape", "ravel", "flatten", "copy", "astype", "transpose",
+                                              "item", "dot", "clip"}
+
+
+def refuses_method(attrs):
+    """Why a traced ``x.name(...)`` cannot be differentiated (None: it can), asked when it is
+    recorded so that the error names its line, not the backward sweep."""
+    name = attrs.get("name")
+    return None if name in METHOD_VJP_NAMES else f"method '.{name}()' (no derivative rule registered)"
+
+
+_method_vjp.refuses = refuses_method
 defvjp("method", _method_vjp)

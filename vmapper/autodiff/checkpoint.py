@@ -154,6 +154,7 @@ class _ReplayFrame:
 
     class state:
         tape = True
+        pool = None  # (no buffer pool: a replayed rule allocates its results)
 
     def __init__(self, n):
         self.n = n

@@ -225,6 +225,13 @@ for _n in ("add", "subtract", "multiply", "divide", "true_divide"):
     defvjp(f"np.{_n}", PRIMITIVES[{"add": "add", "subtract": "sub", "multiply": "mul",
                                    "divide": "truediv", "true_divide": "truediv"}[_n]].vjp)
 defvjp("np.logaddexp", elementwise(lambda o, a, b: np.exp(a - o), lambda o, a, b: np.exp(b - o)))
+defvjp("np.logaddexp2", elementwise(lambda o, a, b: np.exp2(a - o), lambda o, a, b: np.exp2(b - o)))
+defvjp("np.float_power", PRIMITIVES["pow"].vjp)
+# fmod(a, b) = a - b * trunc(a / b); copysign(a, b) = |a| * sign(b) (the sign bit's)
+defvjp("math.fmod", elementwise(lambda o, a, b: np.ones_like(o), lambda o, a, b: -np.trunc(a / b)))
+defvjp("math.copysign", elementwise(lambda o, a, b: np.copysign(1.0, a) * np.copysign(1.0, b),
+                                    lambda o, a, b: 0.0 * o))
+defvjp("np.copysign", PRIMITIVES["math.copysign"].vjp)
 for _n in ("floor", "ceil", "trunc", "rint", "sign"):
     defvjp(f"np.{_n}", elementwise(lambda o, x: 0.0 * x))
 defvjp("float", elementwise(_ones))

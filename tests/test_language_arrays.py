@@ -482,3 +482,19 @@ def norm_of_shared(x):
 
 def test_linalg_norm_of_a_shared_array_calls_numpy():
     check_batching(norm_of_shared, (floats(48),))
+
+
+def transposed_with_axes(x):
+    y = x.reshape(2, 2, 3).transpose(2, 0, 1)
+    return np.sum(y[0] * np.arange(4.0).reshape(2, 2)) + x.reshape(3, 4).transpose((1, 0))[1, 2] + x.reshape(3, 4).T[0, 1]
+
+
+def transposed_badly(x):
+    return x.reshape(3, 4).transpose(0, 0)
+
+
+def test_transpose_with_axes_keeps_the_batch_axis_first_and_checks_the_axes():
+    x = np.random.default_rng(0).normal(size=(5, 12))
+    check_batching(transposed_with_axes, (x,), exact=False, rtol=1e-12)
+    with pytest.raises(vmapper.LaneError, match="axes don't match array"):
+        vmapper.batched(transposed_badly)(x)

@@ -559,11 +559,30 @@ METHODS.update({
     "copy": lambda ctx, v, args, kw: Lanes(v.data.copy(), v.weak),
     "flatten": lambda ctx, v, args, kw: Lanes(v.data.reshape(v.data.shape[0], -1).copy(), False),
     "ravel": lambda ctx, v, args, kw: Lanes(v.data.reshape(v.data.shape[0], -1), False),
-    "transpose": lambda ctx, v, args, kw: (Lanes(v.data.transpose((0,) + tuple(range(v.data.ndim - 1, 0, -1))), False)
-                                           if not args else ctx.unsupported("transpose() with axes")),
+    "transpose": lambda ctx, v, args, kw: Lanes(v.data.transpose(transpose_axes(ctx, v.data.ndim - 1, args, kw)),
+                                                False),
     "dot": lambda ctx, v, args, kw: _dot(ctx, (v, args[0]), {}),
     "clip": lambda ctx, v, args, kw: ctx.call_primitive("np.clip", (v,) + tuple(args)),
 })
+
+
+def transpose_axes(ctx, nd, args, kw):
+    """The batched array's permutation for ``x.transpose(*axes)`` of a per-sample array with
+    ``nd`` axes (no axes: reversed), the batch axis staying first."""
+    if kw:
+        raise ctx.unsupported("transpose() with keyword arguments")
+    axes = args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
+    if not axes:
+        return (0,) + tuple(range(nd, 0, -1))
+    if any(isinstance(a, Lanes) for a in axes):
+        raise ctx.unsupported("transpose() with per-sample axes")
+    try:
+        perm = [operator.index(a) for a in axes]
+    except TypeError as exc:
+        raise ctx.type_error(str(exc)) from None
+    if sorted(a % nd if -nd <= a < nd else a + nd * 2 for a in perm) != list(range(nd)):
+        raise ctx.lane_error_all("axes don't match array", ValueError)
+    return (0,) + tuple(a % nd + 1 for a in perm)
 
 
 _LIST_MUTATORS = frozenset({"append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse"})

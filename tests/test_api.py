@@ -426,3 +426,17 @@ def test_out_axes_with_more_entries_than_results_names_both():
 def test_max_iters_must_be_a_positive_int(max_iters):
     with pytest.raises(ValueError, match="max_iters must be a positive int"):
         vmapper.batched(identity, max_iters=max_iters)
+
+
+def scaled_when_weight_is_large(x, w):
+    k = w * 2
+    if k > 1:
+        return x * k
+    return x
+
+
+def test_explain_counts_arguments_given_in_axes_none_and_what_follows_from_them_as_uniform():
+    text = vmapper.batched(scaled_when_weight_is_large, in_axes=(0, None)).explain()
+    assert "varying (differ per lane): x\n" in text
+    text = vmapper.batched(scaled_when_weight_is_large).explain()
+    assert "varying (differ per lane): k, w, x\n" in text

@@ -173,7 +173,10 @@ class BatchedFunction:
         after it), each with how it runs."""
         from .explain import called_programs, explain_program
         program = self.program
-        text = f"{explain_program(program)}\n\n  {_how_it_runs(program, self.backend)}"
+        params = program.ir.params
+        broadcast = [p for p, ax in zip(params[len(self.receiver):], self.arg_axes(len(params) - len(self.receiver)))
+                     if ax is None] + list(params[:len(self.receiver)])
+        text = f"{explain_program(program, broadcast)}\n\n  {_how_it_runs(program, self.backend)}"
         called = called_programs(program, get_program) if callees else []
         if called:
             text += "\n\n  the functions it calls, directly or not:"

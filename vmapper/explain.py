@@ -1,7 +1,10 @@
 """A readable text of a program after the SPMD pass (``BatchedFunction.explain()``)."""
 from __future__ import annotations
 
+import copy
+
 from .ir import Branch, Jump, Raise, Return, is_temp
+from .passes.uniformity import analyze_uniformity
 from .passes.kernel_regions import KernelRegionStep
 from .passes.spmd import LoopStep
 
@@ -24,8 +27,14 @@ def called_programs(program, get_program):
     return out
 
 
-def explain_program(program) -> str:
+def explain_program(program, broadcast=()) -> str:
+    """The dump of one program; ``broadcast``: its parameters known to be the same on every lane
+    (``in_axes=None``), so that what is computed from them alone shows as uniform."""
     fn = program.ir
+    if broadcast:  # (the analysis again, on a copy: the program's own annotations assume any call)
+        fn = copy.copy(fn)
+        fn.annotations = dict(fn.annotations)
+        analyze_uniformity(fn, [p for p in fn.params if p not in broadcast])
     varying = fn.annotations.get("varying", set())
     vbranch = fn.annotations.get("varying_branches", set())
     preds = fn.predecessors()

@@ -119,7 +119,8 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
     the backward kernel recomputes them from the saved inputs and contracts
     them with the gradients in the same pass; ``"store"``: the forward kernel
     computes and keeps them; ``None``/``"auto"``: "store" for a function with
-    a loop, "recompute" otherwise; see :mod:`vmapper.autodiff.kernel_partials`.
+    a loop or a single result, "recompute" otherwise; see
+    :mod:`vmapper.autodiff.kernel_partials`.
 
     ``checkpoint_loops=K`` (an int): a loop whose test runs more than K times
     keeps its values on the tape only every K trips; the backward sweep

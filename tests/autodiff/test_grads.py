@@ -203,3 +203,20 @@ def test_gathered_table_gradient_is_row_sparse_and_equals_the_dense_one():
     np.testing.assert_allclose(c.to_dense(), g_dense)
     updated = g_sparse.apply_to(table.copy(), -0.1)
     np.testing.assert_allclose(updated, table - 0.1 * g_dense)
+
+
+def squared(x):
+    return x * x
+
+
+@pytest.mark.parametrize("argnums, error", [("x", TypeError), (1.0, TypeError), ((), TypeError),
+                                            ((0, 0), ValueError), (True, TypeError)])
+def test_argnums_must_be_an_int_or_a_tuple_of_distinct_ints(argnums, error):
+    with pytest.raises(error, match="argnums"):
+        vmapper.grad(squared, argnums=argnums)
+
+
+def test_a_gradient_function_cannot_be_differentiated_again_and_says_so():
+    with pytest.raises(vmapper.BatchingError, match="second-order gradients are not supported"):
+        vmapper.grad(vmapper.grad(squared))(np.arange(3.0))
+    np.testing.assert_array_equal(vmapper.grad(squared, argnums=np.int64(0))(np.arange(3.0)), [0.0, 2.0, 4.0])

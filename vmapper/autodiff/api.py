@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import profiler
 from ..api import BatchedFunction, batched, collector_paused
-from ..errors import BatchError
+from ..errors import BatchError, BatchingError
 from ..runtime.values import Lanes, Traced
 from .kernel_partials import DEFAULT_POLICY, POLICIES
 from .sparse import RowSparse
@@ -14,7 +14,21 @@ from .tape import Tape, backward, current_tape
 
 
 def _as_batched(f):
+    if getattr(f, "__vmapper_gradient__", False):
+        raise BatchingError("differentiating a function that vmapper.grad, value_and_grad or vjp returned: "
+                            "second-order gradients are not supported yet")
     return f if isinstance(f, BatchedFunction) else batched(f)
+
+
+def _argnums(argnums):
+    """``argnums`` as a tuple of distinct ints (an int or a non-empty tuple/list of them)."""
+    nums = (argnums,) if isinstance(argnums, (int, np.integer)) and not isinstance(argnums, bool) else argnums
+    if not isinstance(nums, (tuple, list)) or not nums or \
+            not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in nums):
+        raise TypeError(f"argnums must be an int or a non-empty tuple of ints, not {argnums!r}")
+    if len(set(nums)) != len(nums):
+        raise ValueError(f"argnums {tuple(nums)} names an argument twice")
+    return tuple(int(k) for k in nums)
 
 
 def _is_float_leaf(v):
@@ -134,7 +148,7 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
     (:func:`vmapper.autodiff.memory.tape_stats`).
     """
     bf = _as_batched(f)
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    nums = _argnums(argnums)
     checkpoint_loops = _check_checkpoint(checkpoint_loops)
 
     def value_and_grad_f(*args, **kwargs):
@@ -162,9 +176,10 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
             axes = bf.arg_axes(len(args))
             gs = tuple(_grad_tree(args[k], values[k], grads, axes[k], sparse_tables) for k in ks)
             del grads, values
-        return out, (gs[0] if isinstance(argnums, int) else gs)
+        return out, (gs[0] if isinstance(argnums, (int, np.integer)) else gs)
 
     value_and_grad_f.__name__ = f"value_and_grad({bf.per_sample.__name__})"
+    value_and_grad_f.__vmapper_gradient__ = True
     value_and_grad_f.last_stats = None
     return value_and_grad_f
 
@@ -188,6 +203,7 @@ def grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, checkpoint_l
         grad_f.last_stats = vg.last_stats
         return out
     grad_f.last_stats = None
+    grad_f.__vmapper_gradient__ = True
     return grad_f
 
 

@@ -76,3 +76,17 @@ def test_checkpointed_loops_replay_branches_that_became_selects():
     x = np.array([0.5, 3.0, 9.0])
     np.testing.assert_array_equal(vmapper.grad(f, checkpoint_loops=2)(x), vmapper.grad(f)(x))
     np.testing.assert_array_equal(vmapper.grad(f)(x), [1.0, 0.25, 0.125])
+
+
+def numpy_modulos(x, y):
+    return np.mod(x, y) + np.fmod(x, y) * 2 + np.floor_divide(x, y) * 3 + np.remainder(x, 2.5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_numpy_remainder_fmod_and_floor_divide_batch_and_differentiate(backend):
+    from vmapper.testing import check_batching
+    r = np.random.default_rng(3)
+    x, y = r.uniform(-5, 5, 9), r.choice([-1.5, 0.7, 2.2], 9)
+    check_batching(numpy_modulos, (x, y), backend=backend)
+    check_batching(numpy_modulos, (np.array([5, -7, 9]), np.array([3, 2, -4])), backend=backend)
+    check_grads(vmapper.batched(numpy_modulos, backend=backend), (x, y), argnums=(0, 1))

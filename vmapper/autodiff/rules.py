@@ -232,6 +232,9 @@ defvjp("math.fmod", elementwise(lambda o, a, b: np.ones_like(o), lambda o, a, b:
 defvjp("math.copysign", elementwise(lambda o, a, b: np.copysign(1.0, a) * np.copysign(1.0, b),
                                     lambda o, a, b: 0.0 * o))
 defvjp("np.copysign", PRIMITIVES["math.copysign"].vjp)
+defvjp("np.fmod", PRIMITIVES["math.fmod"].vjp)
+defvjp("np.remainder", elementwise(lambda o, a, b: np.ones_like(o), lambda o, a, b: -np.floor(a / b)))
+defvjp("np.floor_divide", elementwise(lambda o, a, b: 0.0 * o, lambda o, a, b: 0.0 * o))
 for _n in ("floor", "ceil", "trunc", "rint", "sign"):
     defvjp(f"np.{_n}", elementwise(lambda o, x: 0.0 * x))
 defvjp("float", elementwise(_ones))

@@ -640,7 +640,8 @@ _NUMPY_UNARY = ["exp", "exp2", "log", "log2", "log10", "log1p", "expm1", "tanh",
                 "reciprocal", "logical_not", "signbit", "deg2rad", "rad2deg"]
 _NUMPY_BINARY = ["maximum", "minimum", "fmax", "fmin", "arctan2", "hypot", "power", "float_power",
                  "copysign", "logaddexp", "logaddexp2", "logical_and", "logical_or", "logical_xor",
-                 "heaviside", "add", "subtract", "multiply", "divide", "true_divide", "nextafter"]
+                 "heaviside", "add", "subtract", "multiply", "divide", "true_divide", "nextafter", "remainder",
+                 "fmod", "floor_divide"]
 for _n in _NUMPY_UNARY:
     register(f"np.{_n}", _numpy_elementwise(getattr(np, _n), (1,)), callables=(getattr(np, _n),),
              elementwise=True, scalar=getattr(np, _n))

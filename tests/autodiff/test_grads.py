@@ -220,3 +220,16 @@ def test_a_gradient_function_cannot_be_differentiated_again_and_says_so():
     with pytest.raises(vmapper.BatchingError, match="second-order gradients are not supported"):
         vmapper.grad(vmapper.grad(squared))(np.arange(3.0))
     np.testing.assert_array_equal(vmapper.grad(squared, argnums=np.int64(0))(np.arange(3.0)), [0.0, 2.0, 4.0])
+
+
+def doubled_and_squared(x):
+    return x * 2, x * x
+
+
+def test_vjp_cotangents_must_have_the_outputs_structure_and_shapes():
+    out, vjp_fn = vmapper.vjp(vmapper.batched(doubled_and_squared), np.arange(3.0))
+    np.testing.assert_array_equal(vjp_fn((np.ones(3), np.ones(3)))[0], [2.0, 4.0, 6.0])
+    with pytest.raises(vmapper.BatchError, match="cotangents must be a tuple of 2 like the outputs"):
+        vjp_fn(np.ones(3))
+    with pytest.raises(vmapper.BatchError, match=r"cotangents\[1\] has shape \(3, 1\); the output it goes with"):
+        vjp_fn((np.ones(3), np.ones((3, 1))))

@@ -220,7 +220,7 @@ def vjp(f, *args, sparse_tables=False, kernel_partials=None, checkpoint_loops=No
     values, n, tape, result = _run_traced(bf, args, kwargs, nums, kernel_partials,
                                           _check_checkpoint(checkpoint_loops))
     out = bf.finish(result, n)
-    return out, _VJPFunction(bf, tape, result, args, values, nums, sparse_tables)
+    return out, _VJPFunction(bf, tape, result, args, values, nums, sparse_tables, out)
 
 
 class _VJPFunction:
@@ -228,26 +228,34 @@ class _VJPFunction:
     would be a reference cycle keeping the tape (and every array it holds) alive until
     the cycle collector runs."""
 
-    def __init__(self, bf, tape, result, args, values, nums, sparse_tables):
+    def __init__(self, bf, tape, result, args, values, nums, sparse_tables, out):
         self.bf, self.tape, self.result, self.args, self.values = bf, tape, result, args, values
         self.nums, self.sparse_tables = nums, sparse_tables
+        self.out = out  # (the outputs, whose structure and shapes the cotangents must have)
         self.last_stats = None
 
     def __call__(self, cotangents):
         seeds = {}
-        _seed(self.result, cotangents, self.bf.out_axes, seeds)
+        _seed(self.result, cotangents, self.bf.out_axes, seeds, self.out)
         grads = _backward_with_stats(self.tape, seeds, self.bf, self)
         axes = self.bf.arg_axes(len(self.args))
         return tuple(_grad_tree(self.args[k], self.values[k], grads, axes[k], self.sparse_tables)
                      for k in self.nums)
 
 
-def _seed(result, cot, out_axes, seeds):
+def _seed(result, cot, out_axes, seeds, out, path="cotangents"):
+    """The backward sweep's seeds from ``cot``, which must have the structure and the shapes of
+    the outputs ``out`` (a BatchError naming the part that does not)."""
     if type(result) is tuple:
+        if not isinstance(cot, (tuple, list)) or len(cot) != len(result):
+            raise BatchError(f"{path} must be a tuple of {len(result)} like the outputs, not "
+                             f"{type(cot).__name__}{f' of {len(cot)}' if isinstance(cot, (tuple, list)) else ''}")
         axes = out_axes if isinstance(out_axes, (tuple, list)) else [out_axes] * len(result)
-        for r, c, a in zip(result, cot, axes):
-            _seed(r, c, a, seeds)
+        for k, (r, c, a, o) in enumerate(zip(result, cot, axes, out)):
+            _seed(r, c, a, seeds, o, f"{path}[{k}]")
         return
+    if np.shape(cot) != np.shape(out):
+        raise BatchError(f"{path} has shape {np.shape(cot)}; the output it goes with has shape {np.shape(out)}")
     if isinstance(result, Traced):
         c = np.asarray(cot)
         if out_axes not in (0, None):

@@ -20,6 +20,12 @@ def _as_batched(f):
     return f if isinstance(f, BatchedFunction) else batched(f)
 
 
+def _kind(out):
+    """What a non-float scalar result is, in a message: "an int", "a bool" (per sample)."""
+    return {"b": "a bool", "i": "an int", "u": "an unsigned int", "U": "a str"}.get(np.asarray(out).dtype.kind,
+                                                                                   f"a {np.asarray(out).dtype}")
+
+
 def _argnums(argnums):
     """``argnums`` as a tuple of distinct ints (an int or a non-empty tuple/list of them)."""
     nums = (argnums,) if isinstance(argnums, (int, np.integer)) and not isinstance(argnums, bool) else argnums
@@ -164,7 +170,7 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
             out = bf.finish(result, n)
             if isinstance(out, tuple) or np.shape(out) != (n,) or np.asarray(out).dtype.kind not in "fc":
                 raise BatchError(f"value_and_grad needs a float scalar per sample; {bf.per_sample.__qualname__} "
-                                 f"returns {'a tuple' if isinstance(out, tuple) else np.shape(out)[1:] or 'an int'} "
+                                 f"returns {'a tuple' if isinstance(out, tuple) else np.shape(out)[1:] or _kind(out)} "
                                  f"per sample (use vmapper.vjp for other results)")
             seeds = {}
             if isinstance(result, Traced):

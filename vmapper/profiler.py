@@ -6,7 +6,9 @@ operation):
 
 - ``forward``: the instructions of every function that ran in the masked
   runtime, whole functions that ran as one compiled kernel (op ``kernel``),
-  and kernel regions (op ``kernel region``);
+  and kernel regions (op ``kernel region``); op ``kernel check`` is deciding
+  that a function does not run as one kernel (on its first call, that includes
+  the analysis behind the decision, at the function's ``def`` line);
 - ``backward``: the rules of the backward sweep of ``value_and_grad``/``vjp``,
   each under the line whose operation recorded it; the runtime's own moves of
   lanes (gathers, scatters, selects of merged calls and compaction) under the

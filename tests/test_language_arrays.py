@@ -486,7 +486,8 @@ def test_linalg_norm_of_a_shared_array_calls_numpy():
 
 def transposed_with_axes(x):
     y = x.reshape(2, 2, 3).transpose(2, 0, 1)
-    return np.sum(y[0] * np.arange(4.0).reshape(2, 2)) + x.reshape(3, 4).transpose((1, 0))[1, 2] + x.reshape(3, 4).T[0, 1]
+    z = x.reshape(3, 4)
+    return np.sum(y[0] * np.arange(4.0).reshape(2, 2)) + z.transpose((1, 0))[1, 2] + z.T[0, 1]
 
 
 def transposed_badly(x):

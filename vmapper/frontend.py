@@ -642,9 +642,8 @@ class Builder:
             return self.emit(prim, args, node, kw=tuple(k.arg for k in node.keywords))
         target = getattr(func, "per_sample", None) if hasattr(func, "__vmapper_batched__") else func
         if isinstance(target, types.FunctionType):
-            if getattr(func, "memo", False):  # a @batched(memo=True) function: DAG mode for its calls
-                return self.emit("call", self.bind_call_args(target, node), node, callee=target, memo=True)
-            return self.emit("call", self.bind_call_args(target, node), node, callee=target)
+            dag = {"memo": True} if getattr(func, "memo", False) else {}  # @batched(memo=True): DAG mode for its calls
+            return self.emit("call", self.bind_call_args(target, node), node, callee=target, **dag)
         name = getattr(func, "__qualname__", getattr(func, "__name__", repr(func)))
         raise self.error(f"call to {name}", node,
                          hint="vmapper batches plain Python functions, @batched functions and the "

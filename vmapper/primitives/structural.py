@@ -144,19 +144,24 @@ def call_user_method(ctx, obj, name, groups, kw):
     keyword) as a call of a plain function: batched over the calling lanes like any helper,
     recursion included, all groups in one call.  Returns the result of each group."""
     fn, receiver = user_method(obj, name)
-    signature = inspect.signature(fn)
     bound_groups = []
     for args in groups:
         npos = len(args) - len(kw)
-        try:
-            bound = signature.bind(*receiver, *args[:npos], **dict(zip(kw, args[npos:])))
-        except TypeError as exc:
-            raise ctx.type_error(f"{type(obj).__name__}.{name}(): {exc}") from None
-        bound.apply_defaults()
-        if bound.kwargs:
-            raise ctx.unsupported(f"method {type(obj).__name__}.{name} with keyword-only or ** parameters")
-        bound_groups.append(list(bound.args))
+        bound_groups.append(_bound_arguments(ctx, obj, name, fn, receiver, args[:npos], dict(zip(kw, args[npos:]))))
     return ctx.call_function(fn, bound_groups)
+
+
+def _bound_arguments(ctx, obj, name, fn, receiver, positional, keywords):
+    """The positional arguments of ``fn`` for ``obj.name(*positional, **keywords)``, defaults
+    filled in (Python's TypeError for a call that does not fit)."""
+    try:
+        bound = inspect.signature(fn).bind(*receiver, *positional, **keywords)
+    except TypeError as exc:
+        raise ctx.type_error(f"{type(obj).__name__}.{name}(): {exc}") from None
+    bound.apply_defaults()
+    if bound.kwargs:
+        raise ctx.unsupported(f"method {type(obj).__name__}.{name} with keyword-only or ** parameters")
+    return list(bound.args)
 
 
 @register("map_call", may_fail=True)
@@ -177,15 +182,9 @@ def _map_method(ctx, args, attrs):
         return ctx.map_primitive("method", {"name": name}, seq, [obj, *others], pos + 1)
     fn, receiver = found
     item = object()  # (where the item lands among the bound arguments)
-    try:
-        bound = inspect.signature(fn).bind(*receiver, *others[:pos], item, *others[pos:])
-    except TypeError as exc:
-        raise ctx.type_error(f"{type(obj).__name__}.{name}(): {exc}") from None
-    bound.apply_defaults()
-    if bound.kwargs:
-        raise ctx.unsupported(f"method {type(obj).__name__}.{name} with keyword-only or ** parameters")
-    at = next(k for k, a in enumerate(bound.args) if a is item)
-    return ctx.map_function(fn, seq, [a for k, a in enumerate(bound.args) if k != at], at)
+    args = _bound_arguments(ctx, obj, name, fn, receiver, [*others[:pos], item, *others[pos:]], {})
+    at = next(k for k, a in enumerate(args) if a is item)
+    return ctx.map_function(fn, seq, args[:at] + args[at + 1:], at)
 
 
 @register("sum", callables=(builtins.sum,))

@@ -217,3 +217,33 @@ def test_ordering_nodes_raises_a_type_error_naming_nodes():
     forest = vmapper.Forest.from_nested([(1, 2)])
     with pytest.raises(vmapper.LaneError, match="'lt': Node and Node"):
         vmapper.batched(orders_nodes)(forest.roots)
+
+
+def sums_by_depth(node, d):
+    s = d
+    for c in node.children:
+        s += sums_by_depth(c, d + 1)  # (d + 1: the same on every trip, computed before the loop)
+    return s
+
+
+def scaled_walk(node, p):
+    if node.is_leaf:
+        return p * node.value
+    t = 0.0
+    for c in node.children:
+        t = t + scaled_walk(c, p * 0.5 + 1)
+    return t
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_child_calls_with_loop_invariant_expressions_still_hoist_into_one_call_per_level(backend):
+    forest = random_nary_forest(5, trees=30, depth=5)
+    levels = int(forest.depth.max())
+    f = vmapper.batched(sums_by_depth, backend=backend)
+    check_batching(sums_by_depth, (forest.roots, np.arange(30)), backend=backend)
+    f(forest.roots, np.arange(30))
+    assert f.last_stats["calls"] <= levels  # one per level below the roots, not one per child
+    g = vmapper.batched(scaled_walk, in_axes=(0, None), backend=backend)
+    check_batching(scaled_walk, (forest.roots, 2.0), in_axes=(0, None), backend=backend, exact=False, rtol=1e-12)
+    g(forest.roots, 2.0)
+    assert g.last_stats["calls"] <= levels

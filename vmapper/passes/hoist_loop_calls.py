@@ -1,7 +1,9 @@
 """Hoist calls out of ``for`` loops over sequences: one batched call for all items.
 
 ``for c in node.children: total += f(c)`` calls ``f`` once per trip.  When a
-call's arguments are the loop item or loop-invariant values, and the call is
+call's arguments are the loop item or loop-invariant values (variables the loop
+does not assign, and expressions of them that cannot fail, such as ``depth + 1``:
+those move before the loop with the call), and the call is
 in the block that every trip enters (before any branch, ``break`` or
 ``return``), the call is made once before the loop, over the items of every
 lane laid end to end (``map_call``), and the loop reads its trip's result
@@ -21,7 +23,8 @@ from __future__ import annotations
 
 import re
 
-from ..ir import Function, Instr, Var, Const, Jump, Branch
+from ..ir import Function, Instr, Var, Const, Jump, Branch, is_temp
+from .if_conversion import speculatable
 from .loops import find_loops
 from .merge_calls import method_receiver
 
@@ -78,22 +81,53 @@ def _hoist(fn, header, loop, preds):
     if not items:
         return
     receiver = method_receiver(fn)
-    new_instrs = []
+    invariant = _invariant_definitions(body, assigned_in_loop)
+    new_instrs, moved = [], set()
     for ins in body.instrs:
         mapped = f"$map{header}_{len(pre.instrs)}"
-        hoisted = _hoisted_call(ins, mapped, seq, items, assigned_in_loop) \
-            or _hoisted_method_call(ins, mapped, seq, items, assigned_in_loop, receiver)
+        hoisted = _hoisted_call(ins, mapped, seq, items, assigned_in_loop, invariant) \
+            or _hoisted_method_call(ins, mapped, seq, items, assigned_in_loop, invariant, receiver)
         if hoisted is not None:
+            for t in _definitions_needed(hoisted.args, invariant):
+                if t not in moved:
+                    pre.instrs.append(invariant[t])
+                    moved.add(t)
             pre.instrs.append(hoisted)
             new_instrs.append(Instr("getitem", ins.target, (Var(mapped), Var(counter)), {}, ins.line))
         else:
             new_instrs.append(ins)
-    body.instrs = new_instrs
+    body.instrs = [i for i in new_instrs if i.target not in moved]
 
 
-def _hoisted_call(ins, mapped, seq, items, assigned_in_loop):
+def _invariant_definitions(body, assigned_in_loop):
+    """The temporaries of ``body`` computed from loop-invariant values alone by operations that
+    cannot fail (``f(c, depth + 1)``'s ``depth + 1``): ``{temporary: its instruction}``.  They
+    may run before the loop, on every lane that reaches it, as if-conversion runs an arm."""
+    invariant = {}
+    for ins in body.instrs:
+        if ins.target is not None and is_temp(ins.target) and speculatable(ins) and all(
+                isinstance(a, Const) or a.name in invariant or a.name not in assigned_in_loop for a in ins.args):
+            invariant[ins.target] = ins
+    return invariant
+
+
+def _definitions_needed(args, invariant):
+    """The invariant temporaries that ``args`` read, directly or not, each after those it reads."""
+    out = []
+
+    def visit(a):
+        if isinstance(a, Var) and a.name in invariant and a.name not in out:
+            for b in invariant[a.name].args:
+                visit(b)
+            out.append(a.name)
+    for a in args:
+        visit(a)
+    return out
+
+
+def _hoisted_call(ins, mapped, seq, items, assigned_in_loop, invariant):
     """``map_call`` for ``f(..., item, ...)``, or None."""
-    if ins.op != "call" or "groups" in ins.attrs or not _hoistable(ins, items, assigned_in_loop):
+    if ins.op != "call" or "groups" in ins.attrs or not _hoistable(ins, items, assigned_in_loop, invariant):
         return None
     pos = _item_position(ins.args, items)
     if pos is None:
@@ -102,10 +136,10 @@ def _hoisted_call(ins, mapped, seq, items, assigned_in_loop):
     return Instr("map_call", mapped, (Var(seq),) + others, {**ins.attrs, "item_pos": pos}, ins.line)
 
 
-def _hoisted_method_call(ins, mapped, seq, items, assigned_in_loop, receiver):
+def _hoisted_method_call(ins, mapped, seq, items, assigned_in_loop, invariant, receiver):
     """``map_method`` for ``self.f(..., item, ...)`` (positional arguments only), or None."""
     if ins.op != "method" or receiver is None or ins.args[:1] != (Var(receiver),) or "groups" in ins.attrs \
-            or ins.attrs.get("kw") or not _hoistable(ins, items, assigned_in_loop):
+            or ins.attrs.get("kw") or not _hoistable(ins, items, assigned_in_loop, invariant):
         return None
     pos = _item_position(ins.args[1:], items)
     if pos is None:
@@ -121,11 +155,11 @@ def _item_position(args, items):
     return pos[0] if len(pos) == 1 else None
 
 
-def _hoistable(ins, items, assigned_in_loop):
+def _hoistable(ins, items, assigned_in_loop, invariant):
+    """Whether a call's operands are the item, constants, values the loop does not assign, or
+    ``invariant`` temporaries (which move before the loop with the call)."""
     for a in ins.args:
-        if isinstance(a, Const):
-            continue
-        if a.name in items:
+        if isinstance(a, Const) or a.name in items or a.name in invariant:
             continue
         if a.name in assigned_in_loop or a.name.startswith("$t"):
             return False

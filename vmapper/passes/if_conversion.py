@@ -62,7 +62,8 @@ def definitely_assigned(fn: Function) -> dict:
     return state
 
 
-def _safe(ins: Instr) -> bool:
+def speculatable(ins: Instr) -> bool:
+    """Whether ``ins`` may run on lanes that would not run it: it cannot fail (or raise) there."""
     if ins.op in _SAFE_STRUCTURAL:
         return True
     prim = primitives.PRIMITIVES.get(ins.op)
@@ -82,7 +83,7 @@ def _arm(fn, b, h, join, preds):
     blk = fn.blocks[b]
     if preds[b] != [h] or not isinstance(blk.term, Jump) or blk.term.target != join:
         return False
-    if len(blk.instrs) > MAX_ARM_INSTRS or not all(_safe(i) for i in blk.instrs):
+    if len(blk.instrs) > MAX_ARM_INSTRS or not all(speculatable(i) for i in blk.instrs):
         return False
     return blk
 

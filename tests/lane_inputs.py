@@ -61,6 +61,18 @@ def floats(seed, lo=-5.0, hi=5.0, n=N, dtype=np.float64, shape=()):
     return rng(seed).uniform(lo, hi, size=(n,) + shape).astype(dtype)
 
 
+def random_binary_forest(seed, trees=12, depth=7):
+    """Random binary trees of int leaves 0..8, at most ``depth`` levels below the root."""
+    import vmapper
+    rng = np.random.default_rng(seed)
+
+    def tree(d):
+        if d == 0 or rng.random() < 0.3:
+            return int(rng.integers(0, 9))
+        return (tree(d - 1), tree(d - 1))
+    return vmapper.Forest.from_nested([tree(depth) for _ in range(trees)])
+
+
 def random_nary_forest(seed, trees=50, depth=6):
     """A ``vmapper.Forest`` of random trees of 1 to 3 children per node and integer leaves."""
     import vmapper

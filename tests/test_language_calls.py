@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import vmapper
 from vmapper.testing import check_batching
-from lane_inputs import SIZES, CF_SETTINGS, sizes, lane_test, int_lanes, draw_ints  # noqa: F401
+from lane_inputs import SIZES, CF_SETTINGS, sizes, lane_test, int_lanes, draw_ints, random_binary_forest  # noqa: F401
 
 
 # ---- helper functions and recursion ---------------------------------------------------------------
@@ -403,18 +403,8 @@ class Walker:
         return np.tanh(a - b)
 
 
-def _binary_forest(trees=48, depth=7, seed=0):
-    r = np.random.default_rng(seed)
-
-    def tree(d):
-        if d == 0 or r.random() < 0.3:
-            return int(r.integers(0, 9))
-        return (tree(d - 1), tree(d - 1))
-    return vmapper.Forest.from_nested([tree(depth) for _ in range(trees)])
-
-
 def test_sibling_calls_through_self_merge_into_one_call_per_level_as_a_functions_do():
-    forest = _binary_forest()
+    forest = random_binary_forest(0, trees=48)
     walker = Walker(np.linspace(-1.0, 1.0, 9))
     for method, function in [(walker.depth, depth_of), (walker.size, size_of)]:
         by_method, by_function = vmapper.batched(method), vmapper.batched(function)
@@ -427,7 +417,7 @@ def test_sibling_calls_through_self_merge_into_one_call_per_level_as_a_functions
 
 
 def test_gradients_flow_through_merged_calls_through_self():
-    forest = _binary_forest(trees=12, depth=5, seed=1)
+    forest = random_binary_forest(1, trees=12, depth=5)
     walker = Walker(np.linspace(-1.0, 1.0, 9))
     p = np.random.default_rng(2).normal(size=len(forest))
     vg = vmapper.value_and_grad(vmapper.batched(walker.weighted), argnums=1)

@@ -8,16 +8,7 @@ from hypothesis import given, settings, strategies as st
 import vmapper
 from vmapper.forest import NodeBatch
 from vmapper.testing import check_batching
-
-
-def random_binary_forest(seed, trees=12, depth=7):
-    rng = np.random.default_rng(seed)
-
-    def tree(d):
-        if d == 0 or rng.random() < 0.3:
-            return int(rng.integers(0, 9))
-        return (tree(d - 1), tree(d - 1))
-    return vmapper.Forest.from_nested([tree(depth) for _ in range(trees)])
+from lane_inputs import random_binary_forest
 
 
 def ladder_forest(sizes=(12, 16, 20)):

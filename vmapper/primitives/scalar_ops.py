@@ -240,6 +240,8 @@ def _power(a, b):
 
 
 binary("pow", operator.pow, _power, check=_check_pow)
+
+
 def _check_shift(ctx, a, b, out, python_scalars):
     """Python ints raise for a negative shift count (numpy's shift gives 0 or -1)."""
     if python_scalars and np.asarray(b).dtype.kind == "i":

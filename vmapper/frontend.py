@@ -32,7 +32,7 @@ _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv",
            ast.FloorDiv: "floordiv", ast.Mod: "mod", ast.Pow: "pow", ast.MatMult: "matmul",
            ast.LShift: "lshift", ast.RShift: "rshift", ast.BitOr: "bitor",
            ast.BitXor: "bitxor", ast.BitAnd: "bitand"}
-_OTHER_LIST_METHODS = frozenset({"insert", "pop", "remove", "clear", "sort", "reverse"})  # (the other mutators)
+_OTHER_LIST_MUTATORS = primitives.array_ops.LIST_MUTATORS - set(LIST_METHODS)  # (insert, pop, sort...)
 _UNARY = {ast.USub: "neg", ast.UAdd: "pos", ast.Not: "not", ast.Invert: "invert"}
 _COMPARE = {ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge", ast.Eq: "eq",
             ast.NotEq: "ne", ast.Is: "is", ast.IsNot: "is_not"}
@@ -617,7 +617,7 @@ class Builder:
             return self.comprehension(node.args[0], node.args[1] if len(node.args) == 2 else ast.Constant(0))
         if isinstance(node.func, ast.Attribute):
             owner, method = node.func.value, node.func.attr
-            if isinstance(owner, ast.Name) and owner.id in self.list_locals and method in _OTHER_LIST_METHODS:
+            if isinstance(owner, ast.Name) and owner.id in self.list_locals and method in _OTHER_LIST_MUTATORS:
                 raise self.error(f"'{owner.id}.{method}()' on a local list", node,
                                  hint="a local list supports append(), extend(), += and item assignment; "
                                       "build a new list instead (r = r[:k] + r[k + 1:] for a uniform k)")

@@ -450,9 +450,8 @@ def _method_vjp(g, out, args, attrs, n):
     if name == "transpose":
         if isinstance(x, Lanes):
             perm = transpose_axes(None, x.data.ndim - 1, args[1:], ())
-        else:  # a shared array's (its forward ran as numpy's own transpose)
-            perm = np.arange(np.ndim(x))[::-1] if len(args) == 1 else \
-                np.asarray(args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]) % np.ndim(x)
+        else:  # a shared array's own axes (the permutation without its leading batch axis)
+            perm = np.subtract(transpose_axes(None, np.ndim(x), args[1:], ())[1:], 1)
         return [np.asarray(g).transpose(np.argsort(perm))] + [None] * (len(args) - 1)
     if name == "item":
         return [np.asarray(g).reshape(_raw(x).shape)]
@@ -475,5 +474,5 @@ def refuses_method(attrs):
     return None if name in METHOD_VJP_NAMES else f"method '.{name}()' (no derivative rule registered)"
 
 
-_method_vjp.refuses = refuses_method
+PRIMITIVES["method"].vjp_refuses = refuses_method
 defvjp("method", _method_vjp)

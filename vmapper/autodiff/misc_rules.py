@@ -21,7 +21,7 @@ import numpy as np
 from ..primitives import PRIMITIVES
 from ..primitives.array_misc import (MISC_METHODS, bind, diagonal_index, gather, lane_take_indices, reshape_data,
                                      reshape_order, take_layout, take_mode)
-from .array_rules import METHOD_VJP_NAMES, _KeyCtx, refuses_method
+from .array_rules import METHOD_VJP_NAMES, _KeyCtx
 from .rules import defvjp
 from .scan_rules import _as_array, _lane, _to_arg
 
@@ -193,5 +193,4 @@ def _method_vjp(g, out, args, attrs, n):
 
 assert set(_METHOD_RULES) == set(MISC_METHODS)
 METHOD_VJP_NAMES.update(_METHOD_RULES)
-_method_vjp.refuses = refuses_method
 defvjp("method", _method_vjp)

@@ -24,7 +24,7 @@ from ..primitives import PRIMITIVES
 from ..primitives.array_scans import NOT_GIVEN, SCAN_METHODS, SIGNATURES, bind, layout, outer_operands
 from ..primitives.array_ops import _lane_axis
 from ..runtime.values import Lanes
-from .array_rules import METHOD_VJP_NAMES, _AxisCtx, _fit, refuses_method
+from .array_rules import METHOD_VJP_NAMES, _AxisCtx, _fit
 from .rules import defvjp, sum_to
 
 
@@ -258,5 +258,4 @@ def _method_vjp(g, out, args, attrs, n):
 
 assert set(_METHOD_RULES) <= set(SCAN_METHODS)
 METHOD_VJP_NAMES.update(_METHOD_RULES)
-_method_vjp.refuses = refuses_method
 defvjp("method", _method_vjp)

@@ -140,9 +140,10 @@ def apply_traced(prim, ctx, args, attrs):
         return out
     if prim.vjp is None:
         raise ctx.unsupported(f"differentiating {prim.name!r} (no derivative rule registered)")
-    refuses = getattr(prim.vjp, "refuses", None)
-    if refuses is not None and refuses(attrs) is not None:
-        raise ctx.unsupported(f"differentiating {refuses(attrs)}")
+    if prim.vjp_refuses is not None:
+        why = prim.vjp_refuses(attrs)
+        if why is not None:
+            raise ctx.unsupported(f"differentiating {why}")
     n = ctx.frame.n  # (ctx.n, without the property call)
     traced = tape.record(prim.name, prim.vjp, raw, out, attrs, parents, ctx.mask, n, prim)
     if tape.profile is not None:

@@ -585,7 +585,8 @@ def transpose_axes(ctx, nd, args, kw):
     return (0,) + tuple(a % nd + 1 for a in perm)
 
 
-_LIST_MUTATORS = frozenset({"append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse"})
+#: The methods that change a Python list in place.
+LIST_MUTATORS = frozenset({"append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse"})
 
 
 @register("method", may_fail=True, passes_traced=lambda args, attrs: user_method(args[0], attrs["name"]) is not None)
@@ -597,7 +598,7 @@ def _method(ctx, args, attrs):
     hook = getattr(v, "__vmapper_method__", None)
     if hook is not None:
         return hook(ctx, name, rest, kw)
-    if type(v) is tuple and name in _LIST_MUTATORS:
+    if type(v) is tuple and name in LIST_MUTATORS:
         # a Python list held as a tuple (a caller's list, a helper's result), or a tuple
         raise ctx.unsupported(f"method '.{name}()' of a list or tuple that is not a local list of this function",
                               hint="vmapper supports r.append(v), r.extend(s) and r += s as statements on a list "

@@ -12,6 +12,9 @@ A :class:`Primitive` bundles
 * ``may_fail`` -- the op can raise on some lanes, so it must not be hoisted or
   if-converted onto lanes that would not run it;
 * ``jvp`` / ``vjp`` -- derivative rules (None: no derivative registered);
+* ``vjp_refuses(attrs)`` -- for an op whose ``vjp`` covers some of its forms only (the
+  methods of arrays): why this form has no derivative (None: it has one), asked when it is
+  recorded so that the error names its line;
 * ``passes_traced(args, attrs)`` -- where it holds, the op runs on differentiated values
   as they are and records nothing itself (a call of a user's method: the method's own
   operations are recorded).
@@ -35,6 +38,7 @@ class Primitive:
     jvp: Callable | None = None
     vjp: Callable | None = None
     passes_traced: Callable | None = None
+    vjp_refuses: Callable | None = None
     doc: str = ""
 
 

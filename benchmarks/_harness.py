@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-__all__ = ["median_time", "print_table"]
+__all__ = ["median_time", "print_table", "cupy_with_gpu"]
 
 
 @dataclass
@@ -87,3 +87,14 @@ def print_table(rows: Sequence[Mapping[str, Any]]) -> None:
     print("  ".join("-" * w for w in widths))
     for c in cells:
         print(line(c))
+
+
+def cupy_with_gpu():
+    """``(cupy, "")`` where CuPy imports and sees a CUDA device, else ``(None, why not)``."""
+    try:
+        import cupy as cp
+        if cp.cuda.runtime.getDeviceCount() < 1:
+            return None, "no CUDA device"
+        return cp, ""
+    except Exception as exc:  # ImportError, or CUDA driver/runtime errors
+        return None, f"{type(exc).__name__}: {exc}"

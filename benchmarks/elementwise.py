@@ -77,30 +77,30 @@ ARITY = {"gelu_fwd": (1, 1), "gelu_bwd": (2, 1), "lstm_fwd": (5, 2), "lstm_bwd":
 
 
 # ------------------------------------------------------------------ numpy --
-def np_sig(x):
-    return 1 / (1 + np.exp(-x))
+def array_fns(xp):
+    """The four workloads as unfused array operations of ``xp`` (numpy, or CuPy on a GPU),
+    the backward passes written by hand."""
+    def sig(x):
+        return 1 / (1 + xp.exp(-x))
 
+    def gelu(x):
+        return 0.5 * x * (1 + xp.tanh(K * (x + C * x ** 3)))
 
-def np_gelu(x):
-    return 0.5 * x * (1 + np.tanh(K * (x + C * x ** 3)))
+    def gelu_bwd(x, g):
+        t = xp.tanh(K * (x + C * x ** 3))
+        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * K * (1 + 3 * C * x * x))
 
+    def lstm(i, f, o, u, c_prev):
+        c = sig(i) * xp.tanh(u) + sig(f) * c_prev
+        return sig(o) * xp.tanh(c), c
 
-def np_gelu_bwd(x, g):
-    t = np.tanh(K * (x + C * x ** 3))
-    return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * K * (1 + 3 * C * x * x))
-
-
-def np_lstm(i, f, o, u, cp):
-    c = np_sig(i) * np.tanh(u) + np_sig(f) * cp
-    return np_sig(o) * np.tanh(c), c
-
-
-def np_lstm_bwd(i, f, o, u, cp, gh, gc):
-    si, sf, so, tu = np_sig(i), np_sig(f), np_sig(o), np.tanh(u)
-    tc = np.tanh(si * tu + sf * cp)
-    dc = gc + gh * so * (1 - tc * tc)
-    return (dc * tu * si * (1 - si), dc * cp * sf * (1 - sf),
-            gh * tc * so * (1 - so), dc * si * (1 - tu * tu), dc * sf)
+    def lstm_bwd(i, f, o, u, c_prev, gh, gc):
+        si, sf, so, tu = sig(i), sig(f), sig(o), xp.tanh(u)
+        tc = xp.tanh(si * tu + sf * c_prev)
+        dc = gc + gh * so * (1 - tc * tc)
+        return (dc * tu * si * (1 - si), dc * c_prev * sf * (1 - sf),
+                gh * tc * so * (1 - so), dc * si * (1 - tu * tu), dc * sf)
+    return {"gelu_fwd": gelu, "gelu_bwd": gelu_bwd, "lstm_fwd": lstm, "lstm_bwd": lstm_bwd}
 
 
 # ---------------------------------------------------------------- numexpr --
@@ -377,8 +377,7 @@ def make_jax():
 
 
 PEERS = {"vmapper": lambda: make_vmapper(False), "vmapper-exact": lambda: make_vmapper(True),
-         "numpy": lambda: {"gelu_fwd": np_gelu, "gelu_bwd": np_gelu_bwd,
-                           "lstm_fwd": np_lstm, "lstm_bwd": np_lstm_bwd},
+         "numpy": lambda: array_fns(np),
          "numexpr": make_numexpr, "numba-naive": make_numba, "torch": make_torch,
          "torch.compile": make_torch_compile, "jax": make_jax, "copy": make_copy}
 

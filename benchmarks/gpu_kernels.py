@@ -10,9 +10,11 @@ Two loop workloads whose per-sample code is a value-dependent ``while`` loop
 Each runs as ``vmapper.batched(f, backend="cupy")`` on CuPy arrays (one
 generated CUDA kernel per call, plus vmapper's per-call Python work) and as a
 hand-written ``cupy.RawKernel`` of the same loop (compiled with the same
-``--fmad=false``), timed to completion (device synchronised).  Both are
-warmed up first (NVRTC compiles); the median of ``--repeats`` calls is
-printed with the ratio vmapper / hand-written, and the results must agree.
+``--fmad=false``) and, where JAX sees the GPU, as ``jax.jit(jax.vmap(f))`` of
+``benchmarks/loops.py``'s ``lax.while_loop`` port, timed to completion
+(device synchronised).  All are warmed up first (compiles); the median of
+``--repeats`` calls is printed with the ratios vmapper / hand-written and
+JAX / vmapper, and the results must agree.
 
 Usage::
 
@@ -37,9 +39,13 @@ for _p in (_REPO_ROOT, _HERE):  # benchmark the vmapper of this checkout
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+# JAX would otherwise take 75% of the device for itself at import
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
 import vmapper  # noqa: E402
 from vmapper.kernels.cuda_codegen import NVRTC_OPTIONS  # noqa: E402
-from loops import collatz_sample, mandelbrot_sample  # noqa: E402
+from _harness import cupy_with_gpu  # noqa: E402
+from loops import _jax_collatz, _jax_mandelbrot, collatz_sample, mandelbrot_sample  # noqa: E402
 
 HAND_MANDELBROT = r"""
 extern "C" __global__ void mandelbrot(long long n, const double* cr, const double* ci, long long* out) {
@@ -73,16 +79,6 @@ extern "C" __global__ void collatz(long long n, const long long* x, long long* o
 """
 
 
-def _cupy_or_none():
-    try:
-        import cupy as cp
-        if cp.cuda.runtime.getDeviceCount() < 1:
-            return None, "no CUDA device"
-        return cp, ""
-    except Exception as exc:  # ImportError, or CUDA driver/runtime errors
-        return None, f"{type(exc).__name__}: {exc}"
-
-
 def _median_seconds(cp, fn, repeats):
     fn()  # warm-up: NVRTC compile, vmapper's first call
     cp.cuda.Device().synchronize()
@@ -108,34 +104,63 @@ def _hand(cp, source, name, out_dtype, *arrays):
     return run
 
 
+def _jax_gpu_or_none():
+    try:
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        if jax.devices()[0].platform != "gpu":
+            return None, f"JAX runs on {jax.devices()[0].platform}"
+        return jax, ""
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def _jax_peer(jax, make, *host_arrays):
+    if jax is None:
+        return None
+    fn = make(jax)
+    args = [jax.device_put(a) for a in host_arrays]
+    return lambda: fn(*args).block_until_ready()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=5, help="timed calls per method (median)")
     opts = ap.parse_args(argv)
-    cp, why = _cupy_or_none()
+    cp, why = cupy_with_gpu()
     if cp is None:
         print(f"gpu_kernels: skipped, CuPy with a CUDA GPU is needed ({why})")
         return 0
     ys, xs = np.mgrid[-1.5:1.5:512j, -2.0:1.0:512j]
     cr, ci = cp.asarray(xs.ravel()), cp.asarray(ys.ravel())
     ns = cp.arange(1, 200_001, dtype=cp.int64)
+    jax, why_not_jax = _jax_gpu_or_none()
     work = {
         "mandelbrot 512x512/256": (vmapper.batched(mandelbrot_sample, backend="cupy"), (cr, ci),
-                                   _hand(cp, HAND_MANDELBROT, "mandelbrot", np.int64, cr, ci)),
+                                   _hand(cp, HAND_MANDELBROT, "mandelbrot", np.int64, cr, ci),
+                                   _jax_peer(jax, _jax_mandelbrot, xs.ravel(), ys.ravel())),
         "collatz 1..200000": (vmapper.batched(collatz_sample, backend="cupy"), (ns,),
-                              _hand(cp, HAND_COLLATZ, "collatz", np.int64, ns)),
+                              _hand(cp, HAND_COLLATZ, "collatz", np.int64, ns),
+                              _jax_peer(jax, _jax_collatz, np.arange(1, 200_001, dtype=np.int64))),
     }
     print(f"device: {cp.cuda.runtime.getDeviceProperties(0)['name'].decode()}, "
-          f"median of {opts.repeats}")
-    print(f"{'workload':<24} {'vmapper[cupy]':>14} {'hand RawKernel':>15} {'ratio':>7}")
+          f"median of {opts.repeats}" + ("" if jax else f"; no JAX peer ({why_not_jax})"))
+    print(f"{'workload':<24} {'vmapper[cupy]':>14} {'hand RawKernel':>15} {'vm/hand':>8} "
+          f"{'jax.jit(vmap)':>14} {'jax/vm':>7}")
     status = 0
-    for name, (f, args, hand) in work.items():
+    for name, (f, args, hand, jax_run) in work.items():
         if not bool(cp.all(f(*args) == hand())):
             print(f"{name}: vmapper and the hand-written kernel DISAGREE")
             status = 1
         tv = _median_seconds(cp, lambda: f(*args), opts.repeats)
         th = _median_seconds(cp, hand, opts.repeats)
-        print(f"{name:<24} {tv * 1e3:>11.3f} ms {th * 1e3:>12.3f} ms {tv / th:>6.2f}x")
+        line = f"{name:<24} {tv * 1e3:>11.3f} ms {th * 1e3:>12.3f} ms {tv / th:>7.2f}x"
+        if jax_run is not None:
+            if not np.array_equal(np.asarray(jax_run()), cp.asnumpy(hand())):
+                print(f"{name}: JAX and the hand-written kernel DISAGREE")
+            tj = _median_seconds(cp, jax_run, opts.repeats)
+            line += f" {tj * 1e3:>11.3f} ms {tj / tv:>6.2f}x"
+        print(line)
     return status
 
 

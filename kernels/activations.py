@@ -7,7 +7,7 @@ a numba kernel whose loop LLVM vectorizes, because the transcendental
 functions come from :mod:`.vmath` instead of libm.  ``exact_math=True``
 switches the kernels to libm (``math.exp`` ...), which is slower but gives
 the platform's own rounding.  CuPy arrays are sent to
-:mod:`.cupy_activations` (same names, ``cupy.ElementwiseKernel``).
+:mod:`.cupy_activations` (same names, CUDA kernels built with CuPy).
 
 API (``*_vjp`` return the gradient with respect to each input)::
 

@@ -65,7 +65,7 @@ from .cuda_helpers import PRELUDE, ctype
 __all__ = ["CUDA_CODEGEN_VERSION", "NVRTC_OPTIONS", "generate_cuda_source", "compile_cuda_kernel",
            "CudaKernel"]
 
-CUDA_CODEGEN_VERSION = 3
+CUDA_CODEGEN_VERSION = 4
 # No FMA contraction (a*b + c rounds twice, as numpy); C++14 for the helper templates.
 NVRTC_OPTIONS = ("--fmad=false", "-std=c++14")
 NO_ERROR = 2 ** 64 - 1
@@ -141,6 +141,7 @@ class CudaKernel:
         self._arg_dtypes = [np.dtype(s[1]) if s[0] == "lanes" else None for s in self.arg_types]
         self._uniform_conv = [None if s[0] == "lanes" else _uniform_converter(s[1]) for s in self.arg_types]
         self._raw = None
+        self._spare_error_words = {}   # device -> error words read back as NO_ERROR
 
     # -- where the kernel runs (CuPy here) --
     @property
@@ -161,6 +162,18 @@ class CudaKernel:
     def to_host(self, arr):
         return arr.get()
 
+    def _device(self):
+        return self.xp.cuda.runtime.getDevice()
+
+    def _error_word(self, xp, spare):
+        """A one-word error buffer holding NO_ERROR, from ``spare`` (this device's words read
+        back as NO_ERROR: reading synchronised the launch that wrote them) when it has one,
+        so that a call makes no fill launch."""
+        try:
+            return spare.pop()
+        except IndexError:
+            return xp.full(1, np.uint64(NO_ERROR), dtype=np.uint64)
+
     # -- the call --
     def __call__(self, args, n):
         n = int(n)
@@ -178,7 +191,8 @@ class CudaKernel:
         call += outs
         err = None
         if self.errors:
-            err = xp.full(1, np.uint64(NO_ERROR), dtype=np.uint64)
+            spare = self._spare_error_words.setdefault(self._device(), [])
+            err = self._error_word(xp, spare)
             call.append(err)
         if self.max_iters is not None:
             call.append(np.int64(self.max_iters))
@@ -189,6 +203,8 @@ class CudaKernel:
                 word = int(self.to_host(err)[0])
                 if word != NO_ERROR:
                     err_lane, err_code = word >> CODE_BITS, word & (2 ** CODE_BITS - 1)
+        if err is not None and err_lane < 0:
+            spare.append(err)
         results = tuple(outs) if self._tuple else outs[0]
         return results, err_lane, err_code
 

@@ -34,12 +34,11 @@ C_MATH = {"exp": "exp", "log": "log", "log1p": "log1p", "expm1": "expm1", "tanh"
           "arccos": "acos", "arctan": "atan", "arcsinh": "asinh", "arccosh": "acosh",
           "arctanh": "atanh", "cbrt": "cbrt", "sqrt": "sqrt", "floor": "floor", "ceil": "ceil",
           "trunc": "trunc", "rint": "rint", "arctan2": "atan2", "hypot": "hypot",
-          "copysign": "copysign", "nextafter": "nextafter", "fmod": "fmod", "fabs": "fabs",
-          "pow": "pow"}
+          "copysign": "copysign", "nextafter": "nextafter", "fmod": "fmod", "fabs": "fabs"}
 # numpy functions implemented by prelude helpers (overloaded for f32 and f64)
 C_HELPER_FUNCS = {"signbit": "vm_signbit", "isnan": "vm_isnan", "isinf": "vm_isinf",
                   "isfinite": "vm_isfinite", "logaddexp": "vm_logaddexp",
-                  "logaddexp2": "vm_logaddexp2"}
+                  "logaddexp2": "vm_logaddexp2", "pow": "vm_pow"}
 # math.<name> -> numpy name (the same table as the numba generator's _MATH_NP)
 MATH_TO_NP = {"sqrt": "sqrt", "log2": "log2", "log10": "log10", "tan": "tan", "asin": "arcsin",
               "acos": "arccos", "atan": "arctan", "atan2": "arctan2", "sinh": "sinh",
@@ -123,6 +122,9 @@ VM_FI bool vm_signbit(f64 x) { return __double_as_longlong(x) < 0; }
 VM_FI bool vm_signbit(f32 x) { return __float_as_int(x) < 0; }
 VM_FI f64 vm_fmod(f64 a, f64 b) { return fmod(a, b); }
 VM_FI f32 vm_fmod(f32 a, f32 b) { return fmodf(a, b); }
+// numpy squares for x**2 and glibc's pow is correctly rounded there; libdevice's pow (2 ulp) is not
+VM_FI f64 vm_pow(f64 a, f64 b) { return b == 2.0 ? a * a : pow(a, b); }
+VM_FI f32 vm_pow(f32 a, f32 b) { return b == 2.0f ? a * a : powf(a, b); }
 VM_FI f64 vm_floor(f64 a) { return floor(a); }
 VM_FI f32 vm_floor(f32 a) { return floorf(a); }
 VM_FI f64 vm_copysign(f64 a, f64 b) { return copysign(a, b); }

@@ -265,6 +265,24 @@ def test_cupy_matches_numpy(dtype):
             np.testing.assert_allclose(cp.asnumpy(a), b, **tol)
 
 
+@pytest.mark.gpu
+def test_cupy_broadcast_strided_and_empty_inputs_match_numpy():
+    # contiguous same-shape inputs take the unrolled RawKernel; these take the ElementwiseKernel
+    cp = _cupy_or_skip()
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(6, 8))
+    g_row = rng.normal(size=8)
+    xd = cp.asarray(x)
+    np.testing.assert_allclose(cp.asnumpy(A.gelu_vjp(xd, cp.asarray(g_row))), A.gelu_vjp(x, g_row), **_tol(np.float64))
+    np.testing.assert_allclose(cp.asnumpy(A.tanh(xd[:, ::3])), A.tanh(x[:, ::3]), **_tol(np.float64))
+    ins = [rng.normal(size=(3, 5)) for _ in range(5)]
+    ins[4] = ins[4][:1]                                     # c_prev broadcast over rows
+    for a, b in zip(A.lstm_cell(*map(cp.asarray, ins)), A.lstm_cell(*ins)):
+        np.testing.assert_allclose(cp.asnumpy(a), b, **_tol(np.float64))
+    empty = A.sigmoid(cp.zeros((0, 4), np.float32))
+    assert empty.shape == (0, 4) and empty.dtype == np.float32
+
+
 def test_gelu_tanh_tail_is_accurate_in_float32():
     # x*sigmoid(2u) keeps full relative accuracy where 1 + tanh(u) cancels
     x = np.linspace(-9, -2, 1401).astype(np.float32)

@@ -295,6 +295,28 @@ def test_cupy_lane_errors_raise_like_the_runtime(cp):
         vmapper.batched(never_ends_for_odd, max_iters=20)(cp.asarray(np.array([2, 4, 3])))
 
 
+def test_cupy_error_word_is_reused_only_while_it_reads_no_error(cp):
+    f = vmapper.batched(divide)
+    a = cp.asarray(np.arange(5))
+    good, bad = cp.asarray(np.array([3, 1, 4, 2, 5])), cp.asarray(np.array([3, 1, 0, 2, 0]))
+    f(a, good)
+    [kernel] = [k for k in _cuda_kernels() if "// function divide " in k.source]
+    spare = kernel._spare_error_words[0]
+    word = spare[-1]
+    f(a, good)
+    assert spare == [word]                          # the same word, taken and given back
+    with pytest.raises(LaneError):
+        f(a, bad)
+    assert spare == []                              # the word that holds an error is dropped
+    assert_bitwise(f(a, good).get(), np.arange(5) // np.array([3, 1, 4, 2, 5]) + 1)
+    assert len(spare) == 1 and spare[0] is not word
+
+
+def _cuda_kernels():
+    from vmapper.kernels.cuda_codegen import _kernels
+    return list(_kernels.values())
+
+
 def test_what_cannot_run_as_one_cuda_kernel_raises(cp):
     from vmapper import CupyBackendError
     assert issubclass(CupyBackendError, vmapper.BatchingError)

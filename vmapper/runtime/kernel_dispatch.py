@@ -231,11 +231,10 @@ def run_cuda(state, program, args, n, lane_ids):
 
     if state.tape is not None:
         refuse("gradients are not supported on CuPy yet (a differentiated run)")
-    from ..kernels.codegen import kernel_eligible
-    program = kernel_program(program)
-    reason = kernel_eligible(program.ir)
+    reason = kernel_reason(program)
     if reason is not None:
         refuse(f"it is not elementwise ({reason})")
+    program = kernel_program(program)
     on_device = any(_on_device(a) for a in args)
     args, unbound = with_global_values(program, args)
     if args is None:

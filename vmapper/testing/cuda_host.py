@@ -159,6 +159,9 @@ class HostKernel(CudaKernel):
     def to_host(self, arr):
         return arr
 
+    def _device(self):
+        return 0
+
     def _launch(self, n, call):
         conv = [ctypes.c_int64(int(call[0]))]
         for a in call[1:]:
@@ -228,6 +231,7 @@ def fake_cupy():
     mod.empty = lambda shape, dtype=float: ndarray(np.empty(shape, dtype))
     mod.full = lambda shape, value, dtype=None: ndarray(np.full(shape, value, dtype))
     mod.asnumpy = lambda a: unwrap(a).copy()
+    mod.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDevice=lambda: 0))
 
     class RawKernel:
         def __init__(self, code, name, options=()):

@@ -349,7 +349,8 @@ def make_torch_compile():
 
 
 # -------------------------------------------------------------------- jax --
-def make_jax():
+def jax_fns():
+    """``(jax, the four workloads under jax.jit)``; the backward passes are ``jax.vjp``'s."""
     import jax
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
@@ -357,23 +358,26 @@ def make_jax():
     def gelu(x):
         return 0.5 * x * (1 + jnp.tanh(K * (x + C * x ** 3)))
 
-    def lstm(i, f, o, u, cp):
-        c = jax.nn.sigmoid(i) * jnp.tanh(u) + jax.nn.sigmoid(f) * cp
+    def lstm(i, f, o, u, c_prev):
+        c = jax.nn.sigmoid(i) * jnp.tanh(u) + jax.nn.sigmoid(f) * c_prev
         return jax.nn.sigmoid(o) * jnp.tanh(c), c
 
-    fwd = jax.jit(gelu)
-    bwd = jax.jit(lambda x, g: jax.vjp(gelu, x)[1](g)[0])
-    lfwd = jax.jit(lstm)
-    lbwd = jax.jit(lambda i, f, o, u, cp, gh, gc: jax.vjp(lstm, i, f, o, u, cp)[1]((gh, gc)))
+    return jax, {"gelu_fwd": jax.jit(gelu),
+                 "gelu_bwd": jax.jit(lambda x, g: jax.vjp(gelu, x)[1](g)[0]),
+                 "lstm_fwd": jax.jit(lstm),
+                 "lstm_bwd": jax.jit(lambda i, f, o, u, c_prev, gh, gc:
+                                     jax.vjp(lstm, i, f, o, u, c_prev)[1]((gh, gc)))}
+
+
+def make_jax():
+    jax, fns = jax_fns()
 
     def wrap(fn):
         def run(*a):
-            r = fn(*a)
-            r = jax.block_until_ready(r)
+            r = jax.block_until_ready(fn(*a))
             return tuple(np.asarray(t) for t in r) if isinstance(r, tuple) else np.asarray(r)
         return run
-    return {"gelu_fwd": wrap(fwd), "gelu_bwd": wrap(bwd),
-            "lstm_fwd": wrap(lfwd), "lstm_bwd": wrap(lbwd)}
+    return {w: wrap(f) for w, f in fns.items()}
 
 
 PEERS = {"vmapper": lambda: make_vmapper(False), "vmapper-exact": lambda: make_vmapper(True),

@@ -53,7 +53,7 @@ for _p in (os.path.dirname(_HERE), _HERE):  # benchmark the vmapper of this chec
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 from _harness import cupy_with_gpu, print_table  # noqa: E402
-from elementwise import ARITY, C, K, _torch_fns, array_fns, gelu_sample, lstm_sample  # noqa: E402
+from elementwise import ARITY, _torch_fns, array_fns, gelu_sample, jax_fns, lstm_sample  # noqa: E402
 import vmapper  # noqa: E402
 from vmapper.kernels import activations as A  # noqa: E402
 
@@ -120,24 +120,10 @@ def _torch_peer(cp, compiled):
 
 
 def make_jax(cp):
-    import jax
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
-
-    def gelu(x):
-        return 0.5 * x * (1 + jnp.tanh(K * (x + C * x ** 3)))
-
-    def lstm(i, f, o, u, c_prev):
-        c = jax.nn.sigmoid(i) * jnp.tanh(u) + jax.nn.sigmoid(f) * c_prev
-        return jax.nn.sigmoid(o) * jnp.tanh(c), c
-
+    jax, fns = jax_fns()
     if jax.devices()[0].platform != "gpu":
         raise RuntimeError(f"JAX runs on {jax.devices()[0].platform}, not the GPU")
-    return {"gelu_fwd": jax.jit(gelu),
-            "gelu_bwd": jax.jit(lambda x, g: jax.vjp(gelu, x)[1](g)[0]),
-            "lstm_fwd": jax.jit(lstm),
-            "lstm_bwd": jax.jit(lambda i, f, o, u, c_prev, gh, gc:
-                                jax.vjp(lstm, i, f, o, u, c_prev)[1]((gh, gc)))}
+    return fns
 
 
 PEERS = {"vmapper": make_vmapper, "batched": make_batched, "cupy": array_fns, "torch": lambda cp: _torch_peer(cp, False),

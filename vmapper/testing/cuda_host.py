@@ -52,6 +52,7 @@ static inline double __longlong_as_double(long long v) { double d; memcpy(&d, &v
 static inline long long __double_as_longlong(double d) { long long v; memcpy(&v, &d, 8); return v; }
 static inline float __int_as_float(int v) { float f; memcpy(&f, &v, 4); return f; }
 static inline int __float_as_int(float f) { int v; memcpy(&v, &f, 4); return v; }
+template <typename T> static inline T __ldg(const T* p) { return *p; }
 // the launcher runs one thread at a time: a plain read-modify-write is atomic enough
 static inline unsigned long long atomicMin(unsigned long long* p, unsigned long long v) {
     unsigned long long old = *p;

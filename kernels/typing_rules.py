@@ -182,6 +182,14 @@ MSG_INT_BIG = "int() of a float beyond int64"
 MSG_ROUND_BIG = "round() of a float beyond int64"
 
 
+def empty_extreme_message(name):
+    """This Python's own ``ValueError`` message for ``max(())`` (``min(())``): it changed in 3.12."""
+    try:
+        (max if name == "max" else min)(())
+    except ValueError as exc:
+        return str(exc)
+
+
 def int_big_message(name):
     """The ``OverflowError`` of ``math.<name>`` (floor, ceil, trunc) where Python's int would
     grow beyond int64."""

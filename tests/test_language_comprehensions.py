@@ -1,5 +1,7 @@
 """List comprehensions, ``sum(<generator>)`` and ``min``/``max`` of one: lowered as the loops they
 stand for."""
+import re
+
 import numpy as np
 import pytest
 
@@ -143,7 +145,9 @@ def test_gradients_flow_through_the_max_of_a_generator():
 
 
 def test_the_max_of_an_empty_generator_raises_pythons_value_error_on_its_lanes():
-    with pytest.raises(vmapper.LaneError, match=r"max\(\) arg is an empty sequence") as info:
+    with pytest.raises(ValueError) as python:
+        max(())
+    with pytest.raises(vmapper.LaneError, match=re.escape(str(python.value))) as info:
         vmapper.batched(max_of_an_empty_generator)(np.ones(4), np.array([2, 0, 1, 0]))
     assert "lane(s) [1" in str(info.value) and str(line_of(max_of_an_empty_generator, "marker-empty-max")) in str(info.value)
 

@@ -32,6 +32,8 @@ from __future__ import annotations
 import ast
 import copy
 
+from .kernels.typing_rules import empty_extreme_message
+
 
 class _Rename(ast.NodeTransformer):
     def __init__(self, mapping):
@@ -141,7 +143,7 @@ def extreme_loops(node, fresh, is_max, default=None):
             body = [ast.If(test=cond, body=body, orelse=[])]
         body = [ast.For(target=target, iter=it, body=body, orelse=[])]
     if default is None:
-        empty = [ast.Raise(exc=ast.Call(func=load("ValueError"), args=[ast.Constant(_empty_message(kind))],
+        empty = [ast.Raise(exc=ast.Call(func=load("ValueError"), args=[ast.Constant(empty_extreme_message(kind))],
                                         keywords=[]), cause=None)]
     else:
         empty = [assign(result, load(fallback))]
@@ -152,14 +154,6 @@ def extreme_loops(node, fresh, is_max, default=None):
         locate(s, node)
     names = [result, found, item] + ([fallback] if fallback else [])
     return result, [*names, *mapping.values()], stmts
-
-
-def _empty_message(kind):
-    """This Python's own message for ``max(())`` (``min(())``)."""
-    try:
-        (max if kind == "max" else min)(())
-    except ValueError as exc:
-        return str(exc)
 
 
 def locate(tree, where):

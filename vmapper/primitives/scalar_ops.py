@@ -19,7 +19,8 @@ import numpy as np
 
 from ..runtime.values import Lanes, Traced, is_varying, is_weak, result_dtype, aligned, truth, select
 from ..kernels.typing_rules import (MSG_INT_BIG, MSG_INT_INF, MSG_INT_NAN, MSG_LOG_BASE_ONE, MSG_MATH_DOMAIN,
-                                    MSG_MATH_RANGE, MSG_ROUND_BIG, MSG_SHIFT, int_big_message, math_inf_error)
+                                    MSG_MATH_RANGE, MSG_ROUND_BIG, MSG_SHIFT, empty_extreme_message,
+                                    int_big_message, math_inf_error)
 from ..runtime.buffers import same_dtype_result
 from .registry import register
 
@@ -501,7 +502,7 @@ def _fold_extreme(name, better, better_name):
         if len(items) == 1:
             items = ctx.sequence_items(items[0], f"{name}() argument")
         if not items:
-            raise ctx.lane_error_all(f"{name}() arg is an empty sequence", ValueError)
+            raise ctx.lane_error_all(empty_extreme_message(name), ValueError)
         if not any(is_varying(v) for v in items) and not ctx.frame.state.tape:
             return ctx.uniform(getattr(builtins, name), *items)
         cur = items[0]

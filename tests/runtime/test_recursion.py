@@ -247,3 +247,51 @@ def test_child_calls_with_loop_invariant_expressions_still_hoist_into_one_call_p
     check_batching(scaled_walk, (forest.roots, 2.0), in_axes=(0, None), backend=backend, exact=False, rtol=1e-12)
     g(forest.roots, 2.0)
     assert g.last_stats["calls"] <= levels
+
+
+def weighted_by_child_index(node, d):
+    t = d * node.value
+    for i in range(node.num_children):
+        j = i
+        t = t + (j + 1) * weighted_by_child_index(node.child(j), d + 1)
+    return t
+
+
+def child_index_walk_that_rebinds_its_node(node):
+    t = 1
+    same = node
+    for i in range(node.num_children):
+        t += child_index_walk_that_rebinds_its_node(node.child(i))
+        node = same  # the loop assigns node: not hoisted (and still right)
+    return t
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_calls_in_a_loop_over_child_indices_hoist_like_a_loop_over_children(backend):
+    forest = random_nary_forest(7, trees=40, depth=5)
+    levels = int(forest.depth.max())
+    check_batching(weighted_by_child_index, (forest.roots, np.arange(40)), backend=backend)
+    f = vmapper.batched(weighted_by_child_index, backend=backend)
+    f(forest.roots, np.arange(40))
+    assert f.last_stats["calls"] <= levels  # one per level below the roots, not one per child
+    g = vmapper.batched(child_index_walk_that_rebinds_its_node, backend=backend)
+    check_batching(g, (forest.roots,), backend=backend)
+    from vmapper.testing import check_grads
+    check_grads(vmapper.batched(weighted_by_child_index, in_axes=(0, None), backend=backend),
+                (forest.roots, 0.7), argnums=1)
+
+
+def horner_over_reversed_children(node):
+    s = 1.0 * node.value
+    for c in reversed(node.children):
+        s = s * 0.5 + horner_over_reversed_children(c)
+    return s
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_calls_in_a_loop_over_reversed_children_hoist(backend):
+    forest = random_nary_forest(8, trees=40, depth=5)
+    check_batching(horner_over_reversed_children, (forest.roots,), backend=backend)
+    f = vmapper.batched(horner_over_reversed_children, backend=backend)
+    f(forest.roots)
+    assert f.last_stats["calls"] <= int(forest.depth.max())

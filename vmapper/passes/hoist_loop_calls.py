@@ -11,7 +11,10 @@ lane laid end to end (``map_call``), and the loop reads its trip's result
 n-ary trees then walks in as many call levels as it is deep.  A method call
 through the function's ``self`` (or ``cls``), ``self.f(c)``, is hoisted the
 same way (``map_method``): one call of ``f`` over all items when it is a user
-function, else the method itself over all items at once.
+function, else the method itself over all items at once.  A loop over child
+indices, ``for i in range(node.num_children): ... f(node.child(i))``, is the
+same loop over ``node.children`` and hoists the same way, as does
+``for c in reversed(node.children)``.
 
 Guarantees: the callee runs on exactly the (lane, item) pairs the loop would
 call it on -- every item of the sequence, since every trip reaches the call --
@@ -29,6 +32,8 @@ from .loops import find_loops
 from .merge_calls import method_receiver
 
 _COUNTER = re.compile(r"^\$for(\d+)_i$")
+_REVERSED_SEQ = re.compile(r"^_vm_reversed\d+_seq$")  # (frontend_builtins._reversed_by_index)
+_NO_DEFINITION = Instr("undefined", None, (), {}, 0)
 
 
 def hoist_loop_calls(fn: Function) -> Function:
@@ -40,44 +45,100 @@ def hoist_loop_calls(fn: Function) -> Function:
     return fn
 
 
-def _loop_shape(fn, header, loop, preds):
-    """(counter, sequence, body entry, preheader) of a frontend ``for`` over a sequence, or None."""
+def _for_header(fn, header, loop, preds, test_op):
+    """(loop number, test, preheader) of a frontend ``for`` whose header tests ``test_op``."""
     blk = fn.blocks[header]
     t = blk.term
     if not isinstance(t, Branch) or t.kind != "for" or t.if_true not in loop.blocks:
         return None
     test = next((i for i in blk.instrs if i.target == getattr(t.cond, "name", None)), None)
-    if test is None or test.op != "lt" or not isinstance(test.args[0], Var):
+    if test is None or test.op != test_op or not all(isinstance(a, Var) for a in test.args):
         return None
     m = _COUNTER.match(test.args[0].name)
-    if not m:
-        return None
-    seq = f"$for{m.group(1)}_seq0"
     outside = [p for p in preds[header] if p not in loop.blocks]
-    if len(outside) != 1 or not isinstance(fn.blocks[outside[0]].term, Jump):
+    if not m or len(outside) != 1 or not isinstance(fn.blocks[outside[0]].term, Jump):
         return None
-    pre = fn.blocks[outside[0]]
-    if not any(i.target == seq for i in pre.instrs):
+    return m.group(1), test, fn.blocks[outside[0]]
+
+
+def _loop_shape(fn, header, loop, preds):
+    """(counter, sequence, its definition to add or None, body entry, preheader, item test) of a
+    frontend ``for`` over a sequence, or of one over child indices (see the module doc), or None.
+    The item test ``(instruction, counter aliases)`` says whether it reads the trip's item."""
+    loop_for_seq = _for_header(fn, header, loop, preds, "lt")
+    if loop_for_seq is not None:
+        k, test, pre = loop_for_seq
+        seq = f"$for{k}_seq0"
+        if not any(i.target == seq for i in pre.instrs):
+            return None
+        return (test.args[0].name, seq, None, fn.blocks[header].term.if_true, pre,
+                lambda ins, counters: ins.op == "getitem" and ins.args == (Var(seq), Var(test.args[0].name)))
+    return _range_loop_shape(fn, header, loop, preds)
+
+
+def _range_loop_shape(fn, header, loop, preds):
+    """The shape of a ``range`` loop over the indices of a sequence, each index once:
+    ``for i in range(node.num_children)`` whose items are ``node.child(i)`` (the sequence is
+    ``node.children``, read before the loop: ``node`` is the value whose ``num_children`` the
+    range took, as neither the loop nor the rest of the preheader assigns it), or the frontend's
+    ``for t in reversed(s)``, ``for j in range(len(s) - 1, -1, -1): t = s[j]``."""
+    found = _for_header(fn, header, loop, preds, "range_cond")
+    if found is None:
         return None
-    return test.args[0].name, seq, t.if_true, pre
+    k, test, pre = found
+    counter, stop, step = (a.name for a in test.args)
+    if (stop, step) != (f"$for{k}_stop", f"$for{k}_step"):
+        return None
+    defs = {i.target: (pos, i) for pos, i in enumerate(pre.instrs) if i.target is not None}
+
+    def definition(operand):
+        at, ins = defs.get(operand.name, (None, None)) if isinstance(operand, Var) else (None, None)
+        return (at, ins) if ins is not None else (None, _NO_DEFINITION)
+
+    start, stop_def, step_def = (definition(Var(v))[1] for v in (counter, stop, step))
+    assigned_in_loop = {i.target for b in loop.blocks for i in fn.blocks[b].instrs if i.target}
+    body = fn.blocks[header].term.if_true
+    if (start.args, step_def.args) == ((Const(0),), (Const(1),)) and stop_def.op == "copy":
+        at, count = definition(stop_def.args[0])
+        if count.op != "getattr" or count.attrs.get("name") != "num_children" or not isinstance(count.args[0], Var):
+            return None
+        node = count.args[0]
+        if node.name in assigned_in_loop or any(i.target == node.name for i in pre.instrs[at + 1:]):
+            return None
+        seq = f"$for{k}_seq0"
+        return (counter, seq, Instr("getattr", seq, (node,), {"name": "children"}, count.line), body, pre,
+                lambda ins, counters: ins.op == "method" and ins.attrs.get("name") == "child"
+                and not ins.attrs.get("kw") and len(ins.args) == 2 and ins.args[0] == node
+                and isinstance(ins.args[1], Var) and ins.args[1].name in counters)
+    if (stop_def.args, step_def.args) == ((Const(-1),), (Const(-1),)) and start.op == "copy":
+        last = definition(start.args[0])[1]
+        length = definition(last.args[0])[1] if last.op == "sub" and last.args[1:] == (Const(1),) else _NO_DEFINITION
+        seq = length.args[0].name if length.op == "len" and isinstance(length.args[0], Var) else ""
+        if not _REVERSED_SEQ.match(seq) or seq in assigned_in_loop:
+            return None
+        return (counter, seq, None, body, pre,
+                lambda ins, counters: ins.op == "getitem" and len(ins.args) == 2 and ins.args[0] == Var(seq)
+                and isinstance(ins.args[1], Var) and ins.args[1].name in counters)
+    return None
 
 
 def _hoist(fn, header, loop, preds):
     shape = _loop_shape(fn, header, loop, preds)
     if shape is None:
         return
-    counter, seq, body_id, pre = shape
+    counter, seq, seq_def, body_id, pre, is_item = shape
     body = fn.blocks[body_id]
     assigned_in_loop = {i.target for b in loop.blocks for i in fn.blocks[b].instrs if i.target}
-    # The trip's item: `$t = getitem(seq, counter)` then possibly `c = copy($t)` (c assigned once).
-    items = set()
+    # The trip's item (`$t = getitem(seq, counter)`, or `node.child(i)`) then possibly
+    # `c = copy($t)`; the counter too may be copied (`i`).  Copies count if assigned once.
+    counters, items = {counter}, set()
     for ins in body.instrs:
-        if ins.op == "getitem" and ins.args == (Var(seq), Var(counter)):
+        if is_item(ins, counters):
             items.add(ins.target)
-        elif ins.op == "copy" and isinstance(ins.args[0], Var) and ins.args[0].name in items:
+        elif ins.op == "copy" and isinstance(ins.args[0], Var) and ins.args[0].name in items | counters:
             defs = [i for b in loop.blocks for i in fn.blocks[b].instrs if i.target == ins.target]
             if len(defs) == 1:
-                items.add(ins.target)
+                (items if ins.args[0].name in items else counters).add(ins.target)
     if not items:
         return
     receiver = method_receiver(fn)
@@ -88,6 +149,9 @@ def _hoist(fn, header, loop, preds):
         hoisted = _hoisted_call(ins, mapped, seq, items, assigned_in_loop, invariant) \
             or _hoisted_method_call(ins, mapped, seq, items, assigned_in_loop, invariant, receiver)
         if hoisted is not None:
+            if seq_def is not None:
+                pre.instrs.append(seq_def)
+                seq_def = None
             for t in _definitions_needed(hoisted.args, invariant):
                 if t not in moved:
                     pre.instrs.append(invariant[t])
@@ -96,7 +160,20 @@ def _hoist(fn, header, loop, preds):
             new_instrs.append(Instr("getitem", ins.target, (Var(mapped), Var(counter)), {}, ins.line))
         else:
             new_instrs.append(ins)
-    body.instrs = [i for i in new_instrs if i.target not in moved]
+    body.instrs = _without_unread_items([i for i in new_instrs if i.target not in moved], items, fn, body)
+
+
+def _without_unread_items(instrs, items, fn, body):
+    """``instrs`` (the new instructions of ``body``) less the item reads, and their copies, that
+    nothing reads any more: hoisted calls took their place, and an item read cannot fail."""
+    while True:
+        read = {name for b in fn.blocks.values() for i in (instrs if b is body else b.instrs)
+                for name in i.uses()}
+        read |= {name for b in fn.blocks.values() if b.term is not None for name in b.term.uses()}
+        kept = [i for i in instrs if i.target not in items or i.target in read]
+        if len(kept) == len(instrs):
+            return kept
+        instrs = kept
 
 
 def _invariant_definitions(body, assigned_in_loop):

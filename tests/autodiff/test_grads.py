@@ -146,6 +146,33 @@ def test_integer_arguments_get_no_gradient_and_pytrees_keep_structure():
     assert np.isclose(g["b"][0], -3.0) and np.isclose(g["b"][1], 9.0)
 
 
+class _Model:
+    def __init__(self, w):
+        self.w = w
+
+    def score(self, x):
+        return np.tanh(self.w * x)
+
+
+def test_differentiating_an_object_argument_raises_naming_it_instead_of_a_silent_none():
+    x = np.linspace(-1, 1, 5)
+    with pytest.raises(TypeError, match=r"argument 'self', a _Model object"):
+        vmapper.value_and_grad(vmapper.batched(_Model.score, in_axes=(None, 0)))(_Model(0.5), x)
+    with pytest.raises(TypeError, match=r"argument 'params\['m'\]', a _Model object"):
+        vmapper.grad(vmapper.batched(_scaled_by_the_model_in, in_axes=(None, 0)))({"m": _Model(0.5)}, x)
+    # its float attribute, passed itself, differentiates
+    g = vmapper.grad(vmapper.batched(_tanh_scaled, in_axes=(None, 0)))(0.5, x)
+    assert np.isclose(g, np.sum(x * (1 - np.tanh(0.5 * x) ** 2)))
+
+
+def _scaled_by_the_model_in(params, x):
+    return params["m"].w * x
+
+
+def _tanh_scaled(w, x):
+    return np.tanh(w * x)
+
+
 def test_vjp_of_a_tuple_result():
     def f(x):
         return x * x, np.sin(x)

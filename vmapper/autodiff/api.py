@@ -1,6 +1,8 @@
 """``value_and_grad``, ``grad`` and ``vjp`` of batched functions."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .. import profiler
@@ -43,19 +45,35 @@ def _is_float_leaf(v):
     return isinstance(v, (float, np.floating)) or isinstance(v, np.ndarray) and v.dtype.kind in "fc"
 
 
-def _trace_leaves(value, tape, leaves):
-    """``value`` with every float leaf a fresh tape leaf; ``leaves`` collects (node, leaf)."""
+def _trace_leaves(value, tape, leaves, path):
+    """``value`` with every float leaf a fresh tape leaf; ``leaves`` collects (node, leaf);
+    ``path`` names ``value`` in errors (``params['W']``)."""
     if isinstance(value, tuple) and hasattr(value, "_fields"):
-        return type(value)(*[_trace_leaves(v, tape, leaves) for v in value])
+        return type(value)(*[_trace_leaves(v, tape, leaves, f"{path}.{field}")
+                             for field, v in zip(value._fields, value)])
     if isinstance(value, tuple):
-        return tuple(_trace_leaves(v, tape, leaves) for v in value)
+        return tuple(_trace_leaves(v, tape, leaves, f"{path}[{i}]") for i, v in enumerate(value))
     if isinstance(value, dict):
-        return {k: _trace_leaves(v, tape, leaves) for k, v in value.items()}
+        return {k: _trace_leaves(v, tape, leaves, f"{path}[{k!r}]") for k, v in value.items()}
     if _is_float_leaf(value):
         t = tape.leaf(value)
         leaves.append((t.node, value))
         return t
+    if _opaque(value):
+        raise TypeError(
+            f"cannot differentiate with respect to argument '{path}', a {type(value).__name__} object: vmapper differentiates "
+            f"floats and float arrays, alone or in tuples, lists, dicts and namedtuples; pass the "
+            f"parameters themselves (a dict of arrays, say) as the differentiated argument")
     return value
+
+
+def _opaque(value):
+    """Whether ``value`` is an object whose floats (attributes, say) vmapper cannot see: its
+    gradient would be silently missing, not None as an int's is."""
+    from ..runtime.nodes import _IdLanes
+    from ..forest import Node, NodeBatch
+    return not isinstance(value, (Lanes, np.ndarray, np.generic, numbers.Number, str, bytes, type(None),
+                                  _IdLanes, Node, NodeBatch))
 
 
 def _grad_tree(original, bound, grads, in_axis, sparse):
@@ -112,8 +130,9 @@ def _run_traced(bf, args, kwargs, argnums, kernel_partials=None, checkpoint_loop
     try:
         leaves = []
         r = len(bf.receiver)  # (a bound method's object comes first, never differentiated)
+        names = bf.program.ir.params
         for k in argnums:
-            values[r + k] = _trace_leaves(values[r + k], tape, leaves)
+            values[r + k] = _trace_leaves(values[r + k], tape, leaves, names[r + k] if r + k < len(names) else f"#{k}")
         result = bf.execute(values, n, tape=tape)
     finally:
         current_tape.reset(token)

@@ -61,9 +61,9 @@ def _trace_leaves(value, tape, leaves, path):
         return t
     if _opaque(value):
         raise TypeError(
-            f"cannot differentiate with respect to argument '{path}', a {type(value).__name__} object: vmapper differentiates "
-            f"floats and float arrays, alone or in tuples, lists, dicts and namedtuples; pass the "
-            f"parameters themselves (a dict of arrays, say) as the differentiated argument")
+            f"cannot differentiate with respect to argument '{path}', a {type(value).__name__} object: "
+            f"vmapper differentiates floats and float arrays, alone or in tuples, lists, dicts and "
+            f"namedtuples; pass the parameters themselves (a dict of arrays, say) as the argument")
     return value
 
 
@@ -132,7 +132,8 @@ def _run_traced(bf, args, kwargs, argnums, kernel_partials=None, checkpoint_loop
         r = len(bf.receiver)  # (a bound method's object comes first, never differentiated)
         names = bf.program.ir.params
         for k in argnums:
-            values[r + k] = _trace_leaves(values[r + k], tape, leaves, names[r + k] if r + k < len(names) else f"#{k}")
+            name = names[r + k] if r + k < len(names) else f"#{k}"
+            values[r + k] = _trace_leaves(values[r + k], tape, leaves, name)
         result = bf.execute(values, n, tape=tape)
     finally:
         current_tape.reset(token)

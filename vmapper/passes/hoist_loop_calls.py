@@ -63,7 +63,8 @@ def _for_header(fn, header, loop, preds, test_op):
 
 def _loop_shape(fn, header, loop, preds):
     """(counter, sequence, its definition to add or None, body entry, preheader, item test) of a
-    frontend ``for`` over a sequence, or of one over child indices (see the module doc), or None.
+    frontend ``for`` over a sequence, or of a ``range`` loop over its indices (``_range_loop_shape``),
+    or None.
     The item test ``(instruction, counter aliases)`` says whether it reads the trip's item."""
     loop_for_seq = _for_header(fn, header, loop, preds, "lt")
     if loop_for_seq is not None:

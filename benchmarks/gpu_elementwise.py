@@ -8,7 +8,7 @@ arrays that live on the device:
                    CUDA kernel per call)
 ``batched``        the per-sample functions of ``elementwise.py`` (``gelu_sample``,
                    ``lstm_sample``) under ``vmapper.batched``: one generated CUDA
-                   kernel per call (forward only: the CuPy backend has no gradients)
+                   kernel per call; forward only, gradients in ``--route``)
 ``cupy``           the same formulas as unfused CuPy operations
 ``torch``          torch eager on CUDA tensors (hand-written backward)
 ``torch.compile``  ``torch.compile`` of the same functions (inductor, Triton)
@@ -31,6 +31,11 @@ Usage::
 
     python benchmarks/gpu_elementwise.py                 # needs CuPy and a CUDA GPU
     python benchmarks/gpu_elementwise.py --peers vmapper,cupy,copy --n 1000000
+
+Then (``--route``) the per-sample route with gradients: ``gelu_sample`` under
+``value_and_grad`` and ``lstm_sample`` under ``vjp`` on CuPy arrays (their
+kernels' dual-number partials, in CUDA kernels, ``kernel_partials`` "store"
+and "recompute"), against the activation kernels and their VJPs called by hand.
 
 Without CuPy or a GPU the script says so and exits with status 0.
 """
@@ -126,7 +131,8 @@ def make_jax(cp):
     return fns
 
 
-PEERS = {"vmapper": make_vmapper, "batched": make_batched, "cupy": array_fns, "torch": lambda cp: _torch_peer(cp, False),
+PEERS = {"vmapper": make_vmapper, "batched": make_batched, "cupy": array_fns,
+         "torch": lambda cp: _torch_peer(cp, False),
          "torch.compile": lambda cp: _torch_peer(cp, True), "jax": make_jax,
          "copy": make_copy, "memcpy": make_memcpy}
 
@@ -174,6 +180,62 @@ def _sample(cp, fn, xs, calls):
     return (time.perf_counter() - t0) / calls
 
 
+def route_callables(cp):
+    """Forward + backward on the device: the activation kernels called by hand, and the
+    per-sample functions under ``value_and_grad``/``vjp`` (dual-number partials in CUDA kernels)."""
+    def by_hand(work):
+        if work == "gelu":
+            return lambda x: (A.gelu(x), A.gelu_vjp(x, cp.ones_like(x)))
+        return lambda i, f, o, u, c, gh, gc: A.lstm_cell(i, f, o, u, c) + A.lstm_cell_vjp(i, f, o, u, c, gh, gc)
+
+    def per_sample(work, policy):
+        if work == "gelu":
+            return vmapper.value_and_grad(vmapper.batched(gelu_sample), kernel_partials=policy)
+        lstm = vmapper.batched(lstm_sample)
+
+        def run(i, f, o, u, c, gh, gc):
+            out, back = vmapper.vjp(lstm, i, f, o, u, c, kernel_partials=policy)
+            return out + back((gh, gc))
+        return run
+    return {"kernels by hand": by_hand, "per-sample (store)": lambda w: per_sample(w, "store"),
+            "per-sample (recompute)": lambda w: per_sample(w, "recompute")}
+
+
+def per_sample_route(cp, args, rng):
+    routes = route_callables(cp)
+    for dtype in [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]:
+        for work, nin in (("gelu", 1), ("lstm", 7)):
+            host = np.random.default_rng(1).normal(0.0, 2.0, (nin, args.n)).astype(dtype)
+            xs = [cp.asarray(h) for h in host]
+            fns = {name: make(work) for name, make in routes.items()}
+            ref = [cp.asarray(r) for r in _flat(fns["kernels by hand"](*xs))]
+            notes, samples = {}, {name: [] for name in fns}
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                got = [cp.asarray(r) for r in _flat(fn(*xs))]
+                _synchronize(cp)
+                notes[name] = f"first call {time.perf_counter() - t0:.2f}s"
+                if not _agree(cp, got, ref, dtype):
+                    notes[name] += "  RESULT MISMATCH"
+            order = list(fns)
+            for _ in range(args.repeats):
+                rng.shuffle(order)
+                for name in order:
+                    samples[name].append(_sample(cp, fns[name], xs, args.calls))
+            times = {k: statistics.median(v) for k, v in samples.items()}
+            base = times["kernels by hand"]
+            print(f"\n== per-sample route on the device: {work} forward+backward  {np.dtype(dtype).name}")
+            print_table([{"route": name, "us": 1e6 * t, "time / by hand": t / base, "note": notes[name]}
+                         for name, t in times.items()])
+
+
+def _flat(r):
+    out = []
+    for x in (r if isinstance(r, (tuple, list)) else (r,)):
+        out.extend(_flat(x) if isinstance(x, (tuple, list)) else [x])
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=10 ** 7, help="elements per array")
@@ -182,6 +244,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
     ap.add_argument("--peers", default=",".join(PEERS), help="subset of: " + ", ".join(PEERS))
     ap.add_argument("--work", default=",".join(ARITY), help="subset of: " + ", ".join(ARITY))
+    ap.add_argument("--route", choices=["yes", "no", "only"], default="yes",
+                    help="also time the per-sample route with gradients (value_and_grad/vjp of the "
+                         "per-sample functions vs the kernels called by hand); 'only': just that")
     args = ap.parse_args(argv)
     cp, why = cupy_with_gpu()
     if cp is None:
@@ -199,7 +264,7 @@ def main(argv=None) -> int:
     dtypes = [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]
     rng = random.Random(0)
     status = 0
-    for dtype in dtypes:
+    for dtype in dtypes if args.route != "only" else []:
         for work in args.work.split(","):
             nin, nout = ARITY[work]
             host = np.random.default_rng(0).normal(0.0, 2.0, (nin, args.n)).astype(dtype)
@@ -241,6 +306,8 @@ def main(argv=None) -> int:
                   f"moved)  vmapper at {frac:.2f} of the device-to-device copy bandwidth")
             print_table(rows)
             del xs, inputs, live
+    if args.route != "no":
+        per_sample_route(cp, args, rng)
     return status
 
 

@@ -35,7 +35,8 @@ from vmapper.testing.cuda_host import compile_host_kernels, fake_cupy, host_comp
 from vmapper.testing.program_generator import compile_program, generate_program, run_per_sample
 
 from .cuda_cases import (BY_ID, CASES, arg_types, assert_bitwise, bool_result, collatz, divide, escape_time,
-                         fma_candidate, floats, ints, lanes_of, mandelbrot, never_ends_for_odd, result_key,
+                         float_divide, fma_candidate, floats, ints, lanes_of, mandelbrot, never_ends_for_odd,
+                         result_key,
                          run_runtime, sums_an_array, tuple_result, assert_within_ulps)
 
 pytestmark = pytest.mark.skipif(host_compiler() is None, reason="no g++ to compile CUDA source on the host")
@@ -329,9 +330,64 @@ def test_what_cannot_run_as_one_cuda_kernel_raises(cp):
         vmapper.batched(collatz)(cp.asarray(np.ones((3, 4), np.int64)))
     with pytest.raises(CupyBackendError, match="complex128"):
         vmapper.batched(collatz)(cp.asarray(np.ones(4, np.complex128)))
-    with pytest.raises(CupyBackendError, match="gradients"):
-        f = vmapper.batched(fma_candidate, in_axes=(0, None, None))
-        vmapper.value_and_grad(f)(cp.asarray(np.ones(3)), 1.0, 2.0)
+    with pytest.raises(CupyBackendError, match="needs CuPy arrays"):
+        f = vmapper.batched(fma_candidate, in_axes=(0, None, None), backend="cupy")
+        vmapper.value_and_grad(f)(np.ones(3), 1.0, 2.0)
+
+
+def newton_cube_root(a, x0):
+    x = x0
+    k = 0
+    while abs(x * x * x - a) > 1e-12 * abs(a) and k < 60:
+        x = x - (x * x * x - a) / (3.0 * x * x)
+        k += 1
+    return x * CUDA_SCALE
+
+
+def gate(x, w):
+    if x > 0.5:
+        return w * np.tanh(x) + x
+    return np.exp(w * x) - 1.0
+
+
+def two_results(x, y):
+    return x * y + 1.0, np.sin(x) / (1.0 + y * y)
+
+
+@pytest.mark.parametrize("policy", ["store", "recompute"])
+def test_cupy_gradients_run_as_cuda_kernels_and_equal_the_numba_backends(cp, policy):
+    rng = np.random.default_rng(3)
+    a, x0 = rng.uniform(0.5, 30.0, 40), rng.uniform(1.0, 4.0, 40)
+    x, y = rng.normal(size=40), rng.normal(size=40)
+
+    def both(fn, args, in_axes=0, argnums=0):
+        on_gpu = vmapper.value_and_grad(vmapper.batched(fn, in_axes=in_axes), argnums, kernel_partials=policy)
+        on_cpu = vmapper.value_and_grad(vmapper.batched(fn, in_axes=in_axes, backend="numba", exact_math=True),
+                                        argnums, kernel_partials=policy)
+        device = [cp.asarray(v) if isinstance(v, np.ndarray) else v for v in args]
+        return on_gpu(*device), on_cpu(*args)
+
+    (v, g), (v_cpu, g_cpu) = both(newton_cube_root, (a, x0), argnums=(0, 1))  # a loop: its trips differ per lane
+    assert isinstance(v, cp.ndarray) and all(isinstance(gi, cp.ndarray) for gi in g)
+    np.testing.assert_allclose(v.get(), v_cpu, rtol=1e-14)
+    for gi, gi_cpu in zip(g, g_cpu):
+        np.testing.assert_allclose(gi.get(), gi_cpu, rtol=1e-12)
+    (v, g), (v_cpu, g_cpu) = both(gate, (x, 0.7), in_axes=(0, None), argnums=(0, 1))  # a shared scalar
+    np.testing.assert_allclose(g[0].get(), g_cpu[0], rtol=1e-14)
+    assert isinstance(g[1], float) and np.isclose(g[1], g_cpu[1], rtol=1e-13)
+    out, back = vmapper.vjp(vmapper.batched(two_results), cp.asarray(x), cp.asarray(y), kernel_partials=policy)
+    grads = back((cp.asarray(y), cp.asarray(x)))
+    out_cpu, back_cpu = vmapper.vjp(vmapper.batched(two_results, backend="numba", exact_math=True), x, y,
+                                    kernel_partials=policy)
+    for gi, gi_cpu in zip(grads, back_cpu((y, x))):
+        np.testing.assert_allclose(gi.get(), gi_cpu, rtol=1e-13)
+
+
+def test_cupy_gradients_raise_lane_errors_as_the_forward_does(cp):
+    vg = vmapper.value_and_grad(vmapper.batched(float_divide))
+    with pytest.raises(LaneError, match="ZeroDivisionError") as info:
+        vg(cp.asarray(np.array([1.0, 2.0, 3.0])), cp.asarray(np.array([1.0, 0.0, 2.0])))
+    assert list(info.value.lanes) == [1]
 
 
 def test_explain_names_the_cupy_backend():

@@ -8,8 +8,8 @@ import numpy as np
 from .. import profiler
 from ..api import BatchedFunction, batched, collector_paused
 from ..errors import BatchError, BatchingError
-from ..runtime.values import Lanes, Traced
-from .kernel_partials import DEFAULT_POLICY, POLICIES
+from ..runtime.values import Lanes, Traced, is_cupy_array
+from .kernel_partials import DEFAULT_POLICY, POLICIES, array_module
 from .sparse import RowSparse
 from .memory import held_bytes, measuring, report
 from .tape import Tape, backward, current_tape
@@ -91,12 +91,15 @@ def _grad_tree(original, bound, grads, in_axis, sparse):
     g = grads.get(bound.node)
     raw = bound.value
     if isinstance(raw, Lanes):
-        g = np.zeros(raw.data.shape, raw.data.dtype) if g is None else np.asarray(g, raw.data.dtype)
-        if not g.flags.writeable:  # the broadcast unit seed itself (f(x) = x): the user's own array
+        xp = array_module(raw.data)  # (a CuPy argument's gradient stays on the device)
+        g = xp.zeros(raw.data.shape, raw.data.dtype) if g is None else xp.asarray(g, raw.data.dtype)
+        if xp is np and not g.flags.writeable:  # the unit seed itself (f(x) = x): the user's own array
             g = g.copy()
         if in_axis not in (0, None):
-            g = np.moveaxis(g, 0, in_axis)
+            g = xp.moveaxis(g, 0, in_axis)
         return g
+    if is_cupy_array(g):  # a shared host scalar's gradient, summed over lanes on the device
+        g = g.get()
     arr = np.asarray(raw)
     if isinstance(g, RowSparse):  # a table the code only gathered rows from
         return g.astype(arr.dtype) if sparse else g.to_dense().astype(arr.dtype)
@@ -188,7 +191,7 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
         with collector_paused():
             values, n, tape, result = _run_traced(bf, args, kwargs, ks, kernel_partials, checkpoint_loops)
             out = bf.finish(result, n)
-            if isinstance(out, tuple) or np.shape(out) != (n,) or np.asarray(out).dtype.kind not in "fc":
+            if isinstance(out, tuple) or np.shape(out) != (n,) or _dtype(out).kind not in "fc":
                 raise BatchError(f"value_and_grad needs a float scalar per sample; {bf.per_sample.__qualname__} "
                                  f"returns {'a tuple' if isinstance(out, tuple) else np.shape(out)[1:] or _kind(out)} "
                                  f"per sample (use vmapper.vjp for other results)")
@@ -196,7 +199,7 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
             if isinstance(result, Traced):
                 # d(sum)/d(value) = 1 on every lane, as a read-only broadcast: no n-element fill,
                 # and a kernel's stored partials are the gradient itself (kernel_partials._group_vjp)
-                seeds[result.node] = np.broadcast_to(np.ones((), np.asarray(out).dtype), (n,))
+                seeds[result.node] = np.broadcast_to(np.ones((), _dtype(out)), (n,))
             grads = _backward_with_stats(tape, seeds, bf, value_and_grad_f)
             del tape, result
             axes = bf.arg_axes(len(args))
@@ -208,6 +211,10 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
     value_and_grad_f.__vmapper_gradient__ = True
     value_and_grad_f.last_stats = None
     return value_and_grad_f
+
+
+def _dtype(out):
+    return out.dtype if hasattr(out, "dtype") else np.asarray(out).dtype
 
 
 def _backward_with_stats(tape, seeds, bf, holder):
@@ -283,9 +290,9 @@ def _seed(result, cot, out_axes, seeds, out, path="cotangents"):
     if np.shape(cot) != np.shape(out):
         raise BatchError(f"{path} has shape {np.shape(cot)}; the output it goes with has shape {np.shape(out)}")
     if isinstance(result, Traced):
-        c = np.asarray(cot)
+        c = cot if is_cupy_array(cot) else np.asarray(cot)
         if out_axes not in (0, None):
-            c = np.moveaxis(c, out_axes, 0)
+            c = array_module(c).moveaxis(c, out_axes, 0)
         # the cotangent itself, not a copy (two 40 MB copies were 18 ms of an LSTM cell's vjp):
         # the backward sweep adds in place only into arrays it allocated itself
         seeds[result.node] = c if result.node not in seeds else seeds[result.node] + c

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime.values import Lanes
+from ..runtime.values import Lanes, is_cupy_array
 from .forward_mode import (NotDifferentiable, contraction_function, jvp_function, result_count,
                            vjp_kernel_function, zero_partials)
 from .reverse_kernel import adjoint_function
@@ -94,14 +94,14 @@ def run_with_partials(tape, program, raw_args, nodes, n, launch):
             if m == 1 and len(keep) == k and _is_unit(cots[0]):
                 # 1 * p == p bit for bit: the stored partials are the gradients
                 return [(p, False) for p in partials]
-            return launch(contraction, _dense(cots) + partials, replace_args=True)
+            return launch(contraction, _dense(cots, values) + partials, replace_args=True)
     else:
         backward_ir = _cached(program, "vjp", wrt, lambda: _backward_function(program.ir, wrt, m, k))
         values = launch(program.ir)
         _cached(program, "jvp", wrt, lambda: jvp_function(program.ir, wrt))  # fail now, not in the backward
 
         def backward(cots):
-            return launch(backward_ir, _dense(cots))
+            return launch(backward_ir, _dense(cots, values))
 
     inputs = [raw_args[i] for i in wrt]
     lanes = tuple(Lanes(value, weak) for value, weak in values)
@@ -139,19 +139,33 @@ def _is_unit(cot):
     return type(cot) is np.ndarray and cot.ndim == 1 and cot.strides == (0,) and cot.size and cot[0] == 1
 
 
-def _dense(cots):
-    return [np.ascontiguousarray(c) for c in cots]
+def array_module(a):
+    """numpy, or CuPy for a CuPy array (the kernels' results live where their kernels ran)."""
+    if is_cupy_array(a):
+        import cupy
+        return cupy
+    return np
+
+
+def _dense(cots, values):
+    """The cotangents as contiguous arrays where the kernel's ``values`` are (the unit seed of
+    ``value_and_grad`` is a host broadcast)."""
+    xp = array_module(values[0][0])
+    return [xp.ones(c.shape, c.dtype) if xp is not np and _is_unit(c) else xp.ascontiguousarray(xp.asarray(c))
+            for c in cots]
 
 
 def _group_vjp(backward, values):
+    xp = array_module(values[0][0])
+
     def vjp(g, out, args, attrs, n):
         cots = []
         for (value, _), gj in zip(values, g):
             if gj is not None and _is_unit(gj) and gj.dtype == value.dtype:
                 cots.append(gj)  # kept a broadcast: the backward may skip the contraction
                 continue
-            cots.append(np.zeros(n, value.dtype) if gj is None else
-                        np.ascontiguousarray(np.broadcast_to(gj, (n,)), dtype=value.dtype))
+            cots.append(xp.zeros(n, value.dtype) if gj is None else
+                        xp.ascontiguousarray(xp.broadcast_to(xp.asarray(gj), (n,)), dtype=value.dtype))
         grads = []
         for (data, _), arg in zip(backward(cots), args):
             dtype = arg.data.dtype if isinstance(arg, Lanes) else np.result_type(arg)

@@ -3,8 +3,9 @@
 A function whose every operation is per-lane scalar work (its ``if``/``while``/
 ``for`` included) and whose arguments are per-lane scalars (or uniform scalars)
 runs as ONE numba kernel in which each lane follows its own control flow --
-no masks, no compaction.  Anything else, and any differentiated run, stays on
-the numpy runtime.  Errors a lane raises in the kernel become the same
+no masks, no compaction; in a differentiated run its dual-number partials go on
+the tape (:mod:`vmapper.autodiff.kernel_partials`).  Anything else stays on the
+numpy runtime.  Errors a lane raises in the kernel become the same
 :class:`LaneError`/:class:`NonTerminationError` the numpy runtime raises.
 
 A call with CuPy lane arrays, or with ``backend="cupy"``, runs as ONE CUDA
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..errors import CupyBackendError, LaneError, NonTerminationError
 from .kernel_globals import kernel_program, with_global_values
-from .values import Lanes, Traced
+from .values import Lanes, Traced, is_cupy_array
 
 _NOT_RUN = object()
 
@@ -88,7 +89,7 @@ def _try_kernel(state, program, args, n, lane_ids):
     if any(t is None for t in typed):
         return _NOT_RUN
     from ..kernels.typing import KernelUnsupported
-    launch = Launcher(state, program, [t[0] for t in typed], [t[1] for t in typed], n, lane_ids)
+    launch = Launcher(state, program, [t[0] for t in typed], [t[1] for t in typed], n, lane_ids, _numba_compiler(state))
     try:
         if nodes is not None and any(nd is not None for nd in nodes):
             from ..autodiff.kernel_partials import NotDifferentiable, run_with_partials
@@ -117,18 +118,16 @@ class Launcher:
     page-fault: measured 5x on a 3M-lane LSTM cell).
     """
 
-    def __init__(self, state, program, types, raw, n, lane_ids):
-        self.stats, self.exact_math, self.max_iters = state.stats, state.exact_math, state.max_iters
+    def __init__(self, state, program, types, raw, n, lane_ids, compile_kernel):
+        self.stats, self.compile_kernel = state.stats, compile_kernel
         self.program, self.types, self.raw, self.n, self.lane_ids = program, types, raw, n, lane_ids
 
     def forget_caller(self):
         self.lane_ids = None
 
     def __call__(self, fn_ir, extra=(), replace_args=False):
-        from ..kernels.codegen import compile_kernel
         lanes = [("lanes", a.dtype, False) for a in extra]
-        kernel = compile_kernel(fn_ir, lanes if replace_args else self.types + lanes,
-                                exact_math=self.exact_math, max_iters=self.max_iters)
+        kernel = self.compile_kernel(fn_ir, lanes if replace_args else self.types + lanes)
         results, err_lane, err_code = kernel(list(extra) if replace_args else self.raw + list(extra), self.n)
         stats = self.stats
         stats.launches += 1
@@ -140,6 +139,18 @@ class Launcher:
         if isinstance(results, tuple):
             return list(zip(results, kernel.result_weak))
         return [(results, bool(kernel.result_weak))]
+
+
+def _numba_compiler(state):
+    from ..kernels.codegen import compile_kernel
+    exact_math, max_iters = state.exact_math, state.max_iters
+    return lambda fn_ir, types: compile_kernel(fn_ir, types, exact_math=exact_math, max_iters=max_iters)
+
+
+def _cuda_compiler(state):
+    from ..kernels.cuda_codegen import compile_cuda_kernel
+    max_iters = state.max_iters
+    return lambda fn_ir, types: compile_cuda_kernel(fn_ir, types, max_iters=max_iters)
 
 
 def _returns_tuple(program):
@@ -165,12 +176,6 @@ def _raise(program, kernel, err_lane, err_code, lane_ids):
 
 
 # ---- the CuPy backend ---------------------------------------------------------------------------
-
-def is_cupy_array(x) -> bool:
-    """True for a CuPy ndarray (recognised by its type, without importing CuPy)."""
-    t = type(x)
-    return t.__module__.partition(".")[0] == "cupy" and hasattr(t, "__cuda_array_interface__")
-
 
 def _on_device(v) -> bool:
     if isinstance(v, Lanes):
@@ -217,10 +222,12 @@ def run_cuda(state, program, args, n, lane_ids):
     CuPy lane arrays go to the kernel as they are; NumPy lane arrays (with
     ``backend="cupy"``) are uploaded.  Results are CuPy arrays when an
     argument was one, NumPy arrays otherwise.  A lane error raises the same
-    ``LaneError``/``NonTerminationError`` as the other backends.  Whatever
-    cannot run as one kernel -- a function that is not elementwise as a
-    whole, a differentiated run, an argument that is not a per-lane or
-    uniform scalar, a type the generator cannot compile exactly -- raises
+    ``LaneError``/``NonTerminationError`` as the other backends.  In a
+    differentiated run the kernel's dual-number partials give the gradients,
+    as on the numba backend, in CUDA kernels.  Whatever cannot run as one
+    kernel -- a function that is not elementwise as a whole, an argument that
+    is not a per-lane or uniform scalar, a type the generator cannot compile
+    exactly, a differentiated run on NumPy arrays -- raises
     :class:`CupyBackendError` naming the reason.
     """
     def refuse(reason):
@@ -229,8 +236,16 @@ def run_cuda(state, program, args, n, lane_ids):
             f"{reason}.  The CuPy backend runs only whole elementwise functions so far (per-lane scalar "
             f"work, control flow included, as one CUDA kernel); pass NumPy arrays to run it on the CPU")
 
+    nodes = None
     if state.tape is not None:
-        refuse("gradients are not supported on CuPy yet (a differentiated run)")
+        from ..autodiff.tape import unwrap
+        pairs = [unwrap(a) for a in args]
+        args, nodes = [p[0] for p in pairs], [p[1] for p in pairs]
+        if any(type(nd) is tuple for nd in nodes):
+            refuse("a differentiated tuple argument")
+        if not any(_on_device(a) for a in args):
+            refuse("a differentiated run needs CuPy arrays as arguments (NumPy arrays with backend='cupy' "
+                   "are not differentiated on the GPU)")
     reason = kernel_reason(program)
     if reason is not None:
         refuse(f"it is not elementwise ({reason})")
@@ -239,6 +254,8 @@ def run_cuda(state, program, args, n, lane_ids):
     args, unbound = with_global_values(program, args)
     if args is None:
         refuse(f"the name '{unbound}' it reads is not defined")
+    if nodes is not None:
+        nodes += [None] * (len(args) - len(nodes))  # (the globals' values: never differentiated)
     specs, raw = [], []
     for name, a in zip(program.ir.params, args):
         t = _cuda_arg(a)
@@ -250,6 +267,8 @@ def run_cuda(state, program, args, n, lane_ids):
     from ..kernels.typing import KernelUnsupported
     try:
         kernel = compile_cuda_kernel(program.ir, specs, max_iters=state.max_iters)
+        if nodes is not None and any(nd is not None for nd in nodes):
+            return _run_cuda_with_partials(state, program, args, nodes, specs, raw, n, lane_ids, refuse)
     except KernelUnsupported as exc:
         refuse(f"the CUDA generator cannot compile it exactly for these types ({exc})")
     results, err_lane, err_code = kernel(raw, n)
@@ -267,3 +286,16 @@ def run_cuda(state, program, args, n, lane_ids):
     if isinstance(results, tuple):
         return tuple(wrap(r, w) for r, w in zip(results, weak))
     return wrap(results, weak)
+
+
+def _run_cuda_with_partials(state, program, args, nodes, specs, raw, n, lane_ids, refuse):
+    """A differentiated call on the CuPy backend: the kernel's dual-number partials, as on the
+    numba backend (:mod:`vmapper.autodiff.kernel_partials`), the kernels CUDA ones."""
+    from ..autodiff.kernel_partials import NotDifferentiable, run_with_partials
+    launch = Launcher(state, program, specs, raw, n, lane_ids, _cuda_compiler(state))
+    try:
+        return run_with_partials(state.tape, program, args, nodes, n, launch)
+    except NotDifferentiable as exc:
+        refuse(f"its derivative cannot run as CUDA kernels ({exc})")
+    finally:
+        launch.forget_caller()

@@ -324,12 +324,20 @@ def truth(v, n: int):
     return bool(v)
 
 
+def is_cupy_array(x) -> bool:
+    """True for a CuPy ndarray (recognised by its type, without importing CuPy)."""
+    t = type(x)
+    return t.__module__.partition(".")[0] == "cupy" and hasattr(t, "__cuda_array_interface__")
+
+
 def to_output(v, n: int):
     """The batched result array (lane axis first) for a per-sample result ``v``."""
     if isinstance(v, Traced):
         v = v.value
     if isinstance(v, Lanes):
         d = v.data
+        if is_cupy_array(d):  # (a differentiated CUDA kernel's result stays on the device)
+            return d
         return np.ascontiguousarray(d) if not d.flags.writeable else d
     if type(v) is tuple:
         return tuple(to_output(x, n) for x in v)

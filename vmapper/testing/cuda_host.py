@@ -182,7 +182,8 @@ def fake_cupy():
     """A module that stands in for ``cupy`` (put it in ``sys.modules["cupy"]``): NumPy arrays
     behind a CuPy-like ``ndarray`` type, and a ``RawKernel`` that compiles with g++ and runs the
     whole grid thread by thread on the host.  Just enough of CuPy for vmapper's CuPy backend,
-    so that its wiring (argument conversion, dispatch, results, errors) is tested without a GPU.
+    so that its wiring (argument conversion, dispatch, results, errors, gradients) is tested without
+    a GPU.
     Its arrays refuse implicit conversion to NumPy, as CuPy's do: a host copy that the backend
     makes by accident fails.
     """
@@ -214,6 +215,24 @@ def fake_cupy():
         def get(self):
             return self._data.copy()
 
+        # arithmetic and conversions stay on the "device", as CuPy's do
+        def astype(self, dtype, copy=True):
+            return ndarray(self._data.astype(dtype, copy=copy))
+
+        def sum(self, axis=None, dtype=None):
+            return ndarray(np.asarray(self._data.sum(axis=axis, dtype=dtype)))
+
+        def _binary(op, reflected=False):
+            def method(self, other):
+                a, b = self._data, unwrap(other)
+                return ndarray(np.asarray(op(b, a) if reflected else op(a, b)))
+            return method
+
+        __add__, __radd__ = _binary(np.add), _binary(np.add, True)
+        __sub__, __rsub__ = _binary(np.subtract), _binary(np.subtract, True)
+        __mul__, __rmul__ = _binary(np.multiply), _binary(np.multiply, True)
+        __truediv__ = _binary(np.true_divide)
+
         def transpose(self, *axes):
             return ndarray(self._data.transpose(*axes))
 
@@ -232,6 +251,10 @@ def fake_cupy():
     mod.empty = lambda shape, dtype=float: ndarray(np.empty(shape, dtype))
     mod.full = lambda shape, value, dtype=None: ndarray(np.full(shape, value, dtype))
     mod.asnumpy = lambda a: unwrap(a).copy()
+    mod.zeros = lambda shape, dtype=float: ndarray(np.zeros(shape, dtype))
+    mod.ones = lambda shape, dtype=float: ndarray(np.ones(shape, dtype))
+    mod.broadcast_to = lambda a, shape: ndarray(np.broadcast_to(unwrap(a), shape))
+    mod.moveaxis = lambda a, source, destination: ndarray(np.moveaxis(unwrap(a), source, destination))
     mod.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDevice=lambda: 0))
 
     class RawKernel:

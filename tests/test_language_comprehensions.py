@@ -41,6 +41,14 @@ def sum_over_a_per_lane_range(x, n):
     return sum(x * i for i in range(n))
 
 
+def sum_of_a_list_over_a_per_lane_range(x, n):
+    return sum([x * i for i in range(n)], 0.25)  # the list itself would differ in length per lane
+
+
+def max_of_a_list_over_a_per_lane_range(x, n):
+    return max([abs(x - i) for i in range(n + 1)]), min([x * i for i in range(n + 1)])
+
+
 def sum_with_start(x):
     return sum((x * i for i in range(3)), 0.5)
 
@@ -102,6 +110,13 @@ def test_comprehensions_over_uniform_ranges_equal_the_per_sample_run_bitwise(fn,
 @pytest.mark.parametrize("n", [1, 7, 200])
 def test_sum_of_a_generator_with_a_per_lane_trip_count_equals_the_per_sample_run(n):
     check_batching(sum_over_a_per_lane_range, (RNG.normal(size=n), RNG.integers(0, 6, size=n)))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_sum_max_and_min_of_a_list_comprehension_of_per_lane_length_are_those_of_its_generator(backend):
+    x, n = RNG.normal(size=60), RNG.integers(0, 6, size=60)
+    check_batching(sum_of_a_list_over_a_per_lane_range, (x, n), backend=backend)
+    check_batching(max_of_a_list_over_a_per_lane_range, (x, n), backend=backend)
 
 
 def test_sum_of_a_generator_over_children_recurses_level_by_level():

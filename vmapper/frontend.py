@@ -21,7 +21,8 @@ import textwrap
 import types
 
 from .errors import UnsupportedSyntaxError
-from .frontend_builtins import builtin_call, enumerate_args, for_header, in_range, range_arguments, range_sequence
+from .frontend_builtins import (as_generator, builtin_call, enumerate_args, for_header, in_range, range_arguments,
+                                range_sequence)
 from .frontend_comprehensions import loops_of
 from .frontend_dicts import rewrite_dicts
 from .frontend_lists import LIST_METHODS, list_locals, updates_list
@@ -612,9 +613,12 @@ class Builder:
         lowered = builtin_call(self, node)  # pow, any, all, reversed (frontend_builtins)
         if lowered is not None:
             return lowered
-        if isinstance(node.func, ast.Name) and node.args and isinstance(node.args[0], ast.GeneratorExp) \
+        if isinstance(node.func, ast.Name) and node.args \
+                and isinstance(node.args[0], (ast.GeneratorExp, ast.ListComp)) \
                 and self.resolve_constant(node.func) is builtins.sum and len(node.args) <= 2 and not node.keywords:
-            return self.comprehension(node.args[0], node.args[1] if len(node.args) == 2 else ast.Constant(0))
+            # sum([...]) adds what sum(...) adds: no list is built (its length may differ per lane)
+            start = node.args[1] if len(node.args) == 2 else ast.Constant(0)
+            return self.comprehension(as_generator(node.args[0]), start)
         if isinstance(node.func, ast.Attribute):
             owner, method = node.func.value, node.func.attr
             if isinstance(owner, ast.Name) and owner.id in self.list_locals and method in _OTHER_LIST_MUTATORS:

@@ -95,7 +95,10 @@ def builtin_call(b, node):
     if fn is builtins.any or fn is builtins.all:
         return _any_all(b, node, fn is builtins.any)
     if (fn is builtins.min or fn is builtins.max) and len(node.args) == 1 \
-            and isinstance(node.args[0], ast.GeneratorExp):
+            and isinstance(node.args[0], (ast.GeneratorExp, ast.ListComp)):
+        if isinstance(node.args[0], ast.ListComp):  # max([...]): the max of what max(...) sees
+            node = copy.copy(node)
+            node.args = [as_generator(node.args[0])]
         return _extreme(b, node, fn is builtins.max)
     if fn is builtins.reversed:
         raise b.error(f"reversed() outside {_REVERSED_OK}", node,
@@ -311,3 +314,10 @@ def enumerate_args(b, call, node):
             raise b.error("zip() with these arguments", node)
         zipped = inner
     return (args[1] if len(args) == 2 else None), zipped
+
+
+def as_generator(node):
+    """The generator expression of a list comprehension (the same element and clauses)."""
+    if isinstance(node, ast.ListComp):
+        return ast.copy_location(ast.GeneratorExp(elt=node.elt, generators=node.generators), node)
+    return node

@@ -9,7 +9,7 @@ from typing import Any
 from vmapper.ir import Branch, Const, Function, Return, Var, is_temp
 
 from .typing_rules import (CONTAINER, F64, KernelUnsupported, ST, TT, arg_type,
-    const_type, is_const_collection, is_number_const, promote)
+    const_type, is_const_collection, is_number_const, literal_type, promote)
 from .typing_ops import infer_op
 @dataclass
 class FunctionTypes:
@@ -33,7 +33,7 @@ def _operand_type(a, env):
             return TT(tuple(const_type(v) for v in a.value))
         if is_const_collection(a.value):
             return CONTAINER
-        return const_type(a.value)
+        return literal_type(a.value)
     return env.get(a.name)
 
 

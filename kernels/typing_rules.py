@@ -25,9 +25,12 @@ F64 = np.dtype(np.float64)
 
 @dataclass(frozen=True)
 class ST:
-    """Scalar type of a per-lane value: its numpy dtype and NEP 50 weakness."""
+    """Scalar type of a per-lane value: its numpy dtype and NEP 50 weakness; ``const``: the
+    value of a literal Python scalar (None otherwise), which decides whether a narrower numpy
+    type holds it where the two meet (:func:`promote`)."""
     dtype: np.dtype
     weak: bool
+    const: object = None
 
     def __post_init__(self):
         object.__setattr__(self, "dtype", np.dtype(self.dtype))
@@ -67,6 +70,25 @@ def const_type(value) -> ST:
     raise KernelUnsupported(f"constant of type {type(value).__name__}")
 
 
+def literal_type(value) -> ST:
+    """``const_type`` of a literal of the program, which remembers a Python scalar's value
+    (NaN aside: it is not equal to itself)."""
+    t = const_type(value)
+    if t.weak and value == value:
+        return ST(t.dtype, True, value)
+    return t
+
+
+def holds_exactly(dtype, value) -> bool:
+    """Whether numpy ``dtype`` holds the Python scalar ``value`` exactly (-200 is no int8,
+    0.1 no float32)."""
+    try:
+        with np.errstate(all="ignore"):
+            return np.dtype(dtype).type(value).item() == value  # (a numpy scalar == value casts value)
+    except (OverflowError, ValueError, TypeError):
+        return False
+
+
 def is_number_const(value) -> bool:
     return type(value) in (bool, int, float) or isinstance(value, (np.bool_, np.integer, np.floating))
 
@@ -98,10 +120,15 @@ def promote(a, b):
     if a.dtype == b.dtype:
         dt = a.dtype
     elif a.weak != b.weak:
-        # values._merge_dtype: as np.where would under NEP 50, a Python scalar merged with
-        # a numpy value takes the numpy value's type where that holds it (0.0 with float32)
+        # values._merge_dtype: a Python scalar merged with a numpy value takes the numpy
+        # value's type where that holds it (0.0 with float32, as np.where would under NEP 50);
+        # a literal it does not hold (-200 with int8, 0.1 with float32) promotes, as an array
+        # of the per-sample results would.  (A weak value computed at run time: NEP 50.)
         strong, weak = (b, a) if a.weak else (a, b)
-        dt = np.result_type(strong.dtype, _WEAK_EXAMPLE[weak.dtype.kind])
+        if weak.const is not None and not holds_exactly(strong.dtype, weak.const):
+            dt = np.result_type(strong.dtype, weak.dtype)
+        else:
+            dt = np.result_type(strong.dtype, _WEAK_EXAMPLE[weak.dtype.kind])
     else:
         dt = np.promote_types(a.dtype, b.dtype)
     return ST(check_dtype(dt), a.weak and b.weak)

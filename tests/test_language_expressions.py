@@ -7,6 +7,7 @@ tolerance is given) and checks that the dtype is the one the per-sample results 
 import math
 
 import numpy as np
+import pytest
 
 import vmapper
 from vmapper.testing import check_batching
@@ -301,6 +302,29 @@ def test_float32_int8_uint8_with_python_scalars_follow_nep50():
     u8 = ints(116, 0, 50, dtype=np.uint8)
     res = check_batching(narrow_dtypes, (x32, a8, u8))
     assert [r.dtype for r in res[4:]] == [np.int8, np.int8, np.int8, np.uint8, np.uint8, np.float32]
+
+
+def narrow_or_a_literal(x32, a8, u8):
+    y = x32 if x32 > 0.25 else 0.1        # 0.1 is no float32: the lanes that take it keep 0.1
+    k = a8 - 1 if a8 > 10 else -200        # -200 is no int8
+    m = u8 if u8 > 3 else -1               # -1 is no uint8
+    return y, k, m, max(x32, 0.1), min(a8, 300) if a8 > 0 else 300
+
+
+def narrow_or_a_literal_it_holds(x32):
+    return x32 if x32 > 0 else 0.0         # 0.0 is a float32: float32 it stays
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_python_literal_that_a_narrow_type_cannot_hold_promotes_where_lanes_meet(backend):
+    x32 = floats(117, -1, 1, dtype=np.float32)
+    a8 = ints(118, -60, 60, dtype=np.int8)
+    u8 = ints(119, 0, 9, dtype=np.uint8)
+    res = check_batching(narrow_or_a_literal, (x32, a8, u8), backend=backend)
+    assert [r.dtype for r in res] == [np.float64, np.int64, np.int64, np.float64, np.int64]
+    assert res[0][x32 <= 0.25][0] == 0.1 and -200 in res[1]
+    z = vmapper.batched(narrow_or_a_literal_it_holds, backend=backend)(x32)
+    assert z.dtype == np.float32 and np.array_equal(z, np.where(x32 > 0, x32, 0))
 
 
 def bool_ops(a, b):

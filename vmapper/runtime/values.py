@@ -272,21 +272,35 @@ def _lane_select():
 def _merge_dtype(a: Lanes, b: Lanes):
     """The dtype of a variable whose lanes hold values of two types.
 
-    As ``np.where(c, a, b)`` would under NEP 50: a Python scalar merged with a
-    numpy value takes the numpy value's type where that holds it
-    (``0.0`` with float32 gives float32); otherwise types promote.
+    A Python scalar merged with a numpy value takes the numpy value's type where
+    that holds its values exactly (``0.0`` with float32 gives float32, as
+    ``np.where(c, a, b)`` would under NEP 50); otherwise, ``-200`` with int8 or
+    ``0.1`` with float32, types promote as an array of the per-sample results
+    would (int64, float64).  Numpy values of two types promote.
     """
     if a.data.dtype == b.data.dtype:
         return a.data.dtype
     try:
         if a.weak != b.weak:
             strong, weak = (b, a) if a.weak else (a, b)
-            return np.result_type(strong.data.dtype, _WEAK_EXAMPLE[weak.data.dtype.kind])
+            dt = np.result_type(strong.data.dtype, _WEAK_EXAMPLE[weak.data.dtype.kind])
+            if dt != weak.data.dtype and not _holds_all(dt, weak.data):
+                dt = np.result_type(strong.data.dtype, weak.data.dtype)
+            return dt
         return np.promote_types(a.data.dtype, b.data.dtype)
     except (TypeError, KeyError):  # (no common type: a string and a number)
         kinds = [_KIND_NAMES.get(v.data.dtype.kind, v.data.dtype.name) for v in (a, b)]
         a_or_an = ["an" if k[0] in "aeiou" else "a" for k in kinds]
         raise TypeError(f"{a_or_an[0]} {kinds[0]} on some lanes and {a_or_an[1]} {kinds[1]} on others") from None
+
+
+def _holds_all(dtype, data) -> bool:
+    """Whether ``dtype`` holds every value of ``data`` exactly (NaN holds NaN)."""
+    if data.ndim and data.strides[0] == 0:  # a scalar broadcast over the lanes
+        data = data[:1]
+    with np.errstate(all="ignore"):
+        back = data.astype(dtype).astype(data.dtype)
+    return bool(np.array_equal(back, data, equal_nan=data.dtype.kind in "fc"))
 
 
 _KIND_NAMES = {"U": "str", "S": "bytes", "b": "bool", "i": "int", "u": "int", "f": "float", "c": "complex"}

@@ -81,6 +81,11 @@ def _transfer(fn, b, env_in, plans, stop_at, final):
             else:
                 env[ins.target] = plan.result
         if plan is not None and plan.kind == "range_type_error":
+            a = ins.args[plan.extra["index"]]
+            if isinstance(a, Var) and a.name in _assigned(fn):
+                # typed float by a join (an int on some paths, a float on others, one type for
+                # all), its lanes may hold ints: the runtime knows which lanes fail
+                raise KernelUnsupported(f"line {ins.line}: range() of a variable typed float")
             stop_at[b] = (k, None)
             return None
     stop_at.pop(b, None)
@@ -103,6 +108,15 @@ def _join_env(a, b):
     for k, v in b.items():
         out[k] = promote(out.get(k), v)
     return out
+
+
+def _assigned(fn):
+    """The variables some instruction of ``fn`` assigns (cached on it)."""
+    hit = fn.annotations.get("assigned")
+    if hit is None:
+        hit = fn.annotations["assigned"] = frozenset(
+            i.target for blk in fn.blocks.values() for i in blk.instrs if i.target is not None)
+    return hit
 
 
 def infer_function(fn: Function, arg_types) -> FunctionTypes:

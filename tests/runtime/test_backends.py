@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import vmapper
+from vmapper.testing import check_batching
 from vmapper.testing.program_generator import compile_program, generate_program
 from vmapper.testing.programs import collatz_steps as collatz, escape_time as escape
 
@@ -123,3 +124,17 @@ def test_argument_types_a_kernel_cannot_take_fall_back_to_the_numpy_runtime():
 
 def lambda_free_half(x):
     return x * 2
+
+
+def range_after_a_float_branch_no_lane_takes(n, flag):
+    if flag > 100:   # no lane takes it, yet a kernel types n float on every path
+        n = n / 2
+    r = 0
+    for i in range(n):
+        r += i
+    return r
+
+
+def test_range_of_a_variable_a_kernel_types_float_runs_on_the_lanes_that_hold_ints():
+    n, flag = np.array([3, 4, 5]), np.zeros(3, np.int64)
+    check_batching(range_after_a_float_branch_no_lane_takes, (n, flag), backend="numba")

@@ -295,3 +295,34 @@ def test_calls_in_a_loop_over_reversed_children_hoist(backend):
     f = vmapper.batched(horner_over_reversed_children, backend=backend)
     f(forest.roots)
     assert f.last_stats["calls"] <= int(forest.depth.max())
+
+
+def halvings_of_the_first_child(node):
+    if node.is_leaf:
+        x, n = node.value, 0
+        while x > 1.0:  # never ends for x == inf
+            x = x / 2.0
+            n += 1
+        return n
+    for c in node.children:
+        r = halvings_of_the_first_child(c)
+        if r >= 0:
+            return r  # per sample only the first child is ever visited
+    return -1
+
+
+def any_child_halves(node):
+    if node.is_leaf:
+        x, n = node.value, 0
+        while x > 1.0:
+            x = x / 2.0
+            n += 1
+        return n > 0
+    return any(any_child_halves(c) for c in node.children)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_child_loop_that_can_end_early_calls_only_the_children_it_visits(backend):
+    forest = vmapper.Forest.from_nested([(8.0, float("inf")), (2.0, float("inf"), 3.0)])
+    for fn in (halvings_of_the_first_child, any_child_halves):
+        check_batching(vmapper.batched(fn, backend=backend, max_iters=10_000), (forest.roots,), backend=backend)

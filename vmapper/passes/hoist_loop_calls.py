@@ -17,7 +17,9 @@ same loop over ``node.children`` and hoists the same way, as does
 ``for c in reversed(node.children)``.
 
 Guarantees: the callee runs on exactly the (lane, item) pairs the loop would
-call it on -- every item of the sequence, since every trip reaches the call --
+call it on -- every item of the sequence, since every trip reaches the call and
+the loop leaves only from its header (no ``break``, ``return`` or ``raise``
+inside: a lane that leaves early never calls its later items) --
 with the same arguments; each trip sees the result of its own item.  Only the
 order of calls changes, which per-sample code cannot observe (calls have no
 side effects a caller can see).
@@ -124,6 +126,8 @@ def _range_loop_shape(fn, header, loop, preds):
 
 
 def _hoist(fn, header, loop, preds):
+    if any(src != header for src, _ in loop.exits):
+        return  # a break, return or raise may end the loop early: later items are never called
     shape = _loop_shape(fn, header, loop, preds)
     if shape is None:
         return

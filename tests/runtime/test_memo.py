@@ -245,3 +245,19 @@ def test_a_memo_function_called_on_the_roots_sweeps_the_heights_once_for_both_ch
     # the left and right children's lookups evaluate their missing nodes in one sweep together
     assert direct.last_stats["calls"] <= through.last_stats["calls"]
     assert direct.last_stats["memo_evaluated"] == forest.num_nodes - len(forest)
+
+
+@vmapper.batched
+def a_memo_function_at_two_call_sites(v):
+    a = paths_to_a_leaf(v)
+    if v.is_leaf:
+        return a
+    return a + paths_to_a_leaf(v.child(0))  # every node here was evaluated by the first call
+
+
+def test_two_call_sites_of_a_memo_function_share_the_calls_tables():
+    forest = vmapper.Forest.from_nested([((1, 2), (3, (4, 5))), (6, 7), 8])
+    f = a_memo_function_at_two_call_sites
+    check_batching(f, (forest.roots,))
+    f(forest.roots)
+    assert f.last_stats["memo_evaluated"] == forest.num_nodes  # each node once, the roots too

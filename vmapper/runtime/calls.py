@@ -145,9 +145,10 @@ def run_callee(state, program, callee, args, m, lane_ids):
 
 @contextlib.contextmanager
 def _dag_mode(state):
-    """DAG mode for one call of a ``memo=True`` function from code that is not in it: its
-    memo tables last for the call (and the calls it makes use them too)."""
-    state.memo = {}
+    """DAG mode for one call of a ``memo=True`` function from code that is not in it (and for
+    the calls it makes): its memo tables are those of the whole batched call, so that another
+    call site finds the nodes an earlier one evaluated."""
+    state.memo = state.memo_tables
     try:
         yield
     finally:

@@ -89,8 +89,10 @@ class ExecState:
         self.backend = backend
         self.exact_math = exact_math
         # DAG mode: callee -> (sorted node ids, their results), so that a node shared
-        # by several parents is evaluated once per call.
-        self.memo = {} if memo else None
+        # by several parents is evaluated once per call.  ``memo_tables``: the tables of the
+        # whole call, which a memo function's calls from plain code share (calls._dag_mode).
+        self.memo_tables = {}
+        self.memo = self.memo_tables if memo else None
         self.tape = tape  # a vmapper.autodiff Tape while differentiating, else None
         self.stats = Stats(batch_size)
         # id -> (shared matrix, its transpose made contiguous) for matmuls with per-lane

@@ -326,3 +326,17 @@ def test_a_child_loop_that_can_end_early_calls_only_the_children_it_visits(backe
     forest = vmapper.Forest.from_nested([(8.0, float("inf")), (2.0, float("inf"), 3.0)])
     for fn in (halvings_of_the_first_child, any_child_halves):
         check_batching(vmapper.batched(fn, backend=backend, max_iters=10_000), (forest.roots,), backend=backend)
+
+
+def halves_sum(a):
+    n = len(a)
+    if n <= 1:
+        return a.sum()
+    mid = n // 2
+    return halves_sum(a[:mid]) + halves_sum(a[mid:])  # halves of other shapes when n is odd
+
+
+@pytest.mark.parametrize("length", [3, 7, 8])
+def test_sibling_calls_on_halves_of_other_shapes_run_as_separate_calls(length):
+    x = np.random.default_rng(length).normal(size=(6, length))
+    check_batching(halves_sum, (x,), exact=False, rtol=1e-12)

@@ -53,11 +53,15 @@ def call_function(ctx, callee, arg_groups, memo=False):
     else:
         try:
             args = [concat_sized([g[p] for g in arg_groups], [m] * k) for p in range(len(arg_groups[0]))]
-        except TypeError as exc:
-            raise ctx.unsupported(f"merged calls to {callee.__name__} with {exc}") from None
-        ids = frame.lane_ids() if idx is None else frame.lane_ids()[idx]
-        result = run_callee(state, program, callee, args, m * k, np.concatenate([ids] * k))
-        parts = [gather(result, slice(j * m, (j + 1) * m)) for j in range(k)]
+        except TypeError:
+            args = None  # the call sites pass values of other shapes or kinds (msum(a[:mid]), msum(a[mid:]))
+        if args is None:
+            state.stats.calls += k - 1
+            parts = [run_callee(state, program, callee, g, m, (frame, idx)) for g in arg_groups]
+        else:
+            ids = frame.lane_ids() if idx is None else frame.lane_ids()[idx]
+            result = run_callee(state, program, callee, args, m * k, np.concatenate([ids] * k))
+            parts = [gather(result, slice(j * m, (j + 1) * m)) for j in range(k)]
     if idx is not None:
         parts = [None if r is None else scatter_into(blank_like(r, frame.n), r, idx, frame.n) for r in parts]
     return parts

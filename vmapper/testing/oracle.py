@@ -59,7 +59,8 @@ def _compare(ref, got, exact, rtol, atol, where):
         same = (ref_arr == got_arr) | (np.isnan(ref_arr) & np.isnan(got_arr)
                                         if ref_arr.dtype.kind in "fc" else False)
         if ref_arr.dtype.kind == "f" and got_arr.dtype.kind == "f":
-            same &= np.signbit(ref_arr) == np.signbit(got_arr)
+            # the sign of zero counts; a NaN's sign bit is payload, as IEEE 754 leaves it
+            same &= (np.signbit(ref_arr) == np.signbit(got_arr)) | (np.isnan(ref_arr) & np.isnan(got_arr))
     else:
         same = np.isclose(got_arr, ref_arr, rtol=rtol, atol=atol, equal_nan=True)
     if not np.all(same):

@@ -49,6 +49,10 @@ def max_of_a_list_over_a_per_lane_range(x, n):
     return max([abs(x - i) for i in range(n + 1)]), min([x * i for i in range(n + 1)])
 
 
+def length_of_filtered_lists(x, n):
+    return len([v for v in x if v > 0.5]) + 10 * len([i * v for i in range(n) for v in x[:2] if i != 1])
+
+
 def sum_with_start(x):
     return sum((x * i for i in range(3)), 0.5)
 
@@ -117,6 +121,12 @@ def test_sum_max_and_min_of_a_list_comprehension_of_per_lane_length_are_those_of
     x, n = RNG.normal(size=60), RNG.integers(0, 6, size=60)
     check_batching(sum_of_a_list_over_a_per_lane_range, (x, n), backend=backend)
     check_batching(max_of_a_list_over_a_per_lane_range, (x, n), backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_the_len_of_a_filtered_list_comprehension_is_counted_without_building_the_list(backend):
+    x, n = RNG.normal(size=(50, 4)), RNG.integers(0, 5, size=50)
+    check_batching(length_of_filtered_lists, (x, n), backend=backend)
 
 
 def test_sum_of_a_generator_over_children_recurses_level_by_level():

@@ -92,6 +92,8 @@ def builtin_call(b, node):
     fn = static_value(b, node.func)
     if fn is builtins.pow:
         return _pow(b, node)
+    if fn is builtins.len and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.ListComp):
+        return _length_of_a_comprehension(b, node.args[0])
     if fn is builtins.any or fn is builtins.all:
         return _any_all(b, node, fn is builtins.any)
     if (fn is builtins.min or fn is builtins.max) and len(node.args) == 1 \
@@ -115,6 +117,15 @@ def builtin_call(b, node):
         new.args = [_reversed_sequence(b, node.args[0]), *node.args[1:]]
         return b.expr_Call(new)
     return None
+
+
+def _length_of_a_comprehension(b, comp):
+    """``len([e for t in it if c])``: ``sum((e, 1)[1] for t in it if c)``, each element still
+    evaluated (its errors are the list's), no list built (its length may differ per lane)."""
+    one = ast.Subscript(value=ast.Tuple(elts=[comp.elt, ast.Constant(1)], ctx=ast.Load()),
+                        slice=ast.Constant(1), ctx=ast.Load())
+    gen = ast.GeneratorExp(elt=ast.copy_location(one, comp.elt), generators=comp.generators)
+    return b.comprehension(ast.copy_location(gen, comp), ast.Constant(0))
 
 
 def _pow(b, node):

@@ -257,6 +257,13 @@ def weighted_by_child_index(node, d):
     return t
 
 
+def weighted_by_index_into_children(node, d):
+    t = d * node.value
+    for i in range(len(node.children)):
+        t = t + (i + 1) * weighted_by_index_into_children(node.children[i], d + 1)
+    return t
+
+
 def child_index_walk_that_rebinds_its_node(node):
     t = 1
     same = node
@@ -274,6 +281,10 @@ def test_calls_in_a_loop_over_child_indices_hoist_like_a_loop_over_children(back
     f = vmapper.batched(weighted_by_child_index, backend=backend)
     f(forest.roots, np.arange(40))
     assert f.last_stats["calls"] <= levels  # one per level below the roots, not one per child
+    check_batching(weighted_by_index_into_children, (forest.roots, np.arange(40)), backend=backend)
+    h = vmapper.batched(weighted_by_index_into_children, backend=backend)
+    h(forest.roots, np.arange(40))
+    assert h.last_stats["calls"] <= levels
     g = vmapper.batched(child_index_walk_that_rebinds_its_node, backend=backend)
     check_batching(g, (forest.roots,), backend=backend)
     from vmapper.testing import check_grads

@@ -12,8 +12,9 @@ n-ary trees then walks in as many call levels as it is deep.  A method call
 through the function's ``self`` (or ``cls``), ``self.f(c)``, is hoisted the
 same way (``map_method``): one call of ``f`` over all items when it is a user
 function, else the method itself over all items at once.  A loop over child
-indices, ``for i in range(node.num_children): ... f(node.child(i))``, is the
-same loop over ``node.children`` and hoists the same way, as does
+indices, ``for i in range(node.num_children): ... f(node.child(i))`` (or
+``range(len(node.children))`` and ``node.children[i]``), is the same loop over
+``node.children`` and hoists the same way, as does
 ``for c in reversed(node.children)``.
 
 Guarantees: the callee runs on exactly the (lane, item) pairs the loop would
@@ -81,7 +82,8 @@ def _loop_shape(fn, header, loop, preds):
 
 def _range_loop_shape(fn, header, loop, preds):
     """The shape of a ``range`` loop over the indices of a sequence, each index once:
-    ``for i in range(node.num_children)`` whose items are ``node.child(i)`` (the sequence is
+    ``for i in range(node.num_children)`` (or ``range(len(node.children))``) whose items are
+    ``node.child(i)`` or ``node.children[i]`` (the sequence is
     ``node.children``, read before the loop: ``node`` is the value whose ``num_children`` the
     range took, as neither the loop nor the rest of the preheader assigns it), or the frontend's
     ``for t in reversed(s)``, ``for j in range(len(s) - 1, -1, -1): t = s[j]``."""
@@ -103,16 +105,20 @@ def _range_loop_shape(fn, header, loop, preds):
     body = fn.blocks[header].term.if_true
     if (start.args, step_def.args) == ((Const(0),), (Const(1),)) and stop_def.op == "copy":
         at, count = definition(stop_def.args[0])
-        if count.op != "getattr" or count.attrs.get("name") != "num_children" or not isinstance(count.args[0], Var):
+        if count.op == "len":  # range(len(node.children))
+            at, count = definition(count.args[0])
+            if count.attrs.get("name") != "children":
+                return None
+        elif count.attrs.get("name") != "num_children":
+            return None
+        if count.op != "getattr" or not isinstance(count.args[0], Var):
             return None
         node = count.args[0]
         if node.name in assigned_in_loop or any(i.target == node.name for i in pre.instrs[at + 1:]):
             return None
         seq = f"$for{k}_seq0"
         return (counter, seq, Instr("getattr", seq, (node,), {"name": "children"}, count.line), body, pre,
-                lambda ins, counters: ins.op == "method" and ins.attrs.get("name") == "child"
-                and not ins.attrs.get("kw") and len(ins.args) == 2 and ins.args[0] == node
-                and isinstance(ins.args[1], Var) and ins.args[1].name in counters)
+                _child_item_test(node))
     if (stop_def.args, step_def.args) == ((Const(-1),), (Const(-1),)) and start.op == "copy":
         last = definition(start.args[0])[1]
         length = definition(last.args[0])[1] if last.op == "sub" and last.args[1:] == (Const(1),) else _NO_DEFINITION
@@ -123,6 +129,24 @@ def _range_loop_shape(fn, header, loop, preds):
                 lambda ins, counters: ins.op == "getitem" and len(ins.args) == 2 and ins.args[0] == Var(seq)
                 and isinstance(ins.args[1], Var) and ins.args[1].name in counters)
     return None
+
+
+def _child_item_test(node):
+    """The item test of a loop over ``node``'s child indices: ``node.child(i)``, or
+    ``node.children[i]`` (a read of ``node.children`` in the body, then its item ``i``)."""
+    children = set()
+
+    def is_item(ins, counters):
+        if ins.op == "getattr" and ins.attrs.get("name") == "children" and ins.args == (node,):
+            children.add(ins.target)
+            return False
+        index = ins.args[-1] if len(ins.args) == 2 else None
+        if not (isinstance(index, Var) and index.name in counters):
+            return False
+        if ins.op == "method":
+            return ins.attrs.get("name") == "child" and not ins.attrs.get("kw") and ins.args[0] == node
+        return ins.op == "getitem" and isinstance(ins.args[0], Var) and ins.args[0].name in children
+    return is_item
 
 
 def _hoist(fn, header, loop, preds):

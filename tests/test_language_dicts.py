@@ -213,3 +213,15 @@ def test_a_shared_dict_is_looked_up_with_a_key_per_lane():
     with pytest.raises(vmapper.LaneError) as info:
         vmapper.batched(looks_up_a_shared_dict, in_axes=(0, None))(np.array([0, 3]), table)
     assert info.value.python_error is KeyError and np.asarray(info.value.lanes).tolist() == [1]
+
+
+def looks_up_a_shared_dict_if_it_holds_the_key(k, table):
+    if k in table:
+        return table[k] * 2.0
+    return -1.0 if k not in table else 0.0
+
+
+def test_in_on_a_shared_dict_with_a_key_per_lane_tests_its_keys():
+    table = {1: 0.5, 3: 1.5, 7: -2.0}
+    check_batching(looks_up_a_shared_dict_if_it_holds_the_key, (np.arange(10), table), in_axes=(0, None))
+    check_batching(looks_up_a_shared_dict_if_it_holds_the_key, (np.arange(10) * 0.5, table), in_axes=(0, None))

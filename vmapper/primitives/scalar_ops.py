@@ -335,7 +335,8 @@ def _is_not(ctx, args, attrs):
 
 @register("contains", scalar=operator.contains)
 def _contains(ctx, args, attrs):
-    """``item in container``: a shared collection, or a per-sample array (any element equal)."""
+    """``item in container``: a shared collection (a dict: its keys), or a per-sample array (any
+    element equal)."""
     container, item = args
     if not isinstance(container, Lanes) and not isinstance(item, Lanes):
         return ctx.uniform(operator.contains, container, item)
@@ -344,6 +345,8 @@ def _contains(ctx, args, attrs):
             raise ctx.type_error(f"argument of type '{container.data.dtype.name}' is not iterable")
         eq = ufunc_apply(ctx, np.equal, [container, _expand_item(item)])
         return Lanes(eq.data.reshape(ctx.n, -1).any(axis=1), True)
+    if isinstance(container, dict):  # a shared dict: is the lane's key among its keys
+        container = tuple(container)
     if isinstance(container, (tuple, list, set, frozenset, range)) or hasattr(container, "__len__") \
             and not isinstance(container, (dict, str, np.ndarray)):
         out = np.zeros(ctx.n, dtype=bool)

@@ -67,6 +67,29 @@ def test_two_dimensional_gather_from_a_broadcast_table():
     check_batching(gather_table_2d, (ints(40, -4, 4), ints(41, -6, 6), table), in_axes=(0, 0, None))
 
 
+def bag_of_rows(ids, p):
+    return np.sum(np.tanh(p["W"] @ np.mean(p["emb"][ids], axis=0)))
+
+
+def rows_of_a_per_sample_array(X, ids):
+    return np.sum(X[ids].sum(axis=0) * X[ids][0])
+
+
+def test_indexing_by_an_integer_array_per_sample_gathers_rows_with_gradients():
+    g = np.random.default_rng(42)
+    ids = g.integers(-7, 7, (N, 4))
+    p = {"emb": g.normal(size=(7, 3)), "W": g.normal(size=(2, 3))}
+    check_batching(bag_of_rows, (ids, p), in_axes=(0, None), exact=False, rtol=1e-12)
+    bf = vmapper.batched(bag_of_rows, in_axes=(0, None))
+    assert type(vmapper.grad(bf, 1)(ids, p)["emb"]).__name__ == "RowSparse"  # rows of a table, as for one id
+    check_grads(bf, (ids, p), argnums=1)
+    X = g.normal(size=(N, 5, 3))
+    check_batching(rows_of_a_per_sample_array, (X, ids % 5), exact=False, rtol=1e-12)
+    check_grads(vmapper.batched(rows_of_a_per_sample_array), (X, ids % 5), argnums=0)
+    with pytest.raises(vmapper.LaneError, match="IndexError"):
+        vmapper.batched(rows_of_a_per_sample_array)(X, ids % 5 + 1)
+
+
 def gather_tuple(i):
     return (10, 20, 30, 40)[i]
 

@@ -38,6 +38,8 @@ def _getitem_vjp(g, out, args, attrs, n):
     if len(args) == 2:
         base, k = args
         tk = type(k)
+        if tk is Lanes and k.data.ndim == 2 and k.data.dtype.kind in "iu":  # table[ids]: np.take's rows
+            return _rows_by_index_arrays_vjp(g, out, base, k, n)
         if type(base) is Lanes:
             if tk is slice:  # a slice of per-lane arrays (a gate)
                 return [Placed(base.data.shape, (_ALL, k), g if type(g) is np.ndarray else np.asarray(g)), None]
@@ -93,6 +95,20 @@ def _getitem_vjp(g, out, args, attrs, n):
 
 
 _ALL = slice(None)
+
+
+def _rows_by_index_arrays_vjp(g, out, base, ids, n):
+    """``base[ids]`` with an integer array per lane (the forward ran ``np.take(base, ids,
+    axis=0)``): a shared table's gradient is row-sparse, as for one row per lane."""
+    if type(base) is np.ndarray and base.ndim >= 1:
+        size = base.shape[0]
+        d = ids.data
+        d = np.where(d < 0, d + size, d)
+        d = np.where((d >= 0) & (d < size), d, 0)  # (out of range only on inactive lanes, where g is 0)
+        rows = np.asarray(g).reshape((-1,) + base.shape[1:])
+        return [RowSparse(d.reshape(-1), rows, base.shape), None]
+    from .misc_rules import _take_vjp
+    return _take_vjp(g, out, (base, ids, 0), {}, n)[:2]
 
 defvjp("getitem", _getitem_vjp)
 

@@ -127,6 +127,9 @@ def _getitem(ctx, args, attrs):
     if isinstance(base, dict) and len(ix) == 1:  # a shared dict, a key per lane (KeyError where missing)
         where = ctx.call_primitive("key_index", (tuple(base), ix[0], False))
         return _choose(ctx, tuple(base.values()), [where])
+    if len(ix) == 1 and isinstance(ix[0], Lanes) and ix[0].data.ndim == 2 and ix[0].data.dtype.kind in "iu":
+        # an integer array per lane (table[ids]: rows of a table): np.take along the first axis
+        return ctx.call_primitive("np.take", (base, ix[0], 0), {})
     if not isinstance(base, Lanes):
         arr = np.asarray(base)
         if arr.dtype == object or arr.ndim == 0:

@@ -366,3 +366,23 @@ def test_a_list_mutator_other_than_append_and_extend_on_a_local_list_is_named():
     with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"'t\.insert\(\)' on a local list") as info:
         vmapper.batched(inserts_into_a_local_list)(np.arange(3.0))
     assert info.value.line == line_of(inserts_into_a_local_list, "marker-insert")
+
+
+def appends_on_every_arm(x):
+    out = []
+    for v in x:
+        if v > 0.5:
+            out.append(v * 2.0)
+        elif v < -0.5:
+            out.append(-v)
+        else:
+            w = v + 1.0
+            out.append(w * w)
+    return sum(out) + out[0] * out[-1]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_an_append_that_ends_every_arm_of_an_if_grows_the_list_on_every_lane(backend):
+    x = np.random.default_rng(8).normal(size=(40, 5))
+    check_batching(appends_on_every_arm, (x,), backend=backend)
+    check_grads(vmapper.batched(appends_on_every_arm, backend=backend), (x,))

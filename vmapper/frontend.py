@@ -25,7 +25,7 @@ from .frontend_builtins import (as_generator, builtin_call, enumerate_args, for_
                                 range_sequence)
 from .frontend_comprehensions import loops_of
 from .frontend_dicts import rewrite_dicts
-from .frontend_lists import LIST_METHODS, list_locals, updates_list
+from .frontend_lists import LIST_METHODS, join_branch_appends, list_locals, updates_list
 from .ir import Block, Branch, Const, Function, Instr, Jump, Raise, Return, SourceInfo, Var
 from . import primitives
 
@@ -109,6 +109,7 @@ class Builder:
             raise self.error("async function", self.fdef)
         # (before the locals are read: a record dict is rewritten into a local list)
         self.dict_locals = rewrite_dicts(self.fdef, self.error)
+        join_branch_appends(self.fdef)
         self.locals = local_names(self.fdef)
         self.list_locals = list_locals(self.fdef)
         # variables that always hold a list of this function: reading an item of one, or a

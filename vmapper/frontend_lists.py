@@ -56,3 +56,48 @@ def updates_list(loop, name) -> bool:
                 and node.value.id == name:
             return True
     return False
+
+
+def join_branch_appends(fdef: ast.FunctionDef) -> None:
+    """Rewrite (in place) ``if c: ...; r.append(a)`` / ``else: ...; r.append(b)``, both arms
+    ending with an append to the same list, as ``if c: ...; t = a`` / ``else: ...; t = b`` then
+    ``r.append(t)`` after the ``if``: the same values in the same order, and the list grows on
+    every lane at once (an append on one arm alone leaves lists of two lengths until the arms
+    join, which vmapper's lists cannot hold).  ``elif`` chains join from the inside out."""
+    _JoinAppends().visit(fdef)
+    ast.fix_missing_locations(fdef)
+
+
+class _JoinAppends(ast.NodeTransformer):
+    def __init__(self):
+        self.count = 0
+
+    def visit_If(self, node):
+        self.generic_visit(node)
+        ends = [_final_append(arm) for arm in (node.body, node.orelse)]
+        if None in ends or ends[0][0] != ends[1][0]:
+            return node
+        self.count += 1
+        tmp = f"_vm_appended{self.count}"
+        for arm, (_, value) in zip((node.body, node.orelse), ends):
+            arm[-1] = ast.copy_location(ast.Assign(targets=[ast.Name(id=tmp, ctx=ast.Store())], value=value),
+                                        arm[-1])
+        call = ast.Call(func=ast.Attribute(value=ast.Name(id=ends[0][0], ctx=ast.Load()), attr="append",
+                                           ctx=ast.Load()),
+                        args=[ast.Name(id=tmp, ctx=ast.Load())], keywords=[])
+        return [node, ast.copy_location(ast.Expr(value=call), node)]
+
+
+def _final_append(stmts):
+    """``(list name, appended expression)`` when ``stmts`` ends with ``name.append(expr)``."""
+    if not stmts:
+        return None
+    last = stmts[-1]  # (an inner if already rewritten: its append follows it in ``stmts``)
+    if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)):
+        return None
+    call = last.value
+    f = call.func
+    if isinstance(f, ast.Attribute) and f.attr == "append" and isinstance(f.value, ast.Name) \
+            and len(call.args) == 1 and not call.keywords and not isinstance(call.args[0], ast.Starred):
+        return f.value.id, call.args[0]
+    return None

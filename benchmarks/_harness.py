@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-__all__ = ["median_time", "print_table", "cupy_with_gpu"]
+__all__ = ["median_time", "round_robin_medians", "print_table", "cupy_with_gpu"]
 
 
 @dataclass
@@ -53,6 +53,18 @@ def median_time(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> flo
             if gc_was_enabled:
                 gc.enable()
     return statistics.median(times)
+
+
+def round_robin_medians(names, repeats, rng, sample) -> dict:
+    """``{name: median of sample(name)}`` over ``repeats`` rounds, each round one sample of
+    every name in a shuffled order (``rng.shuffle``), so that a change in the machine's load
+    hits every peer alike."""
+    order, samples = list(names), {name: [] for name in names}
+    for _ in range(repeats):
+        rng.shuffle(order)
+        for name in order:
+            samples[name].append(sample(name))
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def print_table(rows: Sequence[Mapping[str, Any]]) -> None:

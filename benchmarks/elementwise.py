@@ -49,17 +49,16 @@ import argparse
 import math
 import os
 import random
-import statistics
 import sys
 import time
 
 import numpy as np
 
 try:
-    from ._harness import median_time, print_table
+    from ._harness import median_time, print_table, round_robin_medians
 except ImportError:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _harness import median_time, print_table
+    from _harness import median_time, print_table, round_robin_medians
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _REPO_ROOT not in sys.path:
@@ -462,20 +461,17 @@ def per_sample_route(n, repeats, dtypes, rng):
         for work, nin in (("gelu", 1), ("lstm", 7)):
             xs = [np.random.default_rng(1).normal(0.0, 2.0, n).astype(dtype) for _ in range(nin)]
             ref = routes["kernels by hand"][work](*xs)
-            notes, samples = {}, {name: [] for name in routes}
+            notes = {}
             for name, fns in routes.items():
                 t0 = time.perf_counter()
                 out = fns[work](*xs)
                 notes[name] = f"first call {time.perf_counter() - t0:.2f}s"
                 if not _agree(tuple(np.asarray(a) for a in out), tuple(ref), dtype):
                     notes[name] += "  RESULT MISMATCH"
-            order = list(routes)
-            for _ in range(repeats):
-                rng.shuffle(order)
-                for name in order:
-                    time.sleep(0.05)
-                    samples[name].append(median_time(lambda: routes[name][work](*xs), repeats=1, warmup=0))
-            times = {k: statistics.median(v) for k, v in samples.items()}
+            def sample(name):
+                time.sleep(0.05)
+                return median_time(lambda: routes[name][work](*xs), repeats=1, warmup=0)
+            times = round_robin_medians(routes, repeats, rng, sample)
             base = times["kernels by hand"]
             print(f"\n== per-sample route: {work} forward+backward  {np.dtype(dtype).name}  "
                   f"(target: per-sample within 1.2x of the kernels by hand)")
@@ -544,7 +540,7 @@ def main(argv=None):
             nin, nout = ARITY[work]
             nbytes = (nin + nout) * args.n * np.dtype(dtype).itemsize
             ref = peers["vmapper"][work](*xs)
-            samples, notes, live = {}, {}, {}
+            notes, live = {}, {}
             for name, fns in peers.items():            # warm-up / compile
                 fn = fns[work]
                 try:
@@ -553,7 +549,7 @@ def main(argv=None):
                     notes[name] = f"first call {time.perf_counter() - t0:.2f}s"
                     if name != "copy" and not _agree(out, ref, dtype):
                         notes[name] += "  RESULT MISMATCH"
-                    live[name], samples[name] = fn, []
+                    live[name] = fn
                     del out
                 except Exception as exc:
                     notes[name] = f"failed: {type(exc).__name__}: {str(exc)[:60]}"
@@ -561,14 +557,10 @@ def main(argv=None):
             # change in machine load (shared 2-core box) hits all peers
             # alike; a short pause before each call lets the previous peer's
             # thread pool (XLA/Eigen and OpenMP spin-wait) go idle first.
-            order = list(live)
-            for _ in range(args.repeats):
-                rng.shuffle(order)
-                for name in order:
-                    time.sleep(0.05)
-                    fn = live[name]
-                    samples[name].append(median_time(lambda: fn(*xs), repeats=1, warmup=0))
-            times = {k: statistics.median(v) for k, v in samples.items()}
+            def sample(name):
+                time.sleep(0.05)
+                return median_time(lambda: live[name](*xs), repeats=1, warmup=0)
+            times = round_robin_medians(live, args.repeats, rng, sample)
             tv = times.get("vmapper")
             rows = []
             for name in peers:

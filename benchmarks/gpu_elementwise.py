@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import time
 
@@ -57,7 +56,7 @@ for _p in (os.path.dirname(_HERE), _HERE):  # benchmark the vmapper of this chec
 # JAX would otherwise take 75% of the device for itself at import
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-from _harness import cupy_with_gpu, print_table  # noqa: E402
+from _harness import cupy_with_gpu, print_table, round_robin_medians  # noqa: E402
 from elementwise import ARITY, _torch_fns, array_fns, gelu_sample, jax_fns, lstm_sample  # noqa: E402
 import vmapper  # noqa: E402
 from vmapper.kernels import activations as A  # noqa: E402
@@ -209,7 +208,7 @@ def per_sample_route(cp, args, rng):
             xs = [cp.asarray(h) for h in host]
             fns = {name: make(work) for name, make in routes.items()}
             ref = [cp.asarray(r) for r in _flat(fns["kernels by hand"](*xs))]
-            notes, samples = {}, {name: [] for name in fns}
+            notes = {}
             for name, fn in fns.items():
                 t0 = time.perf_counter()
                 got = [cp.asarray(r) for r in _flat(fn(*xs))]
@@ -217,12 +216,8 @@ def per_sample_route(cp, args, rng):
                 notes[name] = f"first call {time.perf_counter() - t0:.2f}s"
                 if not _agree(cp, got, ref, dtype):
                     notes[name] += "  RESULT MISMATCH"
-            order = list(fns)
-            for _ in range(args.repeats):
-                rng.shuffle(order)
-                for name in order:
-                    samples[name].append(_sample(cp, fns[name], xs, args.calls))
-            times = {k: statistics.median(v) for k, v in samples.items()}
+            times = round_robin_medians(fns, args.repeats, rng,
+                                        lambda name: _sample(cp, fns[name], xs, args.calls))
             base = times["kernels by hand"]
             print(f"\n== per-sample route on the device: {work} forward+backward  {np.dtype(dtype).name}")
             print_table([{"route": name, "us": 1e6 * t, "time / by hand": t / base, "note": notes[name]}
@@ -271,7 +266,7 @@ def main(argv=None) -> int:
             xs = [cp.asarray(h) for h in host]
             nbytes = (nin + nout) * args.n * np.dtype(dtype).itemsize
             ref = _as_cupy(cp, peers["vmapper"][work](*xs))
-            live, inputs, notes, samples = {}, {}, {}, {}
+            live, inputs, notes = {}, {}, {}
             for name, fns in peers.items():
                 if work not in fns:
                     notes[name] = "n/a"
@@ -285,16 +280,12 @@ def main(argv=None) -> int:
                     if name not in ("copy", "memcpy") and not _agree(cp, _as_cupy(cp, out), ref, dtype):
                         notes[name] += "  RESULT MISMATCH"
                         status = 1 if name == "cupy" else status
-                    live[name], inputs[name], samples[name] = fns[work], ins, []
+                    live[name], inputs[name] = fns[work], ins
                     del out
                 except Exception as exc:
                     notes[name] = f"failed: {type(exc).__name__}: {str(exc)[:70]}"
-            order = list(live)
-            for _ in range(args.repeats):
-                rng.shuffle(order)
-                for name in order:
-                    samples[name].append(_sample(cp, live[name], inputs[name], args.calls))
-            times = {k: statistics.median(v) for k, v in samples.items()}
+            times = round_robin_medians(live, args.repeats, rng,
+                                        lambda name: _sample(cp, live[name], inputs[name], args.calls))
             tv = times.get("vmapper")
             rows = [{"peer": name, "us": None if t is None else 1e6 * t,
                      "GB/s": None if t is None else nbytes / t / 1e9,
@@ -305,7 +296,7 @@ def main(argv=None) -> int:
             print(f"\n== {work}  {np.dtype(dtype).name}  ({nin} in, {nout} out, {nbytes / 1e6:.0f} MB "
                   f"moved)  vmapper at {frac:.2f} of the device-to-device copy bandwidth")
             print_table(rows)
-            del xs, inputs, live
+            xs = inputs = live = None  # (the device arrays go before the next case allocates)
     if args.route != "no":
         per_sample_route(cp, args, rng)
     return status

@@ -161,8 +161,8 @@ def kernel_function(name, ft, lanes_args, has_errors, count_loops):
     for j, (t, lanes) in enumerate(zip(ft.params, lanes_args)):
         ct = ctype(t.dtype)
         kargs.append(f"const {ct}* __restrict__ a{j}" if lanes else f"{ct} a{j}")
-        # read-only loads (ld.global.nc): measured 1.1-1.8x faster on memory-bound kernels
-        # than plain loads, __restrict__ notwithstanding (no __ldg of bool)
+        # read-only loads (ld.global.nc), __restrict__ notwithstanding: memory-bound kernels
+        # (benchmarks/gpu_elementwise.py's ``batched`` column) need them (no __ldg of bool)
         load = f"a{j}[i]" if t.dtype.kind == "b" else f"__ldg(a{j} + i)"
         call.append(load if lanes else f"a{j}")
     kargs += [f"{ctype(t.dtype)}* __restrict__ o{j}" for j, t in enumerate(items)]

@@ -8,8 +8,8 @@ import numpy as np
 from .. import profiler
 from ..api import BatchedFunction, batched, collector_paused
 from ..errors import BatchError, BatchingError
-from ..runtime.values import Lanes, Traced, is_cupy_array
-from .kernel_partials import DEFAULT_POLICY, POLICIES, array_module
+from ..runtime.values import Lanes, Traced, array_module, is_cupy_array
+from .kernel_partials import DEFAULT_POLICY, POLICIES
 from .sparse import RowSparse
 from .memory import held_bytes, measuring, report
 from .tape import Tape, backward, current_tape

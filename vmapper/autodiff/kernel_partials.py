@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime.values import Lanes, is_cupy_array
+from ..runtime.values import Lanes, array_module
 from .forward_mode import (NotDifferentiable, contraction_function, jvp_function, result_count,
                            vjp_kernel_function, zero_partials)
 from .reverse_kernel import adjoint_function
@@ -137,14 +137,6 @@ def _backward_function(fn, wrt, m, k):
 def _is_unit(cot):
     """Whether ``cot`` is a cotangent of 1 on every lane held as a broadcast (zero stride)."""
     return type(cot) is np.ndarray and cot.ndim == 1 and cot.strides == (0,) and cot.size and cot[0] == 1
-
-
-def array_module(a):
-    """numpy, or CuPy for a CuPy array (the kernels' results live where their kernels ran)."""
-    if is_cupy_array(a):
-        import cupy
-        return cupy
-    return np
 
 
 def _dense(cots, values):

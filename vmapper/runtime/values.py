@@ -344,6 +344,14 @@ def is_cupy_array(x) -> bool:
     return t.__module__.partition(".")[0] == "cupy" and hasattr(t, "__cuda_array_interface__")
 
 
+def array_module(a):
+    """numpy, or CuPy for a CuPy array (a kernel's results live where the kernel ran)."""
+    if is_cupy_array(a):
+        import cupy
+        return cupy
+    return np
+
+
 def to_output(v, n: int):
     """The batched result array (lane axis first) for a per-sample result ``v``."""
     if isinstance(v, Traced):

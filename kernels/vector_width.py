@@ -1,6 +1,6 @@
 """Let LLVM vectorize our kernels with the CPU's full vector width.
 
-On CPUs with AVX-512, LLVM prefers 256-bit vectors (its ``prefer-256-bit``
+On many CPUs with AVX-512 (Intel's), LLVM prefers 256-bit vectors (its ``prefer-256-bit``
 tuning, meant for code where 512-bit instructions lower the clock more than
 they gain), so numba kernels use ``ymm`` registers only.  Our kernels are
 arithmetic-bound loops of vectorizable math (:mod:`.vmath`), where 512-bit

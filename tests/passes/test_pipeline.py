@@ -26,6 +26,11 @@ def guarded(x, y):
     return r
 
 
+def largest_or_default(x, n):
+    xs = [x] * n
+    return max(xs) if n > 0 else -1.0
+
+
 def nested_loops(n):
     total = 0
     for i in range(n):
@@ -74,6 +79,16 @@ def test_if_conversion_keeps_a_branch_that_guards_a_failing_division():
     assert any(isinstance(blk.term, Branch) for blk in ir.blocks.values())
     x = np.array([7, 8, 9]); y = np.array([2, 0, -4])
     np.testing.assert_array_equal(vmapper.batched(guarded)(x, y), [3, 0, -3])
+
+
+def test_if_conversion_keeps_a_branch_that_guards_max_of_a_maybe_empty_sequence():
+    # max(()) raises: run on the lanes that skip it, it would fail where Python never calls it
+    ir = _blocks_after(largest_or_default, [cleanup_cfg, if_convert])
+    assert any(isinstance(blk.term, Branch) for blk in ir.blocks.values())
+    f = vmapper.batched(largest_or_default, in_axes=(0, None))
+    x = np.array([1.5, -2.0])
+    np.testing.assert_array_equal(f(x, 0), [-1.0, -1.0])
+    np.testing.assert_array_equal(f(x, 2), x)
 
 
 def test_definitely_assigned_excludes_variables_set_on_one_path():

@@ -219,6 +219,19 @@ def test_ordering_nodes_raises_a_type_error_naming_nodes():
         vmapper.batched(orders_nodes)(forest.roots)
 
 
+def reciprocal_sum(node):
+    if node.is_leaf:
+        return 1 // node.value
+    return reciprocal_sum(node.left) + reciprocal_sum(node.right)
+
+
+def test_a_sample_failing_at_several_nodes_is_named_once():
+    forest = vmapper.Forest.from_nested([(1, 2), (0, 0), (3, 0)])
+    with pytest.raises(vmapper.LaneError, match=r"on lane\(s\) \[1, 2\] ") as info:
+        vmapper.batched(reciprocal_sum)(forest.roots)
+    np.testing.assert_array_equal(info.value.lanes, [1, 2])
+
+
 def sums_by_depth(node, d):
     s = d
     for c in node.children:

@@ -25,6 +25,7 @@ from .cfg_cleanup import cleanup_cfg
 MAX_ARM_INSTRS = 12
 _SAFE_STRUCTURAL = {"copy", "tuple", "truth", "select"}
 _DIVISIONS = {"truediv", "floordiv", "mod"}
+_EXTREMES = {"min", "max"}  # of one sequence: an empty one raises
 
 
 def if_convert(fn: Function) -> Function:
@@ -73,6 +74,8 @@ def speculatable(ins: Instr) -> bool:
         d = ins.args[1]
         return isinstance(d, Const) and isinstance(d.value, (int, float)) and d.value != 0 \
             and not isinstance(d.value, bool)
+    if ins.op in _EXTREMES and len(ins.args) == 1:
+        return False
     return not prim.may_fail
 
 

@@ -66,10 +66,11 @@ class Context:
             return
         pos = np.flatnonzero(bad)
         lanes = self.frame.lane_ids()[pos]
-        shown = lane_text(lanes)
         detail = ""
         if values is not None:
             detail = f" (value {np.asarray(values)[pos[0]]!r} on lane {int(lanes[0])})"
+        lanes = np.unique(lanes)  # (a recursive call's lanes: one sample may fail at several nodes)
+        shown = lane_text(lanes)
         raise LaneError(f"{exc_type.__name__}: {message}{detail} on lane(s) [{shown}] at {self._where()}",
                         lanes=lanes, line=self.line, operation=message, python_error=exc_type)
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .cfg_cleanup import cleanup_cfg
 from .if_conversion import if_convert
+from .merge_branch_calls import merge_branch_calls
 from .tuple_forwarding import forward_tuples
 from .merge_calls import merge_calls
 from .fuse_linear import fuse_linear
@@ -16,7 +17,7 @@ from .last_use import find_last_uses
 from .kernel_regions import find_kernel_regions
 
 #: The default pipeline, in order.  Each entry is a function IR -> IR.
-DEFAULT_PIPELINE = [cleanup_cfg, forward_tuples, if_convert, hoist_loop_calls, merge_calls, fuse_linear, classify_temporaries, find_loops, spmd_schedule, analyze_uniformity,
+DEFAULT_PIPELINE = [cleanup_cfg, forward_tuples, merge_branch_calls, if_convert, hoist_loop_calls, merge_calls, fuse_linear, classify_temporaries, find_loops, spmd_schedule, analyze_uniformity,
                     analyze_liveness, find_last_uses, find_kernel_regions]
 
 

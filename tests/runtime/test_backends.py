@@ -138,3 +138,41 @@ def range_after_a_float_branch_no_lane_takes(n, flag):
 def test_range_of_a_variable_a_kernel_types_float_runs_on_the_lanes_that_hold_ints():
     n, flag = np.array([3, 4, 5]), np.zeros(3, np.int64)
     check_batching(range_after_a_float_branch_no_lane_takes, (n, flag), backend="numba")
+
+
+LIMIT = 3_000_000_000  # a module global beyond int32
+
+
+def below_limit(x, limit):
+    if x < limit:
+        return 1
+    return 0
+
+
+def below_global_limit(x):
+    if x < LIMIT:
+        return 1
+    return 0
+
+
+def shifted(x, s):
+    return x + s
+
+
+@pytest.mark.parametrize("xs, limit", [(np.array([5, 2_000_000_000, -7], np.int32), LIMIT),
+                                       (np.array([10, 200, 255], np.uint8), 256),
+                                       (np.array([10, 200, 255], np.uint8), -1),
+                                       (np.array([1, -2], np.int16), -40_000)])
+def test_a_shared_python_int_beyond_the_lanes_integer_type_is_compared_exactly(xs, limit):
+    # a kernel would cast it to the lanes' type (wrapping); numpy compares it exactly
+    check_batching(vmapper.batched(below_limit, in_axes=(0, None), backend="numba"), (xs, limit),
+                   in_axes=(0, None))
+    if limit == LIMIT:
+        check_batching(vmapper.batched(below_global_limit, backend="numba"), (xs,))
+
+
+def test_arithmetic_with_a_shared_python_int_beyond_the_lanes_type_raises_as_numpy_does():
+    f = vmapper.batched(shifted, in_axes=(0, None), backend="numba")
+    with pytest.raises(vmapper.LaneError, match="OverflowError"):
+        f(np.array([1, 2, 100], np.int8), 300)
+    np.testing.assert_array_equal(f(np.array([1, 2], np.int8), 100), np.array([101, 102], np.int8))

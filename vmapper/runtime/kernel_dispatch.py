@@ -49,6 +49,25 @@ def _arg_type(a):
     return None
 
 
+def _int_out_of_lane_range(args):
+    """A shared Python int that some narrower integer lanes of the call cannot hold, or None.
+
+    A kernel gives a uniform Python int the type of the lanes it meets (NEP 50), which
+    would wrap ``300`` to an int8's 44 where the per-sample run compares it exactly (or
+    raises ``OverflowError`` for arithmetic); the numpy runtime does what numpy does."""
+    ints = [a for a in args if type(a) is int]
+    if not ints:
+        return None
+    for a in args:
+        d = a.data.dtype if isinstance(a, Lanes) else None
+        if d is not None and d.kind in "iu" and d.itemsize < 8 or d == np.uint64:
+            info = np.iinfo(d)
+            for v in ints:
+                if not info.min <= v <= info.max:
+                    return v, d
+    return None
+
+
 def try_kernel(state, program, args, n, lane_ids):
     """The kernel's result over ``n`` lanes, or ``_NOT_RUN`` when the numpy runtime must run
     (:func:`_try_kernel`), timed in an open ``vmapper.profile()``."""
@@ -86,7 +105,7 @@ def _try_kernel(state, program, args, n, lane_ids):
         if any(type(nd) is tuple for nd in nodes):
             return _NOT_RUN
     typed = [_arg_type(a) for a in args]
-    if any(t is None for t in typed):
+    if any(t is None for t in typed) or _int_out_of_lane_range(args) is not None:
         return _NOT_RUN
     from ..kernels.typing import KernelUnsupported
     launch = Launcher(state, program, [t[0] for t in typed], [t[1] for t in typed], n, lane_ids, _numba_compiler(state))
@@ -263,6 +282,9 @@ def run_cuda(state, program, args, n, lane_ids):
             refuse(f"argument '{name}' is {t}; a CUDA kernel takes per-lane and uniform scalars")
         specs.append(t[0])
         raw.append(t[1])
+    wide = _int_out_of_lane_range(args)
+    if wide is not None:
+        refuse(f"the shared Python int {wide[0]} does not fit its {wide[1].name} lanes (the kernel would wrap it)")
     from ..kernels.cuda_codegen import compile_cuda_kernel
     from ..kernels.typing import KernelUnsupported
     try:

@@ -19,8 +19,11 @@ ufuncs around it.
 import numpy as np
 from numba import njit
 
-#: dtypes the kernel serves; others (objects, strings, datetimes) use ``np.where``.
-SUPPORTED_KINDS = frozenset("biufc")
+#: dtypes the kernel serves; others (float16, which numba cannot compile, objects, strings,
+#: datetimes) use ``np.where``.
+SUPPORTED_DTYPES = frozenset(np.dtype(t) for t in (
+    np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+    np.float32, np.float64, np.complex64, np.complex128))
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -62,5 +65,5 @@ def select_into(mask: np.ndarray, new: np.ndarray, old: np.ndarray, out: np.ndar
 def fits(mask: np.ndarray, new: np.ndarray, old: np.ndarray) -> bool:
     """Whether :func:`select_into` serves these operands."""
     return (mask.ndim == 1 and new.ndim == 1 and mask.dtype == np.bool_
-            and new.dtype == old.dtype and new.dtype.kind in SUPPORTED_KINDS
-            and new.shape == old.shape == mask.shape and not new.dtype.hasobject)
+            and new.dtype == old.dtype and new.dtype in SUPPORTED_DTYPES
+            and new.shape == old.shape == mask.shape)

@@ -55,3 +55,18 @@ def test_if_converted_float_branch_keeps_nan_payload_and_signed_zero():
     got = vmapper.batched(_branchy, backend="numpy")(x, y)
     want = np.array([_branchy(a, b) for a, b in zip(x.tolist(), y.tolist())])
     assert got.tobytes() == want.tobytes()
+
+
+def _halve_above_one(x):
+    if x > 1:
+        x = x - 0.5
+    return x
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_float16_lanes_merge_through_np_where(backend):
+    # numba cannot compile float16: the select falls back to np.where (it raised a LaneError)
+    from vmapper.testing import check_batching
+    x = np.linspace(0, 2, 101).astype(np.float16)
+    assert not lane_select.fits(x > 1, x, x)
+    check_batching(vmapper.batched(_halve_above_one, backend=backend), (x,))

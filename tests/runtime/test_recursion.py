@@ -232,6 +232,26 @@ def test_a_sample_failing_at_several_nodes_is_named_once():
     np.testing.assert_array_equal(info.value.lanes, [1, 2])
 
 
+def unpacked_difference(node):
+    if node.is_leaf:
+        return node.value
+    l, r = node.children
+    return unpacked_difference(l) - unpacked_difference(r)
+
+
+def test_unpacking_a_binary_nodes_children_takes_both_children():
+    forest = vmapper.Forest.from_nested([(1, 2), ((4, 5), 6), 7])
+    f = vmapper.batched(unpacked_difference)
+    check_batching(f, (forest.roots,))
+    assert f.last_stats["calls"] == 2
+
+
+def test_unpacking_children_of_another_count_names_the_lanes():
+    forest = vmapper.Forest.from_nested([(1, 2), (1, 2, 3), (4, 5)])
+    with pytest.raises(vmapper.LaneError, match=r"unpacking needs exactly 2 values \(value 3 on lane 1\)"):
+        vmapper.batched(unpacked_difference)(forest.roots)
+
+
 def sums_by_depth(node, d):
     s = d
     for c in node.children:

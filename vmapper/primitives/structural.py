@@ -37,7 +37,9 @@ def _check_len(ctx, args, attrs):
     else:
         hook = getattr(v, "__vmapper_len__", None)
         if hook is not None:
-            ctx.fail_where(np.asarray(hook(ctx)) != n, f"unpacking needs exactly {n} values", ValueError)
+            have = hook(ctx)
+            have = have.data if isinstance(have, Lanes) else np.asarray(have)
+            ctx.fail_where(have != n, f"unpacking needs exactly {n} values", ValueError, values=have)
             return None
         try:
             have = len(v)

@@ -68,7 +68,9 @@ class Context:
         lanes = self.frame.lane_ids()[pos]
         detail = ""
         if values is not None:
-            detail = f" (value {np.asarray(values)[pos[0]]!r} on lane {int(lanes[0])})"
+            value = np.asarray(values)[pos[0]]
+            value = value.item() if isinstance(value, np.generic) else value  # (3, not np.int64(3))
+            detail = f" (value {value!r} on lane {int(lanes[0])})"
         lanes = np.unique(lanes)  # (a recursive call's lanes: one sample may fail at several nodes)
         shown = lane_text(lanes)
         raise LaneError(f"{exc_type.__name__}: {message}{detail} on lane(s) [{shown}] at {self._where()}",

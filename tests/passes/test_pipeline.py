@@ -31,6 +31,15 @@ def largest_or_default(x, n):
     return max(xs) if n > 0 else -1.0
 
 
+def running_max(n):
+    best = None
+    for i in range(n):
+        v = (i * 7) % 5
+        if best is None or v > best:
+            best = v
+    return best
+
+
 def nested_loops(n):
     total = 0
     for i in range(n):
@@ -89,6 +98,11 @@ def test_if_conversion_keeps_a_branch_that_guards_max_of_a_maybe_empty_sequence(
     x = np.array([1.5, -2.0])
     np.testing.assert_array_equal(f(x, 0), [-1.0, -1.0])
     np.testing.assert_array_equal(f(x, 2), x)
+
+
+def test_if_conversion_keeps_a_comparison_guarded_by_is_none_a_branch():
+    # v > best on the lanes where best is still None would raise where Python never compares
+    check_batching(vmapper.batched(running_max), (np.array([3, 4, 5, 1]),))
 
 
 def test_definitely_assigned_excludes_variables_set_on_one_path():

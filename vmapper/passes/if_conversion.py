@@ -13,8 +13,10 @@ Guarantees: per-lane results are unchanged.  Both arms now run on every lane
 of ``H``'s mask, so conversion happens only when running an arm on a lane
 that would not have taken it can neither fail nor read a variable that may
 be unbound there (every variable an arm reads is definitely assigned at the
-branch, by a must-be-assigned data-flow analysis), and every variable an arm
-assigns is definitely assigned before the branch or assigned in both arms.
+branch, by a must-be-assigned data-flow analysis) nor hold ``None`` there (an
+arm whose operations read a variable that may be assigned ``None`` stays a
+branch), and every variable an arm assigns is definitely assigned before the
+branch or assigned in both arms.
 """
 from __future__ import annotations
 
@@ -34,8 +36,9 @@ def if_convert(fn: Function) -> Function:
         changed = False
         defined = definitely_assigned(fn)
         preds = fn.predecessors()
+        maybe_none = may_hold_none(fn)
         for h in sorted(fn.blocks):
-            if _try_convert(fn, h, preds, defined):
+            if _try_convert(fn, h, preds, defined, maybe_none):
                 cleanup_cfg(fn)
                 changed = True
                 break
@@ -63,6 +66,26 @@ def definitely_assigned(fn: Function) -> dict:
     return state
 
 
+def may_hold_none(fn: Function) -> set:
+    """Variables that may hold ``None`` on some lane: assigned ``None``, or copied or
+    selected from such a variable.  ``best is None or v > best`` must not compare ``v``
+    with ``None`` on the lanes where ``best`` is still None."""
+    out = set()
+    changed = True
+    while changed:
+        changed = False
+        for blk in fn.blocks.values():
+            for ins in blk.instrs:
+                if ins.target is None or ins.target in out or ins.op not in ("copy", "select"):
+                    continue
+                sources = ins.args[1:] if ins.op == "select" else ins.args
+                if any(isinstance(a, Const) and a.value is None or isinstance(a, Var) and a.name in out
+                       for a in sources):
+                    out.add(ins.target)
+                    changed = True
+    return out
+
+
 def speculatable(ins: Instr) -> bool:
     """Whether ``ins`` may run on lanes that would not run it: it cannot fail (or raise) there."""
     if ins.op in _SAFE_STRUCTURAL:
@@ -79,7 +102,7 @@ def speculatable(ins: Instr) -> bool:
     return not prim.may_fail
 
 
-def _arm(fn, b, h, join, preds):
+def _arm(fn, b, h, join, preds, maybe_none):
     """The arm's block if it is convertible (single pred ``h``, jumps to ``join``), else False."""
     if b == join:
         return None
@@ -88,10 +111,12 @@ def _arm(fn, b, h, join, preds):
         return False
     if len(blk.instrs) > MAX_ARM_INSTRS or not all(speculatable(i) for i in blk.instrs):
         return False
+    if any(u in maybe_none for i in blk.instrs if i.op not in _SAFE_STRUCTURAL for u in i.uses()):
+        return False
     return blk
 
 
-def _try_convert(fn, h, preds, defined):
+def _try_convert(fn, h, preds, defined, maybe_none):
     blk = fn.blocks[h]
     t = blk.term
     if not isinstance(t, Branch) or t.kind in ("while", "for", "assert"):
@@ -99,7 +124,7 @@ def _try_convert(fn, h, preds, defined):
     join = _join_of(fn, t)
     if join is None:
         return False
-    arms = [_arm(fn, t.if_true, h, join, preds), _arm(fn, t.if_false, h, join, preds)]
+    arms = [_arm(fn, t.if_true, h, join, preds, maybe_none), _arm(fn, t.if_false, h, join, preds, maybe_none)]
     if any(a is False for a in arms) or all(a is None for a in arms):
         return False
     avail = set(defined[h]) | {i.target for i in blk.instrs if i.target}

@@ -31,7 +31,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import numpy as np
@@ -201,7 +200,6 @@ def test_generated_programs_run_per_sample(case):
     size, seed = case
     prog = generate_program(seed, **SIZES[size])
     args = prog.make_args(np.random.default_rng(seed), SANITY_LANES)
-    start = time.perf_counter()
     probe = instrument_program(prog)
     try:
         checked = run_per_sample(probe.fn, args)
@@ -214,15 +212,11 @@ def test_generated_programs_run_per_sample(case):
     reference = run_per_sample(fn, args)
     with np.errstate(all="raise"):
         with_numpy = [fn(*(arg[lane] for arg in args)) for lane in range(SANITY_LANES)]
-    elapsed = time.perf_counter() - start
     ref_bits = [_bits(r) for r in reference]
     assert [_bits(r) for r in checked] == ref_bits
     for lane, (r, n) in enumerate(zip(ref_bits, (_bits(r) for r in with_numpy))):
         assert r == n, (f"lane {lane}: Python scalars give {r}, numpy scalars {n}\n"
                         + _repro_note(prog, size, SANITY_LANES))
-    # Typical programs take a few milliseconds; this only catches a
-    # generator change that makes loops or programs blow up in size.
-    assert elapsed < 10.0, f"seed {seed}: per-sample run took {elapsed:.1f}s"
 
 
 def test_generated_branches_go_both_ways():

@@ -204,10 +204,8 @@ class BatchedFunction:
                 if out is not _NOT_RUN:
                     return out
                 return run_function(program, frame, values)
-        except RecursionError:
-            raise RecursionDepthError(
-                f"recursion deeper than Python's stack allows in {self.per_sample.__qualname__}",
-                program.source.filename, program.source.first_line) from None
+        except RecursionError as exc:
+            raise _too_deep(exc, self.per_sample.__qualname__, program, self.memo) from None
         finally:
             if limit < 20000:
                 sys.setrecursionlimit(limit)
@@ -437,3 +435,29 @@ def move_out_axes(out, out_axes):
     if not -out.ndim <= out_axes < out.ndim:
         raise BatchError(f"out_axes={out_axes} is out of range for a result with {out.ndim} dimension(s)")
     return np.moveaxis(out, 0, out_axes)
+
+
+def _too_deep(exc, name, program, memo):
+    """The RecursionDepthError for ``exc``, naming the function and line that recursed deepest
+    (the ``ctx`` of a generated block in the traceback) and the lanes still recursing there."""
+    from .runtime.context import Context, lane_text
+    ctx, tb = None, exc.__traceback__
+    while tb is not None:
+        c = tb.tb_frame.f_locals.get("ctx")
+        if type(c) is Context and c.line:
+            ctx = c
+        tb = tb.tb_next
+    if ctx is None:
+        return RecursionDepthError(f"recursion deeper than Python's stack allows in {name}",
+                                   program.source.filename, program.source.first_line)
+    where = ctx.program
+    lanes = np.unique(ctx.frame.lane_ids()[ctx.active_indices()])
+    inner = where.name if where.name == name else f"{where.name} (called from {name})"
+    hint = "a recursion that never ends on those lanes fails per sample too (RecursionError)"
+    if not memo:
+        hint += ("; a deep recursion over trees or DAGs runs with batched(..., memo=True), which "
+                 "evaluates the nodes bottom-up by height")
+    return RecursionDepthError(
+        f"recursion deeper than Python's stack allows in {inner}, "
+        f"on lane(s) [{lane_text(lanes)}]",
+        where.source.filename, ctx.line, where.source_line(ctx.line), hint=hint)

@@ -86,12 +86,25 @@ class NodeLanes(_IdLanes):
             start = cp[ids]
             valid = cp[ids + 1] - start > k
             if not valid.all():
-                ctx.fail_where(~valid, "child index out of range", IndexError)
+                self._fail_children(ctx, valid, k)
                 return NodeLanes(f, np.where(valid, f.child_idx[np.where(valid, start + k, 0)], 0))
             return NodeLanes(f, f.child_idx[start + k])
         kid, valid = self.forest.child_of(self.ids, k.data if isinstance(k, Lanes) else k)
-        ctx.fail_where(~valid, "child index out of range", IndexError)
+        if not valid.all():
+            self._fail_children(ctx, valid, k)
         return NodeLanes(self.forest, np.where(valid, kid, 0))
+
+    def _fail_children(self, ctx, valid, k):
+        """The per-sample run's IndexError, worded for the first active lane that fails."""
+        bad = ~valid if ctx.mask is None else ~valid & ctx.mask
+        if not bad.any():
+            return
+        j = int(np.flatnonzero(bad)[0])
+        node = int(self.ids[j])
+        index = int(k.data[j]) if isinstance(k, Lanes) else int(k)
+        count = int(self.forest.child_ptr[node + 1] - self.forest.child_ptr[node])
+        ctx.fail_where(~valid, f"child index {index} out of range for node {node} with {count} children",
+                       IndexError)
 
     def __vmapper_getattr__(self, ctx, name):
         f = self.forest

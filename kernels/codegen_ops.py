@@ -579,6 +579,8 @@ class _EmitterOps:
             op = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "truediv",
                   "true_divide": "truediv", "power": "pow", "float_power": "pow"}[name]
             expr = self.arith(op, A, B, dt)
+            if name == "power" and isf:  # numpy's scalar loop: sqrt for an exponent of 0.5
+                expr = f"(np.sqrt({A}) if {B} == 0.5 else {expr})"
         elif name == "heaviside":
             expr = f"{self.helper('heaviside_f', dt)}({A}, {B})"
         elif name in _NP_SAME and isf:

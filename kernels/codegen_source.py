@@ -14,7 +14,7 @@ from .codegen_eligible import kernel_eligible
 from .codegen_helpers import _HELPERS
 from .codegen_emitter import _Emitter
 
-CODEGEN_VERSION = 9
+CODEGEN_VERSION = 10
 
 
 def _result_items(res):

@@ -65,7 +65,7 @@ from .cuda_helpers import PRELUDE, ctype
 __all__ = ["CUDA_CODEGEN_VERSION", "NVRTC_OPTIONS", "generate_cuda_source", "compile_cuda_kernel",
            "CudaKernel"]
 
-CUDA_CODEGEN_VERSION = 5
+CUDA_CODEGEN_VERSION = 6
 # No FMA contraction (a*b + c rounds twice, as numpy); C++14 for the helper templates.
 NVRTC_OPTIONS = ("--fmad=false", "-std=c++14")
 NO_ERROR = 2 ** 64 - 1

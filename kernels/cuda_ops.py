@@ -500,6 +500,8 @@ class CudaOps:
             op = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "truediv",
                   "true_divide": "truediv", "power": "pow", "float_power": "pow"}[name]
             expr = self.arith(op, A, B, dt)
+            if name == "power" and isf:  # numpy's scalar loop: sqrt for an exponent of 0.5
+                expr = f"({B} == 0.5 ? {c_math('sqrt', dt)}({A}) : {expr})"
         elif name == "heaviside":
             expr = f"vm_heaviside_f<{ct}>({A}, {B})"
         elif isf and name in NP_FLOAT_FUNCS:

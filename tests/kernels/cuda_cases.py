@@ -158,6 +158,10 @@ def numpy_exact(x, y):
             np.floor(x) + np.ceil(y) + np.trunc(x) + np.rint(y), np.signbit(x), np.isnan(y) | np.isinf(x))
 
 
+def half_powers(x, p):
+    return x ** 0.5, x ** p, np.power(x, 0.5), np.power(x, p)
+
+
 def numpy_ints(a, b):
     return np.maximum(a, b) * 3 + np.minimum(a, b) + np.clip(a, -3, b) * 7 + np.sign(b) + np.abs(a)
 
@@ -381,6 +385,8 @@ def _make_cases():
         case("numpy-exact", numpy_exact, x, y),
         case("numpy-exact-f32", numpy_exact, x.astype(np.float32), y.astype(np.float32)),
         case("numpy-ints", numpy_ints, ints(n), ints(n)),
+        case("half-powers", half_powers, np.array([-np.inf, -0.0, 0.0, 4.0, 2.0, np.inf] * 4),
+             np.array([0.5, 0.5, 0.5, 0.5, 1.5, 0.5] * 4)),
         case("bool-ops", bool_ops, p, q),
         case("promoted-variable", promoted_variable, floats(100)),
         case("membership", membership, ints(n, 0, 9), np.where(RNG.random(n) < 0.3, 1.5, floats(n, 1.0))),

@@ -176,3 +176,18 @@ def test_arithmetic_with_a_shared_python_int_beyond_the_lanes_type_raises_as_num
     with pytest.raises(vmapper.LaneError, match="OverflowError"):
         f(np.array([1, 2, 100], np.int8), 300)
     np.testing.assert_array_equal(f(np.array([1, 2], np.int8), 100), np.array([101, 102], np.int8))
+
+
+def half_powers(x, p):
+    return x ** 0.5, x ** p, np.power(x, 0.5), np.power(x, p)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_powers_of_one_half_follow_the_per_sample_call_at_minus_inf_and_minus_zero(backend, dtype):
+    # x ** 0.5 is C's pow per sample (inf at -inf, 0.0 at -0.0); np.power(x, 0.5) is numpy's
+    # sqrt loop (nan, -0.0); an array to 0.5 takes the sqrt loop, an array of exponents pow
+    x = np.array([-np.inf, -0.0, 0.0, 4.0, 2.0, -1.0, np.inf, np.nan] * 5, dtype)
+    p = np.array([0.5, 0.5, 0.5, 0.5, 1.5, 0.5, 0.5, 0.5] * 5, dtype)
+    with np.errstate(all="ignore"):
+        check_batching(vmapper.batched(half_powers, backend=backend), (x, p))

@@ -237,7 +237,28 @@ def _power(a, b):
     # A scalar exponent stays a scalar so that NEP 50 keeps float32 ** 2 float32.
     if np.asarray(a).dtype.kind in "biu" and np.asarray(b).dtype.kind in "iu":
         b = np.maximum(b, 0) if isinstance(b, np.ndarray) else (b if b >= 0 else type(b)(0))
-    return np.power(a, b)
+    out = np.power(a, b)
+    if np.ndim(b) == 0 and b == 0.5 and isinstance(out, np.ndarray) and out.dtype.kind == "f":
+        # An array to a scalar 0.5 takes numpy's sqrt; the per-sample ``x ** 0.5`` (a Python or
+        # numpy scalar) takes C's pow, which differs only at -inf (inf, not nan) and -0.0 (0.0).
+        a = np.broadcast_to(a, out.shape)
+        out[(a == -np.inf) | (a == 0)] = np.abs(a[(a == -np.inf) | (a == 0)])
+    return out
+
+
+def _np_power(a, b):
+    """``np.power`` as the per-sample call computes it: numpy's loop for a scalar exponent of
+    0.5 is sqrt (nan at -inf, -0.0 at -0.0, where C's pow gives inf and 0.0), which a lane's
+    exponent of 0.5 in an array of exponents does not take."""
+    out = np.power(a, b)
+    if np.ndim(b) and isinstance(out, np.ndarray) and out.dtype.kind == "f":
+        half = np.broadcast_to(b == 0.5, out.shape)
+        if half.any():
+            out[half] = np.sqrt(np.broadcast_to(a, out.shape)[half]).astype(out.dtype, copy=False)
+    return out
+
+
+_np_power.__name__ = "power"
 
 
 binary("pow", operator.pow, _power, check=_check_pow)
@@ -652,8 +673,8 @@ for _n in _NUMPY_UNARY:
     register(f"np.{_n}", _numpy_elementwise(getattr(np, _n), (1,)), callables=(getattr(np, _n),),
              elementwise=True, scalar=getattr(np, _n))
 for _n in _NUMPY_BINARY:
-    register(f"np.{_n}", _numpy_elementwise(getattr(np, _n), (2,)), callables=(getattr(np, _n),),
-             elementwise=True, scalar=getattr(np, _n))
+    register(f"np.{_n}", _numpy_elementwise(_np_power if _n == "power" else getattr(np, _n), (2,)),
+             callables=(getattr(np, _n),), elementwise=True, scalar=getattr(np, _n))
 register("np.where", _numpy_elementwise(np.where, (3,)), callables=(np.where,), elementwise=True,
          scalar=lambda c, a, b: a if c else b)
 register("np.clip", _numpy_elementwise(np.clip, (3,)), callables=(np.clip,), elementwise=True,

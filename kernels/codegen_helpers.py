@@ -215,9 +215,10 @@ def _heaviside_{S}(x, h0):
     "clip_f": '''
 @njit(**_OPTS)
 def _clip_{S}(x, lo, hi):
-    # numpy's _NPY_MIN(_NPY_MAX(x, lo), hi) with NaN propagation
-    t = x if (x != x or x > lo) else lo
-    return t if (t != t or t < hi) else hi
+    # numpy's scalar clip: max then min, NaN from any operand, x kept on a tie (the sign of
+    # a zero included: clip(0.0, -0.0, 1.0) is 0.0)
+    t = x if (x != x or not (lo > x or lo != lo)) else lo
+    return t if (t != t or not (hi < t or hi != hi)) else hi
 ''',
 }
 _HELPER_DEPS = {"floordiv_f": ("divmod_f",), "mod_f": ("divmod_f",)}

@@ -241,9 +241,9 @@ template <typename T> VM_FI T vm_heaviside_f(T x, T h0) {
     return (T)1;
 }
 // numpy's _NPY_MIN(_NPY_MAX(x, lo), hi) with NaN propagation
-template <typename T> VM_FI T vm_clip_f(T x, T lo, T hi) {
-    T t = (x != x || x > lo) ? x : lo;
-    return (t != t || t < hi) ? t : hi;
+template <typename T> VM_FI T vm_clip_f(T x, T lo, T hi) {  // numpy's scalar clip (ties keep x)
+    T t = (x != x || !(lo > x || lo != lo)) ? x : lo;
+    return (t != t || !(hi < t || hi != hi)) ? t : hi;
 }
 // numpy's npy_logaddexp / npy_logaddexp2
 template <typename T> VM_FI T vm_logaddexp(T x, T y) {

@@ -191,3 +191,16 @@ def test_powers_of_one_half_follow_the_per_sample_call_at_minus_inf_and_minus_ze
     p = np.array([0.5, 0.5, 0.5, 0.5, 1.5, 0.5, 0.5, 0.5] * 5, dtype)
     with np.errstate(all="ignore"):
         check_batching(vmapper.batched(half_powers, backend=backend), (x, p))
+
+
+def zero_ties(a, b, c):
+    return np.fmax(a, b), np.fmin(a, b), np.clip(a, b, c), np.clip(a, -1.0, c), np.maximum(a, b)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_fmax_fmin_and_clip_keep_the_per_sample_sign_of_zero_and_nan(backend):
+    # numpy's vector loops break +-0 ties the other way from its scalar loop (from 16 lanes on)
+    import itertools
+    vals = [-1.0, -0.0, 0.0, 1.0, np.nan, np.inf, -np.inf]
+    a, b, c = (np.array(v) for v in zip(*itertools.product(vals, repeat=3)))
+    check_batching(vmapper.batched(zero_ties, backend=backend), (a, b, c))

@@ -258,7 +258,37 @@ def _np_power(a, b):
     return out
 
 
-_np_power.__name__ = "power"
+
+
+def _float_operands(*xs):
+    return any(np.asarray(x).dtype.kind == "f" for x in xs)
+
+
+def _np_fmax(a, b):
+    """np.fmax as numpy's scalar loop computes it: ``a`` on a tie (its vector loop returns
+    ``b`` for fmax(0.0, -0.0), so the sign of a zero would depend on the batch size)."""
+    if not _float_operands(a, b):
+        return np.fmax(a, b)
+    return np.where((a >= b) | (b != b), a, b)
+
+
+def _np_fmin(a, b):
+    """np.fmin as numpy's scalar loop computes it (see :func:`_np_fmax`)."""
+    if not _float_operands(a, b):
+        return np.fmin(a, b)
+    return np.where((a <= b) | (b != b), a, b)
+
+
+def _np_clip(a, lo, hi):
+    """np.clip as numpy's scalar loop computes it: max then min, NaN from any operand, ``a``
+    kept on a tie (the sign of a zero included), which its loop over arrays of bounds is not."""
+    if not _float_operands(a, lo, hi):
+        return np.clip(a, lo, hi)
+    t = np.where((a != a) | ~((lo > a) | (lo != lo)), a, lo)
+    return np.where((t != t) | ~((hi < t) | (hi != hi)), t, hi)
+
+
+_SCALAR_LOOP = {"power": _np_power, "fmax": _np_fmax, "fmin": _np_fmin}
 
 
 binary("pow", operator.pow, _power, check=_check_pow)
@@ -647,7 +677,11 @@ for _fn, _uf in ((math.isnan, np.isnan), (math.isfinite, np.isfinite), (math.isi
 
 # ---- numpy elementwise functions ------------------------------------------------------
 
-def _numpy_elementwise(fn, nargs):
+def _numpy_elementwise(fn, nargs, on_lanes=None):
+    """``fn`` on uniform operands; on per-lane ones ``on_lanes`` (default ``fn``): a function
+    that computes over arrays what ``fn`` computes on each lane's scalars."""
+    on_lanes = on_lanes or fn
+
     def impl(ctx, args, attrs):
         kw = attrs.get("kw") or ()
         if kw:
@@ -656,7 +690,7 @@ def _numpy_elementwise(fn, nargs):
             raise ctx.type_error(f"np.{fn.__name__}() takes {'/'.join(map(str, nargs))} arguments")
         if not any(isinstance(a, Lanes) for a in args):
             return ctx.uniform(fn, *args)
-        return ufunc_apply(ctx, fn, args, weak_result=False)
+        return ufunc_apply(ctx, on_lanes, args, weak_result=False)
     return impl
 
 
@@ -673,11 +707,11 @@ for _n in _NUMPY_UNARY:
     register(f"np.{_n}", _numpy_elementwise(getattr(np, _n), (1,)), callables=(getattr(np, _n),),
              elementwise=True, scalar=getattr(np, _n))
 for _n in _NUMPY_BINARY:
-    register(f"np.{_n}", _numpy_elementwise(_np_power if _n == "power" else getattr(np, _n), (2,)),
+    register(f"np.{_n}", _numpy_elementwise(getattr(np, _n), (2,), _SCALAR_LOOP.get(_n)),
              callables=(getattr(np, _n),), elementwise=True, scalar=getattr(np, _n))
 register("np.where", _numpy_elementwise(np.where, (3,)), callables=(np.where,), elementwise=True,
          scalar=lambda c, a, b: a if c else b)
-register("np.clip", _numpy_elementwise(np.clip, (3,)), callables=(np.clip,), elementwise=True,
+register("np.clip", _numpy_elementwise(np.clip, (3,), _np_clip), callables=(np.clip,), elementwise=True,
          scalar=lambda x, lo, hi: min(max(x, lo), hi))
 
 

@@ -109,3 +109,21 @@ def test_calls_outside_the_block_add_nothing_and_an_aborted_call_does_not_skew_t
     f(x, W)
     assert (len(prof.rows), prof.total_seconds) == before
     assert all(r.seconds >= 0 for r in prof.rows)
+
+
+def triples_above_half(x):
+    if x > 0.5:
+        x = x * 3.0
+    return x + 1
+
+
+def test_loading_the_runtimes_select_kernel_is_a_compile_row_not_the_users_if():
+    from vmapper.kernels import lane_select
+    lane_select._READY.clear()  # (as in a new process: numba loads or compiles it on first use)
+    f = vmapper.batched(triples_above_half, backend="numpy")
+    with vmapper.profile() as prof:
+        f(RNG.random(1000).astype(np.float32))
+    assert {r.op for r in _rows(prof, "compile", "(compile)")} >= {"numba lane select (float32)"}
+    with vmapper.profile() as again:
+        f(RNG.random(1000).astype(np.float32))
+    assert not _rows(again, "compile", "(compile)")

@@ -264,7 +264,9 @@ def _lane_select():
     # imported on first use: numba is slow to import, and ``import vmapper`` should not pay it
     mod = _LAZY.get("lane_select")
     if mod is None:
-        from ..kernels import lane_select as mod
+        from ..profiler import compiling
+        with compiling("import numba"):  # (an open vmapper.profile() books it apart)
+            from ..kernels import lane_select as mod
         _LAZY["lane_select"] = mod
     return mod
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import itertools
 
 from ..ir import Block, Const, Function, Instr, Jump, Return, Var
+from ..passes.taint import tainted_targets
 from ..primitives import PRIMITIVES
 from . import jvp_rules  # noqa: F401  (attaches the rules)
 from .jvp_rules import ZERO_DERIVATIVE
@@ -116,23 +117,17 @@ def _rule(ins):
 
 def active_variables(fn, wrt_names):
     """The variables whose value may depend on the parameters ``wrt_names``."""
-    active = set(wrt_names)
     null = _NullEmitter()
-    changed = True
-    while changed:
-        changed = False
-        for blk in fn.blocks.values():
-            for ins in blk.instrs:
-                if ins.target is None or ins.target in active or ins.op == "tuple":
-                    continue
-                tans = [Var("$tj") if isinstance(a, Var) and a.name in active else None for a in ins.args]
-                if all(t is None for t in tans):
-                    continue
-                rule = _rule(ins)
-                if rule is not None and rule(null, Var(ins.target), ins.args, tans) is not None:
-                    active.add(ins.target)
-                    changed = True
-    return active
+
+    def spreads(ins, active):
+        if ins.op == "tuple":
+            return False
+        tans = [Var("$tj") if isinstance(a, Var) and a.name in active else None for a in ins.args]
+        if all(t is None for t in tans):
+            return False
+        rule = _rule(ins)
+        return rule is not None and rule(null, Var(ins.target), ins.args, tans) is not None
+    return tainted_targets(fn, wrt_names, spreads)
 
 
 def jvp_function(fn: Function, wrt, keep=None) -> Function:

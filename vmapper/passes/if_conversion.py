@@ -23,6 +23,7 @@ from __future__ import annotations
 from ..ir import Branch, Const, Function, Instr, Jump, Var, is_temp
 from .. import primitives
 from .cfg_cleanup import cleanup_cfg
+from .taint import tainted_targets
 
 MAX_ARM_INSTRS = 12
 _SAFE_STRUCTURAL = {"copy", "tuple", "truth", "select"}
@@ -70,20 +71,13 @@ def may_hold_none(fn: Function) -> set:
     """Variables that may hold ``None`` on some lane: assigned ``None``, or copied or
     selected from such a variable.  ``best is None or v > best`` must not compare ``v``
     with ``None`` on the lanes where ``best`` is still None."""
-    out = set()
-    changed = True
-    while changed:
-        changed = False
-        for blk in fn.blocks.values():
-            for ins in blk.instrs:
-                if ins.target is None or ins.target in out or ins.op not in ("copy", "select"):
-                    continue
-                sources = ins.args[1:] if ins.op == "select" else ins.args
-                if any(isinstance(a, Const) and a.value is None or isinstance(a, Var) and a.name in out
-                       for a in sources):
-                    out.add(ins.target)
-                    changed = True
-    return out
+    def spreads(ins, maybe_none):
+        if ins.op not in ("copy", "select"):
+            return False
+        sources = ins.args[1:] if ins.op == "select" else ins.args
+        return any(isinstance(a, Const) and a.value is None or isinstance(a, Var) and a.name in maybe_none
+                   for a in sources)
+    return tainted_targets(fn, (), spreads)
 
 
 def speculatable(ins: Instr) -> bool:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from ..ir import Block, Branch, Const, Function, Instr, Jump, Return, Var, is_temp
 from .globals_as_params import globals_as_params
 from .spmd import LoopStep
+from .taint import tainted_targets
 
 #: A region without a loop needs at least this many instructions.
 MIN_INSTRUCTIONS = 4
@@ -98,21 +99,12 @@ def _may_be_arrays(fn, instruction_reason):
     matrix product, or computed elementwise from such a variable.  (Parameters may be arrays
     too; the runtime checks those when the region runs.)"""
     slices = {ins.target for blk in fn.blocks.values() for ins in blk.instrs if ins.op in ("slice", "tuple")}
-    arrays = set()
-    changed = True
-    while changed:
-        changed = False
-        for blk in fn.blocks.values():
-            for ins in blk.instrs:
-                t = ins.target
-                if t is None or t in arrays:
-                    continue
-                uses = set(ins.uses())
-                if ins.op in ARRAY_MAKERS or ins.op == "getitem" and uses & slices or \
-                        (instruction_reason(ins) is None or ins.op in ("method", "getattr")) and uses & arrays:
-                    arrays.add(t)
-                    changed = True
-    return arrays
+
+    def spreads(ins, arrays):
+        uses = set(ins.uses())
+        return ins.op in ARRAY_MAKERS or ins.op == "getitem" and bool(uses & slices) or \
+            (instruction_reason(ins) is None or ins.op in ("method", "getattr")) and bool(uses & arrays)
+    return tainted_targets(fn, (), spreads)
 
 
 def _step_blocks(step):

@@ -27,6 +27,32 @@ class Program:
         return self.source.line(line)
 
 
+def reaches_itself(program, get) -> bool:
+    """Whether ``program``'s function can call itself, directly or through the user functions it
+    calls (``get``: a Python function's program); cached on the program."""
+    known = getattr(program, "_reaches_itself", None)
+    if known is None:
+        known = program.self_recursive or program.ir.python_function in _callees_reached(program, get)
+        program._reaches_itself = known
+    return known
+
+
+def _callees_reached(program, get):
+    seen, todo = set(), [program]
+    while todo:
+        for blk in todo.pop().ir.blocks.values():
+            for ins in blk.instrs:
+                callee = ins.attrs.get("callee") if ins.op in ("call", "map_call") else None
+                if callee is None or callee in seen:
+                    continue
+                seen.add(callee)
+                try:
+                    todo.append(get(callee))
+                except Exception:  # (a callee that does not compile raises where it is called)
+                    pass
+    return seen
+
+
 def _calls_itself(fn, ins):
     """A call of ``fn`` itself, or (a method) of ``self.<its name>(...)`` on its first parameter:
     the method on the object's class, as it most often is (it only orders the evaluation)."""

@@ -261,3 +261,38 @@ def test_two_call_sites_of_a_memo_function_share_the_calls_tables():
     check_batching(f, (forest.roots,))
     f(forest.roots)
     assert f.last_stats["memo_evaluated"] == forest.num_nodes  # each node once, the roots too
+
+
+@vmapper.batched(memo=True)
+def even_weight(v):
+    t = 1.0 * v.value
+    for c in v.children:
+        t = t * 0.5 - odd_weight(c)
+    return t
+
+
+@vmapper.batched(memo=True)
+def odd_weight(v):
+    t = 2.0 * v.value
+    for c in v.children:
+        t = t * 0.5 + even_weight(c)
+    return t
+
+
+def test_mutual_memo_recursion_evaluates_each_node_once_per_function():
+    # depth-first, a node reached by paths of several lengths was evaluated once per length
+    n = 60
+    graph = nx.DiGraph([(k, k + 1) for k in range(n)] + [(k, k + 2) for k in range(n - 1)])
+    nx.set_node_attributes(graph, {k: k % 5 - 2 for k in graph}, "value")
+    forest = vmapper.Forest.from_networkx([graph, graph], attrs="value")
+
+    def plain(v, parity, cache):
+        if (v.id, parity) not in cache:
+            t = (1.0 if parity == 0 else 2.0) * v.value
+            for c in v.children:
+                t = t * 0.5 + (-1 if parity == 0 else 1) * plain(c, 1 - parity, cache)
+            cache[(v.id, parity)] = t
+        return cache[(v.id, parity)]
+    expected = [plain(r, 0, {}) for r in forest]
+    np.testing.assert_array_equal(even_weight(forest.roots), expected)
+    assert even_weight.last_stats["memo_evaluated"] <= 2 * forest.num_nodes

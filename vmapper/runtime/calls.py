@@ -16,6 +16,7 @@ from .memo import table_for
 from .nodes import NodeLanes
 from .ragged import Ragged
 from .values import Lanes, Traced, concat_sized, gather, is_varying, scatter_into
+from ..program import reaches_itself
 
 
 def call_function(ctx, callee, arg_groups, memo=False):
@@ -212,11 +213,13 @@ def _run_memo(state, program, callee, args, m, lane_ids):
         new_ids, first = np.unique(ids[absent], return_index=True)
         new_lanes = _resolve_lane_ids(lane_ids)[np.flatnonzero(absent)[first]]
         batches = [(new_ids, new_lanes)]
-        if program.self_recursive:
+        if reaches_itself(program, state.get_program):
             # The missing nodes and their uncached descendants, bottom-up by height, so that
-            # each node's own recursive calls find their children cached: one evaluation per
-            # node.  A descendant's errors name the lane of a node above it.
-            desc, owner = _descendants(forest, new_ids)
+            # each node's own recursive calls (through other functions too: even/odd) find
+            # their children cached: one evaluation per node and function, where depth-first
+            # evaluation repeated a node once per path length reaching it.  A descendant's
+            # errors name the lane of a node above it.
+            desc, owner = _descendants(forest, new_ids, table.slot_of)
             keep = (table.rows_of(desc) < 0) & ~np.isin(desc, new_ids)
             todo = np.concatenate([desc[keep], new_ids])
             lanes = np.concatenate([new_lanes[owner[keep]], new_lanes])
@@ -242,9 +245,10 @@ def _run_memo(state, program, callee, args, m, lane_ids):
     return table.load(rows)
 
 
-def _descendants(forest, ids):
-    """All nodes below the distinct nodes ``ids`` (not ``ids`` themselves), each once, and
-    for each the position in ``ids`` of a node it lies below."""
+def _descendants(forest, ids, slot_of):
+    """All uncached nodes below the distinct nodes ``ids`` (not ``ids`` themselves), each once,
+    and for each the position in ``ids`` of a node it lies below.  The walk stops at cached
+    nodes (``slot_of >= 0``): a node is stored only after every node below it was."""
     from ..forest import _concat_ranges
     tree = forest.tree_of[ids]
     ends = forest.tree_ptr[tree + 1]
@@ -261,7 +265,7 @@ def _descendants(forest, ids):
         kids = forest.child_idx[_concat_ranges(starts, counts)]
         kids, first = np.unique(kids, return_index=True)
         owner = np.repeat(owner, counts)[first]
-        new = ~seen[kids]
+        new = ~seen[kids] & (slot_of[kids] < 0)
         kids, owner = kids[new], owner[new]
         seen[kids] = True
         out.append(kids)

@@ -771,3 +771,33 @@ def test_a_python_int_that_grows_past_int64_wraps_as_on_every_lane_never_to_floa
     out = batched(grows_past_int64, backend=backend)(np.array([1, 2, 3]))
     assert out.dtype == np.int64
     np.testing.assert_array_equal(out, [2**62, -2**63, -2**62])  # 2**63 and 3 * 2**62, wrapped
+
+
+def _pair_sum(x, y):
+    return x + y
+
+
+def _leaf_sum(node):
+    if node.is_leaf:
+        return node.value
+    return _leaf_sum(node.left) + _leaf_sum(node.right)
+
+
+def test_a_list_of_numbers_or_of_trees_gets_a_hint_toward_arrays_and_forests():
+    with pytest.raises(vmapper.BatchError, match=r"np\.asarray.*Forest\.from_nested\(trees\)\.roots"):
+        vmapper.batched(_pair_sum)([1, 2, 3], [4, 5, 6])
+    with pytest.raises(vmapper.BatchError, match=r"is a Forest: pass forest\.roots"):
+        vmapper.batched(_leaf_sum)(vmapper.Forest.from_nested([(1, 2)]))
+
+
+@pytest.mark.parametrize("options, message", [({"max_iters": 0}, "max_iters"), ({"backend": "torch"}, "backend"),
+                                              ({"memo": "yes"}, "memo"), ({"out_axes": None}, "out_axes")])
+def test_bad_options_raise_a_batch_error_naming_the_option(options, message):
+    with pytest.raises(vmapper.BatchError, match=message):
+        vmapper.batched(_pair_sum, **options)
+
+
+def test_a_bad_backend_in_the_environment_is_named(monkeypatch):
+    monkeypatch.setenv("VMAPPER_BACKEND", "torch")
+    with pytest.raises(vmapper.BatchError, match=r"\$VMAPPER_BACKEND"):
+        vmapper.batched(_pair_sum)

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import vmapper
 from vmapper.testing import check_batching
 from vmapper.testing.oracle import _compare
 
@@ -16,3 +17,29 @@ def test_a_nans_sign_bit_is_payload_but_the_sign_of_zero_counts():
     _compare(np.array([np.nan, 1.0]), np.array([-np.nan, 1.0]), True, 0.0, 0.0, "result")
     with pytest.raises(AssertionError, match="1 mismatching element"):
         _compare(np.array([0.0, 1.0]), np.array([-0.0, 1.0]), True, 0.0, 0.0, "result")
+
+
+def nested_results(n):
+    return n, (n + 1, n * 2.0)
+
+
+def test_nested_tuples_of_results_are_compared_leaf_by_leaf():
+    got = check_batching(nested_results, (np.arange(5),))
+    np.testing.assert_array_equal(got[1][1], np.arange(5) * 2.0)
+
+
+def test_results_are_compared_where_out_axes_puts_the_batch_axis():
+    check_batching(vmapper.batched(lambda_free_pair, out_axes=1), (np.arange(4.0),))
+
+
+def lambda_free_pair(x):
+    return np.array([x, 2 * x])
+
+
+def test_options_for_an_already_batched_function_are_refused_not_ignored():
+    f = vmapper.batched(lambda_free_pair, in_axes=0)
+    check_batching(f, (np.arange(3.0),), in_axes=0)  # (its own axes: fine)
+    with pytest.raises(ValueError, match="in_axes"):
+        check_batching(f, (np.arange(3.0),), in_axes=None)
+    with pytest.raises(ValueError, match="backend"):
+        check_batching(f, (np.arange(3.0),), backend="numba")

@@ -136,12 +136,15 @@ class BatchedFunction:
         self.out_axes = _checked_out_axes(out_axes)
         if max_iters is not None and (not isinstance(max_iters, (int, np.integer)) or isinstance(max_iters, bool)
                                       or max_iters < 1):
-            raise ValueError(f"max_iters must be a positive int or None, not {max_iters!r}")
+            raise BatchError(f"max_iters must be a positive int or None, not {max_iters!r}")
         self.max_iters = None if max_iters is None else int(max_iters)
+        if not isinstance(memo, bool):
+            raise BatchError(f"memo must be True or False, not {memo!r}")
         self.memo = memo
         self.backend = default_backend() if backend is None else backend
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
+            where = "$VMAPPER_BACKEND" if backend is None else "backend"
+            raise BatchError(f"{where} must be one of {BACKENDS}, not {self.backend!r}")
         self.exact_math = exact_math
         self._stats_owner = self
         self._last_stats = None
@@ -340,7 +343,7 @@ def _checked_out_axes(out_axes):
         return isinstance(a, (int, np.integer)) and not isinstance(a, bool) or \
             isinstance(a, (tuple, list)) and all(map(ok, a))
     if not ok(out_axes):
-        raise ValueError(f"out_axes must be an int, or a tuple of ints for a tuple of results, not {out_axes!r} "
+        raise BatchError(f"out_axes must be an int, or a tuple of ints for a tuple of results, not {out_axes!r} "
                          f"(every result has a batch axis)")
     return out_axes
 
@@ -390,6 +393,9 @@ def _convert(x, axis, path, sizes):
             raise BatchError(f"argument '{path}' is one Node: pass a batch of nodes (forest.roots, or "
                              f"forest.roots[i:i + 1]) to run over trees, or call the per-sample function "
                              f"(.per_sample) on a node inside vmapper.api.per_sample_mode()")
+        if type(x).__name__ == "Forest" and hasattr(x, "roots"):
+            raise BatchError(f"argument '{path}' is a Forest: pass forest.roots (one lane per tree), or "
+                             f"a slice of it (forest.roots[i:j])")
         raise BatchError(f"argument '{path}' is a {type(x).__name__}: batched leaves must be numpy "
                          f"arrays or scalars (or tuples, lists, dicts, NamedTuples of them)")
     arr = np.asarray(x)
@@ -398,8 +404,13 @@ def _convert(x, axis, path, sizes):
     if not isinstance(axis, int):
         raise BatchError(f"in_axes entry for argument '{path}' must be an int or None, not {axis!r}")
     if arr.ndim == 0:
-        raise BatchError(f"argument '{path}' is a scalar and has no axis {axis} to batch along; "
-                         f"pass in_axes=None for it")
+        if "[" in path:  # an item of a list or tuple argument: each item is batched on its own
+            raise BatchError(f"argument '{path}' is a scalar and has no axis {axis} to batch along: a list "
+                             f"or tuple argument is a structure whose items are batched each; for one "
+                             f"number per sample pass an array (np.asarray(...)), for a list of trees "
+                             f"vmapper.Forest.from_nested(trees).roots, for a shared item in_axes=None")
+        raise BatchError(f"argument '{path}' is a scalar and has no axis {axis} to batch along; pass an "
+                         f"array of one value per sample, or in_axes=None for a value shared by all samples")
     if not -arr.ndim <= axis < arr.ndim:
         raise BatchError(f"in_axes={axis} is out of range for argument '{path}' with shape {arr.shape}")
     if axis != 0:

@@ -71,37 +71,65 @@ def _compare(ref, got, exact, rtol, atol, where):
                              f" vs per-sample {ref_arr[first]!r}")
 
 
-def check_batching(f, args, in_axes=0, *, exact=True, rtol=1e-12, atol=0.0, check_dtype=True,
+_UNSET = object()
+
+
+def check_batching(f, args, in_axes=_UNSET, *, exact=True, rtol=1e-12, atol=0.0, check_dtype=True,
                    **batched_kwargs):
     """Assert that the batched run of ``f`` equals the per-sample Python loop.
 
-    ``f`` is a per-sample function or a :class:`~vmapper.BatchedFunction`.
+    ``f`` is a per-sample function (batched here with ``in_axes``, default 0, and
+    ``batched_kwargs``) or a :class:`~vmapper.BatchedFunction`, which runs with its own
+    options (an ``in_axes`` that differs from them, or other options, raise ``ValueError``).
     With ``exact`` (the default) results must match bitwise (NaN matches NaN,
     and the sign of zero counts); otherwise within ``rtol``/``atol``.  Dtypes
     must match the per-sample results' (numpy's promotion of their values)
-    when ``check_dtype``.  Returns the batched result.
+    when ``check_dtype``.  Tuples of results (nested too) are compared
+    leaf by leaf, each with the batch axis where ``out_axes`` puts it.  Returns the
+    batched result.
     """
     from ..api import BatchedFunction, batched
-    bf = f if isinstance(f, BatchedFunction) else batched(f, in_axes=in_axes, **batched_kwargs)
-    per = bf.per_sample
-    refs = per_sample_results(per, args, bf.arg_axes(len(args)))
+    if isinstance(f, BatchedFunction):
+        own = f.arg_axes(len(args))
+        if in_axes is not _UNSET and _axes_list(in_axes, len(args)) != own:
+            raise ValueError(f"check_batching: in_axes={in_axes!r}, but {f.__name__} is batched with "
+                             f"in_axes={f.in_axes!r}, which its run uses; pass the per-sample function "
+                             f"to check other axes")
+        if batched_kwargs:
+            raise ValueError(f"check_batching: {sorted(batched_kwargs)} apply when f is a per-sample function; "
+                             f"{f.__name__} is already batched with its own options")
+        bf = f
+    else:
+        bf = batched(f, in_axes=0 if in_axes is _UNSET else in_axes, **batched_kwargs)
+    refs = per_sample_results(bf.per_sample, args, bf.arg_axes(len(args)))
     got = bf(*args)
+    _compare_results(refs, got, bf.out_axes, exact, rtol, atol, check_dtype, "result")
+    return got
+
+
+def _axes_list(in_axes, nargs):
+    return list(in_axes) if isinstance(in_axes, (tuple, list)) else [in_axes] * nargs
+
+
+def _compare_results(refs, got, out_axes, exact, rtol, atol, check_dtype, where):
+    """Compare the per-sample results ``refs`` with the batched ``got``, leaf by leaf."""
     first = refs[0]
     if isinstance(first, tuple):
         if not isinstance(got, tuple) or len(got) != len(first):
-            raise AssertionError(f"per-sample result is a {len(first)}-tuple, batched is {type(got).__name__}")
+            raise AssertionError(f"{where}: per-sample result is a {len(first)}-tuple, batched is "
+                                 f"{type(got).__name__}")
         for k in range(len(first)):
-            ref_k = np.array([r[k] for r in refs])
-            _compare(ref_k, got[k], exact, rtol, atol, f"result[{k}]")
-            _check_dtype(ref_k, got[k], check_dtype, f"result[{k}]")
+            axis = out_axes[k] if isinstance(out_axes, (tuple, list)) else out_axes
+            _compare_results([r[k] for r in refs], got[k], axis, exact, rtol, atol, check_dtype, f"{where}[{k}]")
     elif first is None:
         if got is not None:
-            raise AssertionError("per-sample result is None, batched is not")
+            raise AssertionError(f"{where}: per-sample result is None, batched is not")
     else:
         ref = np.array(refs)
-        _compare(ref, got, exact, rtol, atol, "result")
-        _check_dtype(ref, got, check_dtype, "result")
-    return got
+        if isinstance(out_axes, (int, np.integer)) and out_axes != 0 and ref.ndim:
+            ref = np.moveaxis(ref, 0, out_axes)
+        _compare(ref, got, exact, rtol, atol, where)
+        _check_dtype(ref, got, check_dtype, where)
 
 
 def _check_dtype(ref, got, check, where):

@@ -51,7 +51,9 @@ def instruction_reason(ins) -> str | None:
     op = ins.op
     where = f"line {ins.line}"
     if op in _FORBIDDEN or op not in kt.SUPPORTED_OPS or op == "tuple":
-        return f"{where}: operation '{op}' cannot run in a kernel"
+        name = ins.attrs.get("name")
+        what = {"method": f"method '.{name}()'", "getattr": f"attribute '.{name}'"}.get(op) if name else None
+        return f"{where}: {what or f'operation {op!r}'} cannot run in a kernel"
     if ins.attrs.get("kw"):
         return f"{where}: '{op}' with keyword arguments"
     for j, a in enumerate(ins.args):

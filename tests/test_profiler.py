@@ -127,3 +127,15 @@ def test_loading_the_runtimes_select_kernel_is_a_compile_row_not_the_users_if():
     with vmapper.profile() as again:
         f(RNG.random(1000).astype(np.float32))
     assert not _rows(again, "compile", "(compile)")
+
+
+def doubled_sum(v):
+    return v.sum() * 2
+
+
+def test_the_first_kernel_check_is_a_compile_row_and_explain_names_the_method():
+    f = vmapper.batched(doubled_sum, backend="numba")
+    with vmapper.profile() as prof:
+        f(np.ones((10, 3)))
+    assert {r.op for r in _rows(prof, "compile", "(compile)")} >= {"kernel check"}
+    assert "method '.sum()' cannot run in a kernel" in f.explain()

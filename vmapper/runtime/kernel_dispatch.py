@@ -29,12 +29,14 @@ _NOT_RUN = object()
 def kernel_reason(program):
     """None if ``program`` can be a kernel, else why not (cached on the program)."""
     if not hasattr(program, "_kernel_reason"):
-        try:
-            from ..kernels.codegen import kernel_eligible
-        except Exception as exc:  # numba missing or broken: the numpy runtime serves
-            program._kernel_reason = f"kernel backend unavailable ({exc})"
-        else:
-            program._kernel_reason = kernel_eligible(kernel_program(program).ir)
+        from ..profiler import compiling
+        with compiling("kernel check"):  # (once per function: an open profile() books it apart)
+            try:
+                from ..kernels.codegen import kernel_eligible
+            except Exception as exc:  # numba missing or broken: the numpy runtime serves
+                program._kernel_reason = f"kernel backend unavailable ({exc})"
+            else:
+                program._kernel_reason = kernel_eligible(kernel_program(program).ir)
     return program._kernel_reason
 
 

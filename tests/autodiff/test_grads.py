@@ -260,3 +260,32 @@ def test_vjp_cotangents_must_have_the_outputs_structure_and_shapes():
         vjp_fn(np.ones(3))
     with pytest.raises(vmapper.BatchError, match=r"cotangents\[1\] has shape \(3, 1\); the output it goes with"):
         vjp_fn((np.ones(3), np.ones((3, 1))))
+
+
+def hinge(x, y, w):
+    m = y * np.dot(w, x)
+    if m >= 1.0:
+        return 0
+    return 1.0 - m
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_batch_that_takes_only_an_int_returning_path_has_zero_gradients(backend):
+    # a hinge loss whose every sample is past the margin: the training step must not die there
+    f = vmapper.batched(hinge, in_axes=(0, 0, None), backend=backend)
+    w, X = np.array([2.0, 0.0]), np.array([[1.0, 0.0], [2.0, 1.0]])
+    values, g = vmapper.value_and_grad(f, argnums=2)(X, np.array([1.0, 1.0]), w)
+    np.testing.assert_array_equal(values, [0, 0])
+    np.testing.assert_array_equal(g, [0.0, 0.0])
+    values, g = vmapper.value_and_grad(f, argnums=2)(X, np.array([1.0, -1.0]), w)
+    np.testing.assert_array_equal(g, [2.0, 1.0])
+
+
+def three_results(x):
+    return x * 2.0, x * x, -x
+
+
+def test_a_none_cotangent_is_a_zero_one():
+    _, back = vmapper.vjp(vmapper.batched(three_results), np.arange(3.0))
+    (gx,) = back((np.ones(3), None, None))
+    np.testing.assert_array_equal(gx, [2.0, 2.0, 2.0])

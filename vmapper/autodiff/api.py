@@ -191,7 +191,10 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
         with collector_paused():
             values, n, tape, result = _run_traced(bf, args, kwargs, ks, kernel_partials, checkpoint_loops)
             out = bf.finish(result, n)
-            if isinstance(out, tuple) or np.shape(out) != (n,) or _dtype(out).kind not in "fc":
+            # An int or bool on every lane that depends on no differentiated value (a hinge loss
+            # whose batch took only its ``return 0``) has zero gradients, as a float would.
+            constant_int = not isinstance(result, Traced) and _dtype(out).kind in "biu"
+            if isinstance(out, tuple) or np.shape(out) != (n,) or _dtype(out).kind not in "fc" and not constant_int:
                 raise BatchError(f"value_and_grad needs a float scalar per sample; {bf.per_sample.__qualname__} "
                                  f"returns {'a tuple' if isinstance(out, tuple) else np.shape(out)[1:] or _kind(out)} "
                                  f"per sample (use vmapper.vjp for other results)")
@@ -286,6 +289,8 @@ def _seed(result, cot, out_axes, seeds, out, path="cotangents"):
         axes = out_axes if isinstance(out_axes, (tuple, list)) else [out_axes] * len(result)
         for k, (r, c, a, o) in enumerate(zip(result, cot, axes, out)):
             _seed(r, c, a, seeds, o, f"{path}[{k}]")
+        return
+    if cot is None:  # (a zero cotangent: this output contributes nothing)
         return
     if np.shape(cot) != np.shape(out):
         raise BatchError(f"{path} has shape {np.shape(cot)}; the output it goes with has shape {np.shape(out)}")

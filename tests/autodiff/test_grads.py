@@ -289,3 +289,18 @@ def test_a_none_cotangent_is_a_zero_one():
     _, back = vmapper.vjp(vmapper.batched(three_results), np.arange(3.0))
     (gx,) = back((np.ones(3), None, None))
     np.testing.assert_array_equal(gx, [2.0, 2.0, 2.0])
+
+
+def squared_norm_and_square(x, z):
+    return x * (z * z)
+
+
+def real_part_of_square(z):
+    return (z * z).real
+
+
+def test_complex_results_and_arguments_are_refused_rather_than_given_one_of_two_conventions():
+    with pytest.raises(vmapper.BatchError, match="float scalar per sample"):
+        vmapper.value_and_grad(vmapper.batched(squared_norm_and_square))(np.ones(2), np.array([1 + 1j, 2 - 0.5j]))
+    with pytest.raises(vmapper.BatchError, match="argument 'z', which is complex"):
+        vmapper.value_and_grad(vmapper.batched(real_part_of_square))(np.array([1 + 1j, 2 - 0.5j]))

@@ -56,6 +56,10 @@ def _trace_leaves(value, tape, leaves, path):
     if isinstance(value, dict):
         return {k: _trace_leaves(v, tape, leaves, f"{path}[{k!r}]") for k, v in value.items()}
     if _is_float_leaf(value):
+        if (value.data if isinstance(value, Lanes) else np.asarray(value)).dtype.kind == "c":
+            raise BatchError(f"cannot differentiate with respect to argument '{path}', which is complex: "
+                             f"no complex convention (JAX's or PyTorch's) is implemented; pass its real and "
+                             f"imaginary parts as two float arguments")
         t = tape.leaf(value)
         leaves.append((t.node, value))
         return t
@@ -194,7 +198,7 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
             # An int or bool on every lane that depends on no differentiated value (a hinge loss
             # whose batch took only its ``return 0``) has zero gradients, as a float would.
             constant_int = not isinstance(result, Traced) and _dtype(out).kind in "biu"
-            if isinstance(out, tuple) or np.shape(out) != (n,) or _dtype(out).kind not in "fc" and not constant_int:
+            if isinstance(out, tuple) or np.shape(out) != (n,) or _dtype(out).kind != "f" and not constant_int:
                 raise BatchError(f"value_and_grad needs a float scalar per sample; {bf.per_sample.__qualname__} "
                                  f"returns {'a tuple' if isinstance(out, tuple) else np.shape(out)[1:] or _kind(out)} "
                                  f"per sample (use vmapper.vjp for other results)")

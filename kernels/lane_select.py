@@ -16,6 +16,8 @@ branch and its arms 15% faster.
 The runtime stays unfused: this is one primitive operation per launch, like the
 ufuncs around it.
 """
+import contextlib
+
 import numpy as np
 from numba import njit
 
@@ -53,9 +55,11 @@ def _keep_where(mask, keep_if, dest, src):
 _READY = set()  # (kernel, dtype) pairs loaded or compiled in this process
 
 
-def _first_use(kernel, dtype):
+def _booked(kernel, dtype):
     """A context that books the first call of ``kernel`` for ``dtype`` (numba loads or compiles
     it then) under ``(compile)`` in an open ``vmapper.profile()``, not under the user's line."""
+    if (kernel, dtype) in _READY:
+        return contextlib.nullcontext()
     _READY.add((kernel, dtype))
     from vmapper.profiler import compiling
     return compiling(f"numba lane select ({dtype.name})")
@@ -64,19 +68,15 @@ def _first_use(kernel, dtype):
 def select_in_place(mask: np.ndarray, new: np.ndarray, old: np.ndarray, into_new: bool) -> np.ndarray:
     """:func:`select_into` with ``out`` the array of ``new`` (``into_new``) or of ``old``,
     which the caller owns (no other value sees it)."""
-    if (_keep_where, new.dtype) not in _READY:
-        with _first_use(_keep_where, new.dtype):
-            return _keep_where(mask, True, new, old) if into_new else _keep_where(mask, False, old, new)
-    return _keep_where(mask, True, new, old) if into_new else _keep_where(mask, False, old, new)
+    with _booked(_keep_where, new.dtype):
+        return _keep_where(mask, True, new, old) if into_new else _keep_where(mask, False, old, new)
 
 
 def select_into(mask: np.ndarray, new: np.ndarray, old: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out`` holding ``new`` where ``mask`` else ``old``; all four one-dimensional
     and of one length, ``new``/``old``/``out`` of one supported dtype, ``mask`` bool."""
-    if (_select_into, new.dtype) not in _READY:
-        with _first_use(_select_into, new.dtype):
-            return _select_into(mask, new, old, out)
-    return _select_into(mask, new, old, out)
+    with _booked(_select_into, new.dtype):
+        return _select_into(mask, new, old, out)
 
 
 def fits(mask: np.ndarray, new: np.ndarray, old: np.ndarray) -> bool:

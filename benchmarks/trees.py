@@ -73,8 +73,17 @@ Usage::
 
     python benchmarks/trees.py                 # 2 warm-up + 20 timed batches (500 trees)
     python benchmarks/trees.py --quick         # 1 warm-up + 5 timed batches
-    python benchmarks/trees.py --threads 2     # BLAS / torch / XLA threads (default 1)
-    python benchmarks/trees.py --jax-threads 2 # XLA alone on 2 threads
+    python benchmarks/trees.py --threads 2     # BLAS / numba / torch threads and CPUs (default 1)
+    python benchmarks/trees.py --jax-threads 2 # XLA alone on 2 threads (the process on 2 CPUs)
+    python benchmarks/trees.py --blas-core SkylakeX  # numpy's OpenBLAS kernels (default: auto)
+
+Threads: ``--threads N`` sets the libraries' thread counts and also pins the process to
+N CPUs (``max(--threads, --jax-threads)``), since XLA sizes its pool from the CPUs it may
+use and ignores its thread flags (``benchmarks/_machine.py``).  BLAS: numpy's matrix
+products run OpenBLAS's kernels for the core type it detects, or ``$OPENBLAS_CORETYPE``;
+the header prints which.  ``--blas-core auto`` (the default) selects the AVX-512 SkylakeX
+kernels on a CPU with AVX-512 unless ``$OPENBLAS_CORETYPE`` is set (this workplace's
+machines set it to Haswell: pass ``--blas-core SkylakeX`` to override it).
     python benchmarks/trees.py --float64 --steps 10
     python benchmarks/trees.py --profile       # also cProfile one vmapper step
     python benchmarks/trees.py --solo          # each peer's steps back to back
@@ -101,11 +110,15 @@ def _parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="5 timed batches after 1 warm-up batch")
     p.add_argument("--batch-size", type=int, default=25, help="trees per batch (default 25)")
     p.add_argument("--threads", type=int, default=1,
-                   help="threads for BLAS (OMP/OPENBLAS/MKL_NUM_THREADS), numba, torch and XLA "
-                        "(default 1)")
+                   help="threads for BLAS (OMP/OPENBLAS/MKL_NUM_THREADS), numba, torch and XLA, "
+                        "and CPUs the process may run on (default 1)")
     p.add_argument("--jax-threads", type=int, default=None,
-                   help="XLA's intra-op threads if different from --threads (XLA's thread pool "
-                        "copes with a loaded machine better than OpenBLAS and torch do)")
+                   help="XLA's threads if different from --threads (the process then runs on "
+                        "max(--threads, --jax-threads) CPUs)")
+    p.add_argument("--blas-core", default="auto",
+                   help="numpy's OpenBLAS kernels: 'auto' (SkylakeX on an AVX-512 CPU unless "
+                        "$OPENBLAS_CORETYPE is set), 'default' (OpenBLAS's own choice or "
+                        "$OPENBLAS_CORETYPE), or a core type such as SkylakeX or Haswell")
     p.add_argument("--float64", action="store_true", help="float64 instead of float32")
     p.add_argument("--data", default=None,
                    help="SST directory with train.txt (default: shared/data/sst beside the repo)")
@@ -140,22 +153,28 @@ def _parse_args(argv=None):
     return args
 
 
-def _set_thread_env(n, n_xla):
-    """Thread counts for the numeric libraries: must happen before they are imported."""
+def _set_thread_env(n, n_xla, blas_core="auto"):
+    """Thread counts, CPUs and BLAS kernels for the numeric libraries: must happen before
+    they are imported.  Returns ``(cpus kept, BLAS note)``."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ[var] = str(n)
     flags = os.environ.get("XLA_FLAGS", "")
-    extra = f"--xla_cpu_multi_thread_eigen={'false' if n_xla == 1 else 'true'} " \
-            f"intra_op_parallelism_threads={n_xla}"
+    extra = f"--xla_cpu_multi_thread_eigen={'false' if n_xla == 1 else 'true'}"
     os.environ["XLA_FLAGS"] = f"{flags} {extra}".strip()
+    return _machine.pin_cpus(max(n, n_xla)), _machine.choose_blas_core(blas_core)
 
 
 # Thread settings are read by numpy/torch/jax at import time, so they are applied
 # from the command line before anything below imports them.
+try:
+    from . import _machine
+except ImportError:
+    import _machine
 _EARLY_ARGS = _parse_args(sys.argv[1:]) if __name__ == "__main__" else None
+_MACHINE = None
 if _EARLY_ARGS is not None:
-    _set_thread_env(_EARLY_ARGS.threads, _EARLY_ARGS.jax_threads)
+    _MACHINE = _set_thread_env(_EARLY_ARGS.threads, _EARLY_ARGS.jax_threads, _EARLY_ARGS.blas_core)
 
 import gc  # noqa: E402
 import importlib.util  # noqa: E402
@@ -760,9 +779,11 @@ def profile_vmapper(peer, b, top):
 
 def main(argv=None) -> int:
     args = _EARLY_ARGS if (argv is None and _EARLY_ARGS is not None) else _parse_args(argv)
-    if _EARLY_ARGS is None or (args.threads, args.jax_threads) != (_EARLY_ARGS.threads,
-                                                                  _EARLY_ARGS.jax_threads):
-        _set_thread_env(args.threads, args.jax_threads)  # too late for numpy if already imported
+    machine = _MACHINE
+    if _EARLY_ARGS is None or (args.threads, args.jax_threads, args.blas_core) != (
+            _EARLY_ARGS.threads, _EARLY_ARGS.jax_threads, _EARLY_ARGS.blas_core):
+        # too late for numpy's threads and kernels if it is already imported
+        machine = _set_thread_env(args.threads, args.jax_threads, args.blas_core)
     dtype = np.float64 if args.float64 else np.float32
     rtol = 1e-9 if args.float64 else 1e-4
     names = list(PEERS)
@@ -805,8 +826,11 @@ def main(argv=None) -> int:
     nodes = [f.num_nodes for f in forests[args.warmup:]]
     print(f"python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
           f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    cpus, blas_note = machine
     print(f"threads: {args.threads} (OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS, torch.set_num_threads); "
-          f"XLA intra_op_parallelism_threads {args.jax_threads}")
+          f"XLA {args.jax_threads}; process pinned to CPUs {cpus}")
+    print(f"numpy BLAS: OpenBLAS {_machine.blas_core() or '(core type unknown)'} kernels; {blas_note}; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
     print(f"data: {data_desc}: {len(forest)} trees, {forest.num_nodes} nodes, "
           f"vocab {len(forest.vocab)}, max depth {forest.max_depth}")
     print(f"model: emb {EMB}, hidden {HIDDEN}, {CLASSES} classes, {np.dtype(dtype).name}; "

@@ -80,7 +80,7 @@ __all__ = ["sigmoid", "tanh", "relu", "gelu", "silu", "softplus",
 _BJ = dict(error_model="numpy", cache=True)                    # blocks
 _PJ = dict(error_model="numpy", cache=True, parallel=True)     # drivers
 _BLOCK = 1 << 14           # elements per prange task
-_SERIAL_BELOW = 1 << 15    # below this the thread pool costs more than it saves
+_SERIAL_BELOW = 1 << 19    # below this waking the thread pool costs more than it saves (omp_wait.py)
 
 
 # --------------------------------------------------------------- kernels --

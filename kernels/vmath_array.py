@@ -11,7 +11,7 @@ from .vmath_generic import cos, erf, exp, expm1, log, log1p, sigmoid, sin, tanh
 # scalar function would not be cacheable: numba keys its cache on pickled
 # closure cells).  Small arrays run the block directly (no thread pool,
 # ~1 us); large ones through a prange driver over blocks.
-_BLOCK, _SERIAL_BELOW = 1 << 14, 1 << 15
+_BLOCK, _SERIAL_BELOW = 1 << 14, 1 << 19  # (see activations._SERIAL_BELOW)
 
 
 @njit(**_JIT)

@@ -425,3 +425,17 @@ def test_cell_gradients_keep_full_precision_in_the_tails(cell):
             got = [grads[0][lane], grads[4][lane]]
         for g, e in zip(got, exact):
             assert abs(g - float(e)) <= 1e-12 * abs(float(e)) + 1e-300, (lane, g, float(e))
+
+
+def test_arrays_under_half_a_million_elements_stay_on_the_calling_thread(monkeypatch):
+    # numba's OpenMP workers spin after a parallel kernel and stall the next multi-threaded
+    # matrix product by milliseconds (benchmarks/blas_threads.py); a Tree-LSTM level's
+    # 10^4-10^5 cells gain microseconds from threads, so they must not get them.
+    from vmapper.kernels import packed_cells as PC
+    used = []
+    fixed = A._fixed
+    monkeypatch.setattr(A, "_fixed", lambda fn, nargs, consts: used.append(fn) or fixed(fn, nargs, consts))
+    x = np.random.default_rng(0).normal(size=(1 << 19) - 1).astype(np.float32)
+    A.gelu(x)
+    assert used == [A._fwd_block]
+    assert PC._FAST_MAX == A._SERIAL_BELOW == 1 << 19

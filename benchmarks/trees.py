@@ -76,6 +76,10 @@ Usage::
     python benchmarks/trees.py --threads 2     # BLAS / numba / torch threads and CPUs (default 1)
     python benchmarks/trees.py --jax-threads 2 # XLA alone on 2 threads (the process on 2 CPUs)
     python benchmarks/trees.py --blas-core SkylakeX  # numpy's OpenBLAS kernels (default: auto)
+    python benchmarks/trees.py --float64 --steps 10
+    python benchmarks/trees.py --profile       # also cProfile one vmapper step
+    python benchmarks/trees.py --solo          # each peer's steps back to back
+    python benchmarks/trees.py --solo --rounds 3 --only jax-level   # 3 rotating rounds
 
 Threads: ``--threads N`` sets the libraries' thread counts and also pins the process to
 N CPUs (``max(--threads, --jax-threads)``), since XLA sizes its pool from the CPUs it may
@@ -84,10 +88,6 @@ products run OpenBLAS's kernels for the core type it detects, or ``$OPENBLAS_COR
 the header prints which.  ``--blas-core auto`` (the default) selects the AVX-512 SkylakeX
 kernels on a CPU with AVX-512 unless ``$OPENBLAS_CORETYPE`` is set (this workplace's
 machines set it to Haswell: pass ``--blas-core SkylakeX`` to override it).
-    python benchmarks/trees.py --float64 --steps 10
-    python benchmarks/trees.py --profile       # also cProfile one vmapper step
-    python benchmarks/trees.py --solo          # each peer's steps back to back
-    python benchmarks/trees.py --solo --rounds 3 --only jax-level   # 3 rotating rounds
 
 Exit status 1 if a peer's first-step losses disagree with vmapper's, or
 vmapper raises.

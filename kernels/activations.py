@@ -80,7 +80,10 @@ __all__ = ["sigmoid", "tanh", "relu", "gelu", "silu", "softplus",
 _BJ = dict(error_model="numpy", cache=True)                    # blocks
 _PJ = dict(error_model="numpy", cache=True, parallel=True)     # drivers
 _BLOCK = 1 << 14           # elements per prange task
-_SERIAL_BELOW = 1 << 19    # below this waking the thread pool costs more than it saves (omp_wait.py)
+# Below this the calling thread does the work.  Threads save at most ~80 us there, and
+# numba's OpenMP workers, spinning after a parallel kernel, can stall the next
+# multi-threaded OpenBLAS product by milliseconds (benchmarks/blas_threads.py).
+_SERIAL_BELOW = 1 << 19
 
 
 # --------------------------------------------------------------- kernels --

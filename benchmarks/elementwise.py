@@ -55,9 +55,11 @@ import time
 import numpy as np
 
 try:
+    from . import _machine
     from ._harness import median_time, print_table, round_robin_medians
 except ImportError:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import _machine
     from _harness import median_time, print_table, round_robin_medians
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -402,10 +404,12 @@ def _agree(a, b, dtype):
 
 
 def _set_threads(k):
-    """Same thread count for all peers (before any of them is imported)."""
+    """Same thread count for all peers (before any of them is imported), and the process
+    on k CPUs: XLA sizes its thread pool from them and ignores its thread flags."""
+    _machine.pin_cpus(k)
     import numba
     numba.set_num_threads(k)
-    if k == 1:                          # XLA has no finer knob than on/off
+    if k == 1:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                                    + " --xla_cpu_multi_thread_eigen=false")
     os.environ["NUMEXPR_MAX_THREADS"] = os.environ["NUMEXPR_NUM_THREADS"] = str(k)
@@ -530,7 +534,7 @@ def main(argv=None):
     dtypes = [np.float32, np.float64] if args.dtype == "both" else [np.dtype(args.dtype).type]
     import numba
     print(f"n = {args.n:,}  repeats = {args.repeats}  numba threads = "
-          f"{numba.get_num_threads()}  cpus = {os.cpu_count()}  heap: "
+          f"{numba.get_num_threads()}  cpus = {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}  heap: "
           + ("warm (glibc keeps large freed blocks: no peer's outputs page-fault)"
              if _WARM_HEAP_ENV[0] in os.environ else "default (large outputs page-fault on every call)"))
     rng = random.Random(0)

@@ -577,6 +577,22 @@ class Node:
         v = a[self.id]
         return v.copy() if isinstance(v, np.ndarray) else v
 
+    def __vmapper_hold__(self, n):
+        """This node on each of ``n`` lanes, as batched code holds a node that differs per
+        lane (a broadcast node chosen per lane, or passed to a batched call)."""
+        from .runtime.nodes import NodeLanes
+        return NodeLanes(self.forest, np.full(n, self.id, dtype=np.int64))
+
+    def __vmapper_method__(self, ctx, name, args, kw):
+        """``node.child(i)`` and other methods of a broadcast node: run as the per-sample code
+        runs them, or, given per-lane arguments, on the node held per lane.  (Without this
+        hook batched code would take ``Node.child`` for a user's function to batch.)"""
+        from .runtime.values import is_varying
+        if any(is_varying(a) for a in args):
+            return self.__vmapper_hold__(ctx.n).__vmapper_method__(ctx, name, args, kw)
+        npos = len(args) - len(kw)
+        return ctx.uniform(lambda: getattr(self, name)(*args[:npos], **dict(zip(kw, args[npos:]))))
+
     def __eq__(self, other):
         if not isinstance(other, Node):
             return NotImplemented

@@ -162,7 +162,9 @@ def _try_convert(fn, h, preds, defined, maybe_none):
     for v in sorted(assigned[0] | assigned[1]):
         tv = Var(finals[0].get(v, v))
         fv = Var(finals[1].get(v, v))
-        blk.instrs.append(Instr("select", v, (Var(cond), tv, fv), {}, line))
+        # (a merged call's argument, passes/merge_branch_calls.py: its errors say so)
+        attrs = {"merged_call_argument": True} if v.startswith("$armarg") else {}
+        blk.instrs.append(Instr("select", v, (Var(cond), tv, fv), attrs, line))
     blk.term = Jump(join, line)
     for a in arms:
         if a is not None:

@@ -161,7 +161,8 @@ def _choose(ctx, seq, ix):
     if len(ix) != 1:
         raise ctx.unsupported("multi-dimensional index of a tuple")
     (i,) = normalize_lane_indices(ctx, ix, (len(seq),), container=True)
-    if any(type(v) is Traced for v in seq):  # differentiated items: selects, each on the tape
+    if any(type(v) is Traced or hasattr(v, "__vmapper_hold__") for v in seq):
+        # differentiated items (selects, each on the tape) or tree nodes (held per lane)
         out = seq[0]
         for k in range(1, len(seq)):
             out = select(i == k, seq[k], out, ctx.n)

@@ -33,30 +33,39 @@ class _IdLanes:
 
     @staticmethod
     def __vmapper_select__(mask, new, old, n):
-        if type(new) is not type(old) or new.forest is not old.forest:
-            raise TypeError("a node on some lanes and another value on others")
+        _check_same_kind(new, old)
         return new._same(np.where(mask, new.ids, old.ids))
 
     @staticmethod
     def __vmapper_scatter__(dest, src, idx, n):
-        if type(dest) is not type(src) or dest.forest is not src.forest:
-            raise TypeError("a node on some lanes and another value on others")
+        _check_same_kind(dest, src)
         ids = dest.ids.copy()
         ids[idx] = src.ids
         return src._same(ids)
 
     @staticmethod
     def __vmapper_concat__(values):
-        first = values[0]
-        if any(type(v) is not type(first) or v.forest is not first.forest for v in values):
-            raise TypeError("nodes of different forests (or other values) in merged calls")
-        return first._same(np.concatenate([v.ids for v in values]))
+        for v in values[1:]:
+            _check_same_kind(values[0], v)
+        return values[0]._same(np.concatenate([v.ids for v in values]))
 
     def __vmapper_blank__(self, n):
         return self._same(np.zeros(n, dtype=np.int64))
 
     def __repr__(self):
         return f"{type(self).__name__}({len(self.ids)} lanes)"
+
+
+def _check_same_kind(a, b):
+    """The TypeError of holding ``a`` and ``b`` in one per-lane value, unless both are nodes
+    (or both children lists) of one forest."""
+    if type(a) is type(b) and a.forest is b.forest:
+        return
+    if isinstance(a, _IdLanes) and isinstance(b, _IdLanes) and type(a) is type(b):
+        raise TypeError("nodes of two different Forest objects: a node held per lane is an id in "
+                        "one forest; build one Forest of all the trees (Forest.from_ptb(lines_a + "
+                        "lines_b), say), or keep the two forests' nodes in separate variables and calls")
+    raise TypeError("a node on some lanes and another value on others")
 
 
 class NodeLanes(_IdLanes):

@@ -127,6 +127,13 @@ def aligned(operands, n):
     return out
 
 
+def held(v, n: int):
+    """``v`` over ``n`` lanes if it is a uniform object that batched code holds per lane in a
+    form of its own (a tree node: ``__vmapper_hold__``); anything else as it is."""
+    hook = getattr(v, "__vmapper_hold__", None)
+    return hook(n) if hook is not None and not is_varying(v) else v
+
+
 def materialize(v, n: int) -> Lanes:
     """A varying form of ``v`` over ``n`` lanes (a read-only broadcast view for uniform values)."""
     if isinstance(v, Lanes):
@@ -191,10 +198,11 @@ def scatter_into(dest, src, idx, n: int):
             out = d.copy()
             out[idx] = s
             return Lanes(out, dest.weak)
-    if hasattr(src, "__vmapper_scatter__") or hasattr(dest, "__vmapper_scatter__"):
-        return type(src).__vmapper_scatter__(dest, src, idx, n)
     if not isinstance(src, Lanes) and not isinstance(dest, Lanes) and _same_uniform(dest, src):
         return dest
+    src, dest = held(src, len(idx)), held(dest, n)
+    if hasattr(src, "__vmapper_scatter__") or hasattr(dest, "__vmapper_scatter__"):
+        return type(src if hasattr(src, "__vmapper_scatter__") else dest).__vmapper_scatter__(dest, src, idx, n)
     if type(dest) in _PYTHON_SCALARS and type(src) is Lanes and src.data.ndim == 1:
         # e.g. ``loss = 0.0`` on one arm of an if, a per-lane loss on the other: filled in
         # one pass (a broadcast view of the scalar would cost more than the copy it feeds)
@@ -233,10 +241,11 @@ def select(mask, new, old, n: int, pool=None, spare=None):
         if type(new) is not tuple or type(old) is not tuple or len(new) != len(old):
             raise _tuple_mismatch(new, old)
         return tuple(select(mask, a, b, n) for a, b in zip(new, old))
-    if hasattr(new, "__vmapper_select__") or hasattr(old, "__vmapper_select__"):
-        return type(new if hasattr(new, "__vmapper_select__") else old).__vmapper_select__(mask, new, old, n)
     if not isinstance(new, Lanes) and not isinstance(old, Lanes) and _same_uniform(new, old):
         return new
+    new, old = held(new, n), held(old, n)
+    if hasattr(new, "__vmapper_select__") or hasattr(old, "__vmapper_select__"):
+        return type(new if hasattr(new, "__vmapper_select__") else old).__vmapper_select__(mask, new, old, n)
     a, b = materialize(new, n), materialize(old, n)
     if a.sample_shape != b.sample_shape:
         raise TypeError(f"shape {a.sample_shape} on some lanes and {b.sample_shape} on others")
@@ -385,9 +394,12 @@ def concat_sized(values, sizes):
         if any(type(v) is not tuple or len(v) != len(first) for v in values):
             raise TypeError("a tuple in one call and another value in another")
         return tuple(concat_sized([v[i] for v in values], sizes) for i in range(len(first)))
-    hook = getattr(type(first), "__vmapper_concat__", None)
+    values = [held(v, m) for v, m in zip(values, sizes)]
+    hook = next((getattr(type(v), "__vmapper_concat__") for v in values
+                 if hasattr(type(v), "__vmapper_concat__")), None)
     if hook is not None:
         return hook(values)
+    first = values[0]
     items = [materialize(v, m) for v, m in zip(values, sizes)]
     shapes = {v.sample_shape for v in items}
     if len(shapes) > 1:

@@ -452,12 +452,15 @@ def _too_deep(exc, name, program, memo):
     """The RecursionDepthError for ``exc``, naming the function and line that recursed deepest
     (the ``ctx`` of a generated block in the traceback) and the lanes still recursing there."""
     from .runtime.context import Context, lane_text
-    ctx, tb = None, exc.__traceback__
+    contexts, tb = [], exc.__traceback__
     while tb is not None:
         c = tb.tb_frame.f_locals.get("ctx")
-        if type(c) is Context and c.line:
-            ctx = c
+        if type(c) is Context and c.line and (not contexts or contexts[-1] is not c):
+            contexts.append(c)
         tb = tb.tb_next
+    # The deepest block was running whatever came first in its function when the stack ran
+    # out; the one that called into it stands at the recursive call.
+    ctx = contexts[-2] if len(contexts) > 1 else contexts[-1] if contexts else None
     if ctx is None:
         return RecursionDepthError(f"recursion deeper than Python's stack allows in {name}",
                                    program.source.filename, program.source.first_line)

@@ -83,8 +83,26 @@ def test_runaway_recursion_in_a_helper_names_the_helper_its_line_and_the_lanes()
                        match=r"in countdown \(called from calls_countdown\), on lane\(s\) \[2\]") as info:
         calls_countdown(np.array([10, 20, -1, 30]))
     first = countdown.__code__.co_firstlineno
-    assert first < info.value.line <= first + 3  # (the line the stack ran out on, in countdown)
+    assert info.value.line == first + 3  # the recursive call's line
     assert "memo=True" in info.value.hint
+
+
+def chain_sum(node):
+    s = node.value
+    for c in node.children:
+        s = s * 0.5 + chain_sum(c)
+    return s
+
+
+def test_runaway_recursion_in_a_child_loop_names_the_line_of_the_call():
+    import networkx as nx
+    g = nx.DiGraph()
+    g.add_nodes_from((v, {"value": 1.0}) for v in range(3000))
+    g.add_edges_from((v, v + 1) for v in range(2999))
+    forest = vmapper.Forest.from_networkx([g], attrs=["value"])
+    with pytest.raises(vmapper.RecursionDepthError) as info:
+        vmapper.batched(chain_sum, backend="numpy")(forest.roots)
+    assert info.value.line == chain_sum.__code__.co_firstlineno + 3
 
 
 def leftmost_grandchild(node):

@@ -126,7 +126,13 @@ def promote(a, b):
         # of the per-sample results would.  (A weak value computed at run time: NEP 50.)
         strong, weak = (b, a) if a.weak else (a, b)
         if weak.const is not None and not holds_exactly(strong.dtype, weak.const):
-            dt = np.result_type(strong.dtype, weak.dtype)
+            # The numpy runtime's type then depends on which lanes took which path (the
+            # literal where no lane holds the other, the wider type where lanes hold both),
+            # and so does every result computed from it: one static type cannot follow it.
+            raise KernelUnsupported(
+                f"a variable holding the Python {type(weak.const).__name__} {weak.const!r} on some "
+                f"paths and {strong.dtype.name} values on others (the literal is not exact in "
+                f"{strong.dtype.name}, so its type depends on the paths the lanes take)")
         else:
             dt = np.result_type(strong.dtype, _WEAK_EXAMPLE[weak.dtype.kind])
     else:

@@ -767,3 +767,20 @@ def test_a_new_process_compiles_nothing(tmp_path):
     assert runs[1] == (0, 2)
     files = os.listdir(tmp_path / "kernels")
     assert sum(f.endswith(".py") for f in files) == 2
+
+
+def accumulate_from_a_tenth(x, n):
+    y = 0.1
+    for _ in range(n):
+        y = y + x
+    return y
+
+
+def test_a_literal_the_lanes_type_cannot_hold_keeps_the_function_off_the_kernel():
+    # Per sample, 0.1 + np.float32 is float32 arithmetic; a kernel would have to type y once,
+    # as float64 (the literal's type on lanes that skip the loop), and add in float64.
+    x = np.array([0.5, 1.5, 2.0, 0.25], dtype=np.float32)
+    n = np.array([1, 1, 2, 0])
+    with pytest.raises(KernelUnsupported, match="not exact in float32"):
+        kernel_for(accumulate_from_a_tenth, x, n)
+    vmapper.testing.check_batching(accumulate_from_a_tenth, (x[:3], n[:3]), backend="numba")

@@ -148,8 +148,8 @@ def result_dtype(ts) -> np.dtype:
 def prepare(ts, arithmetic):
     """``scalar_ops.prepare`` on types: weak bools -> int64 (arithmetic), weak -> NEP 50 type."""
     out = list(ts)
-    if arithmetic:
-        out = [ST(I64, True) if t.weak and t.dtype.kind == "b" else t for t in out]
+    if arithmetic and all(t.weak for t in out):
+        out = [ST(I64, True) if t.dtype.kind == "b" else t for t in out]
     if any(not t.weak for t in out) and any(t.weak for t in out):
         dt = result_dtype(out)
         out = [ST(dt, False) if t.weak else t for t in out]

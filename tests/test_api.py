@@ -102,6 +102,29 @@ def test_in_axes_tuple_with_none_broadcasts():
     assert np.allclose(res, x @ w + 1.5)
 
 
+def scale_shift(x, factor=2.0, *, shift=0.0):
+    return x * factor + shift
+
+
+def test_in_axes_with_an_entry_per_parameter_covers_keywords_and_defaults():
+    x = np.arange(4.0)
+    f = vmapper.batched(scale_shift, in_axes=(0, None, None), backend="numpy")
+    assert f(x, 3.0, shift=1.0).tolist() == [1.0, 4.0, 7.0, 10.0]
+    assert f(x=x, factor=3.0).tolist() == [0.0, 3.0, 6.0, 9.0]
+    assert f(x).tolist() == [0.0, 2.0, 4.0, 6.0]
+    shifts = np.array([1.0, 0.0, 1.0, 0.0])
+    g = vmapper.batched(scale_shift, in_axes=(0, None, 0), backend="numpy")
+    assert g(x, 3.0, shift=shifts).tolist() == [1.0, 3.0, 7.0, 9.0]
+
+
+def test_a_shared_keyword_argument_under_a_positional_in_axes_says_how_to_share_it():
+    f = vmapper.batched(scale_shift, in_axes=(0, None), backend="numpy")
+    with pytest.raises(vmapper.BatchError, match=r"argument 'shift' .* in_axes=\(0, None, None\)"):
+        f(np.arange(4.0), 3.0, shift=1.0)
+    with pytest.raises(vmapper.BatchError, match="3 parameter"):
+        f(np.arange(4.0))
+
+
 def test_in_axes_none_everywhere_is_rejected():
     with pytest.raises(vmapper.BatchError):
         batched(affine, in_axes=None)(np.ones((2, 3)), np.ones((3, 2)), 0.0)

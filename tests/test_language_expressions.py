@@ -103,6 +103,39 @@ def test_comparisons_give_bool():
     assert all(r.dtype == np.bool_ for r in res)
 
 
+def python_bools_meet_numpy_bools(x, n):
+    seen = False
+    for i in range(n):
+        seen = seen + (x > i)       # np.bool_ + a Python bool: numpy's logical or
+    both = True * (x > 0)           # logical and
+    count = True + True + (x > 1) * 1  # Python ints first, then NEP 50 with the int64 product
+    return seen, both, count
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_python_bools_meeting_numpy_bools_stay_bools(backend):
+    res = check_batching(python_bools_meet_numpy_bools, (floats(16), ints(17, 0, 4)), backend=backend)
+    assert res[0].dtype == np.bool_ and res[1].dtype == np.bool_ and res[2].dtype == np.int64
+
+
+BEYOND_INT64 = 2 ** 64 + 5
+
+
+def add_beyond_int64(n):
+    s = 0
+    for _ in range(n):
+        s += BEYOND_INT64
+    return s
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_python_int_beyond_int64_meeting_lane_ints_wraps_as_they_do(backend):
+    n = np.array([1, 2, 3, 0])
+    got = vmapper.batched(add_beyond_int64, backend=backend)(n)
+    wrapped = [(add_beyond_int64(k) + 2 ** 63) % 2 ** 64 - 2 ** 63 for k in n.tolist()]
+    assert got.dtype == np.int64 and got.tolist() == wrapped
+
+
 def chained(a, b, c):
     return a < b < c, a <= b == c, a < b > c != a
 

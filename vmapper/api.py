@@ -296,21 +296,37 @@ def bind_arguments(fn, args, kwargs, in_axes, receiver=False):
             raise BatchError(f"arguments of {fn.__qualname__}: {exc}") from None
     nargs = len(args) - receiver
     if isinstance(in_axes, (tuple, list)):
-        if receiver and len(in_axes) == nargs + 1 and in_axes[0] is None:
+        nparams = len(names) - receiver
+        if receiver and len(in_axes) in (nargs + 1, nparams + 1) and in_axes[0] is None:
             in_axes = in_axes[1:]  # (the object's own entry)
-        if len(in_axes) != nargs:
-            raise BatchError(f"in_axes has {len(in_axes)} entries but {fn.__qualname__} was called "
-                             f"with {nargs} positional argument(s)")
-        axes = [None] * receiver + list(in_axes) + [0] * (len(names) - receiver - nargs)
+        if len(in_axes) == nparams and not any(
+                p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+                for p in sig.parameters.values()):
+            # one entry per parameter, however each is passed (by keyword, or left to its default)
+            axes = [None] * receiver + list(in_axes)
+        elif len(in_axes) == nargs:
+            axes = [None] * receiver + list(in_axes) + [0] * (nparams - nargs)
+        else:
+            raise BatchError(f"in_axes has {len(in_axes)} entries, but {fn.__qualname__} has {nparams} "
+                             f"parameter(s) and was called with {nargs} positional argument(s): give one "
+                             f"entry per parameter (keyword arguments and defaults included), or one per "
+                             f"positional argument (keyword arguments are then batched along axis 0)")
     elif in_axes is None or isinstance(in_axes, int):
         axes = [None] * receiver + [in_axes] * (len(names) - receiver)
     else:
         raise BatchError(f"in_axes must be an int, None, or a tuple, not {type(in_axes).__name__}")
     sizes = []  # (size, description)
     values = []
-    for name, axis, param in zip(names, axes, sig.parameters.values()):
+    for k, (name, axis, param) in enumerate(zip(names, axes, sig.parameters.values())):
         if name in arguments:
-            values.append(_convert(arguments[name], axis, name, sizes))
+            try:
+                values.append(_convert(arguments[name], axis, name, sizes))
+            except BatchError as exc:
+                if k < len(args) or axis is None:
+                    raise
+                entries = ", ".join("None" if j == k else repr(axes[j]) for j in range(receiver, len(names)))
+                raise BatchError(f"{exc} (for an argument passed by keyword, give in_axes one entry per "
+                                 f"parameter: in_axes=({entries}))") from None
         elif param.default is not inspect.Parameter.empty:
             values.append(param.default)
         else:

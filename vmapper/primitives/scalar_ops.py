@@ -33,9 +33,11 @@ def _is_numeric(v):
 
 
 def prepare(args, arithmetic):
-    """Cast weak varying operands to the NEP 50 result type; Python bools to ints for arithmetic."""
+    """Cast weak varying operands to the NEP 50 result type; Python bools to ints for
+    arithmetic among Python values only (beside a numpy value, NEP 50 decides: a Python bool
+    plus an ``np.bool_`` is a logical or, as per sample)."""
     out = list(args)
-    if arithmetic:
+    if arithmetic and all(is_weak(v) for v in out):
         for i, v in enumerate(out):
             if isinstance(v, Lanes) and v.weak and v.data.dtype == np.bool_:
                 out[i] = Lanes(v.data.astype(np.int64), True)
@@ -120,10 +122,24 @@ def _result_buffer(ctx, args, ra, rb, operands=True):
     return None
 
 
+def _wrap_beyond_int64(v, other):
+    """A Python int beyond int64 meeting Python ints held per lane (int64) wraps into int64,
+    as those lanes' own ints wrap (README, values); numpy would raise OverflowError."""
+    if type(v) is int and not -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF \
+            and type(other) is Lanes and other.weak and other.data.dtype.kind in "ib":
+        return (v + 0x8000000000000000) % 0x10000000000000000 - 0x8000000000000000
+    return v
+
+
 def binary(name, op, ufunc, *, arithmetic=True, check=None):
     reuse = ufunc in _SAME_DTYPE_UFUNCS
 
     def impl(ctx, args, attrs):
+        if type(args[0]) is int or type(args[1]) is int:
+            a, b = _wrap_beyond_int64(args[0], args[1]), _wrap_beyond_int64(args[1], args[0])
+            if a is not args[0] or b is not args[1]:  # (a new list only then: see _result_buffer)
+                args = [a, b]
+            del a, b
         fast = _fast_operands(args[0], args[1], arithmetic)
         if fast is not None:
             ra, rb, weak = fast

@@ -1,6 +1,6 @@
 """Train the per-tree Tree-LSTM (``model.py``) with vmapper, on ListOps (default) or SST.
 
-    python -m examples.trees.train                  # built-in ListOps, ~1-2 minutes on 2 cores
+    python -m examples.trees.train                  # built-in ListOps, under a minute on 2 cores
     python examples/trees/train.py --epochs 5       # same, run as a script
     python -m examples.trees.train --data /work/shared/data/sst --paper
 
@@ -44,6 +44,23 @@ PAPER = dict(epochs=10, batch_size=25, lr=0.05, l2=1e-4, hidden=150, emb=300)
 EVAL_CHUNK = 500  # trees per batched prediction call
 
 
+def _at_least(lo, kind=int):
+    """An argparse type: a number of ``kind`` no smaller than ``lo``."""
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}")
+        if not v >= lo:
+            raise argparse.ArgumentTypeError(f"{text} is below the smallest allowed value, {lo}")
+        return v
+    return parse
+
+
+POSITIVE = _at_least(1)
+LISTOPS_DEFAULTS = dict(listops_train=2000, listops_eval=500, listops_depth=4)
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,16 +69,16 @@ def parse_args(argv=None):
     ap.add_argument("--paper", action="store_true",
                     help="Tai et al.'s setting: emb 300, hidden 150, Adagrad lr 0.05, L2 1e-4, "
                          "batch 25, 10 epochs (explicit flags still override)")
-    ap.add_argument("--epochs", type=int)
-    ap.add_argument("--batch-size", type=int)
-    ap.add_argument("--lr", type=float, help="Adagrad learning rate")
-    ap.add_argument("--l2", type=float, help="L2 regularization strength")
-    ap.add_argument("--hidden", type=int, help="Tree-LSTM memory size")
-    ap.add_argument("--emb", type=int, help="word embedding size")
-    ap.add_argument("--limit", type=int, default=None,
+    ap.add_argument("--epochs", type=POSITIVE)
+    ap.add_argument("--batch-size", type=POSITIVE)
+    ap.add_argument("--lr", type=_at_least(0.0, float), help="Adagrad learning rate")
+    ap.add_argument("--l2", type=_at_least(0.0, float), help="L2 regularization strength")
+    ap.add_argument("--hidden", type=POSITIVE, help="Tree-LSTM memory size")
+    ap.add_argument("--emb", type=POSITIVE, help="word embedding size")
+    ap.add_argument("--limit", type=POSITIVE, default=None,
                     help="use the first N training trees (SST's files are partly ordered by "
                          "sentiment, so a small N is skewed)")
-    ap.add_argument("--eval-limit", type=int, default=None,
+    ap.add_argument("--eval-limit", type=POSITIVE, default=None,
                     help="use N evenly spaced dev and test trees (quick runs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("runs/treelstm"),
@@ -70,15 +87,26 @@ def parse_args(argv=None):
     ap.add_argument("--grad", choices=("vmapper", "reference"), default="vmapper",
                     help="gradient path: vmapper.value_and_grad of the per-tree loss (default) or "
                          "the hand-written level-batched reference.py")
-    ap.add_argument("--listops-train", type=int, default=2000, help="ListOps training trees")
-    ap.add_argument("--listops-eval", type=int, default=500, help="ListOps dev and test trees each")
-    ap.add_argument("--listops-depth", type=int, default=4, help="ListOps max operator nesting")
+    ap.add_argument("--listops-train", type=POSITIVE, help="ListOps training trees (default 2000)")
+    ap.add_argument("--listops-eval", type=POSITIVE, help="ListOps dev and test trees each (default 500)")
+    ap.add_argument("--listops-depth", type=POSITIVE, help="ListOps max operator nesting (default 4)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     base = PAPER if args.paper else DEFAULTS
     for k, v in base.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
+    given = [k for k in LISTOPS_DEFAULTS if getattr(args, k) is not None]
+    if args.data is not None:
+        if given:
+            ap.error(f"--{given[0].replace('_', '-')} applies to the built-in ListOps data, not to --data")
+        if not args.data.is_dir():
+            ap.error(f"--data {args.data}: {'not a directory' if args.data.exists() else 'no such directory'}")
+    for k, v in LISTOPS_DEFAULTS.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    if args.out.exists() and not args.out.is_dir():
+        ap.error(f"--out {args.out}: a file, not a directory")
     return args
 
 
@@ -95,18 +123,19 @@ def load_data(args):
         for k, f in files.items():
             if not f.exists():
                 raise SystemExit(f"--data {args.data}: missing {f.name}")
-        read = {k: [ln for ln in f.read_text().splitlines() if ln.strip()]
-                for k, f in files.items()}
+        read = {k: f.read_text().splitlines() for k, f in files.items()}
         if args.limit is not None:
-            read["train"] = read["train"][:args.limit]
-        train = vmapper.Forest.from_ptb(read["train"])
+            read["train"] = _first_trees(read["train"], args.limit)
+        train = _parse(files["train"], read["train"])
         vocab = dict(train.vocab)
         vocab.setdefault("<unk>", len(vocab))
         train.vocab = vocab
         splits = {"train": train,
-                  "dev": vmapper.Forest.from_ptb(read["dev"], vocab=vocab),
-                  "test": vmapper.Forest.from_ptb(read["test"], vocab=vocab)}
+                  "dev": _parse(files["dev"], read["dev"], vocab),
+                  "test": _parse(files["test"], read["test"], vocab)}
         n_classes, is_sst = 5, True
+        for k, forest in splits.items():
+            _check_for_model(forest, files[k], read[k], n_classes)
     if args.limit is not None:
         splits["train"] = splits["train"].subset(slice(0, args.limit))
     if args.eval_limit is not None:
@@ -116,6 +145,44 @@ def load_data(args):
             splits[k] = splits[k].subset(np.unique(np.linspace(0, n - 1, min(n, args.eval_limit))
                                                    .astype(np.int64)))
     return splits, n_classes, is_sst
+
+
+def _first_trees(lines, n):
+    """The lines up to the ``n``-th that holds a tree (blank lines kept: errors name file lines)."""
+    seen = 0
+    for k, line in enumerate(lines):
+        seen += bool(line.strip())
+        if seen == n:
+            return lines[:k + 1]
+    return lines
+
+
+def _parse(path, lines, vocab=None):
+    try:
+        forest = vmapper.Forest.from_ptb(lines, vocab=vocab) if any(ln.strip() for ln in lines) else None
+    except vmapper.ForestError as exc:
+        raise SystemExit(f"{path}: {exc}") from None
+    if forest is None:
+        raise SystemExit(f"{path}: no trees")
+    return forest
+
+
+def _check_for_model(forest, path, lines, n_classes):
+    """The binary Tree-LSTM reads ``node.left`` and ``node.right`` and classifies every node
+    into ``n_classes``: a node with one child or three, or a label out of range, would fail
+    mid-training (or, for three children, quietly drop a subtree)."""
+    counts = np.diff(forest.child_ptr)
+    labels = forest["label"]
+    bad_arity = np.flatnonzero((counts != 0) & (counts != 2))
+    bad_label = np.flatnonzero((labels < 0) | (labels >= n_classes))
+    for nodes, what in ((bad_arity, lambda v: f"a node with {counts[v]} children (the binary "
+                                             "Tree-LSTM needs 0 or 2)"),
+                        (bad_label, lambda v: f"label {labels[v]} (classes are 0-{n_classes - 1})")):
+        if len(nodes):
+            v = int(nodes[0])
+            tree = int(np.searchsorted(forest.tree_ptr, v, side="right")) - 1
+            line = [k for k, ln in enumerate(lines, 1) if ln.strip()][tree]
+            raise SystemExit(f"{path}, line {line} (tree {tree}): {what(v)}")
 
 
 # -- gradients --------------------------------------------------------------------------
@@ -210,6 +277,7 @@ def plot(history, path):
     epochs = np.arange(1, len(history["dev"]) + 1)
     for key in history["dev"][0]:
         a2.plot(epochs, [d[key] for d in history["dev"]], "o-", label=f"dev {key}")
+    a2.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     a2.set_xlabel("epoch"), a2.set_ylabel("accuracy"), a2.set_title("dev accuracy")
     a2.set_ylim(0, 1), a2.legend()
     fig.tight_layout()
@@ -243,6 +311,12 @@ class _NoBar:
 
     def close(self):
         pass
+
+
+def _write_history(args, history, grad_fn):
+    (args.out / "history.json").write_text(json.dumps(
+        {**history, "args": {k: str(v) for k, v in vars(args).items()},
+         "grad_source": grad_fn.source}, indent=1))
 
 
 def main(argv=None):
@@ -288,11 +362,10 @@ def main(argv=None):
         np.savez(ckpt, **params, epoch=epoch, **{f"dev_{k}": v for k, v in acc.items()})
         print(f"epoch {epoch}: train loss/node {tot_loss / tot_nodes:.4f}, dev {fmt(acc)} "
               f"({history['epoch_time'][-1]:.1f}s) -> {ckpt}", flush=True)
+        _write_history(args, history, grad_fn)  # (each epoch: a stopped run keeps its curves)
     test_acc = evaluate(test, params, is_sst)
     history["test"] = test_acc
-    (args.out / "history.json").write_text(json.dumps(
-        {**history, "args": {k: str(v) for k, v in vars(args).items()},
-         "grad_source": grad_fn.source}, indent=1))
+    _write_history(args, history, grad_fn)
     png = plot(history, args.out / "curves.png")
     if png:
         print(f"curves: {png}")

@@ -243,6 +243,21 @@ def test_argnums_must_be_an_int_or_a_tuple_of_distinct_ints(argnums, error):
         vmapper.grad(squared, argnums=argnums)
 
 
+def test_argnums_of_a_parameter_passed_by_keyword_says_to_pass_it_by_position():
+    vg = vmapper.value_and_grad(vmapper.batched(branches, in_axes=(0, None)), argnums=1)
+    with pytest.raises(vmapper.BatchError, match="'w' was passed by keyword: pass it by position"):
+        vg(x_batch(), w=0.5)
+    assert np.isfinite(vg(x_batch(), 0.5)[1])
+
+
+def test_kernels_submodules_load_on_first_attribute_use():
+    import subprocess
+    import sys
+    code = "import vmapper; print(vmapper.kernels.losses.cross_entropy.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "cross_entropy"
+
+
 def test_a_gradient_function_cannot_be_differentiated_again_and_says_so():
     with pytest.raises(vmapper.BatchingError, match="second-order gradients are not supported"):
         vmapper.grad(vmapper.grad(squared))(np.arange(3.0))

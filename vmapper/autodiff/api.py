@@ -1,6 +1,8 @@
 """``value_and_grad``, ``grad`` and ``vjp`` of batched functions."""
 from __future__ import annotations
 
+import inspect
+
 import numbers
 
 import numpy as np
@@ -187,7 +189,7 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
     def value_and_grad_f(*args, **kwargs):
         for k in nums:
             if not -len(args) <= k < len(args):
-                raise BatchError(f"argnums={k} but {bf.per_sample.__qualname__} got {len(args)} positional arguments")
+                raise BatchError(_argnums_error(bf, k, args, kwargs))
         ks = tuple(k % len(args) for k in nums)  # (values also holds the parameters left to defaults)
         # The collector stays paused from the forward run to the end of the sweep: re-enabled
         # in between, its first collection would walk every object the tape holds (~3% of a
@@ -218,6 +220,20 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
     value_and_grad_f.__vmapper_gradient__ = True
     value_and_grad_f.last_stats = None
     return value_and_grad_f
+
+
+def _argnums_error(bf, k, args, kwargs):
+    """The message for an ``argnums`` entry with no positional argument: argnums counts the
+    call's positional arguments, so a parameter passed by keyword must be passed by position."""
+    msg = f"argnums={k} but {bf.per_sample.__qualname__} got {len(args)} positional argument(s)"
+    try:
+        names = list(inspect.signature(bf.per_sample).parameters)
+    except (TypeError, ValueError):
+        return msg
+    if 0 <= k < len(names) and names[k] in kwargs:
+        msg += (f"; argnums counts positional arguments, and '{names[k]}' was passed by keyword: "
+                f"pass it by position to differentiate it")
+    return msg
 
 
 def _dtype(out):

@@ -59,6 +59,8 @@ def instruction_reason(ins) -> str | None:
     for j, a in enumerate(ins.args):
         if isinstance(a, Const) and not kt.is_number_const(a.value) and not (
                 op == "contains" and j == 0 and kt.is_const_collection(a.value)):
+            if isinstance(a.value, tuple) and not a.value:
+                return f"{where}: a list (lists cannot live in a kernel)"
             return f"{where}: constant of type {type(a.value).__name__} in '{op}'"
     if op == "contains" and not (isinstance(ins.args[0], Const)
                                  and kt.is_const_collection(ins.args[0].value)):

@@ -317,6 +317,16 @@ def test_last_stats_launches_and_lane_utilization():
     assert 0 < st["lane_utilization"] <= 1
 
 
+def identity(x):
+    return x
+
+
+def test_a_call_that_launches_nothing_wasted_nothing():
+    f = vmapper.batched(identity, backend="numpy")
+    f(np.arange(3.0))
+    assert f.last_stats["launches"] == 0 and f.last_stats["lane_utilization"] == 1.0
+
+
 def test_lane_utilization_is_one_when_no_lane_diverges():
     f = batched(deco_plain.per_sample)
     f(np.arange(10))

@@ -695,6 +695,15 @@ def test_eligibility_reasons():
     assert "None" in kernel_eligible(get_program(returns_nothing).ir)
 
 
+def doubled_first(v):
+    xs = [v * k for k in range(3)]
+    return xs[0]
+
+
+def test_a_list_is_named_as_a_list_in_the_reason_not_as_a_compiler_temporary():
+    assert kernel_eligible(get_program(doubled_first).ir).endswith("a list (lists cannot live in a kernel)")
+
+
 def test_unsupported_types_raise_kernel_unsupported():
     with pytest.raises(KernelUnsupported):
         compile_kernel(get_program(collatz).ir, [("lanes", np.complex128, False)])

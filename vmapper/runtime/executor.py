@@ -65,7 +65,8 @@ class Stats:
         return {
             "launches": self.launches,
             # active / processed lanes over all launches: 1.0 means no lane computed in vain
-            "lane_utilization": self.active_lane_ops / max(self.processed_lane_ops, 1),
+            # (also when nothing was launched: nothing was wasted)
+            "lane_utilization": self.active_lane_ops / self.processed_lane_ops if self.processed_lane_ops else 1.0,
             "mean_active_lanes": self.active_lane_ops / launches,
             "max_loop_trips": self.max_loop_trips,
             "calls": self.calls,

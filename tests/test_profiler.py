@@ -139,3 +139,21 @@ def test_the_first_kernel_check_is_a_compile_row_and_explain_names_the_method():
         f(np.ones((10, 3)))
     assert {r.op for r in _rows(prof, "compile", "(compile)")} >= {"kernel check"}
     assert "method '.sum()' cannot run in a kernel" in f.explain()
+
+
+def squared_plus_one(x):
+    return x * x + 1.0
+
+
+def calls_squared_plus_one(x):
+    return squared_plus_one(x) + 1.0
+
+
+def test_capturing_a_helper_on_first_use_is_booked_under_compile():
+    from vmapper import program
+    program._cache.pop(squared_plus_one, None)  # (captured afresh inside the profile)
+    f = vmapper.batched(calls_squared_plus_one, backend="numpy")
+    with vmapper.profile() as prof:
+        f(np.arange(4.0))
+    ops = {(r.phase, r.op) for r in prof.rows}
+    assert ("compile", "capture and passes") in ops

@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 from .frontend import build_function
+from .profiler import compiling
 from .passes.manager import PassManager
 
 
@@ -76,6 +77,7 @@ def get_program(pyfunc) -> Program:
         prog = _cache.get(key)
         if prog is not None and prog[0] is pyfunc.__code__:
             return prog[1]
-        compiled = Program(PassManager().run(build_function(pyfunc)))
+        with compiling("capture and passes"):  # (an open vmapper.profile() books it apart)
+            compiled = Program(PassManager().run(build_function(pyfunc)))
         _cache[key] = (pyfunc.__code__, compiled)
         return compiled

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import primitives
 from ..ir import Branch, Const, Jump, Raise, Return, Var, is_temp
+from ..profiler import compiling
 from .values import Lanes, Traced
 
 # Operations that move traced values around without computing on them (or whose
@@ -326,7 +327,8 @@ def block_plan(program, block) -> BlockPlan:
     plan = cache.get(block.id)
     if plan is None or plan.block is not block or plan.n_instrs != len(block.instrs) \
             or plan.unpacks is not MERGE_UNPACKS:
-        plan = cache[block.id] = BlockPlan(program, block)
+        with compiling("block plan"):  # (once per block: an open vmapper.profile() books it apart)
+            plan = cache[block.id] = BlockPlan(program, block)
     return plan
 
 
@@ -450,6 +452,11 @@ def generated_rows(plan):
     generated function (made on first use, kept on the plan)."""
     if plan.run is not None:
         return plan.run
+    with compiling("block code"):  # (once per block: an open vmapper.profile() books it apart)
+        return _generate_rows(plan)
+
+
+def _generate_rows(plan):
     from . import executor as X
     from ..autodiff.tape import apply_traced, has_traced
     from ..errors import BatchingError

@@ -518,3 +518,42 @@ def test_membership_in_a_range_with_per_lane_bounds_and_negative_steps_equals_py
     with pytest.raises(vmapper.LaneError, match="cannot be interpreted as an integer") as info:
         vmapper.batched(in_range_with_a_float_bound)(np.arange(3), np.arange(3))
     assert info.value.python_error is TypeError
+
+
+def tuples_and_lists_compared(a, b):
+    return (a, b) == (b, a), [a, b] != [b, a], (a, (b, 1)) == (a, (b, 1)), (a,) == (a, b)
+
+
+def is_empty_text(s):
+    if s:
+        return 1
+    return 0 if not s else 2
+
+
+def grown_text(s, n):
+    t = s
+    for _ in range(n):
+        t = t + "ab"
+    return t
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_tuples_and_lists_holding_per_lane_values_compare_per_lane(backend):
+    check_batching(tuples_and_lists_compared, (ints(18, 0, 3), ints(19, 0, 3)), backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_strs_per_lane_are_false_when_empty_and_may_grow_to_different_lengths(backend):
+    words = np.array(["", "a", "", "bcd"])
+    check_batching(is_empty_text, (words,), backend=backend)
+    check_batching(grown_text, (words, np.array([0, 2, 1, 3])), backend=backend)
+
+
+def clipped_one_side(v, b):
+    return np.clip(v, b, None), np.clip(v, None, b)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_np_clip_with_a_per_lane_bound_and_none_for_the_other(backend):
+    v = np.array([[1.0, -2.0], [0.5, 3.0], [-0.0, 0.0]])
+    check_batching(clipped_one_side, (v, np.array([0.0, 1.0, 0.0])), backend=backend)

@@ -43,3 +43,12 @@ def test_options_for_an_already_batched_function_are_refused_not_ignored():
         check_batching(f, (np.arange(3.0),), in_axes=None)
     with pytest.raises(ValueError, match="backend"):
         check_batching(f, (np.arange(3.0),), backend="numba")
+
+
+def returns_a_list(x):
+    return [x, x + 1.0]
+
+
+def test_a_returned_list_is_compared_item_by_item_like_a_tuple():
+    out = check_batching(returns_a_list, (np.arange(3.0),), backend="numpy")
+    assert isinstance(out, tuple) and out[1].tolist() == [1.0, 2.0, 3.0]

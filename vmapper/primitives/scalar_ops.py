@@ -168,6 +168,8 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
         if ta is not Lanes and tb is not Lanes and not isinstance(a, Lanes) and not isinstance(b, Lanes):
             if hasattr(a, "__vmapper_varying__") or hasattr(b, "__vmapper_varying__"):
                 return _objects_per_lane(ctx, name, a, b)
+            if ta is tuple and tb is tuple and name in _COMPARISONS and (is_varying(a) or is_varying(b)):
+                return _tuples_per_lane(ctx, name, a, b)
             return ctx.uniform(op, a, b)
         if _is_str(a) or _is_str(b):
             return _str_binary(ctx, name, ufunc, a, b)
@@ -298,10 +300,11 @@ def _np_fmin(a, b):
 def _np_clip(a, lo, hi):
     """np.clip as numpy's scalar loop computes it: max then min, NaN from any operand, ``a``
     kept on a tie (the sign of a zero included), which its loop over arrays of bounds is not."""
-    if not _float_operands(a, lo, hi):
+    bounds = [x for x in (lo, hi) if x is not None]  # (a None bound: that half is skipped)
+    if not bounds or not _float_operands(a, *bounds):
         return np.clip(a, lo, hi)
-    t = np.where((a != a) | ~((lo > a) | (lo != lo)), a, lo)
-    return np.where((t != t) | ~((hi < t) | (hi != hi)), t, hi)
+    t = a if lo is None else np.where((a != a) | ~((lo > a) | (lo != lo)), a, lo)
+    return t if hi is None else np.where((t != t) | ~((hi < t) | (hi != hi)), t, hi)
 
 
 _SCALAR_LOOP = {"power": _np_power, "fmax": _np_fmax, "fmin": _np_fmin}
@@ -348,6 +351,26 @@ def _str_binary(ctx, name, ufunc, a, b):
     elif name == "mul":
         raise ctx.unsupported("repeating a str that differs per lane (s * n)")
     raise ctx.type_error(f"unsupported operand types for '{name}': {ctx.describe(a)} and {ctx.describe(b)}")
+
+
+def _tuples_per_lane(ctx, name, a, b):
+    """``a == b`` / ``a != b`` of tuples (lists) holding per-lane values: per lane, as Python
+    compares them, item by item (each item's ``==`` taken for its truth); a Python bool per
+    lane.  Ordering tuples per lane is not supported."""
+    if name not in ("eq", "ne"):
+        raise ctx.unsupported(f"ordering comparison ('{name}') of lists or tuples holding per-sample values",
+                              hint="compare their items one by one")
+    if len(a) != len(b):
+        return name == "ne"
+    same = True
+    for x, y in zip(a, b):
+        t = truth(ctx.call_primitive("eq", (x, y)), ctx.n)
+        same = t if same is True else same & t if t is not True else same
+        if same is False:
+            break
+    if isinstance(same, bool):
+        return same if name == "eq" else not same
+    return Lanes(same if name == "eq" else ~same, True)
 
 
 def _objects_per_lane(ctx, name, a, b):

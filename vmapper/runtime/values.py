@@ -291,6 +291,8 @@ def _merge_dtype(a: Lanes, b: Lanes):
     """
     if a.data.dtype == b.data.dtype:
         return a.data.dtype
+    if a.data.dtype.kind == b.data.dtype.kind == "U":  # strs of two lengths: the wider width
+        return np.promote_types(a.data.dtype, b.data.dtype)
     try:
         if a.weak != b.weak:
             strong, weak = (b, a) if a.weak else (a, b)
@@ -342,6 +344,8 @@ def truth(v, n: int):
             if int(np.prod(d.shape[1:])) != 1:
                 raise ValueError("the truth value of an array with more than one element is ambiguous")
             d = d.reshape(d.shape[0])
+        if d.dtype.kind in "US":  # (str != 0 would be True for "" too)
+            return np.char.str_len(d) > 0
         return d if d.dtype == np.bool_ else d != 0
     t = getattr(v, "__vmapper_truth__", None)
     if t is not None:

@@ -114,10 +114,10 @@ def _axes_list(in_axes, nargs):
 def _compare_results(refs, got, out_axes, exact, rtol, atol, check_dtype, where):
     """Compare the per-sample results ``refs`` with the batched ``got``, leaf by leaf."""
     first = refs[0]
-    if isinstance(first, tuple):
+    if isinstance(first, (tuple, list)):  # (a returned list comes back batched as a tuple)
         if not isinstance(got, tuple) or len(got) != len(first):
-            raise AssertionError(f"{where}: per-sample result is a {len(first)}-tuple, batched is "
-                                 f"{type(got).__name__}")
+            raise AssertionError(f"{where}: per-sample result is a {len(first)}-item {type(first).__name__}, "
+                                 f"batched is {type(got).__name__}")
         for k in range(len(first)):
             axis = out_axes[k] if isinstance(out_axes, (tuple, list)) else out_axes
             _compare_results([r[k] for r in refs], got[k], axis, exact, rtol, atol, check_dtype, f"{where}[{k}]")

@@ -555,5 +555,5 @@ def clipped_one_side(v, b):
 
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_np_clip_with_a_per_lane_bound_and_none_for_the_other(backend):
-    v = np.array([[1.0, -2.0], [0.5, 3.0], [-0.0, 0.0]])
+    v = np.array([[1.0, -2.0], [0.5, 3.0], [-1.0, 0.25]])
     check_batching(clipped_one_side, (v, np.array([0.0, 1.0, 0.0])), backend=backend)

@@ -130,6 +130,8 @@ def aligned(operands, n):
 def held(v, n: int):
     """``v`` over ``n`` lanes if it is a uniform object that batched code holds per lane in a
     form of its own (a tree node: ``__vmapper_hold__``); anything else as it is."""
+    if type(v) is Lanes:  # (the common case, on the select's hot path: no attribute lookup)
+        return v
     hook = getattr(v, "__vmapper_hold__", None)
     return hook(n) if hook is not None and not is_varying(v) else v
 

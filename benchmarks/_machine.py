@@ -5,11 +5,11 @@ choice of OpenBLAS's kernels.  Imports nothing numeric.
   run on and ignores ``--xla_cpu_multi_thread_eigen=false`` for its own pool (measured: a
   jitted 1000x300 by 300x750 product ran at 1.8-1.95 CPU-seconds per second "single
   threaded").  The only thread limit every library obeys is the affinity mask.
-- ``choose_blas_core(option)``: numpy's OpenBLAS picks its kernels from the CPU's family.
-  It does not know AMD family 26 (Zen 5) and falls back to its Haswell (AVX2) kernels,
-  at 110-117 GFLOP/s on one core where its SkylakeX (AVX-512) ones reach 218-230 and
-  XLA's own 200-210 (float32, 475x300 by 300x450 and 1000x300 by 300x750).
-  ``OPENBLAS_CORETYPE`` overrides the choice; it is read when OpenBLAS loads.
+- ``choose_blas_core(option)``: numpy's OpenBLAS picks its kernels from the CPU's family,
+  unless ``OPENBLAS_CORETYPE`` (read when OpenBLAS loads) names them.  This project's
+  machines set it to Haswell (AVX2) on AVX-512 CPUs (AMD family 26): float32 products at
+  the Tree-LSTM's shapes then run at about half the speed of the SkylakeX (AVX-512)
+  kernels, which are level with XLA's own (``benchmarks/blas_threads.py``).
 - ``blas_core()``: the kernels numpy's OpenBLAS is running, asked of the library itself.
 """
 from __future__ import annotations

@@ -4,9 +4,9 @@
    the core type it runs, printed) against ``jax.jit(jnp.matmul)`` (XLA's own kernels),
    float32, the Tree-LSTM's shapes.  ``--blas-core SkylakeX`` (or ``Haswell``...) sets
    ``OPENBLAS_CORETYPE`` before numpy loads; the default keeps OpenBLAS's choice.
-2. Alternation: a float32 product (475x300 by 300x450) and a GELU of n elements
-   (``vmapper.kernels.activations.gelu``), twice a round, with the GELU on numba's threads
-   (its parallel driver forced) and on the calling thread, and OpenBLAS on ``--threads``
+2. A GELU of n elements (``vmapper.kernels.activations.gelu``) on numba's threads (its
+   parallel driver forced) and on the calling thread: alone, back to back, and alternated
+   with a float32 product (475x300 by 300x450), twice a round, OpenBLAS on ``--threads``
    threads.  After a parallel kernel GNU OpenMP's workers spin (``GOMP_SPINCOUNT``) and take
    the cores OpenBLAS's threads need: the rounds show what that costs, and so why the
    activation kernels run on the calling thread below ``activations._SERIAL_BELOW``
@@ -28,8 +28,10 @@ import sys
 
 try:
     from . import _machine
+    from ._harness import median_time, print_table
 except ImportError:
     import _machine
+    from _harness import median_time, print_table
 
 
 def _args(argv=None):
@@ -54,23 +56,14 @@ if ARGS is not None:
         _machine.pin_cpus(1)  # XLA sizes its pool from the CPUs it may use
     BLAS_NOTE = _machine.choose_blas_core(ARGS.blas_core)
 
-import statistics  # noqa: E402
-import time  # noqa: E402
-
 import numpy as np  # noqa: E402
 
 SHAPES = [(475, 300, 450), (1000, 300, 750), (40, 300, 750)]
-GELU_SIZES = [1 << 16, 1 << 18, 1 << 20]
+GELU_SIZES = [1 << 15, 1 << 16, 1 << 18, 1 << 19, 1 << 20]
 
 
 def _median_us(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e6 * statistics.median(times)
+    return 1e6 * median_time(fn, repeats=repeats)
 
 
 def gemm_rows(repeats, skip_jax):
@@ -89,13 +82,13 @@ def gemm_rows(repeats, skip_jax):
         b = rng.random((k, n), dtype=np.float32)
         gflop = 2 * m * k * n / 1e3
         t_np = _median_us(lambda: np.matmul(a, b), repeats)
-        row = [f"{m}x{k} @ {k}x{n}", f"{gflop / t_np:.0f}"]
+        row = {"shape": f"{m}x{k} @ {k}x{n}", "numpy GFLOP/s": round(gflop / t_np)}
         if jit is not None:
             ja, jb = jax.device_put(a), jax.device_put(b)
             t_jx = _median_us(lambda: jit(ja, jb).block_until_ready(), repeats)
-            row += [f"{gflop / t_jx:.0f}", f"{t_jx / t_np:.2f}x"]
+            row.update({"jax.jit GFLOP/s": round(gflop / t_jx), "jax time / numpy time": t_jx / t_np})
         rows.append(row)
-    return rows, jit is not None
+    return rows
 
 
 def alternation_rows(repeats):
@@ -113,30 +106,24 @@ def alternation_rows(repeats):
             A.gelu(x)
             a @ b
             A.gelu(x)
+        times = {}
         try:
-            A._SERIAL_BELOW = 0
-            t_par = _median_us(round_, repeats)
-            A._SERIAL_BELOW = 1 << 62
-            t_ser = _median_us(round_, repeats)
+            for where, threshold in (("parallel", 0), ("calling thread", 1 << 62)):
+                A._SERIAL_BELOW = threshold
+                times[where] = (_median_us(lambda: A.gelu(x), repeats), _median_us(round_, repeats))
         finally:
             A._SERIAL_BELOW = serial_below
-        rows.append([f"{n}", f"{t_par:.0f}", f"{t_ser:.0f}", f"{t_par / t_ser:.2f}x"])
-    t_mm = _median_us(lambda: (a @ b, a @ b), repeats)
-    return rows, t_mm
-
-
-def _table(head, rows):
-    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    for r in [head, ["-" * w for w in widths]] + rows:
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+        (alone_par, round_par), (alone_ser, round_ser) = times["parallel"], times["calling thread"]
+        rows.append({"gelu n": n, "alone: parallel us": alone_par, "alone: calling thread us": alone_ser,
+                     "round: parallel us": round_par, "round: calling thread us": round_ser,
+                     "round ratio": round_par / round_ser})
+    return rows, _median_us(lambda: (a @ b, a @ b), repeats)
 
 
 def main():
     args = ARGS or _args([])
     if args.part == "gemm":
-        rows, with_jax = gemm_rows(args.repeats, args.skip_jax)
-        head = ["shape", "numpy"] + (["jax.jit", "jax time / numpy time"] if with_jax else [])
-        _table(head, rows)
+        print_table(gemm_rows(args.repeats, args.skip_jax))
         return 0
     import numba
     print(f"numpy {np.__version__}, numba {numba.__version__}, {os.cpu_count()} CPUs; "
@@ -151,18 +138,15 @@ def main():
             child.append("--skip-jax")
         import subprocess
         subprocess.run(child, check=True)
-    print(f"\n2. a product and a GELU, twice a round, {args.threads} threads: us per round "
-          "(median); ratio = parallel GELU / GELU on the calling thread")
-    print(f"   (the activation kernels use their threads from {_serial_below()} elements)")
+    from vmapper.kernels import activations as A
+    print(f"\n2. a GELU of n elements on {args.threads} threads (its parallel driver forced) and on "
+          "the calling thread: alone, and in rounds of a product and a GELU, twice (median us);\n"
+          f"   round ratio = parallel / calling thread.  The activation kernels use their threads "
+          f"from {A._SERIAL_BELOW} elements.")
     rows, t_mm = alternation_rows(args.repeats)
-    _table(["gelu n", "parallel gelu", "calling-thread gelu", "ratio"], rows)
+    print_table(rows)
     print(f"   the two products alone: {t_mm:.0f} us")
     return 0
-
-
-def _serial_below():
-    from vmapper.kernels import activations as A
-    return A._SERIAL_BELOW
 
 
 if __name__ == "__main__":

@@ -1,14 +1,12 @@
 """``value_and_grad``, ``grad`` and ``vjp`` of batched functions."""
 from __future__ import annotations
 
-import inspect
-
 import numbers
 
 import numpy as np
 
 from .. import profiler
-from ..api import BatchedFunction, batched, collector_paused
+from ..api import BatchedFunction, _signature, batched, collector_paused
 from ..errors import BatchError, BatchingError
 from ..runtime.values import Lanes, Traced, array_module, is_cupy_array
 from .kernel_partials import DEFAULT_POLICY, POLICIES
@@ -227,7 +225,7 @@ def _argnums_error(bf, k, args, kwargs):
     call's positional arguments, so a parameter passed by keyword must be passed by position."""
     msg = f"argnums={k} but {bf.per_sample.__qualname__} got {len(args)} positional argument(s)"
     try:
-        names = list(inspect.signature(bf.per_sample).parameters)
+        names = list(_signature(bf.per_sample)[0].parameters)
     except (TypeError, ValueError):
         return msg
     if 0 <= k < len(names) and names[k] in kwargs:

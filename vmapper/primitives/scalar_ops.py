@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from ..runtime.values import Lanes, Traced, is_varying, is_weak, result_dtype, aligned, truth, select
+from ..runtime.values import Lanes, Traced, is_varying, is_weak, result_dtype, aligned, truth, select, _scalar_array
 from ..kernels.typing_rules import (MSG_INT_BIG, MSG_INT_INF, MSG_INT_NAN, MSG_LOG_BASE_ONE, MSG_MATH_DOMAIN,
                                     MSG_MATH_RANGE, MSG_ROUND_BIG, MSG_SHIFT, empty_extreme_message,
                                     int_big_message, math_inf_error)
@@ -92,14 +92,24 @@ def _fast_operands(a, b, arithmetic):
                 return None
             return da, db, a.weak
         if tb in _SCALAR_TYPES:
-            return da, b, a.weak
+            return da, _as_lane_int(b, a), a.weak
         return None
     if tb is Lanes and ta in _SCALAR_TYPES:
         db = b.data
         if db.ndim != 1 or arithmetic and b.weak and db.dtype == np.bool_:
             return None
-        return a, db, b.weak
+        return _as_lane_int(a, b), db, b.weak
     return None
+
+
+def _as_lane_int(v, lanes):
+    """A Python int beyond int64 meeting Python ints held per lane wraps into int64, as those
+    lanes' own ints wrap (README, values); numpy would raise OverflowError.  Anything else
+    as it is."""
+    if type(v) is int and not -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF \
+            and lanes.weak and lanes.data.dtype.kind in "ib":
+        return _scalar_array(v).item()  # (the wrap values.materialize applies)
+    return v
 
 
 def _result_buffer(ctx, args, ra, rb, operands=True):
@@ -122,24 +132,10 @@ def _result_buffer(ctx, args, ra, rb, operands=True):
     return None
 
 
-def _wrap_beyond_int64(v, other):
-    """A Python int beyond int64 meeting Python ints held per lane (int64) wraps into int64,
-    as those lanes' own ints wrap (README, values); numpy would raise OverflowError."""
-    if type(v) is int and not -0x8000000000000000 <= v <= 0x7FFFFFFFFFFFFFFF \
-            and type(other) is Lanes and other.weak and other.data.dtype.kind in "ib":
-        return (v + 0x8000000000000000) % 0x10000000000000000 - 0x8000000000000000
-    return v
-
-
 def binary(name, op, ufunc, *, arithmetic=True, check=None):
     reuse = ufunc in _SAME_DTYPE_UFUNCS
 
     def impl(ctx, args, attrs):
-        if type(args[0]) is int or type(args[1]) is int:
-            a, b = _wrap_beyond_int64(args[0], args[1]), _wrap_beyond_int64(args[1], args[0])
-            if a is not args[0] or b is not args[1]:  # (a new list only then: see _result_buffer)
-                args = [a, b]
-            del a, b
         fast = _fast_operands(args[0], args[1], arithmetic)
         if fast is not None:
             ra, rb, weak = fast
@@ -362,12 +358,14 @@ def _tuples_per_lane(ctx, name, a, b):
                               hint="compare their items one by one")
     if len(a) != len(b):
         return name == "ne"
-    same = True
+    same = True  # a Python bool while every item is equal or unequal on all lanes alike
     for x, y in zip(a, b):
         t = truth(ctx.call_primitive("eq", (x, y)), ctx.n)
-        same = t if same is True else same & t if t is not True else same
-        if same is False:
+        if t is False:
+            same = False
             break
+        if t is not True:
+            same = t if same is True else same & t
     if isinstance(same, bool):
         return same if name == "eq" else not same
     return Lanes(same if name == "eq" else ~same, True)

@@ -227,15 +227,14 @@ def _select(ctx, args, attrs):
         try:
             return select(c.data, a, b, ctx.n, state.pool, spare)
         except TypeError as exc:
-            what = f"choosing per lane between {exc}" if str(exc).startswith("nodes of two") \
-                else f"choosing per lane between values of different kinds ({exc})"
             hint = None
             if attrs.get("merged_call_argument"):
                 hint = ("both arms of this if call the same function, and vmapper makes that one call "
                         "whose arguments hold each lane's arm's arguments; here they cannot share one "
                         "value. Call the function after the if with arguments of one kind, or give "
                         "the two arms different functions")
-            raise ctx.unsupported(what, hint=hint) from None
+            raise ctx.unsupported(f"choosing per lane between values of different kinds ({exc})",
+                                  hint=hint) from None
     return a if c else b
 
 

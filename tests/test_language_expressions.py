@@ -542,6 +542,15 @@ def test_tuples_and_lists_holding_per_lane_values_compare_per_lane(backend):
     check_batching(tuples_and_lists_compared, (ints(18, 0, 3), ints(19, 0, 3)), backend=backend)
 
 
+def tuples_ordered(a, b):
+    return (a, b) < (b, a)
+
+
+def test_ordering_tuples_of_per_lane_values_names_the_construct():
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"ordering comparison \('lt'\) of lists or tuples"):
+        vmapper.batched(tuples_ordered, backend="numpy")(ints(20, 0, 3), ints(21, 0, 3))
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_strs_per_lane_are_false_when_empty_and_may_grow_to_different_lengths(backend):
     words = np.array(["", "a", "", "bcd"])

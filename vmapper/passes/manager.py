@@ -7,6 +7,7 @@ from .merge_branch_calls import merge_branch_calls
 from .tuple_forwarding import forward_tuples
 from .merge_calls import merge_calls
 from .fuse_linear import fuse_linear
+from .gathered_rows import mark_gathered_rows
 from .hoist_loop_calls import hoist_loop_calls
 from .temporaries import classify_temporaries
 from .loops import find_loops
@@ -17,7 +18,7 @@ from .last_use import find_last_uses
 from .kernel_regions import find_kernel_regions
 
 #: The default pipeline, in order.  Each entry is a function IR -> IR.
-DEFAULT_PIPELINE = [cleanup_cfg, forward_tuples, merge_branch_calls, if_convert, hoist_loop_calls, merge_calls, fuse_linear, classify_temporaries, find_loops, spmd_schedule, analyze_uniformity,
+DEFAULT_PIPELINE = [cleanup_cfg, forward_tuples, merge_branch_calls, if_convert, hoist_loop_calls, merge_calls, fuse_linear, mark_gathered_rows, classify_temporaries, find_loops, spmd_schedule, analyze_uniformity,
                     analyze_liveness, find_last_uses, find_kernel_regions]
 
 

@@ -17,14 +17,21 @@ from ..runtime.values import Lanes, Traced
 from .array_ops import matmul_lanes
 from .registry import PRIMITIVES, register
 
-MM = "mm"
+MM, MM_ROWS = "mm", "mm_rows"
+_OPERANDS = {MM: 2, MM_ROWS: 4}
+#: Products over gathered rows are computed once per distinct row when at least this many
+#: lanes ...
+_DEDUP_MIN_LANES = 64
+#: ... repeat an index that often: the saved GEMM rows must pay for finding the distinct
+#: indices, handing their rows out and, in the backward, summing the lanes' gradients per row.
+_DEDUP_MAX_DISTINCT = 0.8
 
 
 def _pairs(terms, args):
-    """``(kind, operands)`` per term, in order."""
+    """``(kind, operands)`` per term, in order (an ``mm_rows`` term: ``W, x, table, index``)."""
     out, k = [], 0
     for kind in terms:
-        n = 2 if kind == MM else 1
+        n = _OPERANDS.get(kind, 1)
         out.append((kind, args[k:k + n]))
         k += n
     return out
@@ -38,8 +45,8 @@ def _fusible(terms, args):
     """Whether the fused path applies to these raw values."""
     rows = width = dt = None
     for kind, ops in _pairs(terms, args):
-        if kind == MM:
-            w, x = ops
+        if kind != "value":
+            w, x = ops[:2]
             if type(w) is not np.ndarray or type(x) is not Lanes or w.ndim != 2 or x.data.ndim != 2 \
                     or x.weak or w.dtype != x.data.dtype or w.dtype.kind != "f" or w.shape[1] != x.data.shape[1]:
                 return False
@@ -59,25 +66,47 @@ def _fusible(terms, args):
     return True
 
 
-def _fused(ctx, terms, args):
+def _distinct_rows(ctx, terms, args):
+    """``(first, inverse)`` when the lone product's vector rows were gathered by an index that
+    repeats (``passes/gathered_rows.py``) and every other term is shared: the lanes' rows
+    are then those of ``first``'s lanes, by ``inverse``.  Else None."""
+    if ctx.mask is not None or len(terms) < 1 or terms[0] != MM_ROWS or terms.count(MM_ROWS) != 1 \
+            or MM in terms:
+        return None
+    _, x, table, index = args[:4]
+    n = x.data.shape[0]
+    if n < _DEDUP_MIN_LANES or type(index) is not Lanes or type(table) is Lanes or index.data.shape != (n,) \
+            or index.data.dtype.kind not in "iu" or any(type(v) is Lanes for v in args[4:]):
+        return None
+    distinct, first, inverse = np.unique(index.data, return_index=True, return_inverse=True)
+    if len(distinct) > _DEDUP_MAX_DISTINCT * n:
+        return None
+    ctx.frame.state.stats.shared_row_products += n - len(distinct)
+    return first, inverse
+
+
+def _fused(ctx, terms, args, rows=None):
+    """The sum; with ``rows`` (``_distinct_rows``), computed on the distinct rows and then
+    handed out to the lanes."""
     acc = None
     for kind, ops in _pairs(terms, args):
-        if kind == MM:
-            part = matmul_lanes(ctx, *ops).data
+        if kind != "value":
+            w, x = ops[:2]
+            part = matmul_lanes(ctx, w, x if rows is None else Lanes(x.data[rows[0]], False)).data
             if acc is None:
                 acc = part
                 continue
         else:
             part = ops[0].data if type(ops[0]) is Lanes else ops[0]
         np.add(acc, part, out=acc)
-    return Lanes(acc, False)
+    return Lanes(acc if rows is None else acc[rows[1]], False)
 
 
 def _chain(ctx, terms, args):
     """The unfused chain of primitives (tape entries and all)."""
     acc = None
     for kind, ops in _pairs(terms, args):
-        part = ctx.call_primitive("matmul", ops) if kind == MM else ops[0]
+        part = ops[0] if kind == "value" else ctx.call_primitive("matmul", ops[:2])
         acc = part if acc is None else ctx.call_primitive("add", (acc, part))
     return acc
 
@@ -88,12 +117,15 @@ def _linear(ctx, args, attrs):
     raw = [_raw(a) for a in args]
     if not _fusible(terms, raw):
         return _chain(ctx, terms, args)
-    out = _fused(ctx, terms, raw)
+    rows = _distinct_rows(ctx, terms, raw) if MM_ROWS in terms else None
+    out = _fused(ctx, terms, raw, rows)
     parents = [a.node if type(a) is Traced else None for a in args]
     if all(p is None for p in parents):
         return out
     from ..autodiff.tape import current_tape
     tape = current_tape.get()
+    if rows is not None:
+        attrs = {**attrs, "rows": rows}
     traced = tape.record("linear", _linear_vjp, raw, out, attrs, parents, ctx.mask, ctx.frame.n,
                          PRIMITIVES["linear"])  # (reruns on raw values, for checkpointing)
     if tape.profile is not None:
@@ -106,6 +138,7 @@ def _linear_vjp(g, out, args, attrs, n, parents):
     gradient) and ``add``'s for each other term (``out`` stands in for the partial sum
     before it: the fused path keeps one shape and dtype throughout)."""
     matmul_rule, add_rule = PRIMITIVES["matmul"].vjp, PRIMITIVES["add"].vjp
+    rows = attrs.get("rows")
     grads = []
     for kind, ops in _pairs(attrs["terms"], args):
         p = parents[len(grads):len(grads) + len(ops)]
@@ -113,9 +146,32 @@ def _linear_vjp(g, out, args, attrs, n, parents):
             grads += [None] * len(ops)
         elif kind == MM:
             grads += matmul_rule(g, None, list(ops), {}, n)
+        elif kind == MM_ROWS:
+            grads += _rows_vjp(matmul_rule, g, ops[:2], rows, n) + [None, None]  # (x carries the table's)
         else:
             grads.append(add_rule(g, out, [out, ops[0]], {}, n)[1])
     return [None if q is None else ga for ga, q in zip(grads, parents)]
+
+
+def _rows_vjp(matmul_rule, g, ops, rows, n):
+    """``matmul``'s rule for ``W @ x``; with ``rows``, applied once per distinct row to the
+    sum of its lanes' gradients.  ``x``'s gradient for that row then goes to the row's first
+    lane, 0 to the others: ``x`` is the gather's value (the pass proves it), and the gather's
+    own rule sums its lanes' gradients per row of the table."""
+    if rows is None:
+        return matmul_rule(g, None, list(ops), {}, n)
+    from ..autodiff.sparse import add_rows, densify
+    first, inverse = rows
+    w, x = ops
+    g = densify(g)
+    per_row = np.zeros((len(first),) + g.shape[1:], g.dtype)
+    add_rows(per_row, inverse, g)
+    gw, gx = matmul_rule(per_row, None, [w, Lanes(x.data[first], False)], {}, len(first))
+    if gx is not None:
+        per_lane = np.zeros(x.data.shape, gx.dtype)
+        per_lane[first] = gx
+        gx = per_lane
+    return [gw, gx]
 
 
 def _register_rule():

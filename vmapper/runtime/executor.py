@@ -51,13 +51,14 @@ BLOCK_COMPACT_BELOW_TAPED = 0.8
 
 class Stats:
     __slots__ = ("launches", "active_lane_ops", "processed_lane_ops", "batch_size",
-                 "max_loop_trips", "calls", "compactions", "blocks_run", "blocks_skipped", "memo_hits", "memo_evaluated", "kernel_launches")
+                 "max_loop_trips", "calls", "compactions", "blocks_run", "blocks_skipped", "memo_hits", "memo_evaluated", "kernel_launches",
+                 "shared_row_products")
 
     def __init__(self, batch_size):
         self.batch_size = batch_size
         self.launches = self.active_lane_ops = self.processed_lane_ops = 0
         self.max_loop_trips = self.calls = self.compactions = self.memo_hits = self.memo_evaluated = 0
-        self.kernel_launches = 0
+        self.kernel_launches = self.shared_row_products = 0
         self.blocks_run = self.blocks_skipped = 0
 
     def as_dict(self):
@@ -74,6 +75,7 @@ class Stats:
             "memo_hits": self.memo_hits,
             "memo_evaluated": self.memo_evaluated,
             "kernel_launches": self.kernel_launches,
+            "shared_row_products": self.shared_row_products,
             "blocks_run": self.blocks_run,
             "blocks_skipped": self.blocks_skipped,
             "batch_size": self.batch_size,

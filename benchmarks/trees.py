@@ -43,6 +43,9 @@ Peers, all in this one process, all starting from the same parameters
 8. ``vmapper-slices`` vmapper on the same model with its Tree-LSTM cells called
                       on gate slices (``benchmarks/tree_variants.py``) instead
                       of the packed gates the example passes.
+9. ``vmapper-unshared`` the example as it is, with the leaves' products computed
+                      once per leaf, not once per distinct word
+                      (``passes/gathered_rows.py`` off during its steps).
 
 Each step's time includes everything the peer needs from a batch (a ``Forest``
 subset) to updated parameters: level schedules, padding, host-device copies.
@@ -418,6 +421,22 @@ class VmapperSlicesPeer(_VmapperVariantPeer):
     loss = staticmethod(lambda: variants.tree_loss_slices)
 
 
+class VmapperUnsharedPeer(VmapperPeer):
+    """The leaves' ``W @ emb[word]`` once per leaf: what ``passes/gathered_rows.py`` saves."""
+    name = "vmapper-unshared"
+
+    def step(self, b):
+        from vmapper.primitives import linear
+        saved, linear._DEDUP_MAX_DISTINCT = linear._DEDUP_MAX_DISTINCT, 0.0
+        try:
+            return super().step(b)
+        finally:
+            linear._DEDUP_MAX_DISTINCT = saved
+
+    def note(self):
+        return "leaf products once per leaf, not once per distinct word"
+
+
 class NumpyLevelPeer:
     name = "numpy-level"
 
@@ -712,7 +731,8 @@ class JaxLevelPeer:
 
 PEERS = {"torch-recursive": TorchRecursivePeer, "torch-level": TorchLevelPeer,
          "jax-level": JaxLevelPeer, "numpy-level": NumpyLevelPeer, "vmapper-depth": VmapperDepthPeer,
-         "vmapper-unfused": VmapperUnfusedPeer, "vmapper-slices": VmapperSlicesPeer}
+         "vmapper-unfused": VmapperUnfusedPeer, "vmapper-slices": VmapperSlicesPeer,
+         "vmapper-unshared": VmapperUnsharedPeer}
 
 
 def jax_padding(forest, batches):

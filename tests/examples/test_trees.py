@@ -122,6 +122,8 @@ def test_forward_equals_level_batched_reference(data, schedule):
     forest = _listops_forest() if data == "listops" else _sst_forest()
     p = _params(forest, 10 if data == "listops" else 5)
     got = _scheduled(model.tree_loss, schedule)(forest.roots, p)
+    if schedule == "height":  # all leaves in one step: their repeated words share products
+        assert model.tree_loss.last_stats["shared_row_products"] > 0
     want, _ = reference.forward(forest, p)
     assert got.dtype == np.float64 and got.shape == (16,)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=0)

@@ -43,6 +43,12 @@ def row_reassigned(i, p):
     return np.sum(p["W"] @ x + p["b"])
 
 
+def row_used_after(i, p):
+    x = p["emb"][i]
+    y = p["W"] @ x + p["b"]
+    return np.sum(np.tanh(y)) + np.sum(x * x)
+
+
 def two_gathers(i, j, p):
     return np.sum(np.tanh(p["W"] @ p["emb"][i] + p["W"] @ p["emb"][j] + p["b"]))
 
@@ -57,6 +63,7 @@ def test_a_product_of_a_gathered_row_learns_the_table_and_the_index():
     assert terms_of(project) == [("mm_rows", "value")]
     assert terms_of(project_inline) == [("mm_rows", "value")]
     assert terms_of(two_gathers) == [("mm_rows", "mm_rows", "value")]
+    assert terms_of(row_used_after) == [("mm_rows", "value")]
 
 
 @pytest.mark.parametrize("fn", [index_changed_between, row_used_between, row_reassigned])
@@ -88,22 +95,25 @@ def test_shared_rows_give_the_per_sample_values(seed, n, rows, dtype):
     assert shared == (n - distinct if distinct <= 0.8 * n else 0)
 
 
+@pytest.mark.parametrize("fn", [project, row_used_after])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_shared_rows_give_the_gradients_of_one_product_per_lane(dtype, monkeypatch):
+def test_shared_rows_give_the_gradients_of_one_product_per_lane(fn, dtype, monkeypatch):
     rng = np.random.default_rng(3)
     p = _params(rng, dtype)
     i = rng.integers(0, 7, size=200)
-    vg = vmapper.value_and_grad(vmapper.batched(project, in_axes=(0, None)), argnums=1)
+    vg = vmapper.value_and_grad(vmapper.batched(fn, in_axes=(0, None)), argnums=1)
     loss, grads = vg(i, p)
-    # the reference, by hand: loss_l = sum(tanh(W emb[i_l] + b))
+    # the reference, by hand: loss_l = sum(tanh(W emb[i_l] + b)) (+ sum(emb[i_l]**2))
     z = p["emb"][i] @ p["W"].T + p["b"]
     dz = 1.0 - np.tanh(z) ** 2
     ref = {"emb": np.zeros_like(p["emb"]), "W": dz.T @ p["emb"][i], "b": dz.sum(0)}
-    np.add.at(ref["emb"], i, dz @ p["W"])
+    np.add.at(ref["emb"], i, dz @ p["W"] + (2 * p["emb"][i] if fn is row_used_after else 0))
     tol = 2e-5 if dtype == np.float32 else 1e-12
     for k in p:
         got = grads[k].to_dense() if hasattr(grads[k], "to_dense") else np.asarray(grads[k])
         np.testing.assert_allclose(got, ref[k], rtol=tol, atol=tol, err_msg=k)
+    if fn is project:  # the table's gradient: one row per distinct index, not one per lane
+        assert sorted(grads["emb"].indices) == sorted(set(i))
     _without_sharing(monkeypatch)
     loss_plain, _ = vg(i, p)
     assert np.array_equal(np.asarray(loss), np.asarray(loss_plain))

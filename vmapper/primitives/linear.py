@@ -75,8 +75,9 @@ def _distinct_rows(ctx, terms, args):
         return None
     _, x, table, index = args[:4]
     n = x.data.shape[0]
-    if n < _DEDUP_MIN_LANES or type(index) is not Lanes or type(table) is Lanes or index.data.shape != (n,) \
-            or index.data.dtype.kind not in "iu" or any(type(v) is Lanes for v in args[4:]):
+    if n < _DEDUP_MIN_LANES or type(index) is not Lanes or type(table) is not np.ndarray or table.ndim != 2 \
+            or index.data.shape != (n,) or index.data.dtype.kind not in "iu" \
+            or any(type(v) is Lanes for v in args[4:]):
         return None
     distinct, first, inverse = np.unique(index.data, return_index=True, return_inverse=True)
     if len(distinct) > _DEDUP_MAX_DISTINCT * n:
@@ -147,31 +148,30 @@ def _linear_vjp(g, out, args, attrs, n, parents):
         elif kind == MM:
             grads += matmul_rule(g, None, list(ops), {}, n)
         elif kind == MM_ROWS:
-            grads += _rows_vjp(matmul_rule, g, ops[:2], rows, n) + [None, None]  # (x carries the table's)
+            grads += _rows_vjp(matmul_rule, g, ops, rows, n)
         else:
             grads.append(add_rule(g, out, [out, ops[0]], {}, n)[1])
     return [None if q is None else ga for ga, q in zip(grads, parents)]
 
 
 def _rows_vjp(matmul_rule, g, ops, rows, n):
-    """``matmul``'s rule for ``W @ x``; with ``rows``, applied once per distinct row to the
-    sum of its lanes' gradients.  ``x``'s gradient for that row then goes to the row's first
-    lane, 0 to the others: ``x`` is the gather's value (the pass proves it), and the gather's
-    own rule sums its lanes' gradients per row of the table."""
+    """Gradients of ``W``, ``x``, ``table`` and ``index`` for ``W @ x`` with ``x = table[index]``.
+
+    Without ``rows``: ``matmul``'s rule (``x``'s gradient reaches the table through the gather).
+    With ``rows``, the rule applied once per distinct row, to the sum of its lanes' gradients,
+    and the rows' gradients go to the table directly, row-sparse over the distinct indices
+    (``x`` is the gather's value, so that is where they would go, lane by lane)."""
+    w, x, table, index = ops
     if rows is None:
-        return matmul_rule(g, None, list(ops), {}, n)
-    from ..autodiff.sparse import add_rows, densify
+        return matmul_rule(g, None, [w, x], {}, n) + [None, None]
+    from ..autodiff.sparse import RowSparse, add_rows, densify
     first, inverse = rows
-    w, x = ops
     g = densify(g)
     per_row = np.zeros((len(first),) + g.shape[1:], g.dtype)
     add_rows(per_row, inverse, g)
     gw, gx = matmul_rule(per_row, None, [w, Lanes(x.data[first], False)], {}, len(first))
-    if gx is not None:
-        per_lane = np.zeros(x.data.shape, gx.dtype)
-        per_lane[first] = gx
-        gx = per_lane
-    return [gw, gx]
+    gt = None if gx is None else RowSparse(index.data[first] % table.shape[0], gx, table.shape)
+    return [gw, None, gt, None]
 
 
 def _register_rule():

@@ -833,3 +833,32 @@ def norm_nuclear(X, k):
 def test_what_is_not_batched_is_unsupported_naming_it(fn, message):
     with pytest.raises(vmapper.UnsupportedSyntaxError, match=message):
         vmapper.batched(fn)(floats(83, shape=(2, 3)), ints(84, 1, 3))
+
+
+# ---- np.transpose and np.concatenate(axis=None) ------------------------------------------------
+
+def transpose_forms(m, v):
+    return (np.transpose(m), np.transpose(m, (1, 0)), np.transpose(m, axes=[1, 0])[0],
+            np.transpose(np.ones((2, 3))), np.transpose([v, v]))
+
+
+def test_np_transpose_function_form_equals_the_per_sample_call():
+    check_batching(transpose_forms, (floats(120, shape=(3, 4)), floats(121)))
+
+
+def concatenate_flattened(m, v):
+    return (np.concatenate([m, m], axis=None), np.concatenate((m, v, np.ones(2)), axis=None),
+            np.concatenate([v, 1.5], axis=None), np.concatenate([m], axis=None, dtype=np.float32))
+
+
+def test_np_concatenate_with_axis_none_flattens_each_lanes_arrays():
+    check_batching(concatenate_flattened, (floats(122, shape=(3, 4)), floats(123)))
+
+
+def transpose_and_flat_join_loss(m, w):
+    return np.sum(np.transpose(m) @ w) + np.sum(np.concatenate([m, w], axis=None) ** 2)
+
+
+def test_gradients_through_np_transpose_and_a_flattened_concatenate():
+    check_grads(vmapper.batched(transpose_and_flat_join_loss, in_axes=(0, None)),
+                (rng(124).normal(size=(9, 3, 4)), rng(125).normal(size=3)), argnums=(0, 1))

@@ -419,6 +419,30 @@ def test_membership_in_a_literal_tuple_of_constants():
     check_batching(membership_in_literal, (ints(103, -8, 8), ints(104, -3, 4)))
 
 
+def membership_among_per_lane_items(x, a, b, s, t):
+    return (x in (a, b), x not in [a, 3], 2 in (a, b), s in (t, "x"), x in (s, 1.5), x in (x, 0.5),
+            s in (s,), x + 0.5 in (a, x))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_membership_among_per_lane_items_compares_each_lane_with_each_item(backend):
+    x, a, b = ints(105, 0, 4), ints(106, 0, 4), ints(107, 0, 4)
+    words = np.array(["x", "y", "ab", ""])
+    s, t = words[ints(108, 0, 4)], words[ints(109, 0, 4)]
+    x = np.where(ints(110, 0, 3) == 0, np.nan, x)  # NaN finds itself (Python's ``in`` tests identity)
+    check_batching(membership_among_per_lane_items, (x, a, b, s, t), backend=backend)
+
+
+def membership_among_per_lane_arrays(x, v):
+    return x in (v, v)
+
+
+def test_membership_among_per_lane_arrays_is_refused_naming_it():
+    v = floats(111).reshape(-1, 1) * np.ones(3)
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="'in' on a collection holding per-sample arrays"):
+        vmapper.batched(membership_among_per_lane_arrays)(floats(112), v)
+
+
 def bool_arithmetic(a, b):
     # numpy bools add as logical or; Python bools add as ints
     return (a > 0) + (b > 0), (int(a) > 0) + (int(b) > 0), (a > 0) * 3, True + (int(a) > 1)

@@ -370,6 +370,12 @@ def _join_vjp(kind):
         b.update(zip(kw, args[npos:]))
         seq, axis = b["arrays"], b["axis"]
         varying = any(isinstance(v, Lanes) for v in seq)
+        if axis is None:  # np.concatenate(..., axis=None) of per-lane arrays: flattened, joined
+            sizes = [_raw(v).size // n if isinstance(v, Lanes) else np.size(_raw(v)) for v in seq]
+            parts = np.split(np.asarray(g).reshape(n, -1), np.cumsum(sizes)[:-1], axis=1)
+            return [tuple(None if _raw(v).dtype.kind not in "fc" else gk.reshape(_raw(v).shape)
+                          if isinstance(v, Lanes) else gk.sum(axis=0).reshape(np.shape(_raw(v)))
+                          for v, gk in zip(seq, parts))] + [None] * (len(args) - 1)
         nd = max(_raw(v).ndim - (1 if isinstance(v, Lanes) else 0) for v in seq) + (kind == "stack")
         ax = (axis + 1 if axis >= 0 else axis) if varying else axis
         ax = ax % (nd + (1 if varying else 0))

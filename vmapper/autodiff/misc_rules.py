@@ -21,7 +21,8 @@ import numpy as np
 from ..primitives import PRIMITIVES
 from ..primitives.array_misc import (MISC_METHODS, bind, diagonal_index, gather, lane_take_indices, reshape_data,
                                      reshape_order, take_layout, take_mode)
-from .array_rules import METHOD_VJP_NAMES, _KeyCtx
+from ..runtime.values import Lanes
+from .array_rules import METHOD_VJP_NAMES, _KeyCtx, _method_vjp as _array_method_vjp
 from .rules import defvjp
 from .scan_rules import _as_array, _lane, _to_arg
 
@@ -64,6 +65,20 @@ def _reshape_vjp(g, out, args, attrs, n):
 
 
 defvjp("np.reshape", _reshape_vjp)
+
+
+def _transpose_vjp(g, out, args, attrs, n):
+    """``g`` transposed back: the method's rule, on the bound arguments."""
+    b = _bound("transpose", args, attrs)
+    axes = () if b["axes"] is None else (b["axes"],)
+    if not _float(b["a"], n):
+        return [None] * len(args)
+    x = _as_array(b["a"], n)
+    back = _array_method_vjp(g, out, [Lanes(x, False) if _lane(b["a"]) else x, *axes], {"name": "transpose"}, n)[0]
+    return [_to_arg(back, b["a"], n)] + [None] * (len(args) - 1)
+
+
+defvjp("np.transpose", _transpose_vjp)
 
 
 def _reshape_method_vjp(g, out, args, attrs, n):

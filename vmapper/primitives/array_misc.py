@@ -47,10 +47,11 @@ SIGNATURES = {
     "round": (["a", "decimals", "out"], {"decimals": 0, "out": None}, 0, ()),
     "trace": (["a", "offset", "axis1", "axis2", "dtype", "out"],
               {"offset": 0, "axis1": 0, "axis2": 1, "dtype": None, "out": None}, 0, ()),
+    "transpose": (["a", "axes"], {"axes": None}, 0, ()),
 }
 #: The arguments that may hold per-sample values.
 VARYING = {"reshape": ("a",), "take": ("a", "indices"), "count_nonzero": ("a",), "round": ("a",),
-           "trace": ("a",)}
+           "trace": ("a",), "transpose": ("a",)}
 
 
 def bind(name, args, kwnames):
@@ -134,6 +135,15 @@ def _reshape(ctx, args, attrs):
         kw = {k: b[k] for k in ("order", "copy") if b[k] is not SIGNATURES["reshape"][1][k]}
         return ctx.uniform(lambda: np.reshape(b["a"], b["shape"], **kw))
     return reshape_lanes(ctx, _varying(ctx, b["a"]), b["shape"], b["order"], b["copy"])
+
+
+@register("np.transpose", callables=(np.transpose,))
+def _transpose(ctx, args, attrs):
+    """``np.transpose(a, axes)``: ``a.transpose(axes)``'s rule (the batch axis stays first)."""
+    b = bound(ctx, "transpose", args, attrs)
+    if not _contains_lanes(b["a"]):
+        return _uniform(ctx, "transpose", b)
+    return METHODS["transpose"](ctx, _varying(ctx, b["a"]), () if b["axes"] is None else (b["axes"],), ())
 
 
 def _reshape_method(ctx, v, args, kw):

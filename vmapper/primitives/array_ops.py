@@ -438,6 +438,9 @@ def _join(kind):
         if not any(isinstance(v, Lanes) for v in seq):
             return ctx.uniform(lambda: getattr(np, kind)(seq, axis=axis))
         items = [materialize(v, ctx.n) for v in seq]
+        if kind == "concatenate" and axis is None:  # each lane's arrays flattened, then joined
+            out = np.concatenate([v.data.reshape(ctx.n, -1) for v in items], axis=1)
+            return Lanes(out if b["dtype"] is None else out.astype(b["dtype"]), False)
         nd = items[0].data.ndim - 1 + (1 if kind == "stack" else 0)
         if kind == "concatenate" and nd == 0:
             raise ctx.lane_error_all("zero-dimensional arrays cannot be concatenated", ValueError)

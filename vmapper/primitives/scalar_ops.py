@@ -426,7 +426,8 @@ def _contains(ctx, args, attrs):
     """``item in container``: a shared collection (a dict: its keys), or a per-sample array (any
     element equal)."""
     container, item = args
-    if not isinstance(container, Lanes) and not isinstance(item, Lanes):
+    per_lane_items = type(container) in (tuple, list) and any(isinstance(v, Lanes) for v in container)
+    if not isinstance(container, Lanes) and not isinstance(item, Lanes) and not per_lane_items:
         return ctx.uniform(operator.contains, container, item)
     if isinstance(container, Lanes):
         if container.data.ndim < 2:
@@ -438,11 +439,18 @@ def _contains(ctx, args, attrs):
     if isinstance(container, (tuple, list, set, frozenset, range)) or hasattr(container, "__len__") \
             and not isinstance(container, (dict, str, np.ndarray)):
         out = np.zeros(ctx.n, dtype=bool)
-        text = isinstance(item, Lanes) and item.data.dtype.kind in "US"
+        text = item.data.dtype.kind in "US" if isinstance(item, Lanes) else isinstance(item, str)
         for v in container:
-            if isinstance(v, str) and isinstance(item, Lanes):
-                if text:  # (a number never equals a string: skipped)
-                    out |= item.data == v
+            if v is item:  # Python's ``in`` tests identity first (a NaN finds itself)
+                out[:] = True
+            elif isinstance(v, Lanes):
+                if v.data.ndim != 1:
+                    raise ctx.unsupported("'in' on a collection holding per-sample arrays")
+                if (v.data.dtype.kind in "US") == text:  # (a number never equals a string)
+                    out |= truth(ufunc_apply(ctx, np.equal, [item, v]), ctx.n)
+            elif isinstance(v, str):
+                if text:
+                    out |= truth(ufunc_apply(ctx, np.equal, [item, v]), ctx.n)
             elif isinstance(v, (bool, int, float, complex, np.generic)):
                 if not text:
                     out |= truth(ufunc_apply(ctx, np.equal, [item, v]), ctx.n)

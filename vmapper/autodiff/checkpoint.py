@@ -147,6 +147,16 @@ def _resolve(arg, parent, lookup):
     return lookup(parent) if arg is DROPPED else arg
 
 
+class _UncountedStats:
+    """A replayed rule's counters: its counts were the forward run's, so these go nowhere."""
+
+    def __getattr__(self, name):
+        return 0
+
+    def __setattr__(self, name, value):
+        pass
+
+
 class _ReplayFrame:
     """All that a primitive's batching rule reads of its frame (the lane count, and
     that a tape is recording: rules then never reuse an operand's buffer)."""
@@ -155,6 +165,7 @@ class _ReplayFrame:
     class state:
         tape = True
         pool = None  # (no buffer pool: a replayed rule allocates its results)
+        stats = _UncountedStats()
 
     def __init__(self, n):
         self.n = n

@@ -137,6 +137,39 @@ def test_broadcast_argument_gradient_is_summed_and_batched_keeps_its_axis():
     assert np.isclose(gw, sum(per))
 
 
+def sum_of_broadcast(x, w):
+    return np.sum(w)
+
+
+def broadcast_square(x, w):
+    return w @ w
+
+
+def rnn_over_lengths(n, p):
+    h = np.zeros(3)
+    for t in range(n):
+        h = np.tanh(p["U"] @ h + p["b"])
+    return np.sum(h * p["v"])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_result_that_depends_on_broadcast_values_only_has_their_summed_gradient(backend):
+    x, w = np.arange(4.0), np.array([1.0, 2.0, 3.0])
+    g = vmapper.grad(vmapper.batched(sum_of_broadcast, in_axes=(0, None), backend=backend), argnums=1)(x, w)
+    np.testing.assert_array_equal(g, [4.0, 4.0, 4.0])
+    f = vmapper.batched(broadcast_square, in_axes=(0, None), backend=backend)
+    np.testing.assert_array_equal(vmapper.grad(f, argnums=1)(x, w), 4 * 2 * w)
+    out, pullback = vmapper.vjp(f, x, w)
+    np.testing.assert_array_equal(pullback(np.array([1.0, 2.0, 0.0, -1.0]))[1], 2 * 2 * w)
+    # a loop that no lane enters leaves h = zeros: the same on every lane, and v's gradient is h's sum
+    rng = np.random.default_rng(0)
+    p = {"U": rng.normal(size=(3, 3)), "b": rng.normal(size=3), "v": rng.normal(size=3)}
+    rnn = vmapper.batched(rnn_over_lengths, in_axes=(0, None), backend=backend)
+    grads = vmapper.grad(rnn, argnums=1)(np.zeros(4, int), p)
+    assert all(np.array_equal(grads[k], np.zeros_like(p[k])) for k in p)
+    check_grads(rnn, (np.array([0, 2, 1, 0]), p), argnums=1)
+
+
 def test_integer_arguments_get_no_gradient_and_pytrees_keep_structure():
     def f(params, k):
         return params["a"] * k + params["b"][0] * params["b"][1]

@@ -206,7 +206,8 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
             if isinstance(result, Traced):
                 # d(sum)/d(value) = 1 on every lane, as a read-only broadcast: no n-element fill,
                 # and a kernel's stored partials are the gradient itself (kernel_partials._group_vjp)
-                seeds[result.node] = np.broadcast_to(np.ones((), _dtype(out)), (n,))
+                seeds[result.node] = np.broadcast_to(np.ones((), _dtype(out)), (n,)) \
+                    if isinstance(result.value, Lanes) else _summed_over_lanes(np.ones(n, _dtype(out)))
             grads = _backward_with_stats(tape, seeds, bf, value_and_grad_f)
             del tape, result
             axes = bf.arg_axes(len(args))
@@ -297,6 +298,12 @@ class _VJPFunction:
                      for k in self.nums)
 
 
+def _summed_over_lanes(c):
+    """The seed of a result that is the same on every lane (it depends on broadcast values
+    only): the lanes' cotangents summed, as the gradient of anything broadcast is."""
+    return c.sum(axis=0)
+
+
 def _seed(result, cot, out_axes, seeds, out, path="cotangents"):
     """The backward sweep's seeds from ``cot``, which must have the structure and the shapes of
     the outputs ``out`` (a BatchError naming the part that does not)."""
@@ -316,6 +323,8 @@ def _seed(result, cot, out_axes, seeds, out, path="cotangents"):
         c = cot if is_cupy_array(cot) else np.asarray(cot)
         if out_axes not in (0, None):
             c = array_module(c).moveaxis(c, out_axes, 0)
+        if not isinstance(result.value, Lanes):
+            c = _summed_over_lanes(c)
         # the cotangent itself, not a copy (two 40 MB copies were 18 ms of an LSTM cell's vjp):
         # the backward sweep adds in place only into arrays it allocated itself
         seeds[result.node] = c if result.node not in seeds else seeds[result.node] + c

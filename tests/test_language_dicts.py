@@ -225,3 +225,36 @@ def test_in_on_a_shared_dict_with_a_key_per_lane_tests_its_keys():
     table = {1: 0.5, 3: 1.5, 7: -2.0}
     check_batching(looks_up_a_shared_dict_if_it_holds_the_key, (np.arange(10), table), in_axes=(0, None))
     check_batching(looks_up_a_shared_dict_if_it_holds_the_key, (np.arange(10) * 0.5, table), in_axes=(0, None))
+
+
+VOCAB = {"the": 1, "cat": 2, "sat": 3, "<unk>": 0}
+
+
+def word_ids_with_a_default(w, vocab):
+    return vocab.get(w, vocab["<unk>"]), VOCAB.get(w, -1) * 10, vocab.get(w, 0.5)
+
+
+def word_ids_without_a_default(w):
+    return VOCAB.get(w)
+
+
+def scaled_by_a_shared_dict_get(k, x, weights):
+    return x * weights.get(k, 1.0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_get_of_a_shared_dict_with_a_key_per_lane_falls_back_to_the_default(backend):
+    words = np.array(["the", "dog", "sat", "", "cat", "the"])
+    check_batching(word_ids_with_a_default, (words, VOCAB), in_axes=(0, None), backend=backend)
+    check_batching(word_ids_without_a_default, (np.array(["cat", "the"]),), backend=backend)
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"d.get\(key\) where the dict lacks the key.*lane\(s\) 1"):
+        vmapper.batched(word_ids_without_a_default, backend=backend)(words[:2])
+
+
+def test_gradients_flow_through_a_shared_dict_get():
+    weights = {0: 2.0, 3: -1.5}
+    k, x = np.array([0, 1, 3, 3, 2]), RNG.normal(size=5)
+    f = vmapper.batched(scaled_by_a_shared_dict_get, in_axes=(0, 0, None))
+    check_batching(f, (k, x, weights))
+    g = vmapper.grad(f, argnums=1)(k, x, weights)
+    np.testing.assert_array_equal(g, [2.0, 1.0, -1.5, -1.5, 1.0])

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..runtime.values import Lanes, Traced, materialize, select
 from .registry import register
-from .structural import call_user_method, user_method
+from .structural import call_user_method, lane_key_positions, user_method
 
 _INT_KINDS = "biu"
 
@@ -592,6 +592,26 @@ def transpose_axes(ctx, nd, args, kw):
     return (0,) + tuple(a % nd + 1 for a in perm)
 
 
+def _shared_dict_get(ctx, d, args, kw):
+    """``d.get(key, default)`` of a shared dict with a per-lane key: the key's value where the
+    dict holds the key, ``default`` elsewhere (a default of None is refused on those lanes: a
+    value cannot be None on some lanes only)."""
+    if kw:
+        raise ctx.type_error("dict.get() takes no keyword arguments")
+    if not 1 <= len(args) <= 2:
+        raise ctx.type_error(f"get expected at least 1 argument, got {len(args)}" if not args
+                             else f"get expected at most 2 arguments, got {len(args)}")
+    key = args[0].value if type(args[0]) is Traced else args[0]
+    where = lane_key_positions(ctx, tuple(d), key)
+    missing = where < 0
+    if len(args) == 1:
+        ctx.unsupported_on(missing, "d.get(key) where the dict lacks the key (None on some lanes only)",
+                           hint="give a default of the values' type: d.get(key, 0)")
+        return _choose(ctx, tuple(d.values()), [Lanes(np.maximum(where, 0), True)])
+    where[missing] = len(d)
+    return _choose(ctx, tuple(d.values()) + (args[1],), [Lanes(where, True)])
+
+
 #: The methods that change a Python list in place.
 LIST_MUTATORS = frozenset({"append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse"})
 
@@ -620,6 +640,8 @@ def _method(ctx, args, attrs):
         if any(isinstance(a, Lanes) for a in rest):
             if name == "dot":
                 return _dot(ctx, (v, rest[0]), {})
+            if name == "get" and type(v) is dict:
+                return _shared_dict_get(ctx, v, rest, kw)
             raise ctx.unsupported(f"method '.{name}()' of a shared value with per-sample arguments")
         npos = len(rest) - len(kw)
         return ctx.uniform(lambda: getattr(v, name)(*rest[:npos], **dict(zip(kw, rest[npos:]))))

@@ -305,6 +305,19 @@ def key_index(keys, key, storing=False):
         raise
 
 
+def lane_key_positions(ctx, keys, key):
+    """Each lane's position of its key (per-lane ``key``) in ``keys``; -1 where it is missing."""
+    d = key.data
+    if d.ndim != 1:
+        raise ctx.type_error("unhashable type: 'numpy.ndarray'")
+    out = np.full(ctx.n, -1, dtype=np.int64)
+    text = d.dtype.kind in "US"
+    for i, k in enumerate(keys):
+        if isinstance(k, str) == text and isinstance(k, (str, bool, int, float, complex)):
+            out[(out < 0) & (d == k)] = i
+    return out
+
+
 @register("key_index", may_fail=True, callables=(key_index,))
 def _key_index(ctx, args, attrs):
     """:func:`key_index` per lane: Python's KeyError on the lanes whose key the dict does not
@@ -321,13 +334,7 @@ def _key_index(ctx, args, attrs):
         except TypeError as exc:  # an unhashable key
             raise ctx.type_error(str(exc)) from None
     d = raw.data
-    if d.ndim != 1:
-        raise ctx.type_error("unhashable type: 'numpy.ndarray'")
-    out = np.full(ctx.n, -1, dtype=np.int64)
-    text = d.dtype.kind in "US"
-    for i, k in enumerate(keys):
-        if isinstance(k, str) == text and isinstance(k, (str, bool, int, float, complex)):
-            out[(out < 0) & (d == k)] = i
+    out = lane_key_positions(ctx, keys, raw)
     missing = out < 0
     if storing:
         ctx.unsupported_on(missing, "adding a key to a local dict", hint="a local dict keeps the keys of its literal")

@@ -426,6 +426,9 @@ def _contains(ctx, args, attrs):
     """``item in container``: a shared collection (a dict: its keys), or a per-sample array (any
     element equal)."""
     container, item = args
+    hook = getattr(container, "__vmapper_contains__", None)
+    if hook is not None:
+        return hook(ctx, item)
     per_lane_items = type(container) in (tuple, list) and any(isinstance(v, Lanes) for v in container)
     if not isinstance(container, Lanes) and not isinstance(item, Lanes) and not per_lane_items:
         return ctx.uniform(operator.contains, container, item)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .values import Lanes
+from .values import Lanes, held
 
 _NODE_FIELDS = ("left", "right", "children", "num_children", "is_leaf", "id")
 
@@ -164,6 +164,16 @@ class ChildLanes(_IdLanes):
         counts = f.child_ptr[ids + 1] - starts
         flat = f.child_idx[_concat_ranges(starts, counts)]
         return NodeLanes(f, flat), np.repeat(np.arange(len(ids)), counts), counts
+
+    def __vmapper_contains__(self, ctx, item):
+        """``item in node.children`` per lane: whether the lane's node is one of its children
+        (compared as ``Node.__eq__`` compares; anything but a node of this forest is in none)."""
+        item = held(item, len(self.ids))
+        out = np.zeros(len(self.ids), dtype=bool)
+        if type(item) is NodeLanes and item.forest is self.forest:
+            flat, owner, _ = self.__vmapper_flatten__(np.arange(len(self.ids)))
+            out[owner[flat.ids == item.ids[owner]]] = True
+        return Lanes(out, True)
 
     def __vmapper_getitem__(self, ctx, ix):
         if len(ix) != 1:

@@ -218,6 +218,13 @@ def test_networkx_root_count_errors():
         Forest.from_networkx([nx.Graph([(0, 1)])])
 
 
+def test_networkx_attribute_named_twice_is_an_error_naming_it():
+    g = nx.DiGraph([(0, 1)])
+    nx.set_node_attributes(g, 1.5, "a")
+    with pytest.raises(ForestError, match=r"attrs names 'a' more than once"):
+        Forest.from_networkx([g], attrs=["a", "a"])
+
+
 def test_networkx_missing_attribute_error():
     g = nx.DiGraph([("r", "a"), ("r", "b")])
     nx.set_node_attributes(g, 1.5, "w")

@@ -377,6 +377,9 @@ class Forest:
         if isinstance(graphs, nx.Graph):
             graphs = [graphs]
         attrs = (attrs,) if isinstance(attrs, str) else tuple(attrs)
+        repeated = sorted({a for a in attrs if attrs.count(a) > 1}, key=str)
+        if repeated:
+            raise ForestError(f"attrs names {', '.join(map(repr, repeated))} more than once")
         child_idx, child_ptr, tree_ptr, keys = [], [0], [0], []
         values = {a: [] for a in attrs}
         for g, graph in enumerate(graphs):

@@ -100,6 +100,15 @@ _tanh_frac = vm.tanh_frac
 
 
 @njit(**_SJ)
+def _one_plus_erf(z, exact):
+    """``1 + erf(z)``; below z = -0.35 as ``erfc(-z)`` (libm), where 1 + erf(z) would cancel:
+    the erf GELU's negative tail keeps its relative accuracy instead of flushing to 0."""
+    if z >= _like(-0.35, z) or z != z:
+        return _like(1.0, z) + _erf(z, exact)
+    return math.erfc(-z)
+
+
+@njit(**_SJ)
 def gelu_scalar(x, approx_tanh=True, exact=False):
     half, one = _like(0.5, x), _like(1.0, x)
     if approx_tanh:
@@ -112,20 +121,28 @@ def gelu_scalar(x, approx_tanh=True, exact=False):
             p, d, _ = _sig_frac(z)          # float64: exp's division folded in
             y = x * (p / d)
     else:
-        y = half * x * (one + _erf(x * _like(_RSQRT2, x), exact))
+        y = half * x * _one_plus_erf(x * _like(_RSQRT2, x), exact)
     return -_like(0.0, x) if x == -_like(np.inf, x) else y   # gelu(-inf) = -0
 
 
 @njit(**_SJ)
 def sigmoid_vjp_scalar(x, g, exact=False):
-    s = sigmoid_scalar(x, exact)
-    return g * (s * (_like(1.0, x) - s))
+    # sigmoid(x) * sigmoid(-x), not s * (1 - s): 1 - s cancels as s saturates
+    if exact:
+        sp, sn = _sig_pair(x, exact)
+        return g * (sp * sn)
+    _, d, q = _sig_frac(x)
+    return g * (q / (d * d))
 
 
 @njit(**_SJ)
 def tanh_vjp_scalar(x, g, exact=False):
-    t = _th(x, exact)
-    return g * (_like(1.0, x) - t * t)
+    # 1 - tanh(x)**2 = 4 sigmoid(2x) sigmoid(-2x), without the cancellation of 1 - t*t
+    if exact:
+        sp, sn = _sig_pair(x + x, exact)
+        return g * (_like(4.0, x) * sp * sn)
+    _, d, q = _tanh_frac(x)
+    return g * (q / (d * d))
 
 
 @njit(**_SJ)
@@ -167,8 +184,7 @@ def gelu_vjp_scalar(x, g, approx_tanh=True, exact=False):
             sp, ss = p * r, e * r * r
         d = sp + xc * k2 * (one + _like(3.0, x) * c * xc * xc) * ss
     else:
-        t = _erf(x * _like(_RSQRT2, x), exact)
-        d = half * (one + t) + xc * _like(_RSQRT2PI, x) * _exp(
+        d = half * _one_plus_erf(x * _like(_RSQRT2, x), exact) + xc * _like(_RSQRT2PI, x) * _exp(
             -half * xc * xc, exact)
     return g * d
 

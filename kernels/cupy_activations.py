@@ -36,8 +36,20 @@ template <typename T> __device__ __forceinline__ T vm_gelu_z(T x) {
     // 2u: 0.5*(1 + tanh(u)) == sigmoid(2u), without 1 + tanh cancellation
     return T(1.5957691216057308) * (x + T(0.044715) * x * x * x);
 }
-template <typename T> __device__ __forceinline__ T vm_gelu_e(T x) {
-    return erf(x * T(0.7071067811865476));
+template <typename T> __device__ __forceinline__ T vm_dsig(T x) {
+    // sigmoid(x) * sigmoid(-x) from exp(-|x|): no 1 - s cancellation where s saturates
+    T e = exp(-fabs(x)), d = T(1) + e;
+    return e / (d * d);
+}
+template <typename T> __device__ __forceinline__ T vm_dtanh(T x) {
+    // 1 - tanh(x)**2 = 4 e / (1 + e)**2, e = exp(-2|x|): no 1 - t*t cancellation
+    T e = exp(-T(2) * fabs(x)), d = T(1) + e;
+    return T(4) * e / (d * d);
+}
+template <typename T> __device__ __forceinline__ T vm_gelu_1pe(T x) {
+    // 1 + erf(x/sqrt2), as erfc(-x/sqrt2) in the negative tail where it would cancel
+    T z = x * T(0.7071067811865476);
+    return (z >= T(-0.35) || z != z) ? T(1) + erf(z) : erfc(-z);
 }
 template <typename T> __device__ __forceinline__ T vm_clamp(T x, T lim) {
     return x < lim ? (x > -lim ? x : -lim) : lim;
@@ -47,9 +59,9 @@ template <typename T> __device__ __forceinline__ T vm_clamp(T x, T lim) {
 _UNARY = {
     # name: (forward body, vjp body); inputs x (and g), output y
     "sigmoid": ("y = vm_sigmoid(x);",
-                "T s = vm_sigmoid(x); y = g * (s * (T(1) - s));"),
+                "y = g * vm_dsig(x);"),
     "tanh": ("y = tanh(x);",
-             "T t = tanh(x); y = g * (T(1) - t * t);"),
+             "y = g * vm_dtanh(x);"),
     "relu": ("y = (x > T(0) || x != x) ? x : T(0);",
              "y = x <= T(0) ? T(0) : g;"),
     "silu": ("y = (isinf(x) && x < T(0)) ? T(-0.0) : x * vm_sigmoid(x);",
@@ -64,9 +76,9 @@ _UNARY = {
         "y = g * (sp + xc * T(1.5957691216057308)"
         " * (T(1) + T(3) * T(0.044715) * xc * xc) * (sp * sn));"),
     "gelu_erf": (
-        "y = (isinf(x) && x < T(0)) ? T(-0.0) : T(0.5) * x * (T(1) + vm_gelu_e(x));",
-        "T t = vm_gelu_e(x); T xc = vm_clamp(x, T(40));"
-        "y = g * (T(0.5) * (T(1) + t)"
+        "y = (isinf(x) && x < T(0)) ? T(-0.0) : T(0.5) * x * vm_gelu_1pe(x);",
+        "T xc = vm_clamp(x, T(40));"
+        "y = g * (T(0.5) * vm_gelu_1pe(x)"
         " + xc * T(0.3989422804014327) * exp(T(-0.5) * xc * xc));"),
 }
 
@@ -74,21 +86,21 @@ _LSTM = ("T si = vm_sigmoid(gi), sf = vm_sigmoid(gf), so = vm_sigmoid(go);"
          "c = si * tanh(gu) + sf * c_prev; h = so * tanh(c);")
 _LSTM_VJP = (
     "T si = vm_sigmoid(gi), sf = vm_sigmoid(gf), so = vm_sigmoid(go);"
-    "T tu = tanh(gu); T tc = tanh(si * tu + sf * c_prev);"
-    "T dc = gc + gh * so * (T(1) - tc * tc);"
-    "di = dc * tu * si * (T(1) - si); df = dc * c_prev * sf * (T(1) - sf);"
-    "d_o = gh * tc * so * (T(1) - so); du = dc * si * (T(1) - tu * tu);"
+    "T tu = tanh(gu); T cc = si * tu + sf * c_prev; T tc = tanh(cc);"
+    "T dc = gc + gh * so * vm_dtanh(cc);"
+    "di = dc * tu * vm_dsig(gi); df = dc * c_prev * vm_dsig(gf);"
+    "d_o = gh * tc * vm_dsig(go); du = dc * si * vm_dtanh(gu);"
     "dc_prev = dc * sf;")
 _TREE = ("T si = vm_sigmoid(gi), sl = vm_sigmoid(gfl), sr = vm_sigmoid(gfr);"
          "c = si * tanh(gu) + sl * cl + sr * cr; h = vm_sigmoid(go) * tanh(c);")
 _TREE_VJP = (
     "T si = vm_sigmoid(gi), so = vm_sigmoid(go);"
     "T sl = vm_sigmoid(gfl), sr = vm_sigmoid(gfr);"
-    "T tu = tanh(gu); T tc = tanh(si * tu + sl * cl + sr * cr);"
-    "T dc = gc + gh * so * (T(1) - tc * tc);"
-    "di = dc * tu * si * (T(1) - si); dfl = dc * cl * sl * (T(1) - sl);"
-    "dfr = dc * cr * sr * (T(1) - sr); d_o = gh * tc * so * (T(1) - so);"
-    "du = dc * si * (T(1) - tu * tu); dcl = dc * sl; dcr = dc * sr;")
+    "T tu = tanh(gu); T cc = si * tu + sl * cl + sr * cr; T tc = tanh(cc);"
+    "T dc = gc + gh * so * vm_dtanh(cc);"
+    "di = dc * tu * vm_dsig(gi); dfl = dc * cl * vm_dsig(gfl);"
+    "dfr = dc * cr * vm_dsig(gfr); d_o = gh * tc * vm_dsig(go);"
+    "du = dc * si * vm_dtanh(gu); dcl = dc * sl; dcr = dc * sr;")
 
 # Parameter names: ElementwiseKernel reserves ``i`` and ``n`` (loop index and
 # size), so the gate pre-activations are called gi, gf, go, gu, gfl, gfr.

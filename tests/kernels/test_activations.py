@@ -294,6 +294,40 @@ def test_gelu_tanh_tail_is_accurate_in_float32():
     np.testing.assert_allclose(A.gelu_vjp(x, np.ones_like(x)), d, rtol=1e-4)
 
 
+@pytest.mark.parametrize("exact", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_and_tanh_vjps_keep_full_precision_where_they_saturate(dtype, exact):
+    # sigmoid(x) sigmoid(-x) and 1 - tanh(x)**2 from exp(-|x|): s*(1 - s) and 1 - t*t cancel
+    x = (np.linspace(4, 30, 521) * np.resize([1, -1], 521)).astype(dtype)
+    xl = x.astype(np.longdouble)
+    e = np.exp(-np.abs(xl))
+    dsig = e / (1 + e) ** 2
+    e2 = np.exp(-2 * np.abs(xl))
+    dtanh = 4 * e2 / (1 + e2) ** 2
+    rtol = 8 * np.finfo(dtype).eps
+    g = np.ones_like(x)
+    np.testing.assert_allclose(A.sigmoid_vjp(x, g, exact_math=exact), dsig.astype(dtype), rtol=rtol, atol=0)
+    np.testing.assert_allclose(A.tanh_vjp(x, g, exact_math=exact), dtanh.astype(dtype), rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_erf_tail_is_accurate(dtype):
+    # 0.5 x erfc(-x/sqrt2) where 1 + erf(x/sqrt2) would cancel and flush to 0
+    x = np.linspace(-12, -0.1, 1191).astype(dtype)
+    # (erfc's argument rounded in the input's type, as the kernel rounds it: deep in the tail
+    # erfc amplifies that rounding ~z**2 times, whichever way erfc itself is computed)
+    z = (x * dtype(math.sqrt(0.5))).astype(float)
+    want = np.array([0.5 * v * math.erfc(-w) for v, w in zip(x.astype(float), z)])
+    dwant = np.array([0.5 * math.erfc(-w) + v * math.exp(-v * v / 2) / math.sqrt(2 * math.pi)
+                      for v, w in zip(x.astype(float), z)])
+    keep = np.abs(want) > np.finfo(dtype).tiny  # (float32 underflows below x ~ -13)
+    eps = np.finfo(dtype).eps
+    np.testing.assert_allclose(A.gelu(x, approximate="erf")[keep], want[keep].astype(dtype), rtol=4 * eps, atol=0)
+    # (the derivative's exp(-x**2/2) amplifies the rounding of x**2 ~x**2/2 times: <= 162 eps here)
+    np.testing.assert_allclose(A.gelu_vjp(x, np.ones_like(x), approximate="erf")[keep], dwant[keep].astype(dtype),
+                               rtol=256 * eps, atol=0)
+
+
 def test_cupy_kernel_sources_compile_and_agree_on_cpu(tmp_path, monkeypatch):
     """Without a GPU: compile the CUDA kernel bodies of cupy_activations as
     plain C++ (same templates, <cmath> overloads) and compare with numpy."""
@@ -333,6 +367,8 @@ def test_cupy_kernel_sources_compile_and_agree_on_cpu(tmp_path, monkeypatch):
         fmt = " ".join(["%.17g"] * len(outs))
         main.append(f'{{ {decl} k_{name}<double>({args}, {res}); '
                     f'printf("{name} {fmt}\\n", {res}); }}')
+    for op in ("sigmoid", "tanh", "gelu_erf"):  # saturated: derivative factors without cancellation
+        main.append(f'{{ double o0; k_{op}_vjp<double>(-15.0, 1.0, o0); printf("{op}_sat %.17g\\n", o0); }}')
     (tmp_path / "k.cpp").write_text("\n".join(src + main + ["return 0; }"]))
     subprocess.run([cxx, "-std=c++17", "-O1", "-o", str(tmp_path / "k"),
                     str(tmp_path / "k.cpp")], check=True)
@@ -343,6 +379,10 @@ def test_cupy_kernel_sources_compile_and_agree_on_cpu(tmp_path, monkeypatch):
         fwd, vjp, _, _ = REF[name]
         np.testing.assert_allclose(got[name], [fwd(x)], rtol=1e-13)
         np.testing.assert_allclose(got[name + "_vjp"], [vjp(x, g)], rtol=1e-13)
+    saturated = {"sigmoid": A.sigmoid_vjp(-15.0, 1.0), "tanh": A.tanh_vjp(-15.0, 1.0),
+                 "gelu_erf": A.gelu_vjp(-15.0, 1.0, approximate="erf")}
+    for op, want in saturated.items():
+        np.testing.assert_allclose(got[op + "_sat"], [want], rtol=1e-12)
     l5 = [vals[p] for p in gates5]
     t7 = [vals[p] for p in gates7]
     np.testing.assert_allclose(got["lstm"], A.lstm_cell(*l5), rtol=1e-13)

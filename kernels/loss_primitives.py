@@ -63,9 +63,11 @@ def _impl(ctx, args, attrs):
     nll, bad = L.nll_of_rows(rows, lab)
     if bad:
         classes = rows.shape[1]
-        per_row = ((lab < 0) | (lab >= classes)).reshape(ctx.n, -1).any(axis=1)
-        ctx.fail_where(per_row, f"cross_entropy: label out of range for {classes} classes", IndexError,
-                       values=np.asarray(label.data if type(label) is Lanes else label))
+        per_lane = lab.reshape(ctx.n, -1)
+        out_of_range = (per_lane < 0) | (per_lane >= classes)
+        first_bad = per_lane[np.arange(ctx.n), out_of_range.argmax(axis=1)]  # (each lane's own label)
+        ctx.fail_where(out_of_range.any(axis=1), f"cross_entropy: label out of range for {classes} classes",
+                       IndexError, values=first_bad)
     return Lanes(nll.reshape((ctx.n,) + batch), False)
 
 

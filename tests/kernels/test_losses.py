@@ -103,6 +103,26 @@ def test_batched_cross_entropy_names_the_lane_with_a_bad_label():
         classify(h, lab, W)
 
 
+def constant_label(z):
+    return cross_entropy(z, 7)
+
+
+def shared_label_rows(z, lab):
+    if z[0, 0] > 0:
+        return cross_entropy(z, lab).sum()
+    return 0.0
+
+
+def test_a_shared_bad_label_is_named_with_its_value_on_the_lanes_that_use_it():
+    z = np.random.default_rng(5).normal(size=(4, 5))
+    with pytest.raises(vmapper.LaneError, match=r"out of range for 5 classes \(value 7 on lane 0\).*\[0, 1, 2, 3\]"):
+        vmapper.batched(constant_label)(z)
+    z = np.random.default_rng(6).normal(size=(6, 3, 5))
+    z[:, 0, 0] = [-1, -1, -1, -1, -1, 1]
+    with pytest.raises(vmapper.LaneError, match=r"\(value 9 on lane 5\) on lane\(s\) \[5\]"):
+        vmapper.batched(shared_label_rows, in_axes=(0, None))(z, np.array([0, 9, 1]))
+
+
 def test_inactive_lanes_bad_labels_never_raise():
     rng = np.random.default_rng(4)
     h, W = rng.normal(size=(12, 6)), rng.normal(size=(5, 6))

@@ -268,9 +268,19 @@ def _cupy_impl():
     return cupy_activations
 
 
-def _prepare(*xs):
-    """Broadcast, pick the float dtype, return flat contiguous arrays."""
+def _prepare(names, *xs):
+    """Check, broadcast, pick the float dtype, return flat contiguous arrays (``names``: the
+    arguments' names, for the errors)."""
     arrs = [np.asarray(x) for x in xs]
+    names = names.split()
+    for name, a in zip(names, arrs):
+        if a.dtype.kind not in "biuf":  # (complex would lose its imaginary part, None become NaN)
+            raise TypeError(f"{name} must hold real numbers (bool, int or float), not {a.dtype}")
+    try:
+        np.broadcast_shapes(*(a.shape for a in arrs))
+    except ValueError:
+        raise ValueError("shapes do not broadcast together: "
+                         + ", ".join(f"{name} {a.shape}" for name, a in zip(names, arrs))) from None
     # Python scalars are weak (NEP 50): a cell's ``c_prev=0.0`` keeps float32 float32.
     dt = np.result_type(*[x if type(x) in (bool, int, float) else a for x, a in zip(xs, arrs)])
     if dt not in (np.float32, np.float64):
@@ -328,7 +338,7 @@ def _fixed(fn, nargs, consts):
 
 
 def _unary(x, op, exact_math):
-    (a,), shape, dt = _prepare(x)
+    (a,), shape, dt = _prepare("x", x)
     out = np.empty_like(a)
     _run(_fwd_par, _fwd_block, (a, out), a.size, bool(exact_math), op)
     return _finish(out, shape)
@@ -336,7 +346,7 @@ def _unary(x, op, exact_math):
 
 def _unary_vjp(x, g, op, exact_math):
     xshape = np.shape(x)
-    (a, ga), shape, dt = _prepare(x, g)
+    (a, ga), shape, dt = _prepare("x g", x, g)
     out = np.empty_like(a)
     _run(_vjp_par, _vjp_block, (a, ga, out), a.size, bool(exact_math), op)
     return _finish(_unbroadcast(out.reshape(shape), xshape).reshape(-1), xshape)
@@ -398,7 +408,7 @@ def lstm_cell(i, f, o, u, c_prev, exact_math=False):
     (gate pre-activations in, inputs broadcast)."""
     if _is_cupy(i):
         return _cupy_impl().lstm_cell(i, f, o, u, c_prev)
-    ins, shape, dt = _prepare(i, f, o, u, c_prev)
+    ins, shape, dt = _prepare("i f o u c_prev", i, f, o, u, c_prev)
     h, c = np.empty_like(ins[0]), np.empty_like(ins[0])
     _run(_lstm_par, _lstm_block, (*ins, h, c), h.size, bool(exact_math))
     return _finish(h, shape), _finish(c, shape)
@@ -410,7 +420,7 @@ def lstm_cell_vjp(i, f, o, u, c_prev, gh, gc, exact_math=False):
     if _is_cupy(i):
         return _cupy_impl().lstm_cell_vjp(i, f, o, u, c_prev, gh, gc)
     shapes = [np.shape(v) for v in (i, f, o, u, c_prev)]
-    ins, shape, dt = _prepare(i, f, o, u, c_prev, gh, gc)
+    ins, shape, dt = _prepare("i f o u c_prev gh gc", i, f, o, u, c_prev, gh, gc)
     outs = [np.empty_like(ins[0]) for _ in range(5)]
     _run(_lstm_vjp_par, _lstm_vjp_block, (*ins, *outs), outs[0].size,
          bool(exact_math))
@@ -424,7 +434,7 @@ def tree_lstm_cell(i, fl, fr, o, u, cl, cr, exact_math=False):
     ``h = sigmoid(o)*tanh(c)``."""
     if _is_cupy(i):
         return _cupy_impl().tree_lstm_cell(i, fl, fr, o, u, cl, cr)
-    ins, shape, dt = _prepare(i, fl, fr, o, u, cl, cr)
+    ins, shape, dt = _prepare("i fl fr o u cl cr", i, fl, fr, o, u, cl, cr)
     h, c = np.empty_like(ins[0]), np.empty_like(ins[0])
     _run(_tree_par, _tree_block, (*ins, h, c), h.size, bool(exact_math))
     return _finish(h, shape), _finish(c, shape)
@@ -436,7 +446,7 @@ def tree_lstm_cell_vjp(i, fl, fr, o, u, cl, cr, gh, gc, exact_math=False):
     if _is_cupy(i):
         return _cupy_impl().tree_lstm_cell_vjp(i, fl, fr, o, u, cl, cr, gh, gc)
     shapes = [np.shape(v) for v in (i, fl, fr, o, u, cl, cr)]
-    ins, shape, dt = _prepare(i, fl, fr, o, u, cl, cr, gh, gc)
+    ins, shape, dt = _prepare("i fl fr o u cl cr gh gc", i, fl, fr, o, u, cl, cr, gh, gc)
     outs = [np.empty_like(ins[0]) for _ in range(7)]
     _run(_tree_vjp_par, _tree_vjp_block, (*ins, *outs), outs[0].size,
          bool(exact_math))

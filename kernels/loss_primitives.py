@@ -29,6 +29,8 @@ def _rows_of(n, logits, label, error):
     x = logits.data if type(logits) is Lanes else np.broadcast_to(np.asarray(logits), (n,) + np.shape(logits))
     if x.ndim < 2:
         raise error("cross_entropy: logits need a class axis (the last one)", ValueError)
+    if x.dtype.kind not in "biuf":
+        raise error(f"cross_entropy: logits must hold real numbers, not {x.dtype}", TypeError)
     if x.dtype.type not in _FLOATS:
         x = x.astype(np.float64)
     lab = label.data if type(label) is Lanes else np.asarray(label)

@@ -92,6 +92,8 @@ def _float_dtype(x):
 def _rows(logits, label):
     """``(logits as contiguous rows, labels one per row, batch shape)``; checks the labels."""
     x = np.asarray(logits)
+    if x.dtype.kind not in "biuf":  # (complex would lose its imaginary part)
+        raise TypeError(f"cross_entropy: logits must hold real numbers, not {x.dtype}")
     if x.ndim == 0:
         raise ValueError("cross_entropy: logits need a class axis (the last one)")
     classes = x.shape[-1]
@@ -101,7 +103,11 @@ def _rows(logits, label):
     if lab.dtype.kind not in "iu":
         raise TypeError(f"cross_entropy: labels must be integers, not {lab.dtype}")
     batch = x.shape[:-1]
-    lab = np.broadcast_to(lab, batch).reshape(-1)
+    try:
+        lab = np.broadcast_to(lab, batch).reshape(-1)
+    except ValueError:
+        raise ValueError(f"cross_entropy: labels of shape {lab.shape} do not broadcast to the logits' rows "
+                         f"{batch} (logits of shape {x.shape}: one label per row)") from None
     bad = (lab < 0) | (lab >= classes)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
@@ -142,7 +148,14 @@ def cross_entropy_vjp(logits, label, g):
     if _is_cupy(logits):
         return _cross_entropy_vjp_xp(_cupy(), logits, label, g)
     rows, lab, batch = _rows(logits, label)
-    gr = np.broadcast_to(np.asarray(g, dtype=rows.dtype), batch).reshape(-1)
+    g = np.asarray(g)
+    if g.dtype.kind not in "biuf":
+        raise TypeError(f"cross_entropy_vjp: g must hold real numbers, not {g.dtype}")
+    try:
+        gr = np.broadcast_to(g.astype(rows.dtype, copy=False), batch).reshape(-1)
+    except ValueError:
+        raise ValueError(f"cross_entropy_vjp: g of shape {g.shape} does not broadcast to the logits' rows "
+                         f"{batch} (one gradient per row)") from None
     return nll_vjp_of_rows(rows, lab, gr).reshape(np.shape(logits))
 
 

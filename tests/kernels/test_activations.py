@@ -479,3 +479,24 @@ def test_arrays_under_half_a_million_elements_stay_on_the_calling_thread(monkeyp
     A.gelu(x)
     assert used == [A._fwd_block]
     assert PC._FAST_MAX == A._SERIAL_BELOW == 1 << 19
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: A.sigmoid(None), "x must hold real numbers.*object"),
+    (lambda: A.sigmoid([1.0, None]), "x must hold real numbers.*object"),
+    (lambda: A.tanh(np.array([1 + 2j])), "x must hold real numbers.*complex128"),
+    (lambda: A.gelu(np.array(["2020-01-01"], "datetime64[D]")), "x must hold real numbers.*datetime64"),
+    (lambda: A.sigmoid_vjp(np.ones(2), None), "g must hold real numbers"),
+    (lambda: A.lstm_cell(np.ones(2), 1.0, 1.0, 1.0, None), "c_prev must hold real numbers"),
+    (lambda: A.tree_lstm_cell_vjp(*[np.ones(2)] * 7, None, np.ones(2)), "gh must hold real numbers"),
+])
+def test_inputs_that_are_not_real_numbers_are_refused_naming_the_argument(call, message):
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+def test_shapes_that_do_not_broadcast_are_named_with_their_arguments():
+    with pytest.raises(ValueError, match=r"i \(3,\), f \(3,\), o \(\), u \(\), c_prev \(4,\)"):
+        A.lstm_cell(np.ones(3), np.ones(3), 1.0, 1.0, np.ones(4))
+    with pytest.raises(ValueError, match=r"x \(2,\), g \(3,\)"):
+        A.relu_vjp(np.ones(2), np.ones(3))

@@ -151,3 +151,14 @@ def test_shared_logits_with_rows_per_sample_and_their_gradient():
     out = shared_logits_rows(lab, W)
     np.testing.assert_allclose(out, [shared_logits_rows.per_sample(lab[k], W) for k in range(8)], rtol=1e-13)
     check_grads(shared_logits_rows, (lab, W), argnums=1)
+
+
+def test_bad_logits_labels_and_gradients_are_named():
+    with pytest.raises(TypeError, match="logits must hold real numbers, not complex128"):
+        cross_entropy(np.array([[1 + 5j, 2.0]]), [0])
+    with pytest.raises(ValueError, match=r"labels of shape \(3,\) do not broadcast to the logits' rows \(2,\)"):
+        cross_entropy(np.zeros((2, 3)), [1, 0, 2])
+    with pytest.raises(ValueError, match=r"g of shape \(2, 3\) does not broadcast"):
+        cross_entropy_vjp(np.zeros((2, 3)), [1, 0], np.ones((2, 3)))
+    with pytest.raises(TypeError, match="g must hold real numbers"):
+        cross_entropy_vjp(np.zeros((2, 3)), [1, 0], None)

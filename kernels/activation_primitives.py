@@ -23,15 +23,23 @@ from .activation_scalars import (lstm_cell_scalar, lstm_cell_vjp_scalar, tree_ls
                                  tree_lstm_cell_vjp_scalar)
 from .vector_width import wide_vectors
 
-_KW = {"gelu": ("approximate",)}
+#: The options after the inputs, in the public functions' order (positional or keyword).
+_OPTIONS = {"gelu": ("approximate", "exact_math")}
 
 
 def _options(ctx, name, args, attrs, n_in):
-    """Split positional inputs from keyword options (only ``gelu``'s ``approximate``)."""
+    """Split the positional inputs from the options (``exact_math``; ``gelu``'s ``approximate``
+    first), which may be passed by position or by keyword, as the public functions take them."""
     kw = attrs.get("kw") or ()
-    if len(args) - len(kw) != n_in or any(k not in _KW.get(name, ()) for k in kw):
-        raise ctx.unsupported(f"{name}() with these arguments (pass the {n_in} inputs positionally)")
-    opts = dict(zip(kw, args[n_in:]))
+    names = _OPTIONS.get(name, ("exact_math",))
+    npos = len(args) - len(kw)
+    extra = npos - n_in
+    if extra < 0 or extra > len(names) or any(k not in names or k in names[:extra] for k in kw) \
+            or len(set(kw)) != len(kw):
+        raise ctx.unsupported(f"{name}() with these arguments (its {n_in} inputs positionally, then "
+                              f"{', '.join(names)} by position or keyword)")
+    opts = dict(zip(names, args[n_in:npos]))
+    opts.update(zip(kw, args[npos:]))
     if any(isinstance(v, Lanes) for v in opts.values()):
         raise ctx.unsupported(f"{name}() with an option that differs per sample")
     return list(args[:n_in]), opts
@@ -219,7 +227,8 @@ def _register(name, fwd, vjp, n_in, n_out):
             grads = _fast_vjp(fast[1], g, args, parents)
             if grads is not None:
                 return grads
-        xs, opts = _options(None, name, args, attrs, n_in) if attrs.get("kw") else (list(args), {})
+        xs, opts = _options(None, name, args, attrs, n_in) if attrs.get("kw") or len(args) > n_in \
+            else (list(args), {})
         raw = _inputs(xs, n)
         if n_out > 1:  # a gradient per result; None where a result got none
             o = out[0].data if isinstance(out[0], Lanes) else np.asarray(out[0])

@@ -147,7 +147,7 @@ def tanh_vjp_scalar(x, g, exact=False):
 
 @njit(**_SJ)
 def relu_vjp_scalar(x, g, exact=False):
-    return _like(0.0, x) if x <= _like(0.0, x) else g     # as torch
+    return g if x > _like(0.0, x) else _like(0.0, x)      # as torch and JAX: 0 at 0 and at NaN
 
 
 @njit(**_SJ)

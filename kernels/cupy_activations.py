@@ -63,7 +63,7 @@ _UNARY = {
     "tanh": ("y = tanh(x);",
              "y = g * vm_dtanh(x);"),
     "relu": ("y = (x > T(0) || x != x) ? x : T(0);",
-             "y = x <= T(0) ? T(0) : g;"),
+             "y = x > T(0) ? g : T(0);"),
     "silu": ("y = (isinf(x) && x < T(0)) ? T(-0.0) : x * vm_sigmoid(x);",
              "T s = vm_sigmoid(x); T xc = vm_clamp(x, T(1e4));"
              "y = g * (s * (T(1) + xc * (T(1) - s)));"),

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from numba import njit
 
+import vmapper
 from vmapper.kernels import activations as A
+from vmapper.testing import check_batching, check_grads
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=2e-6, atol=2e-7), np.float64: dict(rtol=1e-14, atol=1e-15)}
@@ -117,6 +119,7 @@ def test_special_values():
     np.testing.assert_array_equal(A.gelu_vjp(x, g), [2.0, 0.0, nan, 1.0])
     np.testing.assert_array_equal(A.silu_vjp(x, g), [2.0, 0.0, nan, 1.0])
     np.testing.assert_array_equal(A.gelu_vjp(x, g, "erf"), [2.0, 0.0, nan, 1.0])
+    np.testing.assert_array_equal(A.relu_vjp(x, g), [2.0, 0.0, 0.0, 0.0])  # torch's and JAX's: 0 at NaN
     for big in (1e30, -1e30):       # x**3 overflows; the gradient must not
         assert np.isfinite(A.gelu_vjp(np.float32(big), np.float32(1.0)))
 
@@ -500,3 +503,19 @@ def test_shapes_that_do_not_broadcast_are_named_with_their_arguments():
         A.lstm_cell(np.ones(3), np.ones(3), 1.0, 1.0, np.ones(4))
     with pytest.raises(ValueError, match=r"x \(2,\), g \(3,\)"):
         A.relu_vjp(np.ones(2), np.ones(3))
+
+
+def gelu_erf_by_position(x):
+    return A.gelu(x, "erf").sum()
+
+
+def options_by_keyword_and_position(x):
+    h, c = A.lstm_cell(x, x, x, x, x, True)
+    return A.gelu(x, approximate="erf", exact_math=True).sum() + A.sigmoid(x, True).sum() + (h + c).sum()
+
+
+@pytest.mark.parametrize("fn", [gelu_erf_by_position, options_by_keyword_and_position])
+def test_per_sample_code_passes_options_by_position_or_keyword(fn):
+    x = np.random.default_rng(0).normal(size=(6, 4))
+    check_batching(fn, (x,), exact=False, rtol=1e-12)
+    check_grads(vmapper.batched(fn), (x,))

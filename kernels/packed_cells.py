@@ -45,6 +45,19 @@ def _gate_width(g, leaf):
     return width // k
 
 
+def _check_shapes(g, H, **others):
+    """Each of ``others`` (children's states, output gradients) must broadcast with one gate."""
+    gate = np.shape(g)[:-1] + (H,)
+    for name, v in others.items():
+        if v is None:
+            continue
+        try:
+            np.broadcast_shapes(gate, np.shape(v))
+        except ValueError:
+            raise ValueError(f"tree_lstm_cell_packed: {name} of shape {np.shape(v)} does not broadcast with "
+                             f"one gate {gate} of g (shape {np.shape(g)}, gates of width {H})") from None
+
+
 def _is_leaf(cl, cr):
     if (cl is None) != (cr is None):
         raise TypeError("tree_lstm_cell_packed: pass both children's cell states (cl, cr), or neither for a leaf")
@@ -55,6 +68,7 @@ def tree_lstm_cell_packed(g, cl=None, cr=None, exact_math=False):
     """``(h, c)`` of the binary Tree-LSTM step from packed gates ``g`` (see the module docstring)."""
     leaf = _is_leaf(cl, cr)
     H = _gate_width(g, leaf)
+    _check_shapes(g, H, cl=cl, cr=cr)
     gates = [g[..., k * H:(k + 1) * H] for k in range(3 if leaf else 5)]
     if leaf:
         i, o, u = gates
@@ -67,6 +81,7 @@ def tree_lstm_cell_packed_vjp(g, cl, cr, gh, gc, exact_math=False):
     ``cl = cr = None``) given ``gh``, ``gc``; ``dg`` is packed like ``g``."""
     leaf = _is_leaf(cl, cr)
     H = _gate_width(g, leaf)
+    _check_shapes(g, H, cl=cl, cr=cr, gh=gh, gc=gc)
     xp = np if not A._is_cupy(g) else __import__("cupy")
     gates = [g[..., k * H:(k + 1) * H] for k in range(3 if leaf else 5)]
     if leaf:

@@ -120,3 +120,11 @@ def test_one_child_state_without_the_other_is_an_error():
     f = vmapper.batched(one_child, in_axes=(0, None))
     with pytest.raises(BatchingError, match="both children's cell states"):
         f(RNG.normal(size=(4, 2)), RNG.normal(size=(10, 2)))
+
+
+def test_states_and_gradients_that_do_not_fit_a_gate_are_named():
+    g = np.zeros((2, 15))
+    with pytest.raises(ValueError, match=r"cl of shape \(2, 4\) does not broadcast with one gate \(2, 3\) of g"):
+        tree_lstm_cell_packed(g, np.zeros((2, 4)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"gh of shape \(5,\) does not broadcast"):
+        tree_lstm_cell_packed_vjp(g, np.zeros((2, 3)), np.zeros((2, 3)), np.zeros(5), 0.0)

@@ -60,6 +60,21 @@ def tree_sum(node):
     return tree_sum(node.left) + 2 * tree_sum(node.right)
 
 
+def scaled_if_given(x, scale=None):
+    z = x
+    if scale is not None:
+        z = x * scale
+    return z
+
+
+def plus_if_given(x, y=None):
+    return x if y is None else x + y
+
+
+def plus_if_pair(x, b):
+    return x if b.shape[0] == 2 else x + b
+
+
 def _blocks_after(fn, passes):
     ir = build_function(fn)
     for p in passes:
@@ -103,6 +118,21 @@ def test_if_conversion_keeps_a_branch_that_guards_max_of_a_maybe_empty_sequence(
 def test_if_conversion_keeps_a_comparison_guarded_by_is_none_a_branch():
     # v > best on the lanes where best is still None would raise where Python never compares
     check_batching(vmapper.batched(running_max), (np.array([3, 4, 5, 1]),))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_branch_on_what_a_value_is_stays_a_branch_and_runs_only_its_taken_arm(backend):
+    # scale is None: x * scale would raise, on lanes that Python never runs it on
+    for fn in (scaled_if_given, plus_if_given, plus_if_pair):
+        ir = _blocks_after(fn, [cleanup_cfg, if_convert])
+        assert any(isinstance(blk.term, Branch) for blk in ir.blocks.values()), fn.__name__
+    x = np.arange(3.0)
+    check_batching(scaled_if_given, (x,), backend=backend)
+    check_batching(scaled_if_given, (x, 2.0), in_axes=(0, None), backend=backend)
+    check_batching(plus_if_given, (x,), backend=backend)
+    check_batching(plus_if_given, (x, x), backend=backend)
+    check_batching(plus_if_pair, (x, np.ones(2)), in_axes=(0, None), backend=backend)  # (x + b: shapes differ)
+    check_batching(plus_if_pair, (x, np.ones(3)), in_axes=(0, None), backend=backend)
 
 
 def test_definitely_assigned_excludes_variables_set_on_one_path():

@@ -16,7 +16,9 @@ be unbound there (every variable an arm reads is definitely assigned at the
 branch, by a must-be-assigned data-flow analysis) nor hold ``None`` there (an
 arm whose operations read a variable that may be assigned ``None`` stays a
 branch), and every variable an arm assigns is definitely assigned before the
-branch or assigned in both arms.
+branch or assigned in both arms.  A branch on a test of what a value is (``is None``
+of an argument, a shape, a dtype: :func:`type_test_results`) is not converted: its
+arms may be valid only for the values that pass it.
 """
 from __future__ import annotations
 
@@ -38,8 +40,9 @@ def if_convert(fn: Function) -> Function:
         defined = definitely_assigned(fn)
         preds = fn.predecessors()
         maybe_none = may_hold_none(fn)
+        type_tests = type_test_results(fn, maybe_none)
         for h in sorted(fn.blocks):
-            if _try_convert(fn, h, preds, defined, maybe_none):
+            if _try_convert(fn, h, preds, defined, maybe_none, type_tests):
                 cleanup_cfg(fn)
                 changed = True
                 break
@@ -80,6 +83,25 @@ def may_hold_none(fn: Function) -> set:
     return tainted_targets(fn, (), spreads)
 
 
+_SHAPE_ATTRS = ("shape", "ndim", "size", "dtype")
+
+
+def type_test_results(fn: Function, maybe_none) -> set:
+    """Variables computed from a test of what a value is rather than of its number: ``v is
+    None`` (of a ``v`` the function never sets to None itself: an argument, a global) or its
+    shape or dtype.  A branch on such a test guards arms that only make sense for the values
+    that pass it (``if scale is not None: z = x * scale``); it stays a branch, which runs only
+    the arm its (uniform) test picks."""
+    def seeds(ins):
+        if ins.op in ("is", "is_not"):
+            return not any(isinstance(a, Var) and a.name in maybe_none for a in ins.args)
+        return ins.op == "getattr" and ins.attrs.get("name") in _SHAPE_ATTRS
+
+    def spreads(ins, tainted):
+        return seeds(ins) or any(u in tainted for u in ins.uses())
+    return tainted_targets(fn, (), spreads)
+
+
 def speculatable(ins: Instr) -> bool:
     """Whether ``ins`` may run on lanes that would not run it: it cannot fail (or raise) there."""
     if ins.op in _SAFE_STRUCTURAL:
@@ -110,10 +132,12 @@ def _arm(fn, b, h, join, preds, maybe_none):
     return blk
 
 
-def _try_convert(fn, h, preds, defined, maybe_none):
+def _try_convert(fn, h, preds, defined, maybe_none, type_tests):
     blk = fn.blocks[h]
     t = blk.term
     if not isinstance(t, Branch) or t.kind in ("while", "for", "assert"):
+        return False
+    if isinstance(t.cond, Var) and t.cond.name in type_tests:
         return False
     join = _join_of(fn, t)
     if join is None:

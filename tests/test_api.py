@@ -1,5 +1,6 @@
 """The public API: ``batched`` forms, in_axes/out_axes, pytrees, results, explain(),
 last_stats and concurrent calls."""
+import functools
 import threading
 from typing import NamedTuple
 
@@ -473,3 +474,31 @@ def test_explain_counts_arguments_given_in_axes_none_and_what_follows_from_them_
     assert "varying (differ per lane): x\n" in text
     text = vmapper.batched(scaled_when_weight_is_large).explain()
     assert "varying (differ per lane): k, w, x\n" in text
+
+
+def _doubled(g):
+    @functools.wraps(g)
+    def wrapper(x):
+        return g(x) * 2
+    return wrapper
+
+
+@_doubled
+def plus_one_doubled(x):
+    return x + 1
+
+
+def test_a_functools_wraps_wrapper_is_batched_itself_not_the_function_it_wraps():
+    x = np.arange(4.0)
+    np.testing.assert_array_equal(check_batching(plus_one_doubled, (x,)), 2 * (x + 1))
+
+
+def test_a_source_file_edited_after_import_is_refused_rather_than_batched(tmp_path, monkeypatch):
+    module = tmp_path / "edited_after_import.py"
+    module.write_text("def f(x):\n    return x + 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+    mod = importlib.import_module("edited_after_import")
+    module.write_text("def g(x, y):\n    return x * y\n")
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"'def g\(x, y\)', not the running function f"):
+        vmapper.batched(mod.f)(np.arange(3.0))

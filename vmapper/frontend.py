@@ -57,7 +57,9 @@ _UNSUPPORTED_EXPR = {ast.Lambda: "lambda",
 def get_source(fn):
     """Return (dedented source, filename, first line, all file lines) of ``fn``."""
     try:
-        lines, first = inspect.getsourcelines(fn)
+        # the function's own code: inspect would follow a functools.wraps wrapper's
+        # __wrapped__ to the function it wraps, and batch that one instead
+        lines, first = inspect.getsourcelines(getattr(fn, "__code__", fn))
     except (OSError, TypeError) as exc:
         raise UnsupportedSyntaxError(
             f"function {getattr(fn, '__qualname__', fn)!r} without readable source",
@@ -107,6 +109,7 @@ class Builder:
         self.fdef = fdefs[0]
         if isinstance(self.fdef, ast.AsyncFunctionDef):
             raise self.error("async function", self.fdef)
+        self._check_source_matches(fn)
         # (before the locals are read: a record dict is rewritten into a local list)
         self.dict_locals = rewrite_dicts(self.fdef, self.error)
         join_branch_appends(self.fdef)
@@ -127,6 +130,24 @@ class Builder:
     # ---- helpers --------------------------------------------------------------
     def line(self, node) -> int:
         return getattr(node, "lineno", 0) + self.line_offset if node is not None else self.first_line
+
+    def _check_source_matches(self, fn):
+        """The parsed ``def`` must be the running function's: its source file may have been
+        edited since it was imported (a notebook, autoreload), and its lines are another one's."""
+        code = getattr(fn, "__code__", None)
+        if code is None:
+            return
+        a = self.fdef.args
+        params = [p.arg for p in a.posonlyargs + a.args] + ([a.vararg.arg] if a.vararg else []) \
+            + [p.arg for p in a.kwonlyargs] + ([a.kwarg.arg] if a.kwarg else [])
+        nparams = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & inspect.CO_VARARGS) \
+            + bool(code.co_flags & inspect.CO_VARKEYWORDS)
+        if self.fdef.name != code.co_name or params != list(code.co_varnames[:nparams]):
+            raise UnsupportedSyntaxError(
+                f"the source at {self.filename}:{self.first_line} is 'def {self.fdef.name}({', '.join(params)})', "
+                f"not the running function {code.co_name}{tuple(code.co_varnames[:nparams])}",
+                self.filename, self.first_line,
+                hint="the file was edited after the function was defined: reload its module")
 
     def error(self, construct, node, hint=None):
         line = self.line(node)

@@ -166,7 +166,11 @@ class BatchedFunction:
         tuple may start with its object's ``None``: dropped)."""
         ax = self.in_axes
         if isinstance(ax, (tuple, list)):
-            return list(ax[1:] if self.receiver and len(ax) == nargs + 1 else ax)
+            if self.receiver and ax and ax[0] is None:  # (as bind_arguments reads it)
+                nparams = len(_signature(self.function)[0].parameters) - 1
+                if len(ax) in (nargs + 1, nparams + 1):
+                    ax = ax[1:]
+            return list(ax)
         return [ax] * nargs
 
     def explain(self, callees=True) -> str:

@@ -109,7 +109,7 @@ class _Emitter(_EmitterOps):
             else:
                 expr, _ = self.operand(t.value, env, (res.dtype,))
                 parts = [expr]
-            self.emit(ind, "; ".join(f"r{j} = {p}" for j, p in enumerate(parts)) + "; blk = -1")
+            self.emit(ind, "; ".join([f"r{j} = {p}" for j, p in enumerate(parts)] + ["blk = -1"]))
         elif isinstance(t, Raise):
             msg = t.message or f"{t.exc_type.__name__} raised"
             self.emit(ind, self.fail(self.err(t.line, t.exc_type, msg)))

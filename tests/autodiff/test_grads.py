@@ -276,6 +276,16 @@ def test_argnums_must_be_an_int_or_a_tuple_of_distinct_ints(argnums, error):
         vmapper.grad(squared, argnums=argnums)
 
 
+def product(x, y):
+    return x * y
+
+
+def test_argnums_naming_one_argument_from_both_ends_is_named_twice():
+    a = np.arange(3.0)
+    with pytest.raises(ValueError, match=r"argnums \(0, -2\) names an argument twice"):
+        vmapper.grad(product, (0, -2))(a, a)
+
+
 def test_argnums_of_a_parameter_passed_by_keyword_says_to_pass_it_by_position():
     vg = vmapper.value_and_grad(vmapper.batched(branches, in_axes=(0, None)), argnums=1)
     with pytest.raises(vmapper.BatchError, match="'w' was passed by keyword: pass it by position"):

@@ -189,6 +189,8 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
             if not -len(args) <= k < len(args):
                 raise BatchError(_argnums_error(bf, k, args, kwargs))
         ks = tuple(k % len(args) for k in nums)  # (values also holds the parameters left to defaults)
+        if len(set(ks)) != len(ks):  # (-1 and len(args) - 1 name one argument)
+            raise ValueError(f"argnums {nums} names an argument twice (with {len(args)} positional arguments)")
         # The collector stays paused from the forward run to the end of the sweep: re-enabled
         # in between, its first collection would walk every object the tape holds (~3% of a
         # Tree-LSTM step).  The tape is dropped before it resumes.

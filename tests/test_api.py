@@ -171,6 +171,15 @@ def nested_tree(t):
     return a + b * d["c"]
 
 
+def test_a_namedtuples_in_axes_has_one_entry_per_field_as_a_tuple_or_a_list():
+    p = Point(np.arange(3.0), np.arange(3.0))
+    for axes in ((0,), (0, 0, 0)):
+        with pytest.raises(vmapper.BatchError, match=rf"argument 'p' has {len(axes)} entries for 2 items"):
+            vmapper.batched(namedtuple_arg, in_axes=(axes,))(p)
+    r2, x = vmapper.batched(namedtuple_arg, in_axes=([0, None],))(Point(np.arange(3.0), np.float64(2.0)))
+    np.testing.assert_array_equal(r2, np.arange(3.0) ** 2 + 4.0)
+
+
 def test_tuple_argument():
     check_batching(tuple_arg, ((np.arange(5), np.arange(5) * 3),))
 

@@ -372,14 +372,13 @@ def _convert(x, axis, path, sizes):
     if type(x) is np.ndarray and axis == 0 and x.ndim and x.dtype != object:  # (the usual leaf)
         sizes.append((x.shape[0], (path, axis, x.shape)))
         return Lanes(x, False)
+    if isinstance(axis, (tuple, list)) and isinstance(x, (tuple, list)) and len(axis) != len(x):
+        raise BatchError(f"in_axes for argument '{path}' has {len(axis)} entries for {len(x)} items")
     if isinstance(x, tuple) and hasattr(x, "_fields"):  # NamedTuple
-        ax = axis if not isinstance(axis, tuple) else axis
-        items = [_convert(v, ax[i] if isinstance(ax, tuple) else ax, f"{path}.{f}", sizes)
+        items = [_convert(v, axis[i] if isinstance(axis, (tuple, list)) else axis, f"{path}.{f}", sizes)
                  for i, (f, v) in enumerate(zip(x._fields, x))]
         return type(x)(*items)
     if isinstance(x, (tuple, list)):
-        if isinstance(axis, (tuple, list)) and len(axis) != len(x):
-            raise BatchError(f"in_axes for argument '{path}' has {len(axis)} entries for {len(x)} items")
         items = [_convert(v, axis[i] if isinstance(axis, (tuple, list)) else axis, f"{path}[{i}]", sizes)
                  for i, v in enumerate(x)]
         return tuple(items)

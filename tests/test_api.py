@@ -511,3 +511,25 @@ def test_a_source_file_edited_after_import_is_refused_rather_than_batched(tmp_pa
     module.write_text("def g(x, y):\n    return x * y\n")
     with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"'def g\(x, y\)', not the running function f"):
         vmapper.batched(mod.f)(np.arange(3.0))
+
+
+def first_column(x):
+    return x[0]
+
+
+def identity_twice(x):
+    return x, x
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_results_never_share_memory_with_the_inputs_or_each_other(backend):
+    a = np.arange(6.0).reshape(3, 2)
+    kept = a.copy()
+    r = vmapper.batched(first_column, backend=backend)(a)
+    r[:] = -1.0
+    np.testing.assert_array_equal(a, kept)
+    v = np.arange(3.0)
+    p, q = vmapper.batched(identity_twice, backend=backend)(v)
+    assert not np.shares_memory(p, v) and not np.shares_memory(p, q)
+    out, _ = vmapper.vjp(vmapper.batched(identity_twice, backend=backend), v)
+    assert not np.shares_memory(out[0], v) and not np.shares_memory(out[0], out[1])

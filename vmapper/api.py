@@ -195,7 +195,7 @@ class BatchedFunction:
         if _per_sample_mode.get():
             return self.per_sample(*args, **kwargs)
         values, n = self.bind(args, kwargs)
-        return self.finish(self.execute(values, n), n)
+        return self.finish(self.execute(values, n), n, (args, kwargs))
 
     def execute(self, values, n, tape=None):
         """Run the compiled program on bound per-lane values; returns the raw per-lane result."""
@@ -218,15 +218,18 @@ class BatchedFunction:
                 sys.setrecursionlimit(limit)
             self.last_stats = state.stats.as_dict()
 
-    def finish(self, result, n):
-        """Batched output arrays (batch axis at ``out_axes``) from a raw per-lane result."""
+    def finish(self, result, n, inputs=()):
+        """Batched output arrays (batch axis at ``out_axes``) from a raw per-lane result; an
+        output that shares memory with an input or an earlier output is copied, as the
+        per-sample loop stacks its results into new arrays (``return x`` must not hand the
+        caller its own array back)."""
         try:
             out = to_output(result, n)
         except TypeError as exc:
             src = self.program.source
             raise UnsupportedSyntaxError(f"{exc} ({self.per_sample.__qualname__})",
                                          src.filename, src.first_line) from None
-        return move_out_axes(out, self.out_axes)
+        return _unshared(move_out_axes(out, self.out_axes), _array_leaves(inputs, []))
 
     def __repr__(self):
         return f"<vmapper.batched {self.per_sample.__qualname__}>"
@@ -282,6 +285,31 @@ def _signature(fn):
     except TypeError:  # (not weakly referable: made again next time)
         pass
     return sig, plain
+
+
+def _array_leaves(tree, found):
+    """The numpy arrays in ``tree`` (tuples, lists, dict values), appended to ``found``."""
+    if type(tree) is np.ndarray:
+        found.append(tree)
+    elif isinstance(tree, (tuple, list)):
+        for v in tree:
+            _array_leaves(v, found)
+    elif isinstance(tree, dict):
+        for v in tree.values():
+            _array_leaves(v, found)
+    return found
+
+
+def _unshared(out, taken):
+    """``out`` with each array that may share memory with one of ``taken`` (then with an
+    earlier output) copied."""
+    if isinstance(out, tuple):
+        return tuple(_unshared(v, taken) for v in out)
+    if isinstance(out, np.ndarray):
+        if any(np.may_share_memory(out, t) for t in taken):
+            out = out.copy()
+        taken.append(out)
+    return out
 
 
 def bind_arguments(fn, args, kwargs, in_axes, receiver=False):

@@ -196,7 +196,7 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
         # Tree-LSTM step).  The tape is dropped before it resumes.
         with collector_paused():
             values, n, tape, result = _run_traced(bf, args, kwargs, ks, kernel_partials, checkpoint_loops)
-            out = bf.finish(result, n)
+            out = bf.finish(result, n, (args, kwargs))
             # An int or bool on every lane that depends on no differentiated value (a hinge loss
             # whose batch took only its ``return 0``) has zero gradients, as a float would.
             constant_int = not isinstance(result, Traced) and _dtype(out).kind in "biu"
@@ -276,7 +276,7 @@ def vjp(f, *args, sparse_tables=False, kernel_partials=None, checkpoint_loops=No
     nums = tuple(range(len(args)))
     values, n, tape, result = _run_traced(bf, args, kwargs, nums, kernel_partials,
                                           _check_checkpoint(checkpoint_loops))
-    out = bf.finish(result, n)
+    out = bf.finish(result, n, (args, kwargs))
     return out, _VJPFunction(bf, tape, result, args, values, nums, sparse_tables, out)
 
 

@@ -533,3 +533,15 @@ def test_results_never_share_memory_with_the_inputs_or_each_other(backend):
     assert not np.shares_memory(p, v) and not np.shares_memory(p, q)
     out, _ = vmapper.vjp(vmapper.batched(identity_twice, backend=backend), v)
     assert not np.shares_memory(out[0], v) and not np.shares_memory(out[0], out[1])
+
+
+def test_python_dash_O_leaves_asserts_out_as_python_does(tmp_path):
+    import subprocess
+    import sys
+    (tmp_path / "asserting.py").write_text("def f(x):\n    assert x < 2, 'x too big'\n    return x * 2\n")
+    script = ("import numpy as np, vmapper, asserting\n"
+              "print(vmapper.batched(asserting.f, backend='numpy')(np.arange(4.0)).tolist())\n")
+    run = subprocess.run([sys.executable, "-O", "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "[0.0, 2.0, 4.0, 6.0]", run.stderr
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    assert run.returncode != 0 and "AssertionError: x too big" in run.stderr

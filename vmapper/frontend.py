@@ -344,6 +344,8 @@ class Builder:
         self.terminate(Return(value, self.line(node)))
 
     def stmt_Assert(self, node):
+        if not __debug__:  # python -O: Python compiles asserts away, and so does vmapper
+            return
         cond = self.expr(node.test)
         ok, fail = self.new_block("assert ok"), self.new_block("assert failed")
         self.terminate(Branch(cond, ok, fail, self.line(node), "assert"))

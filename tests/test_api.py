@@ -441,8 +441,6 @@ def scaled_by_entry(x, d):
     return x * d["w"]
 
 
-def identity(x):
-    return x
 
 
 def test_an_in_axes_dict_must_have_the_arguments_keys():
@@ -545,3 +543,15 @@ def test_python_dash_O_leaves_asserts_out_as_python_does(tmp_path):
     assert run.returncode == 0 and run.stdout.strip() == "[0.0, 2.0, 4.0, 6.0]", run.stderr
     run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode != 0 and "AssertionError: x too big" in run.stderr
+
+
+@pytest.mark.parametrize("in_axes", [True, (0.0, 0), (0, [1.5]), {"a": "0"}])
+def test_in_axes_entries_other_than_ints_and_none_are_refused_when_decorating(in_axes):
+    with pytest.raises(vmapper.BatchError, match="in_axes entries must be ints or None"):
+        vmapper.batched(tuple_arg, in_axes=in_axes)
+
+
+def test_numpy_ints_are_in_axes_entries_at_every_level():
+    x = np.arange(6.0).reshape(2, 3)
+    for in_axes in (np.int64(1), (np.int64(1),), [np.int32(1)]):
+        np.testing.assert_array_equal(vmapper.batched(first_column, in_axes=in_axes)(x), x[0])

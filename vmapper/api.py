@@ -132,7 +132,7 @@ class BatchedFunction:
         if not inspect.isfunction(self.function):
             raise TypeError(f"vmapper.batched needs a Python function or method, got {type(fn).__name__}")
         self.per_sample = fn
-        self.in_axes = in_axes
+        self.in_axes = _checked_in_axes(in_axes)
         self.out_axes = _checked_out_axes(out_axes)
         if max_iters is not None and (not isinstance(max_iters, (int, np.integer)) or isinstance(max_iters, bool)
                                       or max_iters < 1):
@@ -382,6 +382,24 @@ def _describe(d):
         path, axis, shape = d
         return f"argument '{path}' (axis {axis}, shape {shape})"
     return d
+
+
+def _checked_in_axes(in_axes):
+    """``in_axes``: None, an int, or tuples, lists and dicts of them (numpy ints become ints;
+    a bool or a float is refused, where it would count as axis 1 or 0)."""
+    def checked(a):
+        if a is None:
+            return None
+        if isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)):
+            return int(a)
+        if isinstance(a, tuple) and hasattr(a, "_fields"):  # (a NamedTuple of axes)
+            return type(a)(*[checked(x) for x in a])
+        if isinstance(a, (tuple, list)):
+            return type(a)(checked(x) for x in a)
+        if isinstance(a, dict):
+            return {k: checked(v) for k, v in a.items()}
+        raise BatchError(f"in_axes entries must be ints or None (or tuples, lists and dicts of them), not {a!r}")
+    return checked(in_axes)
 
 
 def _checked_out_axes(out_axes):

@@ -364,14 +364,14 @@ def test_complex_results_and_arguments_are_refused_rather_than_given_one_of_two_
         vmapper.value_and_grad(vmapper.batched(real_part_of_square))(np.array([1 + 1j, 2 - 0.5j]))
 
 
-class _Model:
+class _KeywordModel:
     def loss(self, x, y):
         return (x * x).sum() * y
 
 
 def test_a_methods_gradients_keep_their_axes_when_an_argument_is_passed_by_keyword():
     X, y = np.arange(6.0).reshape(2, 3), np.arange(2.0, 5.0)
-    f = vmapper.batched(_Model().loss, in_axes=(None, 1, 0))
+    f = vmapper.batched(_KeywordModel().loss, in_axes=(None, 1, 0))
     by_position = vmapper.grad(f, 0)(X, y)
     np.testing.assert_array_equal(by_position, 2 * X * y)
     np.testing.assert_array_equal(vmapper.grad(f, 0)(X, y=y), by_position)

@@ -795,10 +795,10 @@ def test_a_literal_the_lanes_type_cannot_hold_keeps_the_function_off_the_kernel(
     vmapper.testing.check_batching(accumulate_from_a_tenth, (x[:3], n[:3]), backend="numba")
 
 
-def returns_nothing(x):
+def returns_an_empty_tuple(x):
     return ()
 
 
 def test_a_kernel_returning_an_empty_tuple_returns_one():
-    f = vmapper.batched(returns_nothing, backend="numba")
+    f = vmapper.batched(returns_an_empty_tuple, backend="numba")
     assert f(np.arange(3.0)) == () and f.last_stats["kernel_launches"] == 1

@@ -555,3 +555,18 @@ def test_numpy_ints_are_in_axes_entries_at_every_level():
     x = np.arange(6.0).reshape(2, 3)
     for in_axes in (np.int64(1), (np.int64(1),), [np.int32(1)]):
         np.testing.assert_array_equal(vmapper.batched(first_column, in_axes=in_axes)(x), x[0])
+
+
+def star_args(x, *rest):
+    return x
+
+
+def star_kwargs(x, **kw):
+    return x
+
+
+@pytest.mark.parametrize("fn, call", [(star_args, lambda f, x: f(x)), (star_args, lambda f, x: f(x, x, x)),
+                                      (star_kwargs, lambda f, x: f(x, y=x))])
+def test_star_parameters_are_refused_naming_them_before_arguments_are_bound(fn, call):
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"\*args/\*\*kwargs parameters"):
+        call(vmapper.batched(fn, in_axes=0), np.arange(3.0))

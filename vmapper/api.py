@@ -158,6 +158,8 @@ class BatchedFunction:
     def bind(self, args, kwargs):
         """``(values of every parameter, batch size)`` for a call with ``args``/``kwargs``
         (a bound method's object first, broadcast)."""
+        if not _signature(self.function)[1] and self.function.__code__.co_flags & _VARARGS:
+            self.program  # (*args or **kwargs: refused at compile time, naming the line)
         return bind_arguments(self.function, self.receiver + tuple(args), kwargs, self.in_axes,
                               receiver=bool(self.receiver))
 
@@ -267,6 +269,9 @@ def _is_node_batch(x):
 
 _signatures = weakref.WeakKeyDictionary()  # fn -> ((code, defaults, kwdefaults), signature, plain)
 _PLAIN_KINDS = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+_VARARGS = inspect.CO_VARARGS | inspect.CO_VARKEYWORDS
 
 
 def _signature(fn):

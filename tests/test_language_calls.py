@@ -442,3 +442,28 @@ def test_merged_and_hoisted_calls_through_a_self_that_is_an_array_run_the_array_
     r = np.random.default_rng(7)
     args = r.normal(size=(30, 4)), r.normal(size=(30, 4)), r.normal(size=(30, 4)), r.normal(size=(30, 3, 4))
     check_batching(dots, args, exact=False, rtol=1e-12)
+
+
+def square_plus_half(a):
+    return a * a + 0.5
+
+
+def two_precisions(x32, x64):
+    return square_plus_half(x32), square_plus_half(x64)
+
+
+def times(a, b):
+    return a * b
+
+
+def int_and_float_calls(n, x):
+    return times(n, 1), times(x, 1.5)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_independent_calls_with_arguments_of_other_types_are_not_merged_into_one_promoted_call(backend):
+    x32 = np.array([1.1, 2.2], dtype=np.float32)
+    p, q = check_batching(two_precisions, (x32, x32.astype(np.float64)), backend=backend)
+    assert p.dtype == np.float32 and q.dtype == np.float64
+    a, _ = check_batching(int_and_float_calls, (np.array([2**60 + 1, 3]), np.array([1.0, 2.0])), backend=backend)
+    assert a[0] == 2**60 + 1

@@ -52,10 +52,12 @@ def call_function(ctx, callee, arg_groups, memo=False):
     elif k == 1:
         parts = [run_callee(state, program, callee, arg_groups[0], m, (frame, idx))]
     else:
-        try:
-            args = [concat_sized([g[p] for g in arg_groups], [m] * k) for p in range(len(arg_groups[0]))]
-        except TypeError:
-            args = None  # the call sites pass values of other shapes or kinds (msum(a[:mid]), msum(a[mid:]))
+        args = None  # the call sites pass values of other shapes or kinds (msum(a[:mid]), msum(a[mid:])),
+        if all(len({_kind(g[p]) for g in arg_groups}) == 1 for p in range(len(arg_groups[0]))):
+            try:  # (or of other types, which laid end to end would promote: scale(x32), scale(x64))
+                args = [concat_sized([g[p] for g in arg_groups], [m] * k) for p in range(len(arg_groups[0]))]
+            except TypeError:
+                pass
         if args is None:
             state.stats.calls += k - 1
             parts = [run_callee(state, program, callee, g, m, (frame, idx)) for g in arg_groups]
@@ -66,6 +68,21 @@ def call_function(ctx, callee, arg_groups, memo=False):
     if idx is not None:
         parts = [None if r is None else scatter_into(blank_like(r, frame.n), r, idx, frame.n) for r in parts]
     return parts
+
+
+def _kind(v):
+    """What a value's type is, as far as merging calls goes: values of one kind lay end to end
+    without promotion (a float32 and a float64 array, an int and a float, would not)."""
+    if type(v) is Traced:
+        v = v.value
+    t = type(v)
+    if t is Lanes:
+        return t, v.data.dtype, v.weak, v.data.shape[1:]
+    if t is np.ndarray:
+        return t, v.dtype, v.shape
+    if t is tuple:
+        return t, tuple(_kind(x) for x in v)
+    return (t,)
 
 
 def map_function(ctx, callee, seq, others, item_pos, memo=False):

@@ -17,8 +17,7 @@ it and the ``linear`` assigns ``x``, ``table`` or ``i``, or takes ``x`` as an op
 from __future__ import annotations
 
 from ..ir import Function, Instr, Var
-
-MM, MM_ROWS = "mm", "mm_rows"
+from ..primitives.linear import MM, MM_ROWS, OPERANDS
 
 
 def mark_gathered_rows(fn: Function) -> Function:
@@ -33,7 +32,7 @@ def _marked(instrs, at):
     terms, args, k = [], [], 0
     changed = False
     for kind in ins.attrs["terms"]:
-        n = 2 if kind == MM else 4 if kind == MM_ROWS else 1
+        n = OPERANDS.get(kind, 1)
         ops = ins.args[k:k + n]
         k += n
         gathered = _gather_of(instrs, at, ops[1]) if kind == MM else None

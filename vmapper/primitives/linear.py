@@ -8,6 +8,11 @@ in place into the first product's (fresh) array: the values of the unfused chain
 as one operation, and differentiated as one tape entry that applies the chain's own
 ``matmul`` and ``add`` rules.  Anything else runs as the
 chain of ``matmul`` and ``add`` primitives, with their tape entries.
+
+An ``mm_rows`` term (``passes/gathered_rows.py``), ``W @ x`` with ``x = table[index]``, runs
+once per distinct index when enough lanes repeat one (:func:`_distinct_rows`): the rows'
+values are those of a product per lane to rounding, and the gradients go per distinct row
+(``W``'s as one term per row, the table's row-sparse over the distinct indices).
 """
 from __future__ import annotations
 
@@ -18,7 +23,8 @@ from .array_ops import matmul_lanes
 from .registry import PRIMITIVES, register
 
 MM, MM_ROWS = "mm", "mm_rows"
-_OPERANDS = {MM: 2, MM_ROWS: 4}
+#: Operands per term kind (any other kind: one, its value).
+OPERANDS = {MM: 2, MM_ROWS: 4}
 #: Products over gathered rows are computed once per distinct row when at least this many
 #: lanes ...
 _DEDUP_MIN_LANES = 64
@@ -31,7 +37,7 @@ def _pairs(terms, args):
     """``(kind, operands)`` per term, in order (an ``mm_rows`` term: ``W, x, table, index``)."""
     out, k = [], 0
     for kind in terms:
-        n = _OPERANDS.get(kind, 1)
+        n = OPERANDS.get(kind, 1)
         out.append((kind, args[k:k + n]))
         k += n
     return out

@@ -33,6 +33,23 @@ def test_floor_division_and_modulo_by_uniform_constants_follow_python_floor_sema
     check_batching(uniform_power_of_two_divisors, (ints(3, -1000, 1000),))
 
 
+def floor_div_by_128(x):
+    return x // 128
+
+
+def mod_by_2_to_the_40(x):
+    return x % 2**40
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("fn, dtype, big", [(floor_div_by_128, np.int8, 128), (mod_by_2_to_the_40, np.int32, 2**40),
+                                            (mod_by_2_to_the_40, np.uint32, 2**40)])
+def test_a_power_of_two_divisor_out_of_a_narrow_ints_range_raises_as_numpy_does(fn, dtype, big, backend):
+    x = np.array([5, 7, 1], dtype=dtype)
+    with pytest.raises(vmapper.LaneError, match=rf"OverflowError: Python integer {big} out of bounds"):
+        vmapper.batched(fn, backend=backend)(x)
+
+
 def python_int_arith(a, b):
     x, y = int(a), int(b)
     return x // y, x % y, x * y - x, -x // y

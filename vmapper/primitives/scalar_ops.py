@@ -224,6 +224,8 @@ def _power_of_two_shift(a, b):
             or a.dtype.kind not in "iu":
         return None
     b = int(b)
+    if b > np.iinfo(a.dtype).max:  # (numpy's own call decides: an OverflowError for a Python int)
+        return None
     return b.bit_length() - 1 if b > 1 and b & (b - 1) == 0 else None
 
 

@@ -124,3 +124,37 @@ def test_a_call_reading_another_calls_result_keeps_the_arms_apart():
     rng = np.random.default_rng(6)
     forest = vmapper.Forest.from_nested([full_tree(3, rng) for _ in range(20)])
     check_batching(vmapper.batched(dependent_calls), (forest.roots, rng.integers(-2, 3, 20)))
+
+
+def times(a, b):
+    return a * b
+
+
+def narrow_or_wide(a8, a, c):
+    if c > 0:
+        r = times(a8, a8)  # int8 per sample: wraps
+    else:
+        r = times(a, a)
+    return r
+
+
+def int_or_float(n, x, c):
+    if c > 0:
+        r = times(n, 2)
+    else:
+        r = times(x, 1.5)
+    return r
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")  # (the per-sample int8 product's own warning)
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_arms_passing_arrays_of_other_dtypes_are_refused_where_lanes_take_both(backend):
+    a8, a = np.array([34, 100, 5], dtype=np.int8), np.array([3, 4, 5])
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="a int8 argument in one arm and a int64 argument"):
+        vmapper.batched(narrow_or_wide, backend=backend)(a8, a, np.array([1, 1, -1]))
+    # every lane takes one arm: that arm's arguments, in their own type (34 * 34 wraps)
+    check_batching(narrow_or_wide, (a8, a, np.array([1, 1, 1])), backend=backend)
+    check_batching(narrow_or_wide, (a8, a, np.array([-1, -1, -1])), backend=backend)
+    # an int in one arm and a float in the other: one float call, as the README documents
+    out = vmapper.batched(int_or_float, backend=backend)(np.array([3, 4]), np.array([0.5, 1.0]), np.array([1, -1]))
+    np.testing.assert_array_equal(out, [6.0, 1.5])

@@ -224,6 +224,8 @@ def _select(ctx, args, attrs):
             from ..runtime.context import LIST_LENGTH_HINT
             raise ctx.unsupported(f"a list or tuple of length {len(a)} on some lanes and {len(b)} on others",
                                   hint=LIST_LENGTH_HINT)
+        if attrs.get("merged_call_argument") and _differ_in_type(a, b):
+            return _one_arms_arguments(ctx, c.data, a, b)
         try:
             return select(c.data, a, b, ctx.n, state.pool, spare)
         except TypeError as exc:
@@ -236,6 +238,36 @@ def _select(ctx, args, attrs):
             raise ctx.unsupported(f"choosing per lane between values of different kinds ({exc})",
                                   hint=hint) from None
     return a if c else b
+
+
+_PROMOTED_AS_DOCUMENTED = {np.dtype(np.int64), np.dtype(np.float64)}
+
+
+def _differ_in_type(a, b):
+    """Whether ``a`` and ``b`` are per-lane arrays of dtypes that one array of both would
+    change beyond what the README documents (an int in one arm and a float in the other)."""
+    ra, rb = (v.value if type(v) is Traced else v for v in (a, b))
+    return type(ra) is Lanes and type(rb) is Lanes and ra.data.dtype != rb.data.dtype \
+        and not {ra.data.dtype, rb.data.dtype} <= _PROMOTED_AS_DOCUMENTED
+
+
+def _one_arms_arguments(ctx, taken, a, b):
+    """The arguments of one call made for both arms of an ``if`` (``passes/merge_branch_calls.py``)
+    when they differ in type: those of the arm every active lane takes.  Where lanes take both
+    arms, one call would compute one arm's lanes in the other's type (int8 without its
+    wraparound, float32 in float64): refused, naming the types."""
+    if ctx.mask is not None:
+        taken = taken[ctx.mask]
+    if taken.all():
+        return a
+    if not taken.any():
+        return b
+    ra, rb = (v.value if type(v) is Traced else v for v in (a, b))
+    raise ctx.unsupported(
+        f"calling one function in both arms of an if with a {ra.data.dtype} argument in one arm and a "
+        f"{rb.data.dtype} argument in the other (one call for both would compute both arms in "
+        f"{np.result_type(ra.data.dtype, rb.data.dtype)})",
+        hint="give the arms' calls arguments of one type (cast one), or call the function after the if")
 
 
 # ---- lists: held as tuples, appended to as values ----------------------------------------

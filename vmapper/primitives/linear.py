@@ -76,8 +76,7 @@ def _distinct_rows(ctx, terms, args):
     """``(first, inverse)`` when the lone product's vector rows were gathered by an index that
     repeats (``passes/gathered_rows.py``) and every other term is shared: the lanes' rows
     are then those of ``first``'s lanes, by ``inverse``.  Else None."""
-    if ctx.mask is not None or len(terms) < 1 or terms[0] != MM_ROWS or terms.count(MM_ROWS) != 1 \
-            or MM in terms:
+    if ctx.mask is not None or terms[0] != MM_ROWS or any(kind != "value" for kind in terms[1:]):
         return None
     _, x, table, index = args[:4]
     n = x.data.shape[0]

@@ -319,6 +319,20 @@ def test_last_stats_is_none_before_the_first_call():
     assert batched(simple_while).last_stats is None
 
 
+def test_last_stats_is_none_after_a_call_refused_at_its_arguments():
+    # the refused call ran nothing: the previous call's counters would describe another call
+    f = batched(simple_while)
+    vg = vmapper.value_and_grad(batched(identity))
+    f(np.array([0, 3]))
+    vg(np.array([1.0, 2.0]))
+    assert f.last_stats is not None and vg.last_stats is not None
+    with pytest.raises(vmapper.BatchError, match="too many positional arguments"):
+        f(np.array([0, 3]), 1)
+    with pytest.raises(vmapper.BatchError, match="too many positional arguments"):
+        vg(np.array([1.0, 2.0]), 1)
+    assert f.last_stats is None and vg.last_stats is None
+
+
 def test_last_stats_launches_and_lane_utilization():
     f = batched(simple_while)
     f(np.array([0, 3, 10, 1]))

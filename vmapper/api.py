@@ -157,7 +157,9 @@ class BatchedFunction:
 
     def bind(self, args, kwargs):
         """``(values of every parameter, batch size)`` for a call with ``args``/``kwargs``
-        (a bound method's object first, broadcast)."""
+        (a bound method's object first, broadcast).  Clears ``last_stats``: a call refused
+        here ran nothing, and must not show the previous call's counters."""
+        self.last_stats = None
         if not _signature(self.function)[1] and self.function.__code__.co_flags & _VARARGS:
             self.program  # (*args or **kwargs: refused at compile time, naming the line)
         return bind_arguments(self.function, self.receiver + tuple(args), kwargs, self.in_axes,

@@ -75,6 +75,18 @@ def plus_if_pair(x, b):
     return x if b.shape[0] == 2 else x + b
 
 
+def plus_unless_plain(x, mode):
+    if mode != "plain":
+        z = x + mode  # (a number where mode is not "plain")
+    else:
+        z = x * 2
+    return z
+
+
+def shifted_if_named(x, shift):
+    return x - shift if shift in ("left", "right") else x + 1
+
+
 def _blocks_after(fn, passes):
     ir = build_function(fn)
     for p in passes:
@@ -133,6 +145,18 @@ def test_a_branch_on_what_a_value_is_stays_a_branch_and_runs_only_its_taken_arm(
     check_batching(plus_if_given, (x, x), backend=backend)
     check_batching(plus_if_pair, (x, np.ones(2)), in_axes=(0, None), backend=backend)  # (x + b: shapes differ)
     check_batching(plus_if_pair, (x, np.ones(3)), in_axes=(0, None), backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_branch_on_a_comparison_with_a_string_stays_a_branch(backend):
+    # mode == "plain": x + mode would raise TypeError on lanes Python never runs it on
+    for fn in (plus_unless_plain, shifted_if_named):
+        ir = _blocks_after(fn, [cleanup_cfg, if_convert])
+        assert any(isinstance(blk.term, Branch) for blk in ir.blocks.values()), fn.__name__
+    x = np.arange(3.0)
+    check_batching(plus_unless_plain, (x, "plain"), in_axes=(0, None), backend=backend)
+    check_batching(plus_unless_plain, (x, 1.5), in_axes=(0, None), backend=backend)
+    check_batching(shifted_if_named, (x, "up"), in_axes=(0, None), backend=backend)
 
 
 def test_definitely_assigned_excludes_variables_set_on_one_path():

@@ -185,6 +185,7 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
     checkpoint_loops = _check_checkpoint(checkpoint_loops)
 
     def value_and_grad_f(*args, **kwargs):
+        value_and_grad_f.last_stats = None  # (until this call's sweep reports)
         for k in nums:
             if not -len(args) <= k < len(args):
                 raise BatchError(_argnums_error(bf, k, args, kwargs))
@@ -256,6 +257,7 @@ def grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, checkpoint_l
                         checkpoint_loops=checkpoint_loops)
 
     def grad_f(*args, **kwargs):
+        grad_f.last_stats = None
         out = vg(*args, **kwargs)[1]
         grad_f.last_stats = vg.last_stats
         return out

@@ -17,8 +17,8 @@ branch, by a must-be-assigned data-flow analysis) nor hold ``None`` there (an
 arm whose operations read a variable that may be assigned ``None`` stays a
 branch), and every variable an arm assigns is definitely assigned before the
 branch or assigned in both arms.  A branch on a test of what a value is (``is None``
-of an argument, a shape, a dtype: :func:`type_test_results`) is not converted: its
-arms may be valid only for the values that pass it.
+of an argument, a shape, a dtype, a comparison with a string: :func:`type_test_results`)
+is not converted: its arms may be valid only for the values that pass it.
 """
 from __future__ import annotations
 
@@ -84,17 +84,27 @@ def may_hold_none(fn: Function) -> set:
 
 
 _SHAPE_ATTRS = ("shape", "ndim", "size", "dtype")
+_STRING_TESTS = ("eq", "ne", "contains")
+
+
+def _holds_str(value):
+    if isinstance(value, (tuple, list, frozenset, set)):
+        return any(isinstance(v, str) for v in value)
+    return isinstance(value, str)
 
 
 def type_test_results(fn: Function, maybe_none) -> set:
     """Variables computed from a test of what a value is rather than of its number: ``v is
-    None`` (of a ``v`` the function never sets to None itself: an argument, a global) or its
-    shape or dtype.  A branch on such a test guards arms that only make sense for the values
-    that pass it (``if scale is not None: z = x * scale``); it stays a branch, which runs only
-    the arm its (uniform) test picks."""
+    None`` (of a ``v`` the function never sets to None itself: an argument, a global), its
+    shape or dtype, or a comparison with a string (``mode == "scale"``, ``kind in ("a", "b")``:
+    an option, usually the same on every lane).  A branch on such a test guards arms that
+    only make sense for the values that pass it (``if scale is not None: z = x * scale``); it
+    stays a branch, which runs only the arm (or arms) its lanes pick."""
     def seeds(ins):
         if ins.op in ("is", "is_not"):
             return not any(isinstance(a, Var) and a.name in maybe_none for a in ins.args)
+        if ins.op in _STRING_TESTS:
+            return any(isinstance(a, Const) and _holds_str(a.value) for a in ins.args)
         return ins.op == "getattr" and ins.attrs.get("name") in _SHAPE_ATTRS
 
     def spreads(ins, tainted):

@@ -25,6 +25,20 @@ def test_int_arithmetic_including_floor_division_and_modulo_of_negatives():
     check_batching(int_arith, (a, b))
 
 
+def negated_literals(a, x):
+    return a * -2 + (-1), x * -0.5 - (-0.0), -(-3), +4, -2j
+
+
+def test_negated_literals_are_constants_with_the_per_sample_values():
+    # (folded as Python's compiler folds them: no operation, and -0.0 keeps its sign)
+    from vmapper.frontend import build_function
+    ops = [i.op for blk in build_function(negated_literals).blocks.values() for i in blk.instrs]
+    assert ops.count("neg") == 1 and "pos" not in ops  # (-(-3): the outer one remains)
+    a = ints(1, -100, 100)
+    check_batching(negated_literals, (a, floats(2)))
+    check_batching(negated_literals, (a.astype(np.int8), floats(3).astype(np.float32)))
+
+
 def uniform_power_of_two_divisors(a):
     return a // 4, a % 8, a // 1, a % 1, a // -4, a % -8, a // 3, a % 3
 

@@ -523,6 +523,12 @@ class Builder:
         return self.emit(_BINOPS[type(node.op)], [self.expr(node.left), self.expr(node.right)], node)
 
     def expr_UnaryOp(self, node):
+        operand = node.operand
+        if isinstance(node.op, (ast.USub, ast.UAdd)) and isinstance(operand, ast.Constant) \
+                and type(operand.value) in (int, float, complex):
+            # -1 is a constant, as Python's compiler makes it: passes that look at constants
+            # (if-conversion's narrow-int test) see its value
+            return Const(-operand.value if isinstance(node.op, ast.USub) else operand.value)
         return self.emit(_UNARY[type(node.op)], [self.expr(node.operand)], node)
 
     def expr_Tuple(self, node):

@@ -87,6 +87,17 @@ def shifted_if_named(x, shift):
     return x - shift if shift in ("left", "right") else x + 1
 
 
+def plus_thousand_if_large(x):
+    y = x
+    if x > 100:
+        y = x + 1000  # (OverflowError for an int8 x, on the lanes that run it)
+    return y
+
+
+def minus_one_if_large(x):
+    return x + (-1) if x > 10 else x
+
+
 def _blocks_after(fn, passes):
     ir = build_function(fn)
     for p in passes:
@@ -157,6 +168,19 @@ def test_a_branch_on_a_comparison_with_a_string_stays_a_branch(backend):
     check_batching(plus_unless_plain, (x, "plain"), in_axes=(0, None), backend=backend)
     check_batching(plus_unless_plain, (x, 1.5), in_axes=(0, None), backend=backend)
     check_batching(shifted_if_named, (x, "up"), in_axes=(0, None), backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_an_arm_adding_an_int_constant_that_a_narrow_int_cannot_hold_stays_a_branch(backend):
+    for fn in (plus_thousand_if_large, minus_one_if_large):
+        ir = _blocks_after(fn, [cleanup_cfg, if_convert])
+        assert any(isinstance(blk.term, Branch) for blk in ir.blocks.values()), fn.__name__
+    check_batching(plus_thousand_if_large, (np.array([-5, 50, 90], np.int8),), backend=backend)
+    check_batching(plus_thousand_if_large, (np.array([-5, 500], np.int64),), backend=backend)
+    check_batching(minus_one_if_large, (np.array([5, 7], np.uint8),), backend=backend)
+    with pytest.raises(vmapper.LaneError, match="out of bounds for int8") as info:
+        vmapper.batched(plus_thousand_if_large, backend=backend)(np.array([5, 120, 7], np.int8))
+    assert info.value.lanes == [1]  # (the one lane whose x + 1000 Python runs)
 
 
 def test_definitely_assigned_excludes_variables_set_on_one_path():

@@ -31,6 +31,18 @@ MAX_ARM_INSTRS = 12
 _SAFE_STRUCTURAL = {"copy", "tuple", "truth", "select"}
 _DIVISIONS = {"truediv", "floordiv", "mod"}
 _EXTREMES = {"min", "max"}  # of one sequence: an empty one raises
+#: Operations whose result has an integer operand's dtype: numpy raises OverflowError when a
+#: Python int constant does not fit it (``x + 1000`` with an int8 ``x``, ``x - 300`` with uint8).
+_INT_ARITHMETIC = {"add", "sub", "mul", "floordiv", "mod", "pow", "bitand", "bitor", "bitxor",
+                   "lshift", "rshift", "np.add", "np.subtract", "np.multiply", "np.floor_divide",
+                   "np.remainder", "np.fmod", "np.power", "np.maximum", "np.minimum", "np.fmax",
+                   "np.fmin", "np.bitwise_and", "np.bitwise_or", "np.bitwise_xor"}
+
+
+def _narrow_int_may_reject(arg):
+    """Whether ``arg`` is an int constant that some integer dtype cannot hold (int8 holds
+    -128..127, uint8 0..255: only 0..127 fits every one)."""
+    return isinstance(arg, Const) and type(arg.value) is int and not 0 <= arg.value <= 127
 
 
 def if_convert(fn: Function) -> Function:
@@ -113,11 +125,14 @@ def type_test_results(fn: Function, maybe_none) -> set:
 
 
 def speculatable(ins: Instr) -> bool:
-    """Whether ``ins`` may run on lanes that would not run it: it cannot fail (or raise) there."""
+    """Whether ``ins`` may run on lanes that would not run it: it cannot fail (or raise) there.
+    Types are not known here, so an operation that fails for some dtype counts as failing."""
     if ins.op in _SAFE_STRUCTURAL:
         return True
     prim = primitives.PRIMITIVES.get(ins.op)
     if prim is None or not prim.elementwise:
+        return False
+    if ins.op in _INT_ARITHMETIC and any(_narrow_int_may_reject(a) for a in ins.args):
         return False
     if ins.op in _DIVISIONS:
         d = ins.args[1]

@@ -14,7 +14,7 @@ import operator
 
 import numpy as np
 
-from ..runtime.values import Lanes, Traced, materialize, select
+from ..runtime.values import Lanes, Traced, is_varying, materialize, select
 from .registry import register
 from .structural import call_user_method, lane_key_positions, user_method
 
@@ -120,13 +120,14 @@ def _getitem(ctx, args, attrs):
     if hook is not None:
         return hook(ctx, ix)
     varying_index = any(isinstance(e, Lanes) for e in ix)
+    if isinstance(base, dict) and len(ix) == 1 and is_varying(ix[0]):
+        # a shared dict, a key per lane (a number, a string, a tree node): KeyError where missing
+        where = ctx.call_primitive("key_index", (tuple(base), ix[0], False))
+        return _choose(ctx, tuple(base.values()), [where])
     if not isinstance(base, Lanes) and not varying_index:
         return ctx.uniform(operator.getitem, base, ix[0] if len(ix) == 1 else tuple(ix))
     if isinstance(base, (tuple, list)):
         return _choose(ctx, base, ix)
-    if isinstance(base, dict) and len(ix) == 1:  # a shared dict, a key per lane (KeyError where missing)
-        where = ctx.call_primitive("key_index", (tuple(base), ix[0], False))
-        return _choose(ctx, tuple(base.values()), [where])
     if len(ix) == 1 and isinstance(ix[0], Lanes) and ix[0].data.ndim == 2 and ix[0].data.dtype.kind in "iu":
         # an integer array per lane (table[ids]: rows of a table): np.take along the first axis
         return ctx.call_primitive("np.take", (base, ix[0], 0), {})
@@ -637,7 +638,7 @@ def _method(ctx, args, attrs):
         cache = getattr(getattr(getattr(ctx, "frame", None), "state", None), "transposed", None)
         if cache:
             cache.clear()  # the method may change the shared array (a.fill(0), a.sort()...)
-        if any(isinstance(a, Lanes) for a in rest):
+        if any(is_varying(a) for a in rest):
             if name == "dot":
                 return _dot(ctx, (v, rest[0]), {})
             if name == "get" and type(v) is dict:

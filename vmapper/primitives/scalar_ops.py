@@ -431,10 +431,12 @@ def _contains(ctx, args, attrs):
     hook = getattr(container, "__vmapper_contains__", None)
     if hook is not None:
         return hook(ctx, item)
-    per_lane_items = type(container) in (tuple, list) and any(isinstance(v, Lanes) for v in container)
-    if not isinstance(container, Lanes) and not isinstance(item, Lanes) and not per_lane_items:
+    per_lane_items = type(container) in (tuple, list) and any(is_varying(v) for v in container)
+    if not is_varying(container) and not is_varying(item) and not per_lane_items:
         return ctx.uniform(operator.contains, container, item)
     if isinstance(container, Lanes):
+        if _compares_per_lane(item):  # a tree node: equal to no number of the array
+            return Lanes(np.zeros(ctx.n, dtype=bool), True)
         if container.data.ndim < 2:
             raise ctx.type_error(f"argument of type '{container.data.dtype.name}' is not iterable")
         eq = ufunc_apply(ctx, np.equal, [container, _expand_item(item)])
@@ -448,6 +450,8 @@ def _contains(ctx, args, attrs):
         for v in container:
             if v is item:  # Python's ``in`` tests identity first (a NaN finds itself)
                 out[:] = True
+            elif _compares_per_lane(v) or _compares_per_lane(item):  # a tree node, per lane
+                out |= _objects_per_lane(ctx, "eq", item, v).data
             elif isinstance(v, Lanes):
                 if v.data.ndim != 1:
                     raise ctx.unsupported("'in' on a collection holding per-sample arrays")
@@ -465,6 +469,11 @@ def _contains(ctx, args, attrs):
     if isinstance(container, np.ndarray):
         return Lanes(np.isin(item.data, container), True)
     raise ctx.unsupported(f"'in' on a {type(container).__name__} with a per-sample item")
+
+
+def _compares_per_lane(v):
+    """Whether ``v`` is an object held per lane that compares itself lane by lane (a node)."""
+    return hasattr(type(v), "__vmapper_eq__")
 
 
 def _in_range(item, start, stop, step):

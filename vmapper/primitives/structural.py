@@ -8,7 +8,7 @@ import operator
 import numpy as np
 
 from ..runtime.buffers import is_spare
-from ..runtime.values import Lanes, Traced, select, truth
+from ..runtime.values import Lanes, Traced, is_varying, select, truth
 from .registry import register
 
 
@@ -339,10 +339,15 @@ def key_index(keys, key, storing=False):
 
 def lane_key_positions(ctx, keys, key):
     """Each lane's position of its key (per-lane ``key``) in ``keys``; -1 where it is missing."""
+    out = np.full(ctx.n, -1, dtype=np.int64)
+    eq = getattr(key, "__vmapper_eq__", None)
+    if eq is not None:  # a tree node per lane: a dict keyed by nodes
+        for i, k in enumerate(keys):
+            out[(out < 0) & eq(k, ctx.n)] = i
+        return out
     d = key.data
     if d.ndim != 1:
         raise ctx.type_error("unhashable type: 'numpy.ndarray'")
-    out = np.full(ctx.n, -1, dtype=np.int64)
     text = d.dtype.kind in "US"
     for i, k in enumerate(keys):
         if isinstance(k, str) == text and isinstance(k, (str, bool, int, float, complex)):
@@ -356,7 +361,7 @@ def _key_index(ctx, args, attrs):
     hold (where a store would add the key: UnsupportedSyntaxError, naming the lanes)."""
     keys, key, storing = args
     raw = key.value if type(key) is Traced else key
-    if not isinstance(raw, Lanes):
+    if not is_varying(raw):
         try:
             return key_index(keys, raw, storing)
         except NotImplementedError as exc:
@@ -365,12 +370,11 @@ def _key_index(ctx, args, attrs):
             raise ctx.lane_error_all(repr(raw), KeyError) from None
         except TypeError as exc:  # an unhashable key
             raise ctx.type_error(str(exc)) from None
-    d = raw.data
     out = lane_key_positions(ctx, keys, raw)
     missing = out < 0
     if storing:
         ctx.unsupported_on(missing, "adding a key to a local dict", hint="a local dict keeps the keys of its literal")
-    ctx.fail_where(missing, "key missing from the dict", KeyError, values=d)
+    ctx.fail_where(missing, "key missing from the dict", KeyError, values=getattr(raw, "data", None))
     return Lanes(out, True)
 
 

@@ -78,7 +78,8 @@ class NodeLanes(_IdLanes):
 
     def __vmapper_eq__(self, other, n):
         """Per lane, as ``Node.__eq__``: the same node of the same forest (anything else that is
-        not a node is unequal)."""
+        not a node is unequal; a shared node is the same node on every lane)."""
+        other = held(other, n)
         if type(other) is NodeLanes and other.forest is self.forest:
             return self.ids == other.ids
         return np.zeros(n, dtype=bool)

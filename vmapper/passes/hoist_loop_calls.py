@@ -23,7 +23,10 @@ the loop leaves only from its header (no ``break``, ``return`` or ``raise``
 inside: a lane that leaves early never calls its later items) --
 with the same arguments; each trip sees the result of its own item.  Only the
 order of calls changes, which per-sample code cannot observe (calls have no
-side effects a caller can see).
+side effects a caller can see), except where the loop fails: an operation that raises on
+some trip ends the per-sample run before its later items' calls, which the hoisted call has
+already made (their own errors, or a loop that never ends, come first).  Refusing to hoist
+there would make a walk of a batch of binary trees k**depth calls instead of depth.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The errors vmapper raises, and what their messages name (the masked-lane safety rules
 are in test_errors_masked_lanes.py)."""
 import math
+import re
 import warnings
 
 import numpy as np
@@ -168,6 +169,14 @@ def test_object_dtype_array_is_rejected_naming_the_argument():
     with pytest.raises(BatchError) as info:
         batched(add2)(np.arange(3), np.array([1, "x", None], dtype=object))
     assert "'b'" in str(info.value) and "object" in str(info.value)
+
+
+@pytest.mark.parametrize("leaf", [np.array([b"a", b"bb", b"ccc"]), np.zeros(3, dtype=[("u", "f8")])],
+                         ids=["bytes", "records"])
+def test_bytes_and_record_arrays_are_rejected_naming_the_argument_and_dtype(leaf):
+    # (they reached per-lane operations that failed naming the user's line)
+    with pytest.raises(BatchError, match=rf"argument 'b' has dtype {re.escape(str(leaf.dtype))}"):
+        batched(add2)(np.arange(3), leaf)
 
 
 def test_axis_out_of_range_names_argument_axis_and_shape():

@@ -141,6 +141,18 @@ def test_for_range_with_one_and_two_arguments(n, data):
     check_batching(range_one_two_args, (draw_ints(data, n, -3, 12), draw_ints(data, n, -3, 12)))
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16])
+def test_for_range_yields_python_ints_whatever_the_dtype_of_its_bounds(backend, dtype):
+    # an int8 start made the counter int8: sums wrapped, and range(a, 127, 2) never ended
+    a = np.array([0, 1, 3, 100], dtype)
+    b = np.array([10, 100, 127, 120], dtype)
+    s = np.array([1, 2, 2, 3], dtype)
+    check_batching(range_sum, (a, b, s), backend=backend, max_iters=1000)
+    check_batching(range_one_two_args, (np.array([3, 50, 0, 40], dtype), np.array([1, 2, 4, 0], dtype)),
+                   backend=backend)
+
+
 # ---- for over arrays, enumerate, zip ------------------------------------------------------------
 
 def positive_sum(X):

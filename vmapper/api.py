@@ -261,6 +261,11 @@ class BatchedFunction:
 
 # ---- arguments --------------------------------------------------------------------------------
 
+#: The dtype kinds of batched leaves: bool, integers, floats, complex, str, dates and times
+#: (bytes and structured records have no per-lane operations).
+_LANE_KINDS = frozenset("biufcUMm")
+
+
 def _is_leaf(x):
     return isinstance(x, (np.ndarray, np.generic, bool, int, float, complex))
 
@@ -422,7 +427,7 @@ def _checked_out_axes(out_axes):
 
 
 def _convert(x, axis, path, sizes):
-    if type(x) is np.ndarray and axis == 0 and x.ndim and x.dtype != object:  # (the usual leaf)
+    if type(x) is np.ndarray and axis == 0 and x.ndim and x.dtype.kind in _LANE_KINDS:  # (the usual leaf)
         sizes.append((x.shape[0], (path, axis, x.shape)))
         return Lanes(x, False)
     if isinstance(axis, (tuple, list)) and isinstance(x, (tuple, list)) and len(axis) != len(x):
@@ -473,6 +478,9 @@ def _convert(x, axis, path, sizes):
     arr = np.asarray(x)
     if arr.dtype == object:
         raise BatchError(f"argument '{path}' has dtype object; batched leaves must be numeric arrays")
+    if arr.dtype.kind not in _LANE_KINDS:
+        raise BatchError(f"argument '{path}' has dtype {arr.dtype}: batched leaves must be arrays of "
+                         f"numbers, bools or str (a bytes array: decode it, np.char.decode(a))")
     if not isinstance(axis, int):
         raise BatchError(f"in_axes entry for argument '{path}' must be an int or None, not {axis!r}")
     if arr.ndim == 0:

@@ -398,7 +398,10 @@ class Builder:
         k = self.fresh("$for")
         counter = f"{k}_i"
         if func is range:
-            start, stop, step = range_arguments(self, it, node)
+            # range() yields Python ints whatever its bounds are (an int8 start must not make
+            # the counter wrap at 127)
+            start, stop, step = (v if isinstance(v, Const) else self.emit("int", [v], node)
+                                 for v in range_arguments(self, it, node))
             stop = self.emit("copy", [stop], node, target=f"{k}_stop")
             step = self.emit("copy", [step], node, target=f"{k}_step")
             self.emit("copy", [start], node, target=counter)

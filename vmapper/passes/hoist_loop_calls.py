@@ -100,7 +100,11 @@ def _range_loop_shape(fn, header, loop, preds):
     defs = {i.target: (pos, i) for pos, i in enumerate(pre.instrs) if i.target is not None}
 
     def definition(operand):
+        """The instruction that computed ``operand``, through the ``int()`` the frontend puts on
+        a range's bounds (a count of children or an index is an int already)."""
         at, ins = defs.get(operand.name, (None, None)) if isinstance(operand, Var) else (None, None)
+        while ins is not None and ins.op == "int" and len(ins.args) == 1 and isinstance(ins.args[0], Var):
+            at, ins = defs.get(ins.args[0].name, (None, None))
         return (at, ins) if ins is not None else (None, _NO_DEFINITION)
 
     start, stop_def, step_def = (definition(Var(v))[1] for v in (counter, stop, step))

@@ -52,3 +52,17 @@ def returns_a_list(x):
 def test_a_returned_list_is_compared_item_by_item_like_a_tuple():
     out = check_batching(returns_a_list, (np.arange(3.0),), backend="numpy")
     assert isinstance(out, tuple) and out[1].tolist() == [1.0, 2.0, 3.0]
+
+
+def plus(x, y):
+    return x + y
+
+
+@pytest.mark.parametrize("args, in_axes, message", [
+    (([1, 2, 3], [3, 2, 1]), 0, r"argument 'x\[0\]' is a scalar"),
+    (({"s": np.zeros(3), "t": np.zeros(3)}, np.zeros(3)), ({"s": 0}, 0), "no entry for key 't'"),
+])
+def test_arguments_the_batched_call_refuses_raise_its_batch_error_not_the_loops_crash(args, in_axes, message):
+    # (the per-sample loop indexed them first: IndexError, KeyError)
+    with pytest.raises(vmapper.BatchError, match=message):
+        check_batching(plus, args, in_axes=in_axes)

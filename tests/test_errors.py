@@ -179,6 +179,34 @@ def test_bytes_and_record_arrays_are_rejected_naming_the_argument_and_dtype(leaf
         batched(add2)(np.arange(3), leaf)
 
 
+def scaled_by_default(x, y=2.0, z=3.0):
+    return x * y + z
+
+
+def test_a_call_with_nothing_batched_says_which_in_axes_entries_went_to_defaults():
+    f = batched(scaled_by_default, in_axes=(None, 0, None))
+    with pytest.raises(BatchError, match=r"'y', were left to their defaults, which are broadcast"):
+        f(1.0)
+    np.testing.assert_array_equal(f(1.0, np.array([1.0, 2.0])), [4.0, 5.0])
+    with pytest.raises(BatchError, match=r"every in_axes entry is None"):
+        batched(scaled_by_default, in_axes=None)(1.0)
+    # a default is broadcast whatever its entry (0 here)
+    np.testing.assert_array_equal(batched(scaled_by_default)(np.array([1.0, 2.0])), [5.0, 7.0])
+
+
+def first_item_sum(p, b):
+    return p[0] + p[1][0] + b
+
+
+def test_an_in_axes_structure_unlike_its_arguments_names_the_item_it_was_given_for():
+    p = (np.zeros(3), (np.zeros(3), 3.0))
+    with pytest.raises(BatchError, match=r"entry for argument 'p\[1\]' is a dict \(\{'a': 0\}\), but the argument is a tuple"):
+        batched(first_item_sum, in_axes=((0, {"a": 0}), 0))(p, np.zeros(3))
+    with pytest.raises(BatchError, match=r"entry for argument 'b' is a tuple"):
+        batched(first_item_sum, in_axes=((0, (0, None)), (0,)))(p, np.zeros(3))
+    np.testing.assert_array_equal(batched(first_item_sum, in_axes=((0, (0, None)), 0))(p, np.ones(3)), [1.0] * 3)
+
+
 def test_axis_out_of_range_names_argument_axis_and_shape():
     with pytest.raises(BatchError) as info:
         batched(add2, in_axes=(0, 2))(np.arange(3), np.ones((3, 4)))

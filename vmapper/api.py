@@ -377,7 +377,10 @@ def bind_arguments(fn, args, kwargs, in_axes, receiver=False):
             raise BatchError(f"missing argument '{name}'")
     distinct = {s for s, _ in sizes}
     if not sizes:
-        raise BatchError(f"{fn.__qualname__}: no argument is batched (every in_axes entry is None)")
+        defaulted = [name for name, axis in zip(names, axes) if axis is not None and name not in arguments]
+        raise BatchError(f"{fn.__qualname__}: no argument is batched " + (
+            f"(the parameters whose in_axes entry is not None, {', '.join(map(repr, defaulted))}, were left "
+            f"to their defaults, which are broadcast: pass them)" if defaulted else "(every in_axes entry is None)"))
     if len(distinct) > 1:
         listing = ", ".join(f"{_describe(d)} has {s}" for s, d in sizes)
         raise BatchError(f"batch sizes disagree: {listing}")
@@ -430,6 +433,11 @@ def _convert(x, axis, path, sizes):
     if type(x) is np.ndarray and axis == 0 and x.ndim and x.dtype.kind in _LANE_KINDS:  # (the usual leaf)
         sizes.append((x.shape[0], (path, axis, x.shape)))
         return Lanes(x, False)
+    if isinstance(axis, dict) and not isinstance(x, dict) or isinstance(axis, (tuple, list)) \
+            and not isinstance(x, (tuple, list)):
+        raise BatchError(f"in_axes entry for argument '{path}' is a {type(axis).__name__} ({axis!r}), but "
+                         f"the argument is a {type(x).__name__}: give an int or None, or a structure "
+                         f"matching the argument's")
     if isinstance(axis, (tuple, list)) and isinstance(x, (tuple, list)) and len(axis) != len(x):
         raise BatchError(f"in_axes for argument '{path}' has {len(axis)} entries for {len(x)} items")
     if isinstance(x, tuple) and hasattr(x, "_fields"):  # NamedTuple

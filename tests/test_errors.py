@@ -207,6 +207,18 @@ def test_an_in_axes_structure_unlike_its_arguments_names_the_item_it_was_given_f
     np.testing.assert_array_equal(batched(first_item_sum, in_axes=((0, (0, None)), 0))(p, np.ones(3)), [1.0] * 3)
 
 
+def rounded(x):
+    return round(x), math.floor(x), int(x)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_float_to_int_conversion_raises_the_error_of_the_first_failing_lane(backend):
+    # lane 1 (inf) fails first in the per-sample loop: OverflowError, not lane 3's ValueError (NaN)
+    with pytest.raises(LaneError) as info:
+        batched(rounded, backend=backend)(np.array([1.0, np.inf, 2.0, np.nan]))
+    assert info.value.python_error is OverflowError and list(info.value.lanes) == [1]
+
+
 def test_axis_out_of_range_names_argument_axis_and_shape():
     with pytest.raises(BatchError) as info:
         batched(add2, in_axes=(0, 2))(np.arange(3), np.ones((3, 4)))

@@ -550,9 +550,8 @@ def _int(ctx, args, attrs):
 def _to_int64(ctx, d, big):
     """Whole floats ``d`` as Python ints (int64): Python's errors for NaN and infinity, and an
     ``OverflowError`` (message ``big``) beyond int64, where Python's int would grow."""
-    ctx.fail_where(np.isnan(d), MSG_INT_NAN, ValueError)
-    ctx.fail_where(np.isinf(d), MSG_INT_INF, OverflowError)
-    ctx.fail_where(~_fits_int64(d) & np.isfinite(d), big, OverflowError)
+    fail_first(ctx, [(np.isnan(d), MSG_INT_NAN, ValueError), (np.isinf(d), MSG_INT_INF, OverflowError),
+                     (~_fits_int64(d) & np.isfinite(d), big, OverflowError)])
     return Lanes(d.astype(np.int64), True)
 
 

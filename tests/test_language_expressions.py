@@ -613,6 +613,20 @@ def test_strs_per_lane_are_false_when_empty_and_may_grow_to_different_lengths(ba
     check_batching(grown_text, (words, np.array([0, 2, 1, 3])), backend=backend)
 
 
+def suffixed_if(t, flag):
+    if flag:
+        t = t + "xyz"
+    return t
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_str_result_is_as_wide_as_its_longest_lanes_string(backend):
+    # (the arm computed for every lane widened all: <U5 where the per-sample strings stack as <U2)
+    words = np.array(["a", "bb", ""])
+    check_batching(suffixed_if, (words, np.array([False, False, False])), backend=backend)
+    check_batching(suffixed_if, (words, np.array([True, False, False])), backend=backend)
+
+
 def clipped_one_side(v, b):
     return np.clip(v, b, None), np.clip(v, None, b)
 

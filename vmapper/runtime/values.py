@@ -377,6 +377,12 @@ def to_output(v, n: int):
         d = v.data
         if is_cupy_array(d):  # (a differentiated CUDA kernel's result stays on the device)
             return d
+        if d.dtype.kind == "U" and d.size and d.dtype.itemsize > 4:
+            # as wide as the longest string, as the per-sample results stack (a width grown on
+            # lanes whose strings stayed shorter, ``t = t + c.s`` over children, is not theirs)
+            width = max(int(np.char.str_len(d).max()), 1)
+            if width * 4 < d.dtype.itemsize:
+                return d.astype(f"<U{width}")
         return np.ascontiguousarray(d) if not d.flags.writeable else d
     if type(v) is tuple:
         return tuple(to_output(x, n) for x in v)

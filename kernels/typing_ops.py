@@ -109,6 +109,8 @@ def plan_math(name, ts):
     if any(t.dtype.kind not in "biuf" for t in ts):
         raise KernelUnsupported(f"math.{name} of {ts}")
     loop = tuple(F64 for _ in ts)
+    if name == "trunc" and not ts[0].weak and ts[0].dtype != F64:
+        raise KernelUnsupported("math.trunc of a numpy scalar other than float64 (a TypeError)")
     if name in MATH_INT_FUNCS:
         return Plan("math_int", ST(I64, True), loop, ("int_nan", "int_inf"), {"name": name})
     if name in MATH_PRED_FUNCS:

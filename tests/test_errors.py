@@ -219,6 +219,19 @@ def test_a_float_to_int_conversion_raises_the_error_of_the_first_failing_lane(ba
     assert info.value.python_error is OverflowError and list(info.value.lanes) == [1]
 
 
+def truncated(x):
+    return math.trunc(x), math.trunc(x * 1.0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_math_trunc_of_a_numpy_scalar_other_than_float64_raises_as_python_does(backend):
+    # numpy's scalars have no __trunc__ (float64 inherits float's): the values came back
+    check_batching(truncated, (np.array([1.5, -2.5]),), backend=backend)
+    for x in (np.array([1.5, -2.5], np.float32), np.array([3, -4], np.int64)):
+        with pytest.raises(LaneError, match=f"type numpy.{x.dtype.name} doesn't define __trunc__ method"):
+            batched(truncated, backend=backend)(x)
+
+
 def test_axis_out_of_range_names_argument_axis_and_shape():
     with pytest.raises(BatchError) as info:
         batched(add2, in_axes=(0, 2))(np.arange(3), np.ones((3, 4)))

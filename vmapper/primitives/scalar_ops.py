@@ -639,6 +639,9 @@ def _math_function(fn, ufunc, returns_int=False):
     def impl(ctx, args, attrs):
         if not any(isinstance(a, Lanes) for a in args):
             return ctx.uniform(fn, *args)
+        if name == "trunc" and not args[0].weak and args[0].data.dtype != np.float64:
+            # math.trunc calls __trunc__, which of numpy's scalars only float64 (a float) has
+            raise ctx.type_error(f"type numpy.{args[0].data.dtype.name} doesn't define __trunc__ method")
         conv = [Lanes(_scalar_lanes(ctx, a, name + "()").astype(np.float64), True)
                 if isinstance(a, Lanes) else float(a) for a in args]
         raw = [c.data if isinstance(c, Lanes) else c for c in conv]

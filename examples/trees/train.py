@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +53,8 @@ def _at_least(lo, kind=int):
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}")
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
         if not v >= lo:
             raise argparse.ArgumentTypeError(f"{text} is below the smallest allowed value, {lo}")
         return v
@@ -80,7 +84,7 @@ def parse_args(argv=None):
                          "sentiment, so a small N is skewed)")
     ap.add_argument("--eval-limit", type=POSITIVE, default=None,
                     help="use N evenly spaced dev and test trees (quick runs)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=_at_least(0), default=0)
     ap.add_argument("--out", type=Path, default=Path("runs/treelstm"),
                     help="checkpoint and plot directory (default runs/treelstm)")
     ap.add_argument("--float32", action="store_true", help="float32 parameters (default float64)")
@@ -107,7 +111,22 @@ def parse_args(argv=None):
             setattr(args, k, v)
     if args.out.exists() and not args.out.is_dir():
         ap.error(f"--out {args.out}: a file, not a directory")
+    problem = _unwritable(args.out)
+    if problem:
+        ap.error(f"--out {args.out}: {problem}")
     return args
+
+
+def _unwritable(out):
+    """Why checkpoints cannot be written under ``out`` (created here if missing), or None:
+    found before the data loads and an epoch trains, not when the first checkpoint is saved."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 # -- data -----------------------------------------------------------------------------
@@ -314,9 +333,36 @@ class _NoBar:
 
 
 def _write_history(args, history, grad_fn):
-    (args.out / "history.json").write_text(json.dumps(
-        {**history, "args": {k: str(v) for k, v in vars(args).items()},
-         "grad_source": grad_fn.source}, indent=1))
+    """``history.json``, replaced whole (a run stopped while writing keeps the previous one);
+    strict JSON: an accuracy that is not a number (no positive or negative dev roots) is null."""
+    text = json.dumps(_json_numbers({**history, "grad_source": grad_fn.source,
+                                     "args": {k: str(v) if isinstance(v, Path) else v
+                                              for k, v in vars(args).items()}}), indent=1, allow_nan=False)
+    tmp = args.out / "history.json.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, args.out / "history.json")
+
+
+def _json_numbers(v):
+    if isinstance(v, dict):
+        return {k: _json_numbers(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_numbers(x) for x in v]
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _remove_old_checkpoints(out):
+    """An earlier run's ``epochNN.npz`` files in ``out``: removed, so that every checkpoint
+    there is this run's (a later epoch of another model would pass for this one's)."""
+    old = sorted(out.glob("epoch[0-9][0-9]*.npz"))
+    for f in old:
+        f.unlink()
+    if old:
+        print(f"removed {len(old)} checkpoint(s) of an earlier run from {out}")
 
 
 def main(argv=None):
@@ -336,8 +382,32 @@ def main(argv=None):
     print(f"model: emb {args.emb}, hidden {args.hidden}, {np.dtype(dtype).name}; Adagrad lr "
           f"{args.lr}, L2 {args.l2}, batch {args.batch_size}, {args.epochs} epochs; "
           f"gradients: {grad_fn.source}")
-    args.out.mkdir(parents=True, exist_ok=True)
+    _remove_old_checkpoints(args.out)
     history = {"batch_loss": [], "epoch_loss": [], "dev": [], "epoch_time": []}
+    try:
+        _train(args, rng, train, dev, params, opt, grad_fn, history, is_sst)
+    except KeyboardInterrupt:
+        done = len(history["dev"])
+        print(f"\ninterrupted during epoch {done + 1}: {done} finished epoch(s) kept in {args.out}")
+        if done:
+            _finish_plot(history, args.out)
+        raise SystemExit(130) from None
+    test_acc = evaluate(test, params, is_sst)
+    history["test"] = test_acc
+    _write_history(args, history, grad_fn)
+    _finish_plot(history, args.out)
+    print(f"test accuracy: {fmt(test_acc)}  (total {time.perf_counter() - t0:.1f}s)")
+    return {"test": test_acc, "history": history, "params": params, "grad_source": grad_fn.source}
+
+
+def _finish_plot(history, out):
+    png = plot(history, out / "curves.png")
+    if png:
+        print(f"curves: {png}")
+
+
+def _train(args, rng, train, dev, params, opt, grad_fn, history, is_sst):
+    """The epochs: a checkpoint, ``history.json`` and a line of dev accuracy after each."""
     for epoch in range(1, args.epochs + 1):
         te = time.perf_counter()
         order = rng.permutation(len(train))
@@ -349,6 +419,10 @@ def main(argv=None):
             losses, grads = grad_fn(batch, params)
             opt.step(params, grads, 1.0 / len(idx))
             per_node = float(np.sum(losses)) / batch.num_nodes
+            if not math.isfinite(per_node):
+                bar.close()
+                raise SystemExit(f"epoch {epoch}: the training loss is {per_node} (diverged); "
+                                 f"try a smaller --lr (now {args.lr})")
             history["batch_loss"].append(per_node)
             tot_loss += float(np.sum(losses))
             tot_nodes += batch.num_nodes
@@ -359,18 +433,12 @@ def main(argv=None):
         history["dev"].append(acc)
         history["epoch_time"].append(time.perf_counter() - te)
         ckpt = args.out / f"epoch{epoch:02d}.npz"
-        np.savez(ckpt, **params, epoch=epoch, **{f"dev_{k}": v for k, v in acc.items()})
+        with open(ckpt.with_suffix(".tmp"), "wb") as f:  # (replaced whole: never half a checkpoint)
+            np.savez(f, **params, epoch=epoch, **{f"dev_{k}": v for k, v in acc.items()})
+        os.replace(ckpt.with_suffix(".tmp"), ckpt)
         print(f"epoch {epoch}: train loss/node {tot_loss / tot_nodes:.4f}, dev {fmt(acc)} "
               f"({history['epoch_time'][-1]:.1f}s) -> {ckpt}", flush=True)
         _write_history(args, history, grad_fn)  # (each epoch: a stopped run keeps its curves)
-    test_acc = evaluate(test, params, is_sst)
-    history["test"] = test_acc
-    _write_history(args, history, grad_fn)
-    png = plot(history, args.out / "curves.png")
-    if png:
-        print(f"curves: {png}")
-    print(f"test accuracy: {fmt(test_acc)}  (total {time.perf_counter() - t0:.1f}s)")
-    return {"test": test_acc, "history": history, "params": params, "grad_source": grad_fn.source}
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""examples/trees/train.py refuses bad input before training, naming the file and line."""
+"""examples/trees/train.py refuses bad input before training, naming the file and line, and
+leaves a sensible output directory behind (stopped, diverged or run again)."""
 import re
 
+import numpy as np
 import pytest
 
 from .test_trees import _load
@@ -42,3 +44,60 @@ def test_bad_options_are_argparse_errors(argv, capsys):
     with pytest.raises(SystemExit) as info:
         train.parse_args(argv)
     assert info.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [(["--seed", "-1"], "below the smallest allowed value, 0"),
+                                           (["--lr", "inf"], "not a finite number"),
+                                           (["--l2", "nan"], "not a finite number")])
+def test_numbers_out_of_range_are_argparse_errors_that_say_why(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        train.parse_args(argv)
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_out_directory_that_cannot_be_made_is_refused_before_training(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as info:
+        train.parse_args(["--out", str(tmp_path / "file" / "sub")])
+    assert info.value.code == 2 and "--out" in capsys.readouterr().err
+
+
+TINY = ["--epochs", "1", "--batch-size", "25", "--listops-train", "50", "--listops-eval", "20",
+        "--hidden", "6", "--emb", "5", "--no-progress"]
+
+
+def test_a_run_removes_an_earlier_runs_checkpoints_and_writes_strict_json(tmp_path, capsys):
+    import json
+    out = tmp_path / "o"
+    out.mkdir()
+    for k in (1, 2, 3):
+        (out / f"epoch{k:02d}.npz").write_bytes(b"old")
+    train.main(TINY + ["--out", str(out)])
+    assert sorted(p.name for p in out.glob("epoch*.npz")) == ["epoch01.npz"]
+    assert "removed 3 checkpoint(s)" in capsys.readouterr().out
+    history = json.loads((out / "history.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert history["args"]["epochs"] == 1 and set(history["test"]) == {"root", "nodes"}
+
+
+def test_a_diverging_loss_stops_the_run_naming_the_learning_rate(tmp_path, monkeypatch):
+    monkeypatch.setattr(train.Adagrad, "step", lambda self, params, grads, scale: [
+        p.fill(np.nan) for p in params.values()])
+    with pytest.raises(SystemExit, match=r"the training loss is nan \(diverged\); try a smaller --lr"):
+        train.main(TINY + ["--out", str(tmp_path), "--batch-size", "10"])
+
+
+def test_ctrl_c_keeps_the_finished_epochs_and_exits_with_status_130(tmp_path, monkeypatch, capsys):
+    real = train.evaluate
+    calls = []
+
+    def evaluate_then_interrupt(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:  # (during epoch 2)
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+    monkeypatch.setattr(train, "evaluate", evaluate_then_interrupt)
+    with pytest.raises(SystemExit) as info:
+        train.main(TINY + ["--out", str(tmp_path), "--epochs", "3"])
+    assert info.value.code == 130
+    assert "interrupted during epoch 2: 1 finished epoch(s)" in capsys.readouterr().out
+    assert (tmp_path / "epoch01.npz").exists() and not (tmp_path / "epoch02.npz").exists()

@@ -512,6 +512,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed for the Python subset (default 0)")
     p.add_argument("--verbose", action="store_true", help="print tracebacks of vmapper call failures")
     args = p.parse_args(argv)
+    if args.repeats < 1 or args.python_lanes < 1 or args.seed < 0:
+        p.error("--repeats and --python-lanes must be >= 1, --seed >= 0")
 
     versions = [f"python {platform.python_version()}", f"numpy {np.__version__}"]
     if numba is not None:

@@ -149,8 +149,12 @@ def _parse_args(argv=None):
         args.warmup = 1 if args.quick else 2
     if args.jax_threads is None:
         args.jax_threads = args.threads
-    if args.steps < 1 or args.warmup < 0 or args.threads < 1 or args.jax_threads < 1:
-        p.error("--steps and --threads must be >= 1, --warmup >= 0")
+    if args.steps < 1 or args.warmup < 0 or args.threads < 1 or args.jax_threads < 1 or args.batch_size < 1 \
+            or args.seed < 0 or args.profile_top < 1:
+        p.error("--steps, --threads, --batch-size and --profile-top must be >= 1, --warmup and --seed >= 0")
+    if args.data is not None and not os.path.isfile(os.path.join(args.data, "train.txt")):
+        p.error(f"--data {args.data}: no train.txt there (leave --data out to use shared/data/sst, or "
+                f"generated SST-shaped trees where that is absent)")
     if args.rounds < 1 or (args.rounds > 1 and not args.solo):
         p.error("--rounds must be >= 1, and more than 1 only with --solo")
     return args
@@ -820,7 +824,9 @@ def main(argv=None) -> int:
     epoch = make_batches(forest, args.batch_size, args.seed)
     n_steps = args.warmup + args.steps
     if n_steps > len(epoch):
-        print(f"at most {len(epoch)} steps (one epoch)", file=sys.stderr)
+        print(f"{args.warmup} warm-up + {args.steps} timed steps asked for, but one epoch of {len(forest)} "
+              f"trees in batches of {args.batch_size} has {len(epoch)}: lower --steps or --warmup",
+              file=sys.stderr)
         return 2
     idx = epoch[:n_steps]
     forests = [forest.subset(b) for b in idx]

@@ -377,3 +377,18 @@ def test_a_methods_gradients_keep_their_axes_when_an_argument_is_passed_by_keywo
     np.testing.assert_array_equal(vmapper.grad(f, 0)(X, y=y), by_position)
     _, pullback = vmapper.vjp(f, X, y=y)
     np.testing.assert_array_equal(pullback(np.ones(3))[0], by_position)
+
+
+def powers_with_zero_exponents(x, n):
+    return x ** 0 + math.pow(x, 0.0) + np.power(x, 0) + x ** n + 3.0 * x
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_gradient_of_a_zeroth_power_is_zero_at_zero(backend, dtype):
+    # (b * a**(b - 1) is 0 * inf there: NaN poisoned the batch's summed gradients)
+    x = np.array([0.0, -0.0, 2.0, 0.0], dtype)
+    n = np.array([0.0, 0.0, 0.0, 2.0], dtype)
+    g = vmapper.grad(vmapper.batched(powers_with_zero_exponents, backend=backend))(x, n)
+    assert g.dtype == dtype
+    np.testing.assert_array_equal(g, np.array([3.0, 3.0, 3.0, 3.0], dtype))

@@ -91,7 +91,10 @@ def _mod(e, out, args, tans):
 
 def _pow(e, out, args, tans):
     a, b = args
-    ta = None if tans[0] is None else e.mul(tans[0], e.op("mul", b, e.op("np.power", a, e.op("sub", b, Const(1.0)))))
+    ta = None
+    if tans[0] is not None:  # b * a**(b - 1), and 0 where b == 0 (a**0 is constant; 0 * inf at a = 0)
+        da = e.op("mul", b, e.op("np.power", a, e.op("sub", b, Const(1.0))))
+        ta = e.mul(tans[0], e.op("select", e.op("eq", b, Const(0)), Const(0.0), da))
     tb = None
     if tans[1] is not None:  # o * log(a) where a > 0, else 0 (as the VJP rule)
         positive = e.op("gt", a, Const(0))

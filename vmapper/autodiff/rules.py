@@ -161,7 +161,11 @@ defvjp("mod", elementwise(_ones, lambda o, a, b: -np.floor_divide(a, b)))
 
 
 def _pow_da(o, a, b):
-    return b * np.power(a, b - 1)
+    """``b * a**(b - 1)``, and 0 where ``b == 0``: ``a**0`` is the constant 1 (at ``a = 0`` the
+    product is ``0 * inf``)."""
+    with np.errstate(all="ignore"):
+        d = b * np.power(a, b - 1)
+    return np.where(np.equal(b, 0), np.zeros((), np.result_type(d)), d)
 
 
 def _pow_db(o, a, b):

@@ -318,6 +318,8 @@ def test_vjp_cotangents_must_have_the_outputs_structure_and_shapes():
         vjp_fn(np.ones(3))
     with pytest.raises(vmapper.BatchError, match=r"cotangents\[1\] has shape \(3, 1\); the output it goes with"):
         vjp_fn((np.ones(3), np.ones((3, 1))))
+    with pytest.raises(vmapper.BatchError, match=r"cotangents\[0\] is complex \(complex128\) for a real output"):
+        vjp_fn((np.ones(3) * 1j, np.ones(3)))  # (its imaginary part was dropped, with a warning)
 
 
 def hinge(x, y, w):

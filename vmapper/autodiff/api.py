@@ -323,6 +323,11 @@ def _seed(result, cot, out_axes, seeds, out, path="cotangents"):
         return
     if np.shape(cot) != np.shape(out):
         raise BatchError(f"{path} has shape {np.shape(cot)}; the output it goes with has shape {np.shape(out)}")
+    cot_dtype = cot.dtype if hasattr(cot, "dtype") else np.asarray(cot).dtype
+    if cot_dtype.kind == "c" and getattr(out, "dtype", np.dtype(float)).kind != "c":
+        raise BatchError(f"{path} is complex ({cot_dtype}) for a real output: gradients of real "
+                         f"values are real (pass the real part, or differentiate it and the "
+                         f"imaginary part separately)")
     if isinstance(result, Traced):
         c = cot if is_cupy_array(cot) else np.asarray(cot)
         if out_axes not in (0, None):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 
 _AVX512 = ("avx512f", "avx512bw", "avx512dq", "avx512vl")
 
@@ -26,6 +27,9 @@ def pin_cpus(n):
     if not hasattr(os, "sched_setaffinity"):
         return None
     allowed = sorted(os.sched_getaffinity(0))
+    if n > len(allowed):
+        print(f"WARNING: {n} threads asked for on {len(allowed)} CPUs: threads will share CPUs "
+              f"(times measure oversubscription)", file=sys.stderr)
     keep = allowed[:max(1, n)]
     os.sched_setaffinity(0, keep)
     return keep

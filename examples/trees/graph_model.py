@@ -149,4 +149,6 @@ def main():
 
 
 if __name__ == "__main__":
+    import argparse
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()  # (--help; no options)
     main()

@@ -52,9 +52,12 @@ def call_function(ctx, callee, arg_groups, memo=False):
     elif k == 1:
         parts = [run_callee(state, program, callee, arg_groups[0], m, (frame, idx))]
     else:
-        args = None  # the call sites pass values of other shapes or kinds (msum(a[:mid]), msum(a[mid:])),
+        # One call over all groups, unless the call sites pass values of other types (which laid
+        # end to end would promote: scale(x32), scale(x64)) or of other shapes or kinds
+        # (msum(a[:mid]), msum(a[mid:])): then one call per group.
+        args = None
         if all(len({_kind(g[p]) for g in arg_groups}) == 1 for p in range(len(arg_groups[0]))):
-            try:  # (or of other types, which laid end to end would promote: scale(x32), scale(x64))
+            try:
                 args = [concat_sized([g[p] for g in arg_groups], [m] * k) for p in range(len(arg_groups[0]))]
             except TypeError:
                 pass

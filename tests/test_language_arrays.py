@@ -161,6 +161,30 @@ def test_reduction_keepdims():
     check_batching(reductions_keepdims, (ints(59, n=N * 6).reshape(N, 2, 3),))
 
 
+def spreads_with_ddof(X):
+    return np.std(X, ddof=1), X.var(axis=0, ddof=1), np.var(X, 1, None, None, 1, True), np.max(X, 0, None, False)
+
+
+def sum_where_positive(X):
+    return np.sum(X, where=X > 0)
+
+
+def max_with_initial(X):
+    return np.max(X, initial=0.0)
+
+
+def test_reductions_take_numpys_parameters_in_its_order_and_ddof():
+    check_batching(spreads_with_ddof, (floats(60, n=N * 6).reshape(N, 2, 3),), exact=False, rtol=1e-12)
+
+
+def test_reduction_options_the_batched_form_does_not_compute_are_refused_by_name():
+    X = floats(61, n=N * 3).reshape(N, 3)
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="'where'"):
+        vmapper.batched(sum_where_positive)(X)
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"np.max\(\.\.\., initial=\.\.\.\)"):
+        vmapper.batched(max_with_initial)(X)
+
+
 # ---- matmul ----------------------------------------------------------------------------------
 
 def vec_mat(x, W):
@@ -364,6 +388,35 @@ def test_augmented_assignment_to_an_alias_raises_instead_of_diverging():
 def test_item_assignment_through_an_alias_raises_instead_of_diverging():
     with pytest.raises(vmapper.UnsupportedSyntaxError, match="in-place update of array"):
         vmapper.batched(alias_item_assignment)(floats(112, shape=(3,)))
+
+
+def chained_alias_item_assignment(x):
+    a = b = np.zeros(3)
+    a[1] = x
+    return b[1]
+
+
+def chained_alias_augmented(x):
+    a = b = np.ones(2) * x
+    a += 1.0
+    return b[0]
+
+
+def chained_names_of_one_value(x):
+    a = b = x * 2.0
+    return a + b
+
+
+def test_chained_assignment_makes_both_names_reach_one_array():
+    # ``a = b = v`` binds both names to one array: an update through ``a`` would show
+    # through ``b`` per sample, so it is refused, as for ``b = a``
+    xs = floats(114)
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="in-place update of array 'a'"):
+        vmapper.batched(chained_alias_item_assignment)(xs)
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="in-place update of array 'a'"):
+        vmapper.batched(chained_alias_augmented)(xs)
+    check_batching(chained_names_of_one_value, (xs,))
+    check_grads(chained_names_of_one_value, (xs,))
 
 
 def test_item_assignment_into_a_parameter_raises_because_the_caller_would_see_it():

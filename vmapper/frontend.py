@@ -240,6 +240,10 @@ class Builder:
         value = self.expr(node.value)
         for target in node.targets:
             self.assign(target, value, node)
+            if isinstance(target, ast.Name) and isinstance(value, Var):
+                # ``a = b = v``: the later targets copy ``a``, so that both names are seen to
+                # reach one object (an update of one in place shows through the other)
+                value = Var(target.id)
 
     def stmt_AnnAssign(self, node):
         if node.value is not None:

@@ -36,7 +36,8 @@ def test_an_extreme_tied_over_several_axes_takes_the_gradient_once_at_its_first_
 
 
 def spreads(x):
-    return x.var() + x.std() + np.sum(np.var(x, axis=0)) + np.std(x, axis=1)[0]
+    return x.var() + x.std() + np.sum(np.var(x, axis=0)) + np.std(x, axis=1)[0] \
+        + x.std(ddof=1) + np.sum(np.var(x, 0, None, None, 2))
 
 
 def nested_literal(x, y):

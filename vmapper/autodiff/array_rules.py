@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..primitives import PRIMITIVES
-from ..primitives.array_ops import _lane_axis, normalize_lane_indices, transpose_axes
+from ..primitives.array_ops import _lane_axis, normalize_lane_indices, reduction_params, transpose_axes
 from ..runtime.values import Lanes
 from .rules import defvjp, sum_to
 from .sparse import OuterSum, Placed, RowSparse
@@ -269,10 +269,11 @@ class _AxisCtx:
         return exc(msg)
 
 
-def _bound(args, kw):
-    names = ["a", "axis", "dtype", "keepdims"]
+def _bound(kind, args, kw):
+    """The reduction's operands by name (as the primitive bound them: numpy's order)."""
+    names = reduction_params(getattr(np, kind))
     npos = len(args) - len(kw)
-    b = {"axis": None, "keepdims": False}
+    b = {"axis": None, "keepdims": False, "ddof": 0}
     b.update(zip(names, args[:npos]))
     b.update(zip(kw, args[npos:]))
     return b
@@ -296,7 +297,7 @@ def _reduce_vjp(kind):
             ge = ge.reshape(ge.shape + (1,) * len(axes))
             od = od.reshape(od.shape + (1,) * len(axes))
             return [_reduced(kind, ge, od, xd, axes)]
-        b = _bound(args, attrs.get("kw") or ())
+        b = _bound(kind, args, attrs.get("kw") or ())
         x = b["a"]
         if not isinstance(x, Lanes):
             xd = np.asarray(x)
@@ -310,7 +311,7 @@ def _reduce_vjp(kind):
         if not b["keepdims"]:
             ge = np.expand_dims(ge, axes)
             od = np.expand_dims(od, axes)
-        return [_reduced(kind, ge, od, xd, axes)] + [None] * (len(args) - 1)
+        return [_reduced(kind, ge, od, xd, axes, b["ddof"])] + [None] * (len(args) - 1)
     return vjp
 
 
@@ -326,8 +327,9 @@ def _first_hit(hit, axes):
     return np.moveaxis(first, range(hit.ndim - len(axes), hit.ndim), axes)
 
 
-def _reduced(kind, ge, od, xd, axes):
-    """The gradient of a reduction of ``xd`` over ``axes`` (``ge``, ``od``: kept dims)."""
+def _reduced(kind, ge, od, xd, axes, ddof=0):
+    """The gradient of a reduction of ``xd`` over ``axes`` (``ge``, ``od``: kept dims; ``ddof``:
+    of ``var`` and ``std``, the count's delta)."""
     if kind == "sum":
         gx = np.broadcast_to(ge, xd.shape)
     elif kind == "mean":
@@ -344,8 +346,8 @@ def _reduced(kind, ge, od, xd, axes):
         others = np.prod(np.where(zero, 1, xd), axis=tuple(axes), keepdims=True)
         with np.errstate(all="ignore"):
             gx = ge * np.where(zeros == 0, od / np.where(zero, 1, xd), np.where(zero & (zeros == 1), others, 0))
-    elif kind in ("var", "std"):  # (ddof 0) var' = 2 (x - mean) / N; std' = var' / (2 std)
-        count = np.prod([xd.shape[a] for a in axes])
+    elif kind in ("var", "std"):  # var' = 2 (x - mean) / (N - ddof); std' = var' / (2 std)
+        count = np.prod([xd.shape[a] for a in axes]) - ddof
         centred = xd - np.mean(xd, axis=tuple(axes), keepdims=True)
         with np.errstate(all="ignore"):
             gx = ge * (2 * centred / count if kind == "var" else centred / (count * od))

@@ -10,6 +10,7 @@ lanes read index 0 so that nothing is read out of bounds.
 from __future__ import annotations
 
 import builtins
+import inspect
 import operator
 
 import numpy as np
@@ -280,6 +281,37 @@ def _bind(ctx, args, kwnames, names, defaults, varying=None):
     return out
 
 
+#: Reduction parameters computed as numpy does, with their defaults; any other parameter of
+#: the function's signature (``out``, ``where``, ``initial``, ...) is refused unless left out.
+REDUCTION_OPTIONS = {"axis": None, "dtype": None, "keepdims": False, "ddof": 0}
+_NOT_GIVEN = object()
+
+
+def bind_reduction(ctx, fn, args, kwnames):
+    """``np.<fn>``'s operands by parameter name (numpy's own positional order), options left
+    out at their defaults; a parameter numpy has but the batched form does not compute is an
+    UnsupportedSyntaxError naming it."""
+    names = reduction_params(fn)
+    b = _bind(ctx, args, kwnames, names, {k: REDUCTION_OPTIONS.get(k, _NOT_GIVEN) for k in names[1:]})
+    for k in names[1:]:
+        if k not in REDUCTION_OPTIONS and not (b[k] is _NOT_GIVEN or k == "out" and b[k] is None
+                                               or k == "where" and b[k] is True):
+            raise ctx.unsupported(f"np.{fn.__name__}(..., {k}=...)",
+                                  hint="the batched form computes axis, dtype, keepdims and ddof")
+    return b
+
+
+def reduction_params(fn):
+    """The parameter names of the numpy reduction ``fn``, in order."""
+    names = _REDUCTION_PARAMS.get(fn)
+    if names is None:
+        names = _REDUCTION_PARAMS[fn] = list(inspect.signature(fn).parameters)
+    return names
+
+
+_REDUCTION_PARAMS = {}
+
+
 def make_reduction(fn, flat_arg=False):
     def impl(ctx, args, attrs):
         if len(args) == 1 and type(args[0]) is Lanes and not attrs.get("kw"):
@@ -287,21 +319,19 @@ def make_reduction(fn, flat_arg=False):
             data = args[0].data
             if data.ndim == 2 and data.shape[1] and data.flags.c_contiguous:
                 return Lanes(np.asarray(fn(data, axis=1)), False)
-        b = _bind(ctx, args, attrs.get("kw") or (), ["a", "axis", "dtype", "keepdims"],
-                  {"axis": None, "dtype": None, "keepdims": False})
+        b = bind_reduction(ctx, fn, args, attrs.get("kw") or ())
         x = b["a"]
         if not isinstance(x, Lanes):
-            kw = {k: b[k] for k in ("axis", "dtype", "keepdims") if b[k] not in (None, False)}
+            kw = {k: b[k] for k in REDUCTION_OPTIONS if k in b and b[k] is not REDUCTION_OPTIONS[k]}
             return ctx.uniform(lambda: fn(x, **kw))
         data = np.ascontiguousarray(x.data)
         nd = data.ndim - 1
         if flat_arg and b["axis"] is None:
             return Lanes(fn(data.reshape(data.shape[0], -1), axis=1), False)
         kw = {"axis": _lane_axis(b["axis"], nd, ctx)}
-        if b["dtype"] is not None:
-            kw["dtype"] = b["dtype"]
-        if b["keepdims"]:
-            kw["keepdims"] = True
+        for k in ("dtype", "keepdims", "ddof"):
+            if b.get(k, REDUCTION_OPTIONS[k]) is not REDUCTION_OPTIONS[k]:
+                kw[k] = b[k]
         if data.shape[1:] and 0 in data.shape[1:] and fn in (np.max, np.min, np.argmax, np.argmin):
             raise ctx.lane_error_all(f"{fn.__name__} of an empty per-sample array", ValueError)
         return Lanes(np.asarray(fn(data, **kw)), False)

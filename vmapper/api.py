@@ -17,7 +17,7 @@ from .program import get_program
 from .runtime.executor import ExecState, run_function
 from .runtime.frame import Frame
 from .runtime.kernel_dispatch import _NOT_RUN, is_cupy_array, try_kernel
-from .runtime.values import Lanes, to_output
+from .runtime.values import LANE_KINDS, Lanes, to_output
 
 
 _per_sample_mode = contextvars.ContextVar("vmapper_per_sample_mode", default=False)
@@ -261,9 +261,6 @@ class BatchedFunction:
 
 # ---- arguments --------------------------------------------------------------------------------
 
-#: The dtype kinds of batched leaves: bool, integers, floats, complex, str, dates and times
-#: (bytes and structured records have no per-lane operations).
-_LANE_KINDS = frozenset("biufcUMm")
 
 
 def _is_leaf(x):
@@ -430,7 +427,7 @@ def _checked_out_axes(out_axes):
 
 
 def _convert(x, axis, path, sizes):
-    if type(x) is np.ndarray and axis == 0 and x.ndim and x.dtype.kind in _LANE_KINDS:  # (the usual leaf)
+    if type(x) is np.ndarray and axis == 0 and x.ndim and x.dtype.kind in LANE_KINDS:  # (the usual leaf)
         sizes.append((x.shape[0], (path, axis, x.shape)))
         return Lanes(x, False)
     if isinstance(axis, dict) and not isinstance(x, dict) or isinstance(axis, (tuple, list)) \
@@ -486,7 +483,7 @@ def _convert(x, axis, path, sizes):
     arr = np.asarray(x)
     if arr.dtype == object:
         raise BatchError(f"argument '{path}' has dtype object; batched leaves must be numeric arrays")
-    if arr.dtype.kind not in _LANE_KINDS:
+    if arr.dtype.kind not in LANE_KINDS:
         raise BatchError(f"argument '{path}' has dtype {arr.dtype}: batched leaves must be arrays of "
                          f"numbers, bools or str (a bytes array: decode it, np.char.decode(a))")
     if not isinstance(axis, int):

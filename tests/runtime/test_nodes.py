@@ -65,3 +65,53 @@ def test_a_node_compares_with_shared_nodes_and_is_found_in_collections_and_dicts
 
 def item_keyed_by_node(node, table):
     return table[node]
+
+
+def children_comparisons(node):
+    empty, nonempty = node.children == (), node.children != ()
+    if node.is_leaf:
+        return empty, nonempty, False, False, False
+    return (empty, nonempty, node.children == (node.left, node.child(-1)), node.children == node.children,
+            node.left.children == node.children)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_node_children_compare_as_the_tuple_node_children_is(backend):
+    forest = vmapper.Forest.from_nested([(1.0, 2.0), 3.0, ((1.0, 2.0), 4.0, 5.0), ((1.0,),), (6.0, 7.0)])
+    out = check_batching(children_comparisons, (forest.roots,), backend=backend)
+    np.testing.assert_array_equal(out[0], [False, True, False, False, False])
+    np.testing.assert_array_equal(out[2], [True, False, False, False, True])
+
+
+def child_by_numpy_bool(node):
+    return node.child(node.num_children > 1).value
+
+
+def child_by_python_bool(node):
+    return node.child(bool(node.num_children > 1)).value
+
+
+def test_a_numpy_bool_child_index_raises_the_per_sample_type_error_and_a_python_bool_is_an_int():
+    forest = vmapper.Forest.from_nested([(1, 2), (3, 4, 5)])
+    with pytest.raises(vmapper.LaneError, match="'numpy.bool' object cannot be interpreted as an integer") as err:
+        vmapper.batched(child_by_numpy_bool)(forest.roots)
+    assert err.value.python_error is TypeError
+    np.testing.assert_array_equal(check_batching(child_by_python_bool, (forest.roots,)), [2, 4])
+
+
+def is_none(node):
+    return node.w is None
+
+
+def test_an_object_attribute_is_refused_by_name_in_batched_code():
+    import networkx as nx
+    g = nx.DiGraph()
+    g.add_node("r", w=None)
+    g.add_node("c", w=1.0)
+    g.add_edge("r", "c")
+    h = nx.DiGraph()
+    h.add_node("x", w=2.0)
+    forest = vmapper.Forest.from_networkx([g, h], attrs="w")
+    assert [is_none(r) for r in forest] == [True, False]
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="node attribute 'w' of dtype object"):
+        vmapper.batched(is_none)(forest.roots)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .values import Lanes, held
+from .values import LANE_KINDS, Lanes, held
 
 _NODE_FIELDS = ("left", "right", "children", "num_children", "is_leaf", "id")
 
@@ -99,6 +99,9 @@ class NodeLanes(_IdLanes):
                 self._fail_children(ctx, valid, k)
                 return NodeLanes(f, np.where(valid, f.child_idx[np.where(valid, start + k, 0)], 0))
             return NodeLanes(f, f.child_idx[start + k])
+        if type(k) is np.bool_ or isinstance(k, Lanes) and k.data.dtype.kind == "b" and not k.weak:
+            # (a Python bool is an int, as Node.child's operator.index takes it; numpy's is not)
+            raise ctx.lane_error_all("'numpy.bool' object cannot be interpreted as an integer", TypeError)
         kid, valid = self.forest.child_of(self.ids, k.data if isinstance(k, Lanes) else k)
         if not valid.all():
             self._fail_children(ctx, valid, k)
@@ -134,6 +137,11 @@ class NodeLanes(_IdLanes):
         if name == "id":
             return Lanes(self.ids.copy(), False)
         if name in f.attrs:
+            if f.attrs[name].dtype.kind not in LANE_KINDS:
+                raise ctx.unsupported(f"node attribute '{name}' of dtype {f.attrs[name].dtype} (Python objects, "
+                                      f"such as None on some nodes)",
+                                      hint="give the forest numbers, bools, str or fixed-shape arrays: for a "
+                                           "missing value, NaN or a separate bool attribute")
             if f.num_nodes:
                 return Lanes(f.attrs[name][self.ids], False)
             return Lanes(f.attr_of(name, self.ids), False)
@@ -152,6 +160,26 @@ class ChildLanes(_IdLanes):
 
     def __vmapper_truth__(self):
         return self.forest.num_children_of(self.ids) > 0
+
+    def __vmapper_eq__(self, other, n):
+        """Per lane, as the tuple ``Node.children`` compares: equal to a tuple of as many items
+        that are these children in order, and to another node's children that are the same
+        nodes; unequal to anything else (a list included, as for a tuple)."""
+        f = self.forest
+        counts = f.num_children_of(self.ids)
+        if type(other) is ChildLanes and other.forest is f:
+            same = counts == f.num_children_of(other.ids)
+            for k in range(int(counts.max(initial=0))):
+                mine, valid = f.child_of(self.ids, k)
+                same &= ~valid | (mine == f.child_of(other.ids, k)[0])
+            return same
+        if type(other) is not tuple:
+            return np.zeros(n, dtype=bool)
+        same = counts == len(other)
+        for k, item in enumerate(other):
+            kid, valid = f.child_of(self.ids, k)
+            same &= valid & NodeLanes(f, np.where(valid, kid, 0)).__vmapper_eq__(item, n)
+        return same
 
     def __vmapper_len__(self, ctx):
         return Lanes(self.forest.num_children_of(self.ids), True)

@@ -17,6 +17,9 @@ import math
 import numpy as np
 
 _WEAK_EXAMPLE = {"b": False, "i": 0, "u": 0, "f": 0.0, "c": 0j}
+#: The dtype kinds of per-lane values: bool, integers, floats, complex, str, dates and times
+#: (bytes, structured records and Python objects have no per-lane operations).
+LANE_KINDS = frozenset("biufcUMm")
 
 
 class Lanes:

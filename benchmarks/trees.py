@@ -14,8 +14,9 @@ Peers, all in this one process, all starting from the same parameters
 
 1. ``vmapper``        ``vmapper.value_and_grad(model.tree_loss, argnums=1)`` of
                       the per-tree function (``memo=True``: bottom-up by height),
-                      then a numpy Adagrad update (the embedding's ``RowSparse``
-                      gradient updates only its rows).
+                      then an Adagrad update, one fused pass per parameter
+                      (``vmapper.kernels.optim.adagrad_update``; the embedding's
+                      ``RowSparse`` gradient updates only its rows).
 2. ``torch-recursive`` the common PyTorch implementation: an ``nn.Module``
                       whose ``forward(tree)`` embeds the tree's words and
                       recurses over the tree, a cross-entropy per node; the
@@ -204,6 +205,8 @@ if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(1, str(_REPO_ROOT))
 
 import vmapper  # noqa: E402
+from vmapper.autodiff.sparse import RowSparse  # noqa: E402
+from vmapper.kernels.optim import adagrad_update  # noqa: E402
 
 DEFAULT_DATA = _REPO_ROOT.parent / "shared/data/sst"
 EMB, HIDDEN, CLASSES = 300, 150, 5
@@ -307,13 +310,14 @@ def _per_level_children(counts, left, right):
 
 
 # ---------------------------------------------------------------------------
-# Adagrad in numpy (vmapper and numpy-level).
+# Adagrad for the numpy peers (vmapper and numpy-level): the library's fused step.
 # ---------------------------------------------------------------------------
 
 class NumpyAdagrad:
-    """``acc += g*g; p -= lr * g / (sqrt(acc) + eps)``, in place; a RowSparse
-    gradient (or a ``(rows, values)`` pair) touches only its (coalesced) rows,
-    as ``torch.optim.Adagrad`` does with a sparse gradient."""
+    """``acc += g*g; p -= lr * g / (sqrt(acc) + eps)``, in place, as one fused pass per
+    parameter (``vmapper.kernels.optim.adagrad_update``, bitwise the numpy expression); a
+    RowSparse gradient touches only its (coalesced) rows, as ``torch.optim.Adagrad``
+    does with a sparse gradient."""
 
     def __init__(self, params, lr=LR, eps=EPS):
         self.lr, self.eps = lr, eps
@@ -322,29 +326,9 @@ class NumpyAdagrad:
     def step(self, params, grads):
         for k, p in params.items():
             g = grads[k]
-            acc = self.acc[k]
-            if hasattr(g, "coalesce"):
-                g = g.coalesce()
-                g = (g.indices, g.values)
-            if isinstance(g, tuple):
-                rows, v = g
-                a = acc[rows]
-                a += v * v
-                acc[rows] = a
-                np.sqrt(a, out=a)
-                a += self.eps
-                np.divide(v, a, out=a)
-                a *= self.lr
-                p[rows] -= a
-                continue
-            g = np.asarray(g)
-            t = g * g
-            acc += t
-            np.sqrt(acc, out=t)
-            t += self.eps
-            np.divide(g, t, out=t)
-            t *= self.lr
-            p -= t
+            if isinstance(g, tuple):  # (rows, values): the numpy-level peer's embedding gradient
+                g = RowSparse(g[0], g[1], p.shape)
+            adagrad_update(p, self.acc[k], g, self.lr, self.eps)
 
 
 # ---------------------------------------------------------------------------

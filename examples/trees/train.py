@@ -40,6 +40,7 @@ else:
     from . import listops, model, reference
 
 import vmapper
+from vmapper.kernels.optim import adagrad_update
 
 DEFAULTS = dict(epochs=3, batch_size=25, lr=0.05, l2=1e-4, hidden=64, emb=32)
 PAPER = dict(epochs=10, batch_size=25, lr=0.05, l2=1e-4, hidden=150, emb=300)
@@ -236,18 +237,10 @@ class Adagrad:
         self.acc = {k: np.zeros_like(v) for k, v in params.items()}
 
     def step(self, params, grads, scale):
+        # d = g * scale + l2 * p; acc += d * d; p -= lr * d / (sqrt(acc) + eps), one fused
+        # pass per parameter (a row-sparse gradient: over its rows only)
         for k, p in params.items():
-            g = grads[k]
-            if hasattr(g, "coalesce"):  # row-sparse
-                g = g.coalesce()
-                rows = g.indices
-                d = g.values * scale + self.l2 * p[rows]
-                self.acc[k][rows] += d * d
-                p[rows] -= self.lr * d / (np.sqrt(self.acc[k][rows]) + self.eps)
-                continue
-            d = np.asarray(g) * scale + self.l2 * p
-            self.acc[k] += d * d
-            p -= self.lr * d / (np.sqrt(self.acc[k]) + self.eps)
+            adagrad_update(p, self.acc[k], grads[k], self.lr, self.eps, self.l2, scale)
 
 
 # -- evaluation -------------------------------------------------------------------------

@@ -123,6 +123,10 @@ def _parse_args(argv=None):
                    help="numpy's OpenBLAS kernels: 'auto' (SkylakeX on an AVX-512 CPU unless "
                         "$OPENBLAS_CORETYPE is set), 'default' (OpenBLAS's own choice or "
                         "$OPENBLAS_CORETYPE), or a core type such as SkylakeX or Haswell")
+    p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
+                   help="glibc malloc for the whole process, every peer: 'tuned' keeps freed memory "
+                        "for the next step (vmapper.tune_allocator(), the example trainer's setting), "
+                        "'default' leaves glibc's (default: tuned)")
     p.add_argument("--float64", action="store_true", help="float64 instead of float32")
     p.add_argument("--data", default=None,
                    help="SST directory with train.txt (default: shared/data/sst beside the repo)")
@@ -792,6 +796,10 @@ def main(argv=None) -> int:
             _EARLY_ARGS.threads, _EARLY_ARGS.jax_threads, _EARLY_ARGS.blas_core):
         # too late for numpy's threads and kernels if it is already imported
         machine = _set_thread_env(args.threads, args.jax_threads, args.blas_core)
+    malloc_note = "glibc's defaults"
+    if args.malloc == "tuned":
+        malloc_note = ("tuned for every peer (vmapper.tune_allocator(): freed memory kept for the next step)"
+                       if vmapper.tune_allocator() else "glibc's defaults (no mallopt in this C library)")
     dtype = np.float64 if args.float64 else np.float32
     rtol = 1e-9 if args.float64 else 1e-4
     names = list(PEERS)
@@ -841,6 +849,7 @@ def main(argv=None) -> int:
           f"XLA {args.jax_threads}; process pinned to CPUs {cpus}")
     print(f"numpy BLAS: OpenBLAS {_machine.blas_core() or '(core type unknown)'} kernels; {blas_note}; "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
+    print(f"malloc: {malloc_note} (--malloc)")
     print(f"data: {data_desc}: {len(forest)} trees, {forest.num_nodes} nodes, "
           f"vocab {len(forest.vocab)}, max depth {forest.max_depth}")
     print(f"model: emb {EMB}, hidden {HIDDEN}, {CLASSES} classes, {np.dtype(dtype).name}; "

@@ -11,11 +11,12 @@ from .autodiff import rules as _rules, array_rules as _array_rules, scan_rules a
 from .autodiff import misc_rules as _misc_rules, linalg_rules as _linalg_rules  # noqa: F401  (VJP rules)
 from .autodiff.api import value_and_grad, grad, vjp
 from .profiler import profile
+from .allocator import tune_allocator
 
 __version__ = "0.1.0"
 
 __all__ = ["batched", "BatchedFunction", "Forest", "Node", "NodeBatch", "value_and_grad", "grad", "vjp", "profile",
-           "BatchingError", "UnsupportedSyntaxError", "BatchError",
+           "tune_allocator", "BatchingError", "UnsupportedSyntaxError", "BatchError",
            "NonTerminationError", "LaneError", "ForestError", "CupyBackendError",
            "RecursionDepthError"]
 

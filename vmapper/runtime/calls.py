@@ -15,7 +15,7 @@ from .kernel_dispatch import _NOT_RUN, try_kernel
 from .memo import table_for
 from .nodes import NodeLanes
 from .ragged import Ragged
-from .values import Lanes, Traced, concat_sized, gather, is_varying, scatter_into
+from .values import Lanes, Traced, all_true, concat_sized, gather, is_varying, scatter_into
 from ..program import reaches_itself
 
 
@@ -199,7 +199,7 @@ def _joined_nodes(state, callee, arg_groups):
                 or any(a is not b for p, (a, b) in enumerate(zip(g, first)) if p != at):
             return None
     ids = np.concatenate([g[at].ids for g in arg_groups])
-    if (table_for(state, callee, first, at).rows_of(ids) >= 0).all():
+    if all_true(table_for(state, callee, first, at).rows_of(ids) >= 0):
         return None
     return [*first[:at], NodeLanes(first[at].forest, ids), *first[at + 1:]]
 
@@ -250,7 +250,7 @@ def _run_memo(state, program, callee, args, m, lane_ids):
         table.reserve(sum(len(b) for b, _ in batches))
         for batch_ids, batch_lanes in batches:
             keep = table.rows_of(batch_ids) < 0  # (a batch's run may have evaluated some)
-            if not keep.all():
+            if not all_true(keep):
                 batch_ids, batch_lanes = batch_ids[keep], batch_lanes[keep]
             if not len(batch_ids):
                 continue

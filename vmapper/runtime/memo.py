@@ -26,7 +26,7 @@ import weakref
 
 import numpy as np
 
-from .values import Lanes, Traced, _same_uniform, concat_sized, gather, is_varying
+from .values import Lanes, Traced, _same_uniform, concat_sized, gather, is_varying, take_rows
 
 _SCALARS = (int, float, bool, complex, str, type(None))
 #: column kinds
@@ -116,9 +116,10 @@ class MemoTable:
             if type(raw) is Lanes and (col.buf is None or col.buf.shape[1:] == raw.data.shape[1:]):
                 if col.buf is None or col.buf.shape[0] < self.capacity:
                     self._grow(col, raw)
-                dt = np.result_type(col.buf.dtype, raw.data.dtype)  # (as merged calls promote)
-                if dt != col.buf.dtype:
-                    col.buf = col.buf.astype(dt)
+                if raw.data.dtype != col.buf.dtype:
+                    dt = np.result_type(col.buf.dtype, raw.data.dtype)  # (as merged calls promote)
+                    if dt != col.buf.dtype:
+                        col.buf = col.buf.astype(dt)
                 col.buf[lo:hi] = raw.data
                 col.weak = col.weak and raw.weak
                 if type(v) is Traced:
@@ -149,7 +150,7 @@ class MemoTable:
             return col.value
         if col.kind == _GENERIC:
             return gather(col.value, rows)
-        out = Lanes(col.buf[rows], col.weak)
+        out = Lanes(take_rows(col.buf, rows), col.weak)
         return self._tape_load(col, rows, out) if col.traced else out
 
     # ---- differentiation -------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .values import LANE_KINDS, Lanes, held
+from .values import LANE_KINDS, Lanes, all_true, held
 
 _NODE_FIELDS = ("left", "right", "children", "num_children", "is_leaf", "id")
 
@@ -95,7 +95,7 @@ class NodeLanes(_IdLanes):
             cp, ids = f.child_ptr, self.ids
             start = cp[ids]
             valid = cp[ids + 1] - start > k
-            if not valid.all():
+            if not all_true(valid):
                 self._fail_children(ctx, valid, k)
                 return NodeLanes(f, np.where(valid, f.child_idx[np.where(valid, start + k, 0)], 0))
             return NodeLanes(f, f.child_idx[start + k])
@@ -103,7 +103,7 @@ class NodeLanes(_IdLanes):
             # (a Python bool is an int, as Node.child's operator.index takes it; numpy's is not)
             raise ctx.lane_error_all("'numpy.bool' object cannot be interpreted as an integer", TypeError)
         kid, valid = self.forest.child_of(self.ids, k.data if isinstance(k, Lanes) else k)
-        if not valid.all():
+        if not all_true(valid):
             self._fail_children(ctx, valid, k)
         return NodeLanes(self.forest, np.where(valid, kid, 0))
 

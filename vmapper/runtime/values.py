@@ -182,11 +182,26 @@ def gather(v, idx):
     if isinstance(v, Traced):
         return _structural().gather(v, idx)
     if isinstance(v, Lanes):
-        return Lanes(v.data[idx], v.weak)
+        return Lanes(take_rows(v.data, idx), v.weak)
     if type(v) is tuple:
         return tuple(gather(x, idx) for x in v)
     g = getattr(v, "__vmapper_gather__", None)
     return g(idx) if g is not None else v
+
+
+def all_true(mask):
+    """``mask.all()`` of a bool array, without the method's Python-level wrapper (a runtime
+    test made several times per batched step)."""
+    return np.count_nonzero(mask) == mask.size
+
+
+def take_rows(data, idx):
+    """``data[idx]``: ``take`` along the lanes for an integer index array into a per-lane array
+    (numpy's ``take`` gathers rows two to three times faster than ``data[idx]`` at tens of
+    lanes; the same values, the same errors)."""
+    if type(idx) is np.ndarray and data.ndim > 1 and idx.dtype.kind in "iu":
+        return data.take(idx, axis=0)
+    return data[idx]
 
 
 def scatter_into(dest, src, idx, n: int):

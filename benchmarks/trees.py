@@ -124,9 +124,10 @@ def _parse_args(argv=None):
                         "$OPENBLAS_CORETYPE is set), 'default' (OpenBLAS's own choice or "
                         "$OPENBLAS_CORETYPE), or a core type such as SkylakeX or Haswell")
     p.add_argument("--malloc", choices=("tuned", "default"), default="tuned",
-                   help="glibc malloc for the whole process, every peer: 'tuned' keeps freed memory "
-                        "for the next step (vmapper.tune_allocator(), the example trainer's setting), "
-                        "'default' leaves glibc's (default: tuned)")
+                   help="glibc malloc for the whole process, every peer: 'tuned' raises its dynamic "
+                        "mmap and trim thresholds at start (vmapper.tune_allocator(), as the example "
+                        "trainer does), 'default' leaves them to rise when a peer frees a large block "
+                        "(default: tuned)")
     p.add_argument("--float64", action="store_true", help="float64 instead of float32")
     p.add_argument("--data", default=None,
                    help="SST directory with train.txt (default: shared/data/sst beside the repo)")
@@ -798,8 +799,8 @@ def main(argv=None) -> int:
         machine = _set_thread_env(args.threads, args.jax_threads, args.blas_core)
     malloc_note = "glibc's defaults"
     if args.malloc == "tuned":
-        malloc_note = ("tuned for every peer (vmapper.tune_allocator(): freed memory kept for the next step)"
-                       if vmapper.tune_allocator() else "glibc's defaults (no mallopt in this C library)")
+        malloc_note = ("glibc's thresholds raised at start, for every peer (vmapper.tune_allocator())"
+                       if vmapper.tune_allocator() else "the C library's defaults (not glibc)")
     dtype = np.float64 if args.float64 else np.float32
     rtol = 1e-9 if args.float64 else 1e-4
     names = list(PEERS)

@@ -1,5 +1,5 @@
-"""``vmapper/allocator.py``: the opt-in malloc tuning applies on glibc and refuses values
-mallopt cannot take."""
+"""``vmapper/allocator.py``: the opt-in malloc tuning applies on glibc and refuses sizes
+outside glibc's dynamic thresholds."""
 import sys
 
 import pytest
@@ -8,21 +8,18 @@ import vmapper
 from vmapper import allocator
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_tune_allocator_applies_through_mallopt_on_linux():
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc")
+def test_tune_allocator_applies_on_glibc():
     assert vmapper.tune_allocator() is True
-    assert vmapper.tune_allocator(mmap_threshold=1 << 20, trim_threshold=8 << 20, top_pad=0) is True
+    assert vmapper.tune_allocator(block=1 << 20) is True
 
 
-def test_tune_allocator_without_mallopt_changes_nothing_and_says_so(monkeypatch):
-    monkeypatch.setattr(allocator, "_mallopt", lambda: None)
+def test_tune_allocator_without_glibc_changes_nothing_and_says_so(monkeypatch):
+    monkeypatch.setattr(allocator, "_glibc", lambda: None)
     assert vmapper.tune_allocator() is False
 
 
-@pytest.mark.parametrize("kw, match", [(dict(mmap_threshold=-1), "mmap_threshold must be an int"),
-                                       (dict(trim_threshold=2**31), "trim_threshold must be an int"),
-                                       (dict(top_pad=1.5), "top_pad must be an int"),
-                                       (dict(mmap_threshold=64 << 20), "above glibc's limit of 32 MiB")])
-def test_tune_allocator_refuses_values_mallopt_cannot_take(kw, match):
-    with pytest.raises(ValueError, match=match):
-        vmapper.tune_allocator(**kw)
+@pytest.mark.parametrize("block", [-1, 0, 128 << 10, (32 << 20) + 1, 1.5e6])
+def test_tune_allocator_refuses_blocks_outside_glibcs_dynamic_range(block):
+    with pytest.raises(ValueError, match="block must be an int of bytes"):
+        vmapper.tune_allocator(block)

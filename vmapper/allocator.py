@@ -2,53 +2,55 @@
 
 numpy allocates every array it makes, through ``malloc``.  A batched training step
 makes and frees megabytes of temporaries (products over a height's lanes, gradient
-buffers, memo tables), and by default glibc hands the freed top of its heap back to
-the system as soon as 128 KiB-2 MiB of it is free (``M_TRIM_THRESHOLD``) and maps
-each array above a similar size afresh (``M_MMAP_THRESHOLD``): the next step then
-takes a page fault for every page it touches again.  Keeping a few megabytes
-(:func:`tune_allocator`) made the Tree-LSTM's training step ~13% faster on the
-development machine (``benchmarks/trees.py --malloc``).
+buffers, memo tables).  glibc maps each allocation above its mmap threshold afresh
+and hands the freed top of its heap back to the system above its trim threshold;
+both start at 128 KiB and rise only when the process frees a larger mapped block.
+Until then every step takes a page fault for each page it touches again.
 
-The setting is process-wide, so vmapper never applies it by itself: an application
-(the example trainer, the benchmarks) calls it once at start.
+:func:`tune_allocator` frees one large block at start, which raises both thresholds
+as glibc's own rule does (``mallopt(3)``: the dynamic mmap threshold), so that the
+steps' arrays come from a heap that stays mapped.  glibc keeps adjusting them as
+before; nothing else changes.  Programs that load other large libraries (PyTorch,
+JAX) usually reach that state by themselves.
 """
 from __future__ import annotations
 
 import ctypes
 import sys
 
-# mallopt(3) parameters (glibc's malloc.h)
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+#: glibc raises its mmap threshold to the size of a freed mapped block up to this size
+#: (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit systems), and its trim threshold to twice that.
+_MAX_DYNAMIC_THRESHOLD = 32 << 20
 
 
-def tune_allocator(mmap_threshold: int = 4 << 20, trim_threshold: int = 32 << 20, top_pad: int = 4 << 20) -> bool:
-    """Set glibc's ``malloc`` to keep freed memory for reuse (process-wide; see the module
-    docstring): arrays below ``mmap_threshold`` bytes come from the heap, the heap is given
-    back to the system only when ``trim_threshold`` bytes at its top are free, and it grows
-    by ``top_pad`` extra bytes at a time.  Memory the process freed stays mapped, up to about
-    ``trim_threshold``.
+def tune_allocator(block: int = 16 << 20) -> bool:
+    """Raise glibc's mmap threshold to ``block`` bytes (and its trim threshold to twice
+    that) by mapping and freeing one block of that size, untouched (see the module
+    docstring).  Process-wide; call it once, at start.
 
-    Returns True when applied, False where the C library has no ``mallopt`` (not glibc:
-    macOS, Windows, musl), where it changes nothing.
+    Returns True when done, False where the C library is not glibc (macOS, Windows, musl),
+    where it changes nothing.
     """
-    for name, v in (("mmap_threshold", mmap_threshold), ("trim_threshold", trim_threshold), ("top_pad", top_pad)):
-        if type(v) is not int or not 0 <= v < 2**31:
-            raise ValueError(f"tune_allocator: {name} must be an int in [0, 2**31) (bytes), not {v!r}")
-    if mmap_threshold > 32 << 20:  # glibc refuses more (HEAP_MAX_SIZE / 2 on 64-bit)
-        raise ValueError(f"tune_allocator: mmap_threshold {mmap_threshold} is above glibc's limit of 32 MiB")
-    mallopt = _mallopt()
-    if mallopt is None:
+    if type(block) is not int or not 128 << 10 < block <= _MAX_DYNAMIC_THRESHOLD:
+        raise ValueError(f"tune_allocator: block must be an int of bytes in (128 KiB, 32 MiB], not {block!r}")
+    libc = _glibc()
+    if libc is None:
         return False
-    return all(mallopt(p, v) == 1 for p, v in ((_M_MMAP_THRESHOLD, mmap_threshold),
-                                              (_M_TRIM_THRESHOLD, trim_threshold), (_M_TOP_PAD, top_pad)))
+    p = libc.malloc(block)
+    if not p:
+        return False
+    libc.free(p)
+    return True
 
 
-def _mallopt():
+def _glibc():
     if not sys.platform.startswith("linux"):
         return None
     try:
-        fn = ctypes.CDLL(None).mallopt
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # (glibc only: musl has malloc but not this rule)
     except (OSError, AttributeError):
         return None
-    fn.argtypes, fn.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return fn
+    libc.malloc.argtypes, libc.malloc.restype = (ctypes.c_size_t,), ctypes.c_void_p
+    libc.free.argtypes, libc.free.restype = (ctypes.c_void_p,), None
+    return libc

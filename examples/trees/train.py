@@ -360,7 +360,7 @@ def _remove_old_checkpoints(out):
 
 def main(argv=None):
     args = parse_args(argv)
-    vmapper.tune_allocator()  # keep freed memory for the next step: no page faults every step
+    vmapper.tune_allocator()  # steps reuse a mapped heap: no page faults for every array, every step
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
     splits, n_classes, is_sst = load_data(args)

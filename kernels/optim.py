@@ -22,7 +22,7 @@ def _adagrad_dense(p, acc, g, lr, eps, l2, scale):
         d = g[i] * scale + l2 * p[i]
         a = acc[i] + d * d
         acc[i] = a
-        p[i] = p[i] - lr * d / (np.sqrt(a) + eps)
+        p[i] = p[i] - lr * (d / (np.sqrt(a) + eps))
 
 
 @njit(**_KJ)
@@ -33,7 +33,7 @@ def _adagrad_rows(p, acc, rows, g, lr, eps, l2, scale):
             d = g[r, k] * scale + l2 * p[j, k]
             a = acc[j, k] + d * d
             acc[j, k] = a
-            p[j, k] = p[j, k] - lr * d / (np.sqrt(a) + eps)
+            p[j, k] = p[j, k] - lr * (d / (np.sqrt(a) + eps))
 
 
 def adagrad_update(param, acc, grad, lr, eps=1e-10, l2=0.0, scale=1.0):
@@ -41,9 +41,9 @@ def adagrad_update(param, acc, grad, lr, eps=1e-10, l2=0.0, scale=1.0):
 
         d = grad * scale + l2 * param
         acc += d * d
-        param -= lr * d / (sqrt(acc) + eps)
+        param -= lr * (d / (sqrt(acc) + eps))
 
-    bitwise as numpy evaluates it in ``param``'s dtype (``grad`` is cast to it first; the
+    bitwise as numpy evaluates it in ``param``'s dtype, in ``torch.optim.Adagrad``'s order (``grad`` is cast to it first; the
     Python numbers ``lr``, ``eps``, ``l2`` and ``scale`` are taken in it, as numpy takes
     them with an array).  ``acc`` is the running sum of squares, an array like ``param``.
 

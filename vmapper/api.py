@@ -262,7 +262,6 @@ class BatchedFunction:
 # ---- arguments --------------------------------------------------------------------------------
 
 
-
 def _is_leaf(x):
     return isinstance(x, (np.ndarray, np.generic, bool, int, float, complex))
 

@@ -237,7 +237,7 @@ class Adagrad:
         self.acc = {k: np.zeros_like(v) for k, v in params.items()}
 
     def step(self, params, grads, scale):
-        # d = g * scale + l2 * p; acc += d * d; p -= lr * d / (sqrt(acc) + eps), one fused
+        # d = g * scale + l2 * p; acc += d * d; p -= lr * (d / (sqrt(acc) + eps)), one fused
         # pass per parameter (a row-sparse gradient: over its rows only)
         for k, p in params.items():
             adagrad_update(p, self.acc[k], grads[k], self.lr, self.eps, self.l2, scale)

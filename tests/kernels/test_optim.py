@@ -12,13 +12,13 @@ from vmapper.kernels.optim import adagrad_update
 def numpy_adagrad(p, acc, g, lr, eps, l2, scale):
     d = np.asarray(g) * scale + l2 * p
     acc += d * d
-    p -= lr * d / (np.sqrt(acc) + eps)
+    p -= lr * (d / (np.sqrt(acc) + eps))
 
 
 def numpy_adagrad_rows(p, acc, rows, values, lr, eps, l2, scale):
     d = values * scale + l2 * p[rows]
     acc[rows] += d * d
-    p[rows] -= lr * d / (np.sqrt(acc[rows]) + eps)
+    p[rows] -= lr * (d / (np.sqrt(acc[rows]) + eps))
 
 
 def _state(seed, shape, dtype):

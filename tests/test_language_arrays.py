@@ -402,6 +402,18 @@ def chained_alias_augmented(x):
     return b[0]
 
 
+def chained_list_item_assignment(x):
+    a = b = [x, x + 1.0]
+    a[0] = 7.0
+    return b[0]
+
+
+def chained_unpacking_and_name(x):
+    a, b = c = (np.zeros(2) + x, x)
+    a[0] = 3.0
+    return c[0][0]
+
+
 def chained_names_of_one_value(x):
     a = b = x * 2.0
     return a + b
@@ -415,6 +427,10 @@ def test_chained_assignment_makes_both_names_reach_one_array():
         vmapper.batched(chained_alias_item_assignment)(xs)
     with pytest.raises(vmapper.UnsupportedSyntaxError, match="in-place update of array 'a'"):
         vmapper.batched(chained_alias_augmented)(xs)
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="'a\\[...\\] = ...' on list 'a'"):
+        vmapper.batched(chained_list_item_assignment)(xs)
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="in-place update of array 'a'"):
+        vmapper.batched(chained_unpacking_and_name)(xs)
     check_batching(chained_names_of_one_value, (xs,))
     check_grads(chained_names_of_one_value, (xs,))
 

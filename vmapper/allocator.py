@@ -16,11 +16,17 @@ JAX) usually reach that state by themselves.
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 
-#: glibc raises its mmap threshold to the size of a freed mapped block up to this size
-#: (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit systems), and its trim threshold to twice that.
-_MAX_DYNAMIC_THRESHOLD = 32 << 20
+import numpy as np
+
+#: glibc raises its mmap threshold to the size of a freed mapped block up to 32 MiB
+#: (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit systems), and its trim threshold to twice that; a
+#: block's mapping is a few KiB larger than what was asked for, so the largest block is less.
+_MAX_BLOCK = 31 << 20
+#: Environment settings that fix glibc's thresholds (they turn its dynamic rule off).
+_FIXED_BY = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
 
 
 def tune_allocator(block: int = 16 << 20) -> bool:
@@ -28,19 +34,28 @@ def tune_allocator(block: int = 16 << 20) -> bool:
     that) by mapping and freeing one block of that size, untouched (see the module
     docstring).  Process-wide; call it once, at start.
 
-    Returns True when done, False where the C library is not glibc (macOS, Windows, musl),
-    where it changes nothing.
+    Returns True when done, False where it changes nothing: the C library is not glibc
+    (macOS, Windows, musl), or the environment fixes the thresholds (``MALLOC_MMAP_THRESHOLD_``
+    and the like, or ``GLIBC_TUNABLES`` setting them).
     """
-    if type(block) is not int or not 128 << 10 < block <= _MAX_DYNAMIC_THRESHOLD:
-        raise ValueError(f"tune_allocator: block must be an int of bytes in (128 KiB, 32 MiB], not {block!r}")
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)):
+        raise TypeError(f"tune_allocator: block must be an int (bytes), not {type(block).__name__}")
+    if not 128 << 10 < block <= _MAX_BLOCK:
+        raise ValueError(f"tune_allocator: block must be in (128 KiB, 31 MiB], not {block}")
     libc = _glibc()
-    if libc is None:
+    if libc is None or _fixed_by_environment():
         return False
-    p = libc.malloc(block)
+    p = libc.malloc(int(block))
     if not p:
         return False
     libc.free(p)
     return True
+
+
+def _fixed_by_environment():
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return any(v in os.environ for v in _FIXED_BY) or any(
+        t in tunables for t in ("mmap_threshold", "trim_threshold", "top_pad", "mmap_max"))
 
 
 def _glibc():

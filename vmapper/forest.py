@@ -273,7 +273,7 @@ class Forest:
                       _check=False)
 
     def __repr__(self):
-        return (f"Forest({len(self)} trees, {self.num_nodes} nodes, "
+        return (f"Forest({len(self)} tree{'s' if len(self) != 1 else ''}, {self.num_nodes} nodes, "
                 f"attrs=[{', '.join(self.attrs)}], max_depth={self.max_depth})")
 
     # -- vectorized accessors for the batched runtime -------------------------

@@ -238,12 +238,16 @@ class Builder:
 
     def stmt_Assign(self, node):
         value = self.expr(node.value)
+        if len(node.targets) > 1 and isinstance(value, Var):
+            # ``a = b = v``, ``a, b = c = v``: every target reads one named local, so that the
+            # names are seen to reach one object (an update of one in place shows through the
+            # others), where copies of one temporary would each look fresh
+            shared = self.fresh("_vm_chain")
+            self.locals.add(shared)
+            self.emit("copy", [value], node, target=shared)
+            value = Var(shared)
         for target in node.targets:
             self.assign(target, value, node)
-            if isinstance(target, ast.Name) and isinstance(value, Var):
-                # ``a = b = v``: the later targets copy ``a``, so that both names are seen to
-                # reach one object (an update of one in place shows through the other)
-                value = Var(target.id)
 
     def stmt_AnnAssign(self, node):
         if node.value is not None:

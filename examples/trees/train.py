@@ -430,7 +430,10 @@ def _train(args, rng, train, dev, params, opt, grad_fn, history, is_sst):
         with open(ckpt.with_suffix(".tmp"), "wb") as f:  # (replaced whole: never half a checkpoint)
             np.savez(f, **params, epoch=epoch, **{f"dev_{k}": v for k, v in acc.items()})
         os.replace(ckpt.with_suffix(".tmp"), ckpt)
-        print(f"epoch {epoch}: train loss/node {tot_loss / tot_nodes:.4f}, dev {fmt(acc)} "
+        loss = tot_loss / tot_nodes
+        print(f"epoch {epoch}: train loss/node {loss:.4f}" if abs(loss) < 1e6 else
+              f"epoch {epoch}: train loss/node {loss:.4g}", end="")
+        print(f", dev {fmt(acc)} "
               f"({history['epoch_time'][-1]:.1f}s) -> {ckpt}", flush=True)
         _write_history(args, history, grad_fn)  # (each epoch: a stopped run keeps its curves)
 

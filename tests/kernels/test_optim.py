@@ -62,6 +62,21 @@ def test_row_sparse_step_touches_only_its_rows_summed_per_index(dtype):
     np.testing.assert_array_equal(p[untouched], before[untouched])
 
 
+def test_row_indices_count_from_the_end_as_to_dense_places_them_and_out_of_range_ones_raise():
+    p, acc = _state(8, (3, 1), np.float64)
+    grad = RowSparse([-1, 2], np.array([[1.0], [1.0]]), p.shape)  # one row, given twice
+    p2, acc2 = p.copy(), acc.copy()
+    numpy_adagrad(p2, acc2, grad.to_dense(), 1.0, 1e-10, 0.0, 1.0)
+    adagrad_update(p, acc, grad, 1.0)
+    np.testing.assert_array_equal(p, p2)
+    np.testing.assert_array_equal(acc, acc2)
+    for bad in (3, -4):
+        before = p.copy()
+        with pytest.raises(IndexError, match=f"row index {bad} of the grad is out of range for a param of 3 rows"):
+            adagrad_update(p, acc, RowSparse([0, bad], np.ones((2, 1)), p.shape), 1.0)
+        np.testing.assert_array_equal(p, before)  # nothing written
+
+
 def test_a_grad_of_another_dtype_is_taken_in_the_params_dtype():
     p, acc = _state(5, (6,), np.float32)
     g = np.random.default_rng(6).normal(size=6)  # float64
@@ -81,7 +96,17 @@ def test_state_it_cannot_update_in_place_is_refused_by_name():
         adagrad_update(np.asfortranarray(p), acc, np.zeros((4, 3)), 0.1)
     with pytest.raises(ValueError, match="acc .* must have param's dtype and shape"):
         adagrad_update(p, acc.astype(np.float32), np.zeros((4, 3)), 0.1)
-    with pytest.raises(TypeError, match="param must be a float array"):
+    with pytest.raises(TypeError, match="param must be a float32 or float64 array, not int64"):
         adagrad_update(np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64), np.zeros(3), 0.1)
+    with pytest.raises(TypeError, match="param must be a float32 or float64 array, not float16"):
+        adagrad_update(np.zeros(3, dtype=np.float16), np.zeros(3, dtype=np.float16), np.zeros(3), 0.1)
+    with pytest.raises(TypeError, match="lr must be a real number, not NoneType"):
+        adagrad_update(p, acc, np.zeros((4, 3)), None)
+    with pytest.raises(TypeError, match="eps must be a real number, not ndarray"):
+        adagrad_update(p, acc, np.zeros((4, 3)), 0.1, eps=np.array([1e-8, 1e-9]))
+    with pytest.raises(TypeError, match="grad must hold real numbers, not complex128"):
+        adagrad_update(p, acc, np.zeros((4, 3), dtype=complex), 0.1)
+    with pytest.raises(ValueError, match=r"indices of shape \(1,\) and values of shape \(1, 2\)"):
+        adagrad_update(p, acc, RowSparse([0], np.zeros((1, 2)), (4, 3)), 0.1)
     with pytest.raises(TypeError, match="acc must be a numpy array"):
         adagrad_update(np.zeros(3), [0.0, 0.0, 0.0], np.zeros(3), 0.1)

@@ -341,8 +341,9 @@ def _check_not_shared(ctx, ins, frame, temps):
                  f"or write {name} = {name} + ... to make a new array")
     # Lists are held as tuples: appending makes a new one, which other names would not see.
     # (``t += ...`` may be a list's in-place extend or a tuple's new tuple: vmapper cannot tell.)
-    if type(value) is tuple and ins.op in ("list_append", "list_extend", "list_setitem", "add", "mul"):
-        how = ins.attrs.get("how") or f"'{name} {'+' if ins.op == 'add' else '*'}= ...'"
+    if type(value) is tuple and ins.op in ("list_append", "list_extend", "list_setitem", "setitem", "add", "mul"):
+        how = ins.attrs.get("how") or (f"'{name}[...] = ...'" if ins.op == "setitem" else
+                                       f"'{name} {'+' if ins.op == 'add' else '*'}= ...'")
         raise ctx.unsupported(
             f"{how} on list '{name}', which another name, a container or the caller can also "
             f"reach (Python would change the list there too)",

@@ -431,9 +431,7 @@ def _train(args, rng, train, dev, params, opt, grad_fn, history, is_sst):
             np.savez(f, **params, epoch=epoch, **{f"dev_{k}": v for k, v in acc.items()})
         os.replace(ckpt.with_suffix(".tmp"), ckpt)
         loss = tot_loss / tot_nodes
-        print(f"epoch {epoch}: train loss/node {loss:.4f}" if abs(loss) < 1e6 else
-              f"epoch {epoch}: train loss/node {loss:.4g}", end="")
-        print(f", dev {fmt(acc)} "
+        print(f"epoch {epoch}: train loss/node {loss:{'.4f' if abs(loss) < 1e6 else '.4g'}}, dev {fmt(acc)} "
               f"({history['epoch_time'][-1]:.1f}s) -> {ckpt}", flush=True)
         _write_history(args, history, grad_fn)  # (each epoch: a stopped run keeps its curves)
 

@@ -53,9 +53,9 @@ def adagrad_update(param, acc, grad, lr, eps=1e-10, l2=0.0, scale=1.0):
 
     ``grad`` is an array of ``param``'s shape or a row-sparse gradient (``RowSparse``, as
     ``vmapper.grad`` returns for an embedding table): its rows are summed per index (a
-    negative index counts from the end; one out of range is an IndexError) and only those rows of ``param`` and ``acc`` change, the L2 term
-    included (applied lazily, when a row is next touched).  numpy arrays only; the
-    arrays must be C-contiguous.  Returns ``param``.
+    negative index counts from the end; one out of range is an IndexError) and only those
+    rows of ``param`` and ``acc`` change, the L2 term included (applied lazily, when a row
+    is next touched).  numpy arrays only; the arrays must be C-contiguous.  Returns ``param``.
     """
     _check_state(param, acc)
     t = param.dtype.type

@@ -288,9 +288,9 @@ _NOT_GIVEN = object()
 
 
 def bind_reduction(ctx, fn, args, kwnames):
-    """``np.<fn>``'s operands by parameter name (numpy's own positional order), options left
-    out at their defaults; a parameter numpy has but the batched form does not compute is an
-    UnsupportedSyntaxError naming it."""
+    """``(a, options)``: ``np.<fn>``'s array and the options given other than their defaults,
+    bound by numpy's own parameter order; a parameter numpy has but the batched form does not
+    compute is an UnsupportedSyntaxError naming it."""
     names = reduction_params(fn)
     b = _bind(ctx, args, kwnames, names, {k: REDUCTION_OPTIONS.get(k, _NOT_GIVEN) for k in names[1:]})
     for k in names[1:]:
@@ -298,7 +298,7 @@ def bind_reduction(ctx, fn, args, kwnames):
                                                or k == "where" and b[k] is True):
             raise ctx.unsupported(f"np.{fn.__name__}(..., {k}=...)",
                                   hint="the batched form computes axis, dtype, keepdims and ddof")
-    return b
+    return b["a"], {k: b[k] for k in names[1:] if k in REDUCTION_OPTIONS and b[k] is not REDUCTION_OPTIONS[k]}
 
 
 def reduction_params(fn):
@@ -319,19 +319,13 @@ def make_reduction(fn, flat_arg=False):
             data = args[0].data
             if data.ndim == 2 and data.shape[1] and data.flags.c_contiguous:
                 return Lanes(np.asarray(fn(data, axis=1)), False)
-        b = bind_reduction(ctx, fn, args, attrs.get("kw") or ())
-        x = b["a"]
+        x, kw = bind_reduction(ctx, fn, args, attrs.get("kw") or ())
         if not isinstance(x, Lanes):
-            kw = {k: b[k] for k in REDUCTION_OPTIONS if k in b and b[k] is not REDUCTION_OPTIONS[k]}
             return ctx.uniform(lambda: fn(x, **kw))
         data = np.ascontiguousarray(x.data)
-        nd = data.ndim - 1
-        if flat_arg and b["axis"] is None:
+        if flat_arg and kw.get("axis") is None:
             return Lanes(fn(data.reshape(data.shape[0], -1), axis=1), False)
-        kw = {"axis": _lane_axis(b["axis"], nd, ctx)}
-        for k in ("dtype", "keepdims", "ddof"):
-            if b.get(k, REDUCTION_OPTIONS[k]) is not REDUCTION_OPTIONS[k]:
-                kw[k] = b[k]
+        kw["axis"] = _lane_axis(kw.get("axis"), data.ndim - 1, ctx)
         if data.shape[1:] and 0 in data.shape[1:] and fn in (np.max, np.min, np.argmax, np.argmin):
             raise ctx.lane_error_all(f"{fn.__name__} of an empty per-sample array", ValueError)
         return Lanes(np.asarray(fn(data, **kw)), False)

@@ -266,6 +266,19 @@ def test_nested_edge_cases():
         Forest.from_nested([(1,), (2, "x")])
 
 
+def test_nested_bool_leaves_are_integers_whether_python_or_numpy_bools():
+    for true in (True, np.True_):
+        f = Forest.from_nested([(true, 2), (False,)])
+        assert f["value"].dtype == np.int64 and f.tree(0).left.value == 1
+
+
+def test_a_nested_leaf_too_large_names_the_column_type_it_does_not_fit():
+    with pytest.raises(ForestError, match=r"tree 0: leaf 10{400} does not fit in int64"):
+        Forest.from_nested([(10 ** 400, 1)])
+    with pytest.raises(ForestError, match=r"tree 1: leaf 10{400} does not fit in float64"):
+        Forest.from_nested([(1.5,), (10 ** 400, 1)])
+
+
 # -- Node / NodeBatch ----------------------------------------------------------
 
 def random_nested(rng, depth=0):

@@ -424,9 +424,9 @@ class Forest:
         ``((1, 2), 3)`` is a root with children ``(1, 2)`` and the leaf ``3``.
         Anything that is not a tuple or list is a leaf whose value goes into
         ``attrs[leaf_attr]``: int64 (internal nodes 0) if every leaf is an
-        integer, else float64 (internal nodes NaN). An empty tuple/list is a
-        childless node holding 0/NaN. Note that ``objs`` is the list of trees:
-        pass ``[t]`` for a single tree ``t``.
+        integer or a bool (Python's or numpy's), else float64 (internal nodes
+        NaN). An empty tuple/list is a childless node holding 0/NaN. Note that
+        ``objs`` is the list of trees: pass ``[t]`` for a single tree ``t``.
         """
         child_idx, child_ptr, tree_ptr = [], [0], [0]
         leaf_ids, leaf_vals, leaf_tree = [], [], []
@@ -463,7 +463,7 @@ class Forest:
             tree_ptr.append(len(child_ptr) - 1)
 
         n = len(child_ptr) - 1
-        if all(isinstance(x, numbers.Integral) for x in leaf_vals):
+        if all(isinstance(x, (numbers.Integral, np.bool_)) for x in leaf_vals):  # (bools count as ints)
             values = np.zeros(n, dtype=np.int64)
         else:
             values = np.full(n, np.nan)
@@ -475,7 +475,7 @@ class Forest:
             try:
                 values[v] = x
             except OverflowError:
-                raise ForestError(f"tree {t}: leaf {x!r} does not fit in int64") from None
+                raise ForestError(f"tree {t}: leaf {x!r} does not fit in {values.dtype}") from None
         return cls(child_ptr, child_idx, tree_ptr, {leaf_attr: values})
 
 
@@ -568,6 +568,8 @@ class Node:
     @property
     def right(self) -> "Node":
         return self.child(1)
+
+    __vmapper_fresh_attrs__ = True  # (a vector attribute reads as a copy: see NodeLanes)
 
     def __getattr__(self, name):
         # Only called when normal lookup fails; slots and dunders must not be

@@ -115,3 +115,48 @@ def test_an_object_attribute_is_refused_by_name_in_batched_code():
     assert [is_none(r) for r in forest] == [True, False]
     with pytest.raises(vmapper.UnsupportedSyntaxError, match="node attribute 'w' of dtype object"):
         vmapper.batched(is_none)(forest.roots)
+
+
+def update_attribute_copy(node):
+    v = node.emb
+    v[0] = 5.0  # per sample, node.emb is a copy of the node's row: nothing else changes
+    return v.sum() + node.emb[0]
+
+
+def update_broadcast_attribute_copy(x, node):
+    v = node.emb
+    v[1] = x
+    return v.sum() + node.emb[1]
+
+
+def update_shared_attribute_copy(node):
+    v = node.emb
+    w = v
+    v[0] = 5.0
+    return w.sum()
+
+
+def _vector_forest():
+    import networkx as nx
+    graphs = []
+    for k in range(3):
+        g = nx.DiGraph()
+        g.add_node(0, emb=np.array([1.0 + k, 2.0]))
+        g.add_node(1, emb=np.array([3.0, 4.0 * k]))
+        g.add_edge(0, 1)
+        graphs.append(g)
+    return vmapper.Forest.from_networkx(graphs, attrs="emb")
+
+
+@pytest.mark.parametrize("generate", [True, False])
+def test_a_node_attribute_read_is_a_fresh_array_that_may_be_updated_in_place(monkeypatch, generate):
+    from vmapper.runtime import block_compiler
+    monkeypatch.setattr(block_compiler, "GENERATE", generate)
+    forest = _vector_forest()
+    out = check_batching(update_attribute_copy, (forest.roots,))
+    np.testing.assert_array_equal(out, [8.0, 9.0, 10.0])
+    shared = forest.tree(1)  # a broadcast node's attribute is a copy too
+    out = check_batching(update_broadcast_attribute_copy, (np.arange(3.0), shared), in_axes=(0, None))
+    np.testing.assert_array_equal(out, [4.0, 5.0, 6.0])  # the root [2, 2]: 2 + x, + 2
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="in-place update of array 'v'"):
+        vmapper.batched(update_shared_attribute_copy)(forest.roots)

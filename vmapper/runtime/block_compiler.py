@@ -233,6 +233,12 @@ def store_result(value, target, to_temp, alias, alias_vars, alias_temps, fresh, 
         shared.discard(target)
 
 
+def fresh_attrs(obj):
+    """Whether ``obj.<attr>`` is a new value on every read (a tree node's attribute is a copy
+    of its row): a ``getattr`` result then shares its array with no other name."""
+    return getattr(type(obj), "__vmapper_fresh_attrs__", False)
+
+
 def _is_array(v):
     """A per-sample or shared array (differentiated or not), which an update in place would
     change for every name that reaches it."""
@@ -406,8 +412,9 @@ def _gen_row(k, row, done, ns, out):
     if alias:
         w("        sources = None")
         w("        tv = type(value)")
-        w("        if tv is tuple or tv is Lanes and value.data.ndim > 1 or tv is not Lanes and tv not in "
-          "_NEVER_ARRAYS and _is_array(value):")
+        fresh_test = " and not fresh_attrs(args[0])" if ip.op == "getattr" else ""
+        w("        if (tv is tuple or tv is Lanes and value.data.ndim > 1 or tv is not Lanes and tv not in "
+          f"_NEVER_ARRAYS and _is_array(value)){fresh_test}:")
         ns[f"AV{k}"] = ip.alias_vars
         w(f"            sources = set(AV{k})")
         for t in ip.alias_temps:
@@ -463,7 +470,8 @@ def _generate_rows(plan):
     from .values import Traced
     ns = {"Traced": Traced, "Lanes": Lanes, "apply_traced": apply_traced, "has_traced": has_traced,
           "BatchingError": BatchingError, "_check_not_shared": X._check_not_shared, "_is_array": _is_array,
-          "_exec_rows": X._exec_rows, "_slow_args": _slow_args, "_NEVER_ARRAYS": _NEVER_ARRAYS}
+          "_exec_rows": X._exec_rows, "_slow_args": _slow_args, "_NEVER_ARRAYS": _NEVER_ARRAYS,
+          "fresh_attrs": fresh_attrs}
     out = ["def run(ctx, frame, temps, alias_sources, store_mask, count):",
            "    state = frame.state",
            "    read_var = ctx.read_var",

@@ -25,6 +25,7 @@ from ..autodiff.checkpoint import loop_stretches
 from .buffers import BufferPool
 from . import block_compiler
 from .block_compiler import (T_BRANCH, T_JUMP, T_NONE, T_RAISE, T_RETURN, TAPE_UNLESS_CONTAINER, UNPACK, _is_array, block_plan,
+                             fresh_attrs,
                              generated_rows, store_result)
 from .context import Context, describe_conflict, lane_text
 from .region_dispatch import run_region
@@ -473,6 +474,8 @@ def _exec_rows(rows, ctx, frame, temps, alias_sources, store_mask, count, prof=N
                 raise ctx.lane_error_all(str(exc), type(exc)) from exc  # (it prefixes the type)
             done += 1
             if target is not None:
+                if alias and ip.op == "getattr" and fresh_attrs(args[0]):
+                    alias = False  # (a copy of the node's row: no other name reaches it)
                 store_result(value, target, to_temp, alias, ip.alias_vars, ip.alias_temps, ip.fresh_if_unaliased,
                              ip.op == "setitem", frame, temps, alias_sources, store_mask, shared)
             if prof is not None:

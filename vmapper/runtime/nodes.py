@@ -72,6 +72,9 @@ class NodeLanes(_IdLanes):
     """One node per lane."""
     __slots__ = ()
     __vmapper_type_name__ = "Node"  # (what the per-sample code sees, in messages)
+    #: ``node.<attr>`` is a new array on every read, as ``Node.__getattr__``'s copy is: a name
+    #: bound to it may be updated in place (the executor does not count the node as its source)
+    __vmapper_fresh_attrs__ = True
 
     def __vmapper_truth__(self):
         return True  # a node object is always truthy

@@ -296,3 +296,57 @@ def test_mutual_memo_recursion_evaluates_each_node_once_per_function():
     expected = [plain(r, 0, {}) for r in forest]
     np.testing.assert_array_equal(even_weight(forest.roots), expected)
     assert even_weight.last_stats["memo_evaluated"] <= 2 * forest.num_nodes
+
+
+class PathCounter:
+    @vmapper.batched(memo=True)
+    def paths(self, node):
+        t = 1
+        for c in node.children:
+            t = t + self.paths(c)
+        return t
+
+    @vmapper.batched
+    def through_self(self, node):
+        return self.paths(node) * 2
+
+    @vmapper.batched
+    def over_children(self, node):
+        t = 0
+        for c in node.children:  # (a call hoisted out of the loop: one call over every child)
+            t = t + self.paths(c)
+        return t
+
+
+@pytest.mark.parametrize("method", ["through_self", "over_children"])
+def test_a_memo_method_called_through_self_runs_in_dag_mode(method):
+    n = 30  # a Fibonacci-shaped DAG: ~1.3 million paths through 31 nodes
+    graph = nx.DiGraph([(k, k + 1) for k in range(n)] + [(k, k + 2) for k in range(n - 1)])
+    forest = vmapper.Forest.from_networkx([graph, graph])
+    model = PathCounter()
+    f = getattr(model, method)
+    out = f(forest.roots)
+    expected = 2 * model.paths(forest.roots) if method == "through_self" else model.paths(forest.roots) - 1
+    np.testing.assert_array_equal(out, expected)
+    # each node below the roots once (not once per path, nor 0: plain recursion)
+    assert 2 * n <= f.last_stats["memo_evaluated"] <= 2 * (n + 1)
+
+
+def float32_over_python_leaves(node, leaf):
+    if node.is_leaf:
+        return 1 if leaf == 0 else 0.5 if leaf == 1 else len(node.children) + node.id % 3
+    t = np.float32(0.1)
+    for c in node.children:
+        t = t + float32_over_python_leaves(c, leaf) * np.float32(1.1)
+    return t
+
+
+@pytest.mark.parametrize("leaf", [0, 1, 2])  # a uniform int, a uniform float, a per-lane int
+def test_memo_results_of_python_scalars_take_the_float32_of_the_heights_above(leaf):
+    # the table's column promoted the leaves' Python numbers with float32 to float64
+    chain = nx.path_graph(5, create_using=nx.DiGraph)
+    dag = nx.DiGraph([(0, 1), (0, 2), (1, 2), (2, 3), (1, 3)])
+    forest = vmapper.Forest.from_networkx([chain, dag])
+    memo = vmapper.batched(float32_over_python_leaves, in_axes=(0, None), memo=True)
+    out = check_batching(memo, (forest.roots, leaf))
+    assert out.dtype == np.float32

@@ -160,3 +160,13 @@ def test_a_node_attribute_read_is_a_fresh_array_that_may_be_updated_in_place(mon
     np.testing.assert_array_equal(out, [4.0, 5.0, 6.0])  # the root [2, 2]: 2 + x, + 2
     with pytest.raises(vmapper.UnsupportedSyntaxError, match="in-place update of array 'v'"):
         vmapper.batched(update_shared_attribute_copy)(forest.roots)
+
+
+def id_plus_int8(node):
+    return node.id + np.int8(1)
+
+
+def test_node_id_is_a_python_int_per_sample_and_promotes_as_one():
+    forest = vmapper.Forest.from_nested([(1, 2), 3, (4, (5, 6))])
+    out = check_batching(id_plus_int8, (forest.roots,))  # (dtypes compared too)
+    assert out.dtype == np.int8

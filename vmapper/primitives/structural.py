@@ -120,10 +120,11 @@ _NOT_OBJECTS = (Lanes, Traced, np.ndarray, np.generic, tuple, list, dict, set, f
 
 
 def user_method(obj, name):
-    """``(function, receiver args)`` behind ``obj.name(...)`` when ``obj`` is a user's object
-    (the same on every lane) and the attribute a Python function, a ``staticmethod``, a
-    ``classmethod`` or a ``@batched`` function; None for anything else (arrays, numbers,
-    builtins, C methods)."""
+    """``(function, receiver args, memo)`` behind ``obj.name(...)`` when ``obj`` is a user's
+    object (the same on every lane) and the attribute a Python function, a ``staticmethod``, a
+    ``classmethod`` or a ``@batched`` function (``memo``: one of ``memo=True``, whose calls run
+    in DAG mode wherever they are made); None for anything else (arrays, numbers, builtins,
+    C methods)."""
     if isinstance(obj, _NOT_OBJECTS) or hasattr(obj, "__vmapper_method__") \
             or type(obj).__module__ == "builtins":
         return None
@@ -136,21 +137,22 @@ def user_method(obj, name):
         attr, receiver = attr.__func__, ()
     elif isinstance(attr, classmethod):
         attr, receiver = attr.__func__, (type(obj),)
+    memo = False
     if getattr(attr, "__vmapper_batched__", False):
-        attr, receiver = attr.function, receiver + attr.receiver
-    return (attr, receiver) if inspect.isfunction(attr) else None
+        attr, receiver, memo = attr.function, receiver + attr.receiver, bool(getattr(attr, "memo", False))
+    return (attr, receiver, memo) if inspect.isfunction(attr) else None
 
 
 def call_user_method(ctx, obj, name, groups, kw):
     """``obj.name(*args)`` for each ``args`` of ``groups`` (the last ``len(kw)`` of them by
     keyword) as a call of a plain function: batched over the calling lanes like any helper,
     recursion included, all groups in one call.  Returns the result of each group."""
-    fn, receiver = user_method(obj, name)
+    fn, receiver, memo = user_method(obj, name)
     bound_groups = []
     for args in groups:
         npos = len(args) - len(kw)
         bound_groups.append(_bound_arguments(ctx, obj, name, fn, receiver, args[:npos], dict(zip(kw, args[npos:]))))
-    return ctx.call_function(fn, bound_groups)
+    return ctx.call_function(fn, bound_groups, memo=memo)
 
 
 def _bound_arguments(ctx, obj, name, fn, receiver, positional, keywords):
@@ -182,11 +184,11 @@ def _map_method(ctx, args, attrs):
     found = user_method(obj, name)
     if found is None:
         return ctx.map_primitive("method", {"name": name}, seq, [obj, *others], pos + 1)
-    fn, receiver = found
+    fn, receiver, memo = found
     item = object()  # (where the item lands among the bound arguments)
     args = _bound_arguments(ctx, obj, name, fn, receiver, [*others[:pos], item, *others[pos:]], {})
     at = next(k for k, a in enumerate(args) if a is item)
-    return ctx.map_function(fn, seq, args[:at] + args[at + 1:], at)
+    return ctx.map_function(fn, seq, args[:at] + args[at + 1:], at, memo=memo)
 
 
 @register("sum", callables=(builtins.sum,))

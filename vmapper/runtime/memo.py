@@ -26,7 +26,7 @@ import weakref
 
 import numpy as np
 
-from .values import Lanes, Traced, _same_uniform, concat_sized, gather, is_varying, take_rows
+from .values import Lanes, Traced, _merge_dtype, _same_uniform, concat_sized, gather, is_varying, take_rows
 
 _SCALARS = (int, float, bool, complex, str, type(None))
 #: column kinds
@@ -117,7 +117,8 @@ class MemoTable:
                 if col.buf is None or col.buf.shape[0] < self.capacity:
                     self._grow(col, raw)
                 if raw.data.dtype != col.buf.dtype:
-                    dt = np.result_type(col.buf.dtype, raw.data.dtype)  # (as merged calls promote)
+                    # as merged calls merge (a Python scalar's rows take a numpy value's type)
+                    dt = _merge_dtype(Lanes(col.buf[:lo], col.weak), raw)
                     if dt != col.buf.dtype:
                         col.buf = col.buf.astype(dt)
                 col.buf[lo:hi] = raw.data

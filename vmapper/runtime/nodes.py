@@ -138,7 +138,7 @@ class NodeLanes(_IdLanes):
                 return Lanes(cp[self.ids + 1] == cp[self.ids], False)
             return Lanes(f.is_leaf_of(self.ids), False)
         if name == "id":
-            return Lanes(self.ids.copy(), False)
+            return Lanes(self.ids.copy(), True)  # (a Python int per sample: Node.id)
         if name in f.attrs:
             if f.attrs[name].dtype.kind not in LANE_KINDS:
                 raise ctx.unsupported(f"node attribute '{name}' of dtype {f.attrs[name].dtype} (Python objects, "

@@ -434,5 +434,16 @@ def concat_sized(values, sizes):
     shapes = {v.sample_shape for v in items}
     if len(shapes) > 1:
         raise TypeError(f"per-sample shapes {sorted(shapes)} in merged calls")
-    dt = np.result_type(*[v.data.dtype for v in items])
+    dt = _concat_dtype(items)
     return Lanes(np.concatenate([v.data.astype(dt, copy=False) for v in items]), all(v.weak for v in items))
+
+
+def _concat_dtype(items):
+    """The dtype of Lanes laid end to end: as ``_merge_dtype`` merges two (a Python scalar's
+    lanes take a numpy value's type where it holds them exactly)."""
+    weak = [v.data for v in items if v.weak]
+    if not weak or len(weak) == len(items):
+        return np.result_type(*[v.data.dtype for v in items])
+    strong = np.result_type(*[v.data.dtype for v in items if not v.weak])
+    held_weak = np.concatenate([w.ravel() for w in weak]) if len(weak) > 1 else weak[0]
+    return _merge_dtype(Lanes(np.empty(0, strong), False), Lanes(held_weak, True))

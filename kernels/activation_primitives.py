@@ -273,7 +273,23 @@ def _fast_vjp(kernel, g, args, parents):
     return res
 
 
+def refuse_in_per_sample_code(fn):
+    """A call of the array function ``fn`` (a ``*_vjp``) in per-sample code raises an error
+    naming the user's line: without a primitive, vmapper would try to batch the library's
+    own source, and fail on a line of it."""
+    name = f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__name__}"
+
+    def impl(ctx, args, attrs):
+        raise ctx.unsupported(f"vmapper.kernels.{name}() in per-sample code",
+                              hint="the *_vjp functions take whole arrays; in per-sample code, get "
+                                   "gradients with vmapper.value_and_grad or vmapper.vjp")
+    register(f"kernels.{fn.__name__}", impl, callables=(fn,),
+             doc=f"vmapper.kernels.{name}: for whole arrays only (refused in per-sample code)")
+
+
 for _name in ("sigmoid", "tanh", "relu", "silu", "softplus", "gelu"):
     _register(_name, getattr(A, _name), getattr(A, _name + "_vjp"), 1, 1)
 _register("lstm_cell", A.lstm_cell, A.lstm_cell_vjp, 5, 2)
 _register("tree_lstm_cell", A.tree_lstm_cell, A.tree_lstm_cell_vjp, 7, 2)
+for _name in ("sigmoid", "tanh", "relu", "silu", "softplus", "gelu", "lstm_cell", "tree_lstm_cell"):
+    refuse_in_per_sample_code(getattr(A, _name + "_vjp"))

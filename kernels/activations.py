@@ -35,9 +35,11 @@ The cell functions broadcast their inputs; their vjps sum gradients back to
 each input's shape.
 
 Usable in vmapper per-sample code: importing this module registers the
-public functions above as primitives (:mod:`.activation_primitives`), so a
+forward functions above as primitives (:mod:`.activation_primitives`), so a
 batched function runs each call as one kernel launch over all lanes, with
-the ``*_vjp`` kernels as its gradient.
+the ``*_vjp`` kernels as its gradient.  The ``*_vjp`` functions themselves
+take whole arrays: per-sample code gets gradients from
+``vmapper.value_and_grad`` (a call there raises an error naming its line).
 
 Usable inside per-sample numba code (defined in :mod:`.activation_scalars`
 and re-exported here; ``@njit``, inlined, generic over float32/float64,

@@ -27,7 +27,7 @@ from vmapper.primitives.registry import register
 from vmapper.runtime.values import Lanes
 
 from . import activations as A
-from .activation_primitives import _FAST_MAX, _FLOATS, _inputs, _to_arg
+from .activation_primitives import _FAST_MAX, _FLOATS, _inputs, _to_arg, refuse_in_per_sample_code
 from .activations import _BLOCK
 from .activation_scalars import tree_lstm_cell_scalar, tree_lstm_cell_vjp_scalar
 from .vector_width import wide_vectors
@@ -322,6 +322,7 @@ def _register():
     wants_parents(_vjp)
     register("kernels.tree_lstm_cell_packed", _impl, callables=(tree_lstm_cell_packed,), vjp=_vjp,
              doc="vmapper.kernels.packed_cells.tree_lstm_cell_packed, on all lanes in one kernel launch")
+    refuse_in_per_sample_code(tree_lstm_cell_packed_vjp)
 
 
 _register()

@@ -56,9 +56,12 @@ def _map_par(x, out, op):
         _map_block(x, out, b * _BLOCK, min(n, (b + 1) * _BLOCK), op)
 
 
-def _as_float_array(x):
-    """Contiguous float32/float64 array (other dtypes go to float64)."""
+def _as_float_array(x, name):
+    """Contiguous float32/float64 array (other real dtypes go to float64); TypeError for
+    complex and non-numeric input (the functions are real)."""
     a = np.asarray(x)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"v{name}: input of dtype {a.dtype} (a real array: bool, int or float)")
     if a.dtype not in (np.float32, np.float64):
         a = a.astype(np.float64)
     return a if a.flags.c_contiguous else a.copy(order="C")   # keeps 0-d
@@ -68,7 +71,7 @@ def _make_array_fn(name):
     op = FUNCTIONS.index(name)
 
     def fn(x):
-        a = _as_float_array(x)
+        a = _as_float_array(x, name)
         out = np.empty_like(a)
         n = a.size
         if n:

@@ -9,6 +9,7 @@ from numba import njit
 
 import vmapper
 from vmapper.kernels import activations as A
+from vmapper.kernels.packed_cells import tree_lstm_cell_packed_vjp
 from vmapper.testing import check_batching, check_grads
 
 DTYPES = [np.float32, np.float64]
@@ -519,3 +520,21 @@ def test_per_sample_code_passes_options_by_position_or_keyword(fn):
     x = np.random.default_rng(0).normal(size=(6, 4))
     check_batching(fn, (x,), exact=False, rtol=1e-12)
     check_grads(vmapper.batched(fn), (x,))
+
+
+def sigmoid_vjp_per_sample(x, g):
+    return A.sigmoid_vjp(x, g)
+
+
+def packed_vjp_per_sample(g, cl):
+    return tree_lstm_cell_packed_vjp(g, cl, cl, cl, cl)
+
+
+@pytest.mark.parametrize("fn", [sigmoid_vjp_per_sample, packed_vjp_per_sample])
+def test_a_vjp_function_in_per_sample_code_is_refused_at_the_users_line(fn):
+    # vmapper tried to batch the library's source and failed on a line of activations.py
+    x = np.ones((4, 5))
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"_vjp\(\) in per-sample code") as err:
+        vmapper.batched(fn)(x, x)
+    assert "test_activations.py" in str(err.value) and "activations.py:" not in str(err.value).replace(
+        "test_activations.py", "")

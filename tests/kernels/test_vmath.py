@@ -166,6 +166,15 @@ def test_array_wrappers_shapes_and_dtypes():
     assert np.ndim(s) == 0 and s == 1.0
 
 
+def test_array_wrappers_refuse_complex_and_non_numeric_input():
+    # complex input lost its imaginary part (with only numpy's ComplexWarning)
+    with pytest.raises(TypeError, match=r"vexp: input of dtype complex128"):
+        vm.vexp(np.array([1 + 2j, 0.5j]))
+    with pytest.raises(TypeError, match=r"vsin: input of dtype <U1"):
+        vm.vsin(np.array(["a"]))
+    assert vm.vexp(np.array([True])).dtype == np.float64
+
+
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
                     reason="checks x86 SIMD instructions")
 @pytest.mark.parametrize("name", ["exp", "tanh", "erf", "sin"])

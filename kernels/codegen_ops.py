@@ -288,6 +288,9 @@ class _EmitterOps:
             op = plan.extra["op"]
             pa, pb = plan.extra["prep"]
             la, lb = plan.loop
+            narrowed = plan.extra.get("weak_range")
+            if narrowed is not None:
+                self.weak_range_check(ind, self.operand(args[narrowed[0]], env)[0], narrowed[1], line)
             A, _ = self.operand(args[0], env, (pa, la))
             B, _ = self.operand(args[1], env, (pb, lb))
             for chk in plan.checks:
@@ -394,6 +397,17 @@ class _EmitterOps:
         code = self.err(line, UnboundLocalError, f"local variable '{shown}' referenced before assignment")
         self.emit(ind, f"if not {self.flag(var)}:")
         self.emit(ind + 1, self.fail(code))
+
+    def weak_range_check(self, ind, expr, dtype, line):
+        """OverflowError where the Python int ``expr`` does not fit the integer ``dtype`` it
+        meets (numpy's NEP 50 error per sample; a cast would wrap)."""
+        dtype = np.dtype(dtype)
+        info = np.iinfo(dtype)
+        lo, hi = (f"np.int64({info.min})", f"np.int64({info.max})") if dtype.kind == "i" or dtype.itemsize < 8 \
+            else ("np.int64(0)", None)
+        test = f"{expr} < {lo}" + (f" or {expr} > {hi}" if hi is not None else "")
+        self.emit(ind, f"if {test}:")
+        self.emit(ind + 1, self.fail(self.err(line, OverflowError, f"Python integer out of bounds for {dtype.name}")))
 
     def binary_check(self, ind, chk, A, B, la, lb, line):
         if chk == "div":

@@ -55,19 +55,41 @@ def plan_binary(op, ts, args):
             checks = ("pow_float",)
     elif op in ("lshift", "rshift") and weak and (const_b is None or const_b < 0):
         checks = ("shift",)  # (Python ints raise; numpy's shift by a negative count gives 0)
+    narrow = _narrowed_weak_int(ts, (pa, pb), args)
     if op in COMPARE:
+        if narrow is not None:
+            # a Python int per lane beside a narrower int: compared exactly, as numpy compares a
+            # Python int (int64 both, or uint64 against int64 through cmp_iu)
+            k, strong = narrow
+            wide = strong if strong == np.dtype(np.uint64) else I64
+            pa, pb = (I64, wide) if k == 0 else (wide, I64)
+            la, lb = pa, pb
+            return Plan("compare", ST(BOOL, weak), (la, lb), checks, {"op": op, "prep": (pa, pb)})
         return Plan("compare", ST(BOOL, weak), (la, lb), checks, {"op": op, "prep": (pa.dtype, pb.dtype)})
     if op in ("truediv", "floordiv", "mod", "pow", "lshift", "rshift") or op in BIT_BINARY or op in (
             "add", "sub", "mul"):
         if lo.kind == "b" and op not in ("add", "mul", "bitand", "bitor", "bitxor"):
             raise KernelUnsupported(f"'{op}' of booleans")
     extra = {"op": op, "prep": (pa.dtype, pb.dtype)}
+    if narrow is not None:
+        extra["weak_range"] = (narrow[0], narrow[1])  # (OverflowError where the int does not fit)
     if op in ("floordiv", "mod") and lo.kind in "iu" and pa.dtype.kind in "iu" and \
             isinstance(const_b, (int, np.integer)) and not isinstance(const_b, bool):
         v = int(const_b)
         if v > 1 and v & (v - 1) == 0:
             extra["shift"] = v.bit_length() - 1
     return Plan("binary", ST(lo, weak), (la, lb), checks, extra)
+
+
+def _narrowed_weak_int(ts, prepared, args):
+    """``(k, dtype)`` when operand ``k`` is a Python int per lane (not a literal: those are
+    checked when compiled) that ``prepare`` narrows to the integer ``dtype``, which may not
+    hold it; else None."""
+    for k, (t, p, a) in enumerate(zip(ts, prepared, args)):
+        if t.weak and t.dtype.kind == "i" and not isinstance(a, Const) and p.dtype.kind in "iu" \
+                and p.dtype != t.dtype and not np.can_cast(t.dtype, p.dtype):
+            return k, p.dtype
+    return None
 
 
 def plan_unary(op, t):

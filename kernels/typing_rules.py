@@ -135,6 +135,12 @@ def promote(a, b):
                 f"{strong.dtype.name}, so its type depends on the paths the lanes take)")
         else:
             dt = np.result_type(strong.dtype, _WEAK_EXAMPLE[weak.dtype.kind])
+            if weak.const is None and weak.dtype.kind == "i" and dt.kind in "iu" and not np.can_cast(weak.dtype, dt):
+                # a Python int computed per lane, merged with a narrower int: numpy's runtime
+                # type depends on whether every lane's int fits (values._merge_dtype)
+                raise KernelUnsupported(
+                    f"a variable holding a Python int on some paths and {strong.dtype.name} values on "
+                    f"others (its type depends on whether the ints fit in {strong.dtype.name})")
     else:
         dt = np.promote_types(a.dtype, b.dtype)
     return ST(check_dtype(dt), a.weak and b.weak)

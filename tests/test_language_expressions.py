@@ -391,6 +391,51 @@ def test_a_python_literal_that_a_narrow_type_cannot_hold_promotes_where_lanes_me
     assert z.dtype == np.float32 and np.array_equal(z, np.where(x32 > 0, x32, 0))
 
 
+def narrow_against_python_ints(a8, u8, n):
+    limit = 1
+    for _ in range(n):
+        limit = limit * 1000               # a Python int per lane: 1 ... 10**12
+    k = int(n) * 100                       # 0 ... 400: beyond int8 on some lanes
+    return a8 < limit, a8 >= k, u8 > k - 200, max(a8, k), a8 == k
+
+
+def narrow_compared_with_python_ints(a8, u64, n):
+    limit = 1
+    for _ in range(n):
+        limit = limit * 1000
+    return a8 < limit, u64 > int(n) - 2, a8 != limit
+
+
+def narrow_plus_python_int(a8, n):
+    return a8 + int(n) * 50
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_python_int_per_lane_beyond_a_narrow_type_compares_exactly_and_overflows_in_arithmetic(backend):
+    # it was cast to the narrow type and wrapped: 10**12 < an int32 7, 200 < an int8 5
+    n = np.arange(5)
+    a8 = np.array([5, 7, -3, 100, 5], dtype=np.int8)
+    u8 = np.array([0, 250, 1, 7, 3], dtype=np.uint8)
+    out = check_batching(narrow_against_python_ints, (a8, u8, n), backend=backend, check_dtype=False)
+    np.testing.assert_array_equal(out[0], [False, True, True, True, True])
+    np.testing.assert_array_equal(out[3], [5, 100, 200, 300, 400])
+    np.testing.assert_array_equal(check_batching(narrow_plus_python_int, (a8, np.array([0, 1, 2, 0, 1])),
+                                                 backend=backend), [5, 57, 97, 100, 55])
+    u64 = np.array([0, 2**63 + 5, 1, 7, 3], dtype=np.uint64)
+    out = check_batching(narrow_compared_with_python_ints, (a8.astype(np.int32), u64, n), backend=backend)
+    np.testing.assert_array_equal(out[0], [False, True, True, True, True])
+    np.testing.assert_array_equal(out[1], [True, True, True, True, True])
+    f = vmapper.batched(narrow_compared_with_python_ints, backend=backend)
+    f(a8, u64, n)
+    assert f.last_stats["kernel_launches"] == (backend == "numba")
+    f = vmapper.batched(narrow_plus_python_int, backend=backend)
+    with pytest.raises(vmapper.LaneError, match=r"OverflowError: Python integer out of bounds for int8") as err:
+        f(a8, n)  # per sample, numpy's OverflowError for 150 (lane 3) and 200 (lane 4) beside an int8
+    assert 3 in err.value.lanes and set(err.value.lanes) <= {3, 4}  # (a kernel names its first lane)
+    f(a8, np.array([0, 1, 2, 0, 1]))
+    assert f.last_stats["kernel_launches"] == (backend == "numba")  # (the kernel's check, not the runtime's)
+
+
 def bool_ops(a, b):
     p = a > 0
     q = b > 0

@@ -32,10 +32,14 @@ def _is_numeric(v):
     return isinstance(v, (Lanes, bool, int, float, complex, np.ndarray, np.generic))
 
 
-def prepare(args, arithmetic):
+def prepare(args, arithmetic, ctx=None, compare=False):
     """Cast weak varying operands to the NEP 50 result type; Python bools to ints for
     arithmetic among Python values only (beside a numpy value, NEP 50 decides: a Python bool
-    plus an ``np.bool_`` is a logical or, as per sample)."""
+    plus an ``np.bool_`` is a logical or, as per sample).
+
+    A Python int per lane that the result type does not hold (``300`` beside an int8) is,
+    as per sample, compared exactly (``compare``: left in int64, where numpy promotes the
+    comparison) or, given ``ctx``, an ``OverflowError`` on its lanes; it would wrap."""
     out = list(args)
     if arithmetic and all(is_weak(v) for v in out):
         for i, v in enumerate(out):
@@ -46,14 +50,29 @@ def prepare(args, arithmetic):
     if any(not is_weak(v) for v in out) and any(isinstance(v, Lanes) and v.weak for v in out):
         dt = result_dtype(out)
         if dt is not None:
-            out = [Lanes(v.data.astype(dt), False) if isinstance(v, Lanes) and v.weak
+            out = [_cast_weak(v, dt, ctx, compare) if isinstance(v, Lanes) and v.weak
                    and v.data.dtype != dt else v for v in out]
     return out
 
 
+def _cast_weak(v, dt, ctx, compare):
+    """The weak per-lane value ``v`` as a ``dt`` operand (see :func:`prepare`)."""
+    data = v.data
+    if dt.kind in "iu" and data.dtype.kind in "iu" and data.size:
+        info = np.iinfo(dt)
+        outside = (data < info.min) | (data > info.max)
+        if outside.any():
+            if compare:
+                return Lanes(data, False)
+            if ctx is not None:
+                ctx.fail_where(per_lane(outside, data.shape), f"Python integer out of bounds for {dt}",
+                               OverflowError, values=data.reshape(len(data), -1)[:, 0] if data.ndim > 1 else data)
+    return Lanes(data.astype(dt), False)
+
+
 def ufunc_apply(ctx, ufunc, args, arithmetic=False, weak_result=None):
     """Apply a numpy callable lane-wise to varying and uniform operands."""
-    args = prepare(args, arithmetic)
+    args = prepare(args, arithmetic, ctx)
     raw = aligned(args, ctx.n)
     res = ufunc(*raw)
     weak = all(is_weak(a) for a in args) if weak_result is None else weak_result
@@ -172,7 +191,7 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
         if not (_is_numeric(a) and _is_numeric(b)):
             raise ctx.type_error(f"unsupported operand types for '{name}': "
                                  f"{ctx.describe(a)} and {ctx.describe(b)}")
-        a, b = prepare([a, b], arithmetic)
+        a, b = prepare([a, b], arithmetic, ctx, compare=name in _COMPARISONS)
         ra, rb = aligned([a, b], ctx.n)
         out = np.asarray(ufunc(ra, rb))
         if check is not None:

@@ -62,9 +62,8 @@ def plan_binary(op, ts, args):
             # Python int (int64 both, or uint64 against int64 through cmp_iu)
             k, strong = narrow
             wide = strong if strong == np.dtype(np.uint64) else I64
-            pa, pb = (I64, wide) if k == 0 else (wide, I64)
-            la, lb = pa, pb
-            return Plan("compare", ST(BOOL, weak), (la, lb), checks, {"op": op, "prep": (pa, pb)})
+            loop = (I64, wide) if k == 0 else (wide, I64)
+            return Plan("compare", ST(BOOL, weak), loop, checks, {"op": op, "prep": loop})
         return Plan("compare", ST(BOOL, weak), (la, lb), checks, {"op": op, "prep": (pa.dtype, pb.dtype)})
     if op in ("truediv", "floordiv", "mod", "pow", "lshift", "rshift") or op in BIT_BINARY or op in (
             "add", "sub", "mul"):

@@ -66,7 +66,7 @@ def _cast_weak(v, dt, ctx, compare):
                 return Lanes(data, False)
             if ctx is not None:
                 ctx.fail_where(per_lane(outside, data.shape), f"Python integer out of bounds for {dt}",
-                               OverflowError, values=data.reshape(len(data), -1)[:, 0] if data.ndim > 1 else data)
+                               OverflowError, values=data if data.ndim == 1 else None)
     return Lanes(data.astype(dt), False)
 
 

@@ -25,8 +25,7 @@ from ..autodiff.checkpoint import loop_stretches
 from .buffers import BufferPool
 from . import block_compiler
 from .block_compiler import (T_BRANCH, T_JUMP, T_NONE, T_RAISE, T_RETURN, TAPE_UNLESS_CONTAINER, UNPACK, _is_array, block_plan,
-                             fresh_attrs,
-                             generated_rows, store_result)
+                             fresh_attrs, generated_rows, store_result)
 from .context import Context, describe_conflict, lane_text
 from .region_dispatch import run_region
 from .frame import Frame, LaneIndices, Missing, as_mask

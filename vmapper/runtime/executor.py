@@ -473,9 +473,9 @@ def _exec_rows(rows, ctx, frame, temps, alias_sources, store_mask, count, prof=N
                 raise ctx.lane_error_all(str(exc), type(exc)) from exc  # (it prefixes the type)
             done += 1
             if target is not None:
-                if alias and ip.op == "getattr" and fresh_attrs(args[0]):
-                    alias = False  # (a copy of the node's row: no other name reaches it)
-                store_result(value, target, to_temp, alias, ip.alias_vars, ip.alias_temps, ip.fresh_if_unaliased,
+                # (a node's attribute is a copy of its row: no other name reaches it)
+                fresh = alias and ip.op == "getattr" and fresh_attrs(args[0])
+                store_result(value, target, to_temp, alias and not fresh, ip.alias_vars, ip.alias_temps, ip.fresh_if_unaliased,
                              ip.op == "setitem", frame, temps, alias_sources, store_mask, shared)
             if prof is not None:
                 prof.stop(t0, "forward", ctx.program, line, ip.op, count)

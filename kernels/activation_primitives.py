@@ -50,6 +50,22 @@ def _inputs(args, n):
     return aligned(prepare(args, False), n)
 
 
+def on_lanes(fn, xs, n, **opts):
+    """``fn`` over every lane's operands ``xs`` at once.  A ``ValueError`` (operands whose
+    shapes do not fit) is raised as the per-sample call raises it, with lane 0's shapes,
+    not the batched ones with the lanes' axis."""
+    try:
+        return fn(*_inputs(xs, n), **opts)
+    except ValueError:
+        if n == 0:
+            raise
+        try:
+            fn(*_inputs([x.data[0] if isinstance(x, Lanes) else x for x in xs], 1), **opts)
+        except ValueError as per_sample:
+            raise per_sample from None
+        raise
+
+
 def _lanes_out(res, varying):
     if not varying:
         return res
@@ -220,7 +236,7 @@ def _register(name, fwd, vjp, n_in, n_out):
         varying = any(isinstance(x, Lanes) for x in xs)
         if not varying:
             return ctx.uniform(lambda *a: fwd(*a, **opts), *xs)
-        return _lanes_out(fwd(*_inputs(xs, ctx.n), **opts), True)
+        return _lanes_out(on_lanes(fwd, xs, ctx.n, **opts), True)
 
     def rule(g, out, args, attrs, n, parents=None):
         if fast is not None and parents is not None and not attrs.get("kw") and len(args) == n_in:

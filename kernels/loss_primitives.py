@@ -68,6 +68,8 @@ def _impl(ctx, args, attrs):
         per_lane = lab.reshape(ctx.n, -1)
         out_of_range = (per_lane < 0) | (per_lane >= classes)
         first_bad = per_lane[np.arange(ctx.n), out_of_range.argmax(axis=1)]  # (each lane's own label)
+        if np.result_type(label.data if type(label) is Lanes else label) == np.uint64:
+            first_bad = first_bad.astype(np.uint64)  # (the int64 cast wrapped those past 2**63)
         ctx.fail_where(out_of_range.any(axis=1), f"cross_entropy: label out of range for {classes} classes",
                        IndexError, values=first_bad)
     return Lanes(nll.reshape((ctx.n,) + batch), False)

@@ -27,7 +27,7 @@ from vmapper.primitives.registry import register
 from vmapper.runtime.values import Lanes
 
 from . import activations as A
-from .activation_primitives import _FAST_MAX, _FLOATS, _inputs, _to_arg, refuse_in_per_sample_code
+from .activation_primitives import _FAST_MAX, _FLOATS, _inputs, _to_arg, on_lanes, refuse_in_per_sample_code
 from .activations import _BLOCK
 from .activation_scalars import tree_lstm_cell_scalar, tree_lstm_cell_vjp_scalar
 from .vector_width import wide_vectors
@@ -264,7 +264,7 @@ def _impl(ctx, args, attrs):
         return Lanes(h, False), Lanes(c, False)
     if not any(isinstance(x, Lanes) for x in args):
         return ctx.uniform(tree_lstm_cell_packed, *args)
-    h, c = tree_lstm_cell_packed(*_inputs(list(args), ctx.n))
+    h, c = on_lanes(tree_lstm_cell_packed, list(args), ctx.n)
     return Lanes(np.asarray(h), False), Lanes(np.asarray(c), False)
 
 

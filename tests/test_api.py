@@ -126,6 +126,16 @@ def test_a_shared_keyword_argument_under_a_positional_in_axes_says_how_to_share_
         f(np.arange(4.0))
 
 
+def test_an_unknown_keyword_is_named_before_the_missing_argument_it_leaves():
+    # Python's own order: the stray keyword is the mistake, not the parameter it failed to fill
+    f = vmapper.batched(affine, backend="numpy")
+    with pytest.raises(vmapper.BatchError, match="unexpected keyword argument 'bias'"):
+        f(np.ones((2, 3)), np.ones((3, 2)), bias=0.0)
+    g = vmapper.batched(scale_shift, backend="numpy")
+    with pytest.raises(vmapper.BatchError, match="unexpected keyword argument 'offset'"):
+        g(np.arange(4.0), offset=1.0)
+
+
 def test_in_axes_none_everywhere_is_rejected():
     with pytest.raises(vmapper.BatchError):
         batched(affine, in_axes=None)(np.ones((2, 3)), np.ones((3, 2)), 0.0)

@@ -320,6 +320,19 @@ def _unshared(out, taken):
     return out
 
 
+def _unexpected_keyword(sig, kwargs):
+    """Python's own message for the first keyword that names no parameter (``Signature.bind``
+    reports a missing argument first, which points at the wrong name)."""
+    params = sig.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    by_keyword = {p.name for p in params if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
+    for name in kwargs:
+        if name not in by_keyword:
+            return f"got an unexpected keyword argument {name!r}"
+    return None
+
+
 def bind_arguments(fn, args, kwargs, in_axes, receiver=False):
     """Varying/uniform values of the per-sample parameters, and the batch size.
 
@@ -333,7 +346,7 @@ def bind_arguments(fn, args, kwargs, in_axes, receiver=False):
         try:
             arguments = sig.bind(*args, **kwargs).arguments
         except TypeError as exc:
-            raise BatchError(f"arguments of {fn.__qualname__}: {exc}") from None
+            raise BatchError(f"arguments of {fn.__qualname__}: {_unexpected_keyword(sig, kwargs) or exc}") from None
     nargs = len(args) - receiver
     if isinstance(in_axes, (tuple, list)):
         nparams = len(names) - receiver

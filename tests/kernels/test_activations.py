@@ -538,3 +538,13 @@ def test_a_vjp_function_in_per_sample_code_is_refused_at_the_users_line(fn):
         vmapper.batched(fn)(x, x)
     assert "test_activations.py" in str(err.value) and "activations.py:" not in str(err.value).replace(
         "test_activations.py", "")
+
+
+def lstm_with_a_wider_state(i, c_prev):
+    return A.lstm_cell(i, i, i, i, c_prev)
+
+
+def test_batched_cells_name_the_per_sample_shapes_that_do_not_broadcast():
+    f = vmapper.batched(lstm_with_a_wider_state)
+    with pytest.raises(vmapper.LaneError, match=r"i \(4,\), f \(4,\), o \(4,\), u \(4,\), c_prev \(5,\)"):
+        f(np.ones((3, 4)), np.ones((3, 5)))

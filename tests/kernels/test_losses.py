@@ -103,6 +103,14 @@ def test_batched_cross_entropy_names_the_lane_with_a_bad_label():
         classify(h, lab, W)
 
 
+def test_a_uint64_label_past_int64_is_named_with_its_own_value():
+    rng = np.random.default_rng(4)
+    h, W = rng.normal(size=(4, 6)), rng.normal(size=(5, 6))
+    lab = np.array([1, 2**63 + 5, 0, 2], dtype=np.uint64)
+    with pytest.raises(vmapper.LaneError, match=r"\(value 9223372036854775813 on lane 1\) on lane\(s\) \[1\]"):
+        classify(h, lab, W)
+
+
 def constant_label(z):
     return cross_entropy(z, 7)
 

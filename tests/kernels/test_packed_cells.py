@@ -128,3 +128,15 @@ def test_states_and_gradients_that_do_not_fit_a_gate_are_named():
         tree_lstm_cell_packed(g, np.zeros((2, 4)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"gh of shape \(5,\) does not broadcast"):
         tree_lstm_cell_packed_vjp(g, np.zeros((2, 3)), np.zeros((2, 3)), np.zeros(5), 0.0)
+
+
+def state_of_another_width(g, cl):
+    return tree_lstm_cell_packed(g, cl, cl)
+
+
+def test_a_state_that_does_not_fit_is_named_with_its_per_sample_shape_in_batched_code():
+    # the message of the per-sample call, not the lane-stacked shapes
+    f = vmapper.batched(state_of_another_width)
+    with pytest.raises(vmapper.LaneError, match=r"cl of shape \(3,\) does not broadcast with one gate \(2,\) "
+                                                r"of g \(shape \(10,\)"):
+        f(np.ones((3, 10)), np.ones((3, 3)))

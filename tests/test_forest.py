@@ -237,6 +237,22 @@ def test_networkx_missing_attribute_error():
         Forest.from_networkx([g], attrs="id")  # node.id could never read it
 
 
+def test_networkx_attribute_values_numpy_would_convert_are_refused_naming_the_node():
+    # numpy would store the 1 as the string '1', and 2**63 + 1 beside -1 as a float
+    g = nx.DiGraph([("r", "a")])
+    nx.set_node_attributes(g, {"r": "x", "a": 1}, "tag")
+    with pytest.raises(ForestError, match=r"graph 0, node 'a': attribute 'tag' holds 1 where other nodes hold str"):
+        Forest.from_networkx([g], attrs="tag")
+    nx.set_node_attributes(g, {"r": -1, "a": 2 ** 63 + 1}, "big")
+    with pytest.raises(ForestError, match=r"node 'a': attribute 'big' holds 9223372036854775809, which does not fit"):
+        Forest.from_networkx([g], attrs="big")
+    nx.set_node_attributes(g, {"r": "x", "a": "yz"}, "tag")
+    nx.set_node_attributes(g, {"r": 2 ** 63 + 1, "a": 1}, "big")  # (all of uint64's)
+    f = Forest.from_networkx([g], attrs=["tag", "big"])
+    assert f.attrs["tag"].tolist() == ["yz", "x"] and f.attrs["big"].dtype == np.uint64
+    assert sorted(f.attrs["big"].tolist()) == [1, 2 ** 63 + 1]  # (exactly: numpy would round it to a float)
+
+
 # -- from_nested ----------------------------------------------------------------
 
 def test_nested_int_and_float_leaves():

@@ -409,12 +409,7 @@ class Forest:
                     values[a].append(data[a])
                 keys.append((g, v))
             tree_ptr.append(len(keys))
-        arrays = {}
-        for a in attrs:
-            try:
-                arrays[a] = np.asarray(values[a])
-            except ValueError as exc:
-                raise ForestError(f"attribute {a!r}: values of different shapes ({exc})") from None
+        arrays = {a: _attribute_column(a, values[a], keys) for a in attrs}
         return cls(child_ptr, child_idx, tree_ptr, arrays, node_keys=keys)
 
     @classmethod
@@ -477,6 +472,33 @@ class Forest:
             except OverflowError:
                 raise ForestError(f"tree {t}: leaf {x!r} does not fit in {values.dtype}") from None
         return cls(child_ptr, child_idx, tree_ptr, {leaf_attr: values})
+
+
+def _attribute_column(name, values, keys):
+    """The nodes' ``values`` of attribute ``name`` as one array, refusing what numpy would
+    store as something else: a number among strings (it becomes a string) and an int too
+    large for int64 among negative ones (it becomes a float); ints of uint64's range that
+    numpy would make floats become uint64.  ``keys``: ``(graph, node)``."""
+    try:
+        column = np.asarray(values)
+    except ValueError as exc:
+        raise ForestError(f"attribute {name!r}: values of different shapes ({exc})") from None
+    if column.ndim != 1:
+        return column
+    if column.dtype.kind in "US":
+        kind = str if column.dtype.kind == "U" else bytes
+        for (g, v), x in zip(keys, values):
+            if not isinstance(x, kind):
+                raise ForestError(f"graph {g}, node {v!r}: attribute {name!r} holds {x!r} where other nodes "
+                                  f"hold {kind.__name__}; an attribute holds one kind of value")
+    elif column.dtype.kind == "f" and all(isinstance(x, numbers.Integral) for x in values):
+        if all(0 <= int(x) < 2 ** 64 for x in values):
+            return np.array([int(x) for x in values], dtype=np.uint64)
+        for (g, v), x in zip(keys, values):
+            if not -2 ** 63 <= int(x) < 2 ** 63:
+                raise ForestError(f"graph {g}, node {v!r}: attribute {name!r} holds {x!r}, "
+                                  "which does not fit in int64 beside the other nodes' values")
+    return column
 
 
 def _ordered_children(graph, g, order):

@@ -547,6 +547,19 @@ def test_module_constants_and_numpy_scalar_casts():
     check_batching(module_constants, (floats(110, -50, 50),))
 
 
+def to_uint32(x):
+    return np.uint32(x)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_float_out_of_uint32s_range_casts_as_the_per_sample_scalar_cast_wraps_it(backend, dtype):
+    # numpy's scalar cast goes through int64 (1e10 -> 1410065408); its array cast gives 0
+    x = np.array([1e10, -1e10, 4.3e9, -1.5, 3e9, np.nan, np.inf, 7.9], dtype=dtype)
+    check_batching(to_uint32, (x,), backend=backend)
+
+
 # ---- divmod ----------------------------------------------------------------------------------
 
 def divmod_parts(a, b, x, y):

@@ -614,7 +614,13 @@ def _numpy_cast(dtype):
         (a,) = args
         if not isinstance(a, Lanes):
             return ctx.uniform(dtype, a)
-        return Lanes(a.data.astype(dtype), False)
+        d = a.data
+        if dtype is np.uint32 and d.dtype.kind == "f":
+            # numpy's scalar cast goes through int64, wrapping a float past uint32's range
+            # (the array cast makes those 0): the per-sample call is the scalar one
+            with np.errstate(invalid="ignore"):
+                d = d.astype(np.int64)
+        return Lanes(d.astype(dtype), False)
     return impl
 
 

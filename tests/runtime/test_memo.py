@@ -350,3 +350,34 @@ def test_memo_results_of_python_scalars_take_the_float32_of_the_heights_above(le
     memo = vmapper.batched(float32_over_python_leaves, in_axes=(0, None), memo=True)
     out = check_batching(memo, (forest.roots, leaf))
     assert out.dtype == np.float32
+
+
+
+def weighs_children_apart(node, p):
+    if node.is_leaf:
+        return p["w"] * float(node.id + 1)
+    a = weighs_children_apart(node.left, p)
+    b = weighs_children_apart(node.right, p)
+    return np.tanh(a * 3.0) + b * 0.5
+
+
+def test_merged_lookups_of_cached_children_give_each_child_its_own_value_and_gradient():
+    # also where both children are the very same node
+    graphs = []
+    for size in (5, 7, 9):
+        g = nx.MultiDiGraph()
+        for k in range(size - 1):
+            g.add_edge(k, k + 1)
+            g.add_edge(k, k + 1 if k % 2 else size - 1)
+        graphs.append(g)
+    forest = vmapper.Forest.from_networkx(graphs)
+    p = {"w": np.array([0.3, -0.2, 0.7])}
+    plain = vmapper.batched(weighs_children_apart, in_axes=(0, None))
+    memo = vmapper.batched(weighs_children_apart, in_axes=(0, None), memo=True)
+    check_batching(memo, (forest.roots, p))
+    out_plain, vjp_plain = vmapper.vjp(plain, forest.roots, p)
+    out_memo, vjp_memo = vmapper.vjp(memo, forest.roots, p)
+    np.testing.assert_array_equal(out_memo, out_plain)
+    assert memo.last_stats["memo_evaluated"] == forest.num_nodes - len(forest)  # (roots: the call itself)
+    cot = np.random.default_rng(1).normal(size=out_plain.shape)
+    np.testing.assert_allclose(vjp_memo(cot)[1]["w"], vjp_plain(cot)[1]["w"], rtol=1e-13)

@@ -617,9 +617,9 @@ def _numpy_cast(dtype):
         d = a.data
         if dtype is np.uint32 and d.dtype.kind == "f":
             # numpy's scalar cast goes through int64, wrapping a float past uint32's range
-            # (the array cast makes those 0): the per-sample call is the scalar one
-            with np.errstate(invalid="ignore"):
-                d = d.astype(np.int64)
+            # (the array cast makes those 0): the per-sample call is the scalar one, and it
+            # warns for the same values (NaN, inf, beyond int64) as this int64 cast
+            d = d.astype(np.int64)
         return Lanes(d.astype(dtype), False)
     return impl
 

@@ -1,16 +1,12 @@
 """The random program builder behind :func:`vmapper.testing.program_generator.generate_program`."""
 from __future__ import annotations
-import ast
-import linecache
 import math
 import random
 import re
-from dataclasses import dataclass
-from typing import Callable, NamedTuple
-import numpy as np
+from typing import NamedTuple
 
-from .program_generator import (  # noqa: F401
-    P_IFEXP, P_OR, P_AND, P_NOT, P_CMP, P_ADD, P_MUL, P_UNARY, P_ATOM, EXPR_LIMIT, VAR_LIMIT, ASSIGN_LIMIT, INT_ARG_BOUND, FLOAT_ARG_BOUND, MAX_LOOP_STEPS, INT_VARS, FLOAT_VARS, INT_PARAMS, FLOAT_PARAMS, FUNC_NAME, _FLOAT_CONSTS, _WRAP_MODULI, _CMP_OPS, GeneratedProgram, _draw_floats, _exec_source, compile_program, run_per_sample)
+from .program_generator import (
+    P_IFEXP, P_OR, P_AND, P_NOT, P_CMP, P_ADD, P_MUL, P_UNARY, P_ATOM, EXPR_LIMIT, VAR_LIMIT, ASSIGN_LIMIT, INT_ARG_BOUND, FLOAT_ARG_BOUND, INT_VARS, FLOAT_VARS, INT_PARAMS, FLOAT_PARAMS, FUNC_NAME, _FLOAT_CONSTS, _WRAP_MODULI, _CMP_OPS)
 
 
 class _Expr(NamedTuple):

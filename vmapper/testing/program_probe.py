@@ -1,16 +1,10 @@
 """Probing generated programs: instrumented runs that check types, bounds and loop trips."""
 from __future__ import annotations
 import ast
-import linecache
 import math
-import random
-import re
-from dataclasses import dataclass
-from typing import Callable, NamedTuple
-import numpy as np
 
-from .program_generator import (  # noqa: F401
-    P_IFEXP, P_OR, P_AND, P_NOT, P_CMP, P_ADD, P_MUL, P_UNARY, P_ATOM, EXPR_LIMIT, VAR_LIMIT, ASSIGN_LIMIT, INT_ARG_BOUND, FLOAT_ARG_BOUND, MAX_LOOP_STEPS, INT_VARS, FLOAT_VARS, INT_PARAMS, FLOAT_PARAMS, FUNC_NAME, _FLOAT_CONSTS, _WRAP_MODULI, _CMP_OPS, GeneratedProgram, _draw_floats, _exec_source, compile_program, run_per_sample, generate_program)
+from .program_generator import (
+    EXPR_LIMIT, MAX_LOOP_STEPS, INT_VARS, FLOAT_VARS, INT_PARAMS, FLOAT_PARAMS, GeneratedProgram, _exec_source, generate_program)
 
 
 _EXPECTED_TYPES = {name: int for name in INT_VARS + INT_PARAMS}

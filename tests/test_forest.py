@@ -282,6 +282,13 @@ def test_nested_edge_cases():
         Forest.from_nested([(1,), (2, "x")])
 
 
+def test_nested_input_that_is_not_a_list_of_trees_says_so():
+    for objs in (5, None, "ab", b"ab"):
+        with pytest.raises(ForestError, match=r"takes a list of trees, got .*pass \[t\] for a single tree"):
+            Forest.from_nested(objs)
+    assert len(Forest.from_nested(iter([(1, 2), (3,)]))) == 2
+
+
 def test_nested_bool_leaves_are_integers_whether_python_or_numpy_bools():
     for true in (True, np.True_):
         f = Forest.from_nested([(true, 2), (False,)])
@@ -437,8 +444,10 @@ def test_subset_reindexes_trees():
     assert s.num_nodes == 5 + 5 + 5 + 1 and s.root_ids.tolist() == [4, 9, 14, 15]
     assert np.array_equal(s.subset([1]).to_ptb(), [lines[0]])
     assert len(f.subset([])) == 0 and f.subset(slice(1, None)).to_ptb() == lines[1:]
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match=r"Forest.subset: index 3 .* 3 trees are numbered 0 to 2"):
         f.subset([3])
+    with pytest.raises(IndexError, match=r"index -4 "):
+        f.subset([-4])
     g = Forest.from_networkx([nx.DiGraph([(0, 1), (0, 2), (1, 2)]), nx.DiGraph([("a", "b")])],
                              attrs=())
     sg = g.subset([1, 0])

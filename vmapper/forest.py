@@ -248,12 +248,16 @@ class Forest:
     def subset(self, indices) -> "Forest":
         """A new Forest of the trees ``indices`` (ints, a slice or a bool mask), renumbered.
 
-        Repeated indices copy a tree. ``vocab`` is shared with this forest, so
+        Negative indices count from the end, as in numpy; one out of range raises
+        ``IndexError``.  Repeated indices copy a tree. ``vocab`` is shared with this forest, so
         word ids keep their meaning.
         """
-        # numpy's indexing already handles lists, negatives, slices, bool masks
-        # and raises IndexError for out-of-range trees.
-        idx = np.atleast_1d(np.arange(len(self), dtype=np.int64)[indices])
+        # numpy's indexing already handles lists, negatives, slices and bool masks
+        try:
+            idx = np.atleast_1d(np.arange(len(self), dtype=np.int64)[indices])
+        except IndexError as exc:
+            raise IndexError(f"Forest.subset: {exc} (the forest's {len(self)} trees are numbered "
+                             f"0 to {len(self) - 1}; negative indices count from the end)") from None
         starts = self.tree_ptr[idx]
         sizes = self.tree_ptr[idx + 1] - starts
         nodes = _concat_ranges(starts, sizes)
@@ -423,6 +427,9 @@ class Forest:
         NaN). An empty tuple/list is a childless node holding 0/NaN. Note that
         ``objs`` is the list of trees: pass ``[t]`` for a single tree ``t``.
         """
+        if isinstance(objs, (str, bytes)) or not hasattr(objs, "__iter__"):
+            raise ForestError(f"Forest.from_nested takes a list of trees, got {type(objs).__name__} "
+                              f"{objs!r:.60}: pass [t] for a single tree t")
         child_idx, child_ptr, tree_ptr = [], [0], [0]
         leaf_ids, leaf_vals, leaf_tree = [], [], []
         for t, obj in enumerate(objs):

@@ -230,6 +230,56 @@ def test_vjp_leaves_the_cotangents_unchanged_when_one_value_is_returned_twice():
     np.testing.assert_array_equal(gx, gx2)
 
 
+def _loss_and_stats(x, w):
+    y = np.tanh(w * x)
+    if y > 0.0:
+        return y * y, (y > 0.5, x * 2.0)
+    return -y, (False, x * 2.0)
+
+
+def _loss_and_count(x, w):
+    k = 0
+    while x * k < 3.0 and k < 10:
+        k += 1
+    return w * x * k, k
+
+
+def test_has_aux_returns_the_aux_values_per_sample_and_differentiates_the_value_only():
+    x = np.linspace(-2.0, 2.0, 9)
+    f = vmapper.batched(_loss_and_stats, in_axes=(0, None))
+    (values, (big, doubled)), gw = vmapper.value_and_grad(f, argnums=1, has_aux=True)(x, 0.7)
+    per_sample = [_loss_and_stats(xi, 0.7) for xi in x]
+    np.testing.assert_array_equal(values, [v for v, _ in per_sample])
+    np.testing.assert_array_equal(big, [a[0] for _, a in per_sample])
+    np.testing.assert_array_equal(doubled, 2.0 * x)
+    # d/dw of sum(values): 2 y (1 - y^2) x where y > 0, else -(1 - y^2) x
+    y = np.tanh(0.7 * x)
+    expected = np.where(y > 0, 2 * y * (1 - y * y) * x, -(1 - y * y) * x).sum()
+    np.testing.assert_allclose(gw, expected, rtol=1e-12)
+    gw2, (big2, _) = vmapper.grad(f, argnums=1, has_aux=True)(x, 0.7)
+    assert gw2 == gw and np.array_equal(big2, big)
+
+
+def test_has_aux_with_an_int_aux_from_a_loop_keeps_its_dtype():
+    x = np.array([0.5, 1.0, 4.0, 0.1])
+    f = vmapper.batched(_loss_and_count, in_axes=(0, None))
+    (values, k), gw = vmapper.value_and_grad(f, argnums=1, has_aux=True)(x, 2.0)
+    ks = [_loss_and_count(xi, 2.0)[1] for xi in x]
+    np.testing.assert_array_equal(k, ks)
+    assert k.dtype == np.int64
+    np.testing.assert_array_equal(values, 2.0 * x * k)
+    assert gw == (x * k).sum()
+
+
+def test_has_aux_needs_a_pair():
+    f = vmapper.batched(_tanh_scaled, in_axes=(None, 0))
+    with pytest.raises(vmapper.BatchError, match=r"has_aux=True needs a pair \(value, aux\) per sample; "
+                                                 r"_tanh_scaled returns one value"):
+        vmapper.value_and_grad(f, has_aux=True)(0.5, x_batch(3))
+    with pytest.raises(vmapper.BatchError, match=r"or has_aux=True for a pair"):
+        vmapper.value_and_grad(vmapper.batched(_loss_and_stats, in_axes=(0, None)), argnums=1)(x_batch(3), 0.5)
+
+
 def test_value_and_grad_rejects_non_scalar_results():
     with pytest.raises(vmapper.BatchError, match="float scalar per sample"):
         vmapper.value_and_grad(vmapper.batched(lambda_free_vector))(np.ones((3, 2)))

@@ -147,11 +147,15 @@ def _run_traced(bf, args, kwargs, argnums, kernel_partials=None, checkpoint_loop
     return values[len(bf.receiver):], n, tape, result
 
 
-def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, checkpoint_loops=None):
+def value_and_grad(f, argnums=0, *, has_aux=False, sparse_tables=True, kernel_partials=None,
+                   checkpoint_loops=None):
     """``g(*args) -> (values, grads)``: per-sample values and the gradient of their sum.
 
     ``f`` is a batched function (or a per-sample function, batched with defaults)
-    whose per-sample result is a float scalar.  ``grads`` has the structure of
+    whose per-sample result is a float scalar.  With ``has_aux=True`` (as in JAX)
+    it returns a pair ``(value, aux)`` per sample instead: ``g`` then returns
+    ``((values, aux), grads)``, with ``aux`` batched as ``f`` returns it and not
+    differentiated (accuracies, predictions, ...).  ``grads`` has the structure of
     ``args[argnums]`` (a tuple of them if ``argnums`` is a tuple): a batched
     argument's gradient keeps its batch axis, a broadcast one's is summed over
     the batch.  Integer and bool leaves get ``None``.  A shared table that the
@@ -198,13 +202,19 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
         with collector_paused():
             values, n, tape, result = _run_traced(bf, args, kwargs, ks, kernel_partials, checkpoint_loops)
             out = bf.finish(result, n, (args, kwargs))
+            if has_aux:
+                result, out, aux = _split_aux(bf, result, out)
             # An int or bool on every lane that depends on no differentiated value (a hinge loss
             # whose batch took only its ``return 0``) has zero gradients, as a float would.
-            constant_int = not isinstance(result, Traced) and _dtype(out).kind in "biu"
+            constant_int = not isinstance(out, tuple) and not isinstance(result, Traced) \
+                and _dtype(out).kind in "biu"
             if isinstance(out, tuple) or np.shape(out) != (n,) or _dtype(out).kind != "f" and not constant_int:
-                raise BatchError(f"value_and_grad needs a float scalar per sample; {bf.per_sample.__qualname__} "
-                                 f"returns {'a tuple' if isinstance(out, tuple) else np.shape(out)[1:] or _kind(out)} "
-                                 f"per sample (use vmapper.vjp for other results)")
+                what = "the value of (value, aux)" if has_aux else bf.per_sample.__qualname__
+                raise BatchError(f"value_and_grad needs a float scalar per sample; {what} "
+                                 f"{'is' if has_aux else 'returns'} "
+                                 f"{'a tuple' if isinstance(out, tuple) else np.shape(out)[1:] or _kind(out)} "
+                                 f"per sample (use vmapper.vjp for other results"
+                                 f"{'' if has_aux else ', or has_aux=True for a pair (value, aux)'})")
             seeds = {}
             if isinstance(result, Traced):
                 # d(sum)/d(value) = 1 on every lane, as a read-only broadcast: no n-element fill,
@@ -216,12 +226,22 @@ def value_and_grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, ch
             axes = bf.arg_axes(len(args))
             gs = tuple(_grad_tree(args[k], values[k], grads, axes[k], sparse_tables) for k in ks)
             del grads, values
-        return out, (gs[0] if isinstance(argnums, (int, np.integer)) else gs)
+        gs = gs[0] if isinstance(argnums, (int, np.integer)) else gs
+        return ((out, aux) if has_aux else out), gs
 
     value_and_grad_f.__name__ = f"value_and_grad({bf.per_sample.__name__})"
     value_and_grad_f.__vmapper_gradient__ = True
     value_and_grad_f.last_stats = None
     return value_and_grad_f
+
+
+def _split_aux(bf, result, out):
+    """``(result, out, aux)`` of a function that returns ``(value, aux)`` per sample."""
+    if type(result) is not tuple or len(result) != 2:
+        got = f"a tuple of {len(result)}" if type(result) is tuple else "one value"
+        raise BatchError(f"has_aux=True needs a pair (value, aux) per sample; {bf.per_sample.__qualname__} "
+                         f"returns {got} per sample")
+    return result[0], out[0], out[1]
 
 
 def _argnums_error(bf, k, args, kwargs):
@@ -251,16 +271,17 @@ def _backward_with_stats(tape, seeds, bf, holder):
     return grads
 
 
-def grad(f, argnums=0, *, sparse_tables=True, kernel_partials=None, checkpoint_loops=None):
-    """``g(*args) -> grads``: like :func:`value_and_grad` without the values."""
-    vg = value_and_grad(f, argnums, sparse_tables=sparse_tables, kernel_partials=kernel_partials,
-                        checkpoint_loops=checkpoint_loops)
+def grad(f, argnums=0, *, has_aux=False, sparse_tables=True, kernel_partials=None, checkpoint_loops=None):
+    """``g(*args) -> grads``: like :func:`value_and_grad` without the values (with
+    ``has_aux=True``, ``(grads, aux)``, as in JAX)."""
+    vg = value_and_grad(f, argnums, has_aux=has_aux, sparse_tables=sparse_tables,
+                        kernel_partials=kernel_partials, checkpoint_loops=checkpoint_loops)
 
     def grad_f(*args, **kwargs):
         grad_f.last_stats = None
-        out = vg(*args, **kwargs)[1]
+        values, grads = vg(*args, **kwargs)
         grad_f.last_stats = vg.last_stats
-        return out
+        return (grads, values[1]) if has_aux else grads
     grad_f.last_stats = None
     grad_f.__vmapper_gradient__ = True
     return grad_f

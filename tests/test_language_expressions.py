@@ -311,6 +311,38 @@ def test_math_transcendental_functions_to_rounding():
     check_batching(math_transcendental, (floats(51, 0.01, 10.0),), exact=False, rtol=1e-13)
 
 
+def whole_numbers(x, k):
+    y = float(x)
+    return x.is_integer(), y.is_integer(), (x * 2).is_integer(), k.is_integer()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_is_integer_of_floats_numpy_and_python_and_of_numpy_ints(dtype, backend):
+    x = np.array([1.0, 2.5, -0.0, np.inf, -np.inf, np.nan, 1e30, -3.0, 0.5, 2.0 ** 60 + 1], dtype)
+    res = check_batching(whole_numbers, (x, np.arange(len(x))), backend=backend)
+    assert res[0].tolist() == [v.is_integer() for v in x] and res[0].sum() == 5
+
+
+def hypot_of_any_count(x, y, k):
+    return math.hypot(), math.hypot(x), math.hypot(k), math.hypot(x, y, 1.5), math.hypot(x, y, x, k)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_math_hypot_of_zero_one_or_many_coordinates(backend):
+    x, y = floats(52, -1e3, 1e3), floats(53, -1e3, 1e3)
+    x[:4], y[:4] = [np.inf, np.nan, 0.0, -0.0], [np.nan, np.inf, -0.0, 1e-310]
+    res = check_batching(hypot_of_any_count, (x, y, ints(54)), exact=False, rtol=4e-16, backend=backend)
+    assert res[0].dtype == res[2].dtype == np.float64
+    assert np.array_equal(res[1], np.abs(x), equal_nan=True) and np.isinf(res[3][:2]).all()  # (inf wins over nan)
+    g = vmapper.grad(vmapper.batched(hypot_of_3, backend=backend))(x[4:9])
+    np.testing.assert_allclose(g, 2 * x[4:9] / np.sqrt(2 * x[4:9] ** 2 + 4.0), rtol=1e-13)
+
+
+def hypot_of_3(x):
+    return math.hypot(x, x, 2.0)
+
+
 # ---- dtype preservation -------------------------------------------------------------------------
 
 def float32_ops(x):

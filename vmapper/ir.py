@@ -53,6 +53,10 @@ class Instr:
     args: tuple
     attrs: dict = field(default_factory=dict)
     line: int = 0
+    #: ``((cond, taken), ...)`` on an instruction that if-conversion moved out of an arm: the
+    #: lanes whose truth temporaries ``cond`` equal ``taken`` (all of them) are those that run it
+    #: in the per-sample program; its failures are theirs alone (``runtime/speculation.py``).
+    guards: tuple = ()
 
     def uses(self):
         return [a.name for a in self.args if isinstance(a, Var)]

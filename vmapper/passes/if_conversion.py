@@ -11,7 +11,11 @@ one select instead of two masked stores and two mask updates.
 
 Guarantees: per-lane results are unchanged.  Both arms now run on every lane
 of ``H``'s mask, so conversion happens only when running an arm on a lane
-that would not have taken it can neither fail nor read a variable that may
+that would not have taken it cannot fail for that lane's value (a failure that
+depends on a type, such as numpy's ``-`` of a bool, would fail on every lane
+alike: each moved instruction carries the arm's condition in ``guards``, and the
+runtime reports such a failure on the lanes that take the arm only, or on none:
+``runtime/speculation.py``) nor read a variable that may
 be unbound there (every variable an arm reads is definitely assigned at the
 branch, by a must-be-assigned data-flow analysis) nor hold ``None`` there (an
 arm whose operations read a variable that may be assigned ``None`` stays a
@@ -196,7 +200,7 @@ def _try_convert(fn, h, preds, defined, maybe_none, type_tests):
     line = t.line
     blk.instrs.append(Instr("truth", cond, (t.cond,), {}, line))
     finals = []
-    for a in arms:
+    for taken, a in zip((True, False), arms):
         rename = {}
         if a is not None:
             for ins in a.instrs:
@@ -206,7 +210,8 @@ def _try_convert(fn, h, preds, defined, maybe_none, type_tests):
                 if target is not None:
                     rename[target] = fresh()
                     target = rename[target]
-                blk.instrs.append(Instr(ins.op, target, args, ins.attrs, ins.line))
+                guards = tuple((rename.get(c, c), t) for c, t in ins.guards)  # (an inner if's, renamed)
+                blk.instrs.append(Instr(ins.op, target, args, ins.attrs, ins.line, guards + ((cond, taken),)))
         finals.append(rename)
     for v in sorted(assigned[0] | assigned[1]):
         tv = Var(finals[0].get(v, v))

@@ -672,13 +672,15 @@ def _method(ctx, args, attrs):
         return ctx.uniform(lambda: getattr(v, name)(*rest[:npos], **dict(zip(kw, rest[npos:]))))
     if v.weak:
         py_type = {"b": "bool", "i": "int", "f": "float", "c": "complex"}[v.data.dtype.kind]
-        if name == "is_integer" and py_type == "float":
-            return Lanes(np.floor(v.data) == v.data, True)
+        if name == "is_integer" and hasattr(getattr(builtins, py_type), name) and not rest and not kw:
+            return _is_integer(v.data)  # (float's; int's and bool's too, from Python 3.12)
         if not hasattr(getattr(builtins, py_type), name):
             raise ctx.lane_error_all(f"'{py_type}' object has no attribute '{name}'", AttributeError)
         raise ctx.unsupported(f"method '.{name}()' of a Python {py_type}")
     if v.data.dtype.kind == "U":
         raise ctx.unsupported(f"method '.{name}()' of a str that differs per lane")
+    if name == "is_integer" and v.data.ndim == 1 and v.data.dtype.kind in "fiu" and not rest and not kw:
+        return _is_integer(v.data)  # (numpy's float and int scalars have it, as Python's float has)
     impl = METHODS.get(name)
     if impl is None:
         if not hasattr(np.ndarray, name):  # (r.append(x) on an array: Python's AttributeError)
@@ -686,6 +688,14 @@ def _method(ctx, args, attrs):
             raise ctx.lane_error_all(f"'{kind}' object has no attribute '{name}'", AttributeError)
         raise ctx.unsupported(f"method '.{name}()' of a per-sample array")
     return impl(ctx, v, rest, kw)
+
+
+def _is_integer(data):
+    """``x.is_integer()`` per lane: finite and whole (inf and nan are not)."""
+    if data.dtype.kind in "biu":
+        return Lanes(np.ones(data.shape, dtype=bool), True)
+    with np.errstate(invalid="ignore"):
+        return Lanes(np.isfinite(data) & (np.floor(data) == data), True)
 
 
 def _method_groups(ctx, args, attrs):

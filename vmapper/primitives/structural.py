@@ -8,6 +8,7 @@ import operator
 import numpy as np
 
 from ..runtime.buffers import is_spare
+from ..runtime.speculation import Poisoned, is_poisoned
 from ..runtime.values import Lanes, Traced, is_varying, select, truth
 from .registry import register
 
@@ -217,6 +218,9 @@ def _select(ctx, args, attrs):
     spare = None if state.tape is not None else 0 if is_spare(args[1], state.pool) \
         else 1 if is_spare(args[2], state.pool) else None
     c, a, b = args
+    ta, tb = type(a), type(b)
+    if (ta is Poisoned or tb is Poisoned or ta is tuple or tb is tuple) and (is_poisoned(a) or is_poisoned(b)):
+        return b if is_poisoned(a) else a  # (an arm that no active lane takes: runtime/speculation.py)
     if isinstance(c, Lanes):
         # ``x and True`` / ``x or False`` on a bool x whose truth is c: x itself, no pass over it
         if a is True and type(b) is Lanes and b.data is c.data or \

@@ -402,10 +402,17 @@ def _gen_row(k, row, done, ns, out):
         w(f"                value = {call}")
     else:
         w(f"            value = {call}")
-    w("        except (BatchingError, RecursionError):")
-    w("            raise")
-    w("        except Exception as exc:")
-    w('            raise ctx.lane_error_all(str(exc), type(exc)) from exc')
+    if ip.ins.guards:  # (if-converted: it runs on lanes that may not run it)
+        ns[f"G{k}"] = ip.ins.guards
+        w("        except RecursionError:")
+        w("            raise")
+        w("        except Exception as exc:")
+        w(f"            value = speculation_failed(ctx, temps, G{k}, exc)")
+    else:
+        w("        except (BatchingError, RecursionError):")
+        w("            raise")
+        w("        except Exception as exc:")
+        w('            raise ctx.lane_error_all(str(exc), type(exc)) from exc')
     w(f"        done = {done}")
     if target is None:
         return
@@ -467,11 +474,12 @@ def _generate_rows(plan):
     from . import executor as X
     from ..autodiff.tape import apply_traced, has_traced
     from ..errors import BatchingError
+    from .speculation import speculation_failed
     from .values import Traced
     ns = {"Traced": Traced, "Lanes": Lanes, "apply_traced": apply_traced, "has_traced": has_traced,
           "BatchingError": BatchingError, "_check_not_shared": X._check_not_shared, "_is_array": _is_array,
           "_exec_rows": X._exec_rows, "_slow_args": _slow_args, "_NEVER_ARRAYS": _NEVER_ARRAYS,
-          "fresh_attrs": fresh_attrs}
+          "fresh_attrs": fresh_attrs, "speculation_failed": speculation_failed}
     out = ["def run(ctx, frame, temps, alias_sources, store_mask, count):",
            "    state = frame.state",
            "    read_var = ctx.read_var",

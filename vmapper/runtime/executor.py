@@ -28,6 +28,7 @@ from .block_compiler import (T_BRANCH, T_JUMP, T_NONE, T_RAISE, T_RETURN, TAPE_U
                              fresh_attrs, generated_rows, store_result)
 from .context import Context, describe_conflict, lane_text
 from .region_dispatch import run_region
+from .speculation import speculation_failed
 from .frame import Frame, LaneIndices, Missing, as_mask
 from .values import Lanes, Traced, truth
 
@@ -467,10 +468,15 @@ def _exec_rows(rows, ctx, frame, temps, alias_sources, store_mask, count, prof=N
                         value = impl(ctx, args, attrs)
                 else:
                     value = impl(ctx, args, attrs)
-            except (BatchingError, RecursionError):
+            except RecursionError:
                 raise
-            except Exception as exc:  # a numpy/Python error that is not a lane error: name the line
-                raise ctx.lane_error_all(str(exc), type(exc)) from exc  # (it prefixes the type)
+            except Exception as exc:
+                if ip.ins.guards:  # (if-converted: run on lanes that may not run it)
+                    value = speculation_failed(ctx, temps, ip.ins.guards, exc)
+                elif isinstance(exc, BatchingError):
+                    raise
+                else:  # a numpy/Python error that is not a lane error: name the line
+                    raise ctx.lane_error_all(str(exc), type(exc)) from exc  # (it prefixes the type)
             done += 1
             if target is not None:
                 # (a node's attribute is a copy of its row: no other name reaches it)

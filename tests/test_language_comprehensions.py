@@ -116,6 +116,18 @@ def test_sum_of_a_generator_with_a_per_lane_trip_count_equals_the_per_sample_run
     check_batching(sum_over_a_per_lane_range, (RNG.normal(size=n), RNG.integers(0, 6, size=n)))
 
 
+def sums_of_ranges(n, m):
+    range_item = 0.25  # (the sum's own loop variable is not this one)
+    return sum(range(n)), sum(range(2, n, 3)), sum(range(n), 10), sum(range(m, n)) + range_item
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_sum_of_a_range_with_per_lane_bounds_adds_its_numbers(backend):
+    n, m = RNG.integers(-5, 40, size=50), RNG.integers(-20, 20, size=50)
+    res = check_batching(sums_of_ranges, (n, m), backend=backend)
+    assert res[0].tolist() == [sum(range(k)) for k in n] and res[0].dtype == np.int64
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_sum_max_and_min_of_a_list_comprehension_of_per_lane_length_are_those_of_its_generator(backend):
     x, n = RNG.normal(size=60), RNG.integers(0, 6, size=60)

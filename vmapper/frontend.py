@@ -655,9 +655,10 @@ class Builder:
         if lowered is not None:
             return lowered
         if isinstance(node.func, ast.Name) and node.args \
-                and isinstance(node.args[0], (ast.GeneratorExp, ast.ListComp)) \
+                and (isinstance(node.args[0], (ast.GeneratorExp, ast.ListComp)) or self.is_range_call(node.args[0])) \
                 and self.resolve_constant(node.func) is builtins.sum and len(node.args) <= 2 and not node.keywords:
-            # sum([...]) adds what sum(...) adds: no list is built (its length may differ per lane)
+            # sum([...]) adds what sum(...) adds: no list is built (its length may differ per lane);
+            # sum(range(...)) adds the loop's numbers
             start = node.args[1] if len(node.args) == 2 else ast.Constant(0)
             return self.comprehension(as_generator(node.args[0]), start)
         if isinstance(node.func, ast.Attribute):
@@ -695,6 +696,10 @@ class Builder:
         raise self.error(f"call to {name}", node,
                          hint="vmapper batches plain Python functions, @batched functions and the "
                               "primitives listed in the README")
+
+    def is_range_call(self, node):
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+            and self.resolve_constant(node.func) is builtins.range
 
     def hypot_of(self, args, node):
         """``math.hypot`` of other than two coordinates: 0.0, ``fabs(x)``, or a left fold of the

@@ -328,7 +328,12 @@ def enumerate_args(b, call, node):
 
 
 def as_generator(node):
-    """The generator expression of a list comprehension (the same element and clauses)."""
+    """The generator expression of a list comprehension (the same element and clauses), or of
+    the numbers of a ``range(...)`` call (``i for i in range(...)``, ``i`` its own variable)."""
     if isinstance(node, ast.ListComp):
         return ast.copy_location(ast.GeneratorExp(elt=node.elt, generators=node.generators), node)
+    if isinstance(node, ast.Call):
+        item = "$range_item"  # (not a Python name: no user variable can be it)
+        loop = ast.comprehension(target=ast.Name(item, ast.Store()), iter=node, ifs=[], is_async=0)
+        return ast.copy_location(ast.GeneratorExp(elt=ast.Name(item, ast.Load()), generators=[loop]), node)
     return node

@@ -366,7 +366,7 @@ def _str_binary(ctx, name, ufunc, a, b):
     elif name in ("eq", "ne"):
         return Lanes(np.full(ctx.n, name == "ne"), True)
     elif name == "mul":
-        raise ctx.unsupported("repeating a str that differs per lane (s * n)")
+        raise ctx.unsupported("repeating a str (s * n) where the str or the count differs per lane")
     raise ctx.type_error(f"unsupported operand types for '{name}': {ctx.describe(a)} and {ctx.describe(b)}")
 
 

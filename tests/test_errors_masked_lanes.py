@@ -115,6 +115,48 @@ def test_inactive_lanes_do_not_fail_casts_powers_or_raises():
     _no_warnings(guarded_raise, (np.array([-1, 2, -3, 0]),))
 
 
+def guarded_np_power(x, n):
+    y = 1
+    if n >= 0:
+        y = np.power(x, n)
+    return y
+
+
+def np_power(x, n):
+    return np.power(x, n)
+
+
+def guarded_str_conversions(c, s):
+    y = 0.0
+    if c > 0:
+        y = float(s) + int(np.float64(s)) + float(np.float32(s))
+    return y
+
+
+def guarded_str_to_int8(c, s):
+    y = 0
+    if c > 0:
+        y = int(s) + int(np.int8(s))
+    return y
+
+
+def test_inactive_lanes_do_not_fail_numpy_powers_or_conversions_of_strs():
+    _no_warnings(guarded_np_power, (np.array([2, 3, 4, 5]), np.array([3, -1, 2, -2])))
+    _no_warnings(guarded_str_conversions, (np.array([1, 0, 1, 0, 1]), np.array(["1.5", "abc", "2", "x", "-7.25"])))
+    _no_warnings(guarded_str_to_int8, (np.array([1, 0, 1, 0, 1]), np.array(["1", "abc", "-2", "999", "12"])))
+
+
+@pytest.mark.parametrize("fn, args, lanes, error", [
+    (np_power, (np.array([2, 3, 4, 5]), np.array([-1, 1, 2, -3])), [0, 3], ValueError),
+    (guarded_str_conversions, (np.array([1, 1, 0, 1]), np.array(["1.5", "abc", "zz", "q"])), [1, 3], ValueError),
+    (guarded_str_to_int8, (np.array([1, 0, 1]), np.array(["3", "x", "300"])), [2], OverflowError),
+])
+def test_active_lanes_that_fail_a_power_or_conversion_are_named_with_pythons_error(fn, args, lanes, error):
+    with pytest.raises(LaneError) as info:
+        batched(fn)(*args)
+    assert list(info.value.lanes) == lanes and info.value.python_error is error
+
+
 def guarded_in_loop(X, d):
     s = 0
     for k in range(len(X)):

@@ -563,7 +563,32 @@ def _int(ctx, args, attrs):
     d = _scalar_lanes(ctx, a, "int()")
     if d.dtype.kind == "f":
         return _to_int64(ctx, np.trunc(d), MSG_INT_BIG)
-    return Lanes(d.astype(np.int64), True)
+    return Lanes(_converted(ctx, d, np.int64, int), True)
+
+
+def _converted(ctx, d, dtype, convert):
+    """``d.astype(dtype)``; of strs, on the active lanes only (a masked-off lane's str may be no
+    number), with ``convert``'s error (``int``, ``float``, a numpy type) on the active lanes
+    whose str it refuses, the first one's message."""
+    if d.dtype.kind not in "US":
+        return d.astype(dtype)
+    lanes = ctx.active_indices()
+    out = np.zeros(d.shape, dtype)
+    try:
+        out[lanes] = d[lanes].astype(dtype)
+        return out
+    except (ValueError, OverflowError):
+        pass
+    bad, first = np.zeros(len(d), dtype=bool), None
+    for i in lanes.tolist():  # (the error path only: which lanes, and Python's message)
+        try:
+            convert(d[i])
+        except (ValueError, OverflowError) as exc:
+            bad[i] = True
+            first = first or exc
+    if first is None:  # (numpy refuses what Python takes: name every lane, numpy's words)
+        return d.astype(dtype)
+    ctx.fail_where(bad, str(first), type(first))
 
 
 def _to_int64(ctx, d, big):
@@ -574,12 +599,12 @@ def _to_int64(ctx, d, big):
     return Lanes(d.astype(np.int64), True)
 
 
-@register("float", callables=(float,), elementwise=True, scalar=float)
+@register("float", callables=(float,), elementwise=True, scalar=float, may_fail=True)  # (float("abc"))
 def _float(ctx, args, attrs):
     (a,) = args
     if not isinstance(a, Lanes):
         return ctx.uniform(float, a)
-    return Lanes(_scalar_lanes(ctx, a, "float()").astype(np.float64), True)
+    return Lanes(_converted(ctx, _scalar_lanes(ctx, a, "float()"), np.float64, float), True)
 
 
 @register("bool", callables=(bool,), elementwise=True, scalar=bool)
@@ -620,13 +645,15 @@ def _numpy_cast(dtype):
             # (the array cast makes those 0): the per-sample call is the scalar one, and it
             # warns for the same values (NaN, inf, beyond int64) as this int64 cast
             d = d.astype(np.int64)
-        return Lanes(d.astype(dtype), False)
+        return Lanes(_converted(ctx, d, dtype, dtype), False)
     return impl
 
 
 for _t in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
            np.uint8, np.uint16, np.uint32, np.uint64, np.bool_):
-    register(f"np.{_t.__name__}", _numpy_cast(_t), callables=(_t,), elementwise=True, scalar=_t)
+    # (a str that is no number, a Python int the type does not hold: failures of some values)
+    register(f"np.{_t.__name__}", _numpy_cast(_t), callables=(_t,), elementwise=True, scalar=_t,
+             may_fail=_t is not np.bool_)
 
 
 # ---- min / max: Python's left fold, keeping the first extreme --------------------
@@ -776,8 +803,26 @@ def _numpy_elementwise(fn, nargs, on_lanes=None):
             raise ctx.type_error(f"np.{fn.__name__}() takes {'/'.join(map(str, nargs))} arguments")
         if not any(isinstance(a, Lanes) for a in args):
             return ctx.uniform(fn, *args)
+        if fn is np.power:
+            args = _integer_exponents(ctx, args)
         return ufunc_apply(ctx, on_lanes, args, weak_result=False)
     return impl
+
+
+def _integer_exponents(ctx, args):
+    """``np.power``'s operands with a per-lane integer exponent of an integer base: numpy's
+    ``ValueError`` on the active lanes whose exponent is negative, and those of the other
+    lanes (masked off, whose values are left over) made 0, so that numpy computes."""
+    base, exp = args
+    if type(exp) is not Lanes or exp.data.dtype.kind not in "biu" \
+            or np.asarray(base.data if type(base) is Lanes else base).dtype.kind not in "biu":
+        return args
+    negative = exp.data < 0
+    if not negative.any():
+        return args
+    ctx.fail_where(per_lane(negative, exp.data.shape), "Integers to negative integer powers are not allowed.",
+                   ValueError)
+    return [base, Lanes(np.where(negative, 0, exp.data).astype(exp.data.dtype, copy=False), exp.weak)]
 
 
 _NUMPY_UNARY = ["exp", "exp2", "log", "log2", "log10", "log1p", "expm1", "tanh", "sinh", "cosh",
@@ -794,7 +839,8 @@ for _n in _NUMPY_UNARY:
              elementwise=True, scalar=getattr(np, _n))
 for _n in _NUMPY_BINARY:
     register(f"np.{_n}", _numpy_elementwise(getattr(np, _n), (2,), _SCALAR_LOOP.get(_n)),
-             callables=(getattr(np, _n),), elementwise=True, scalar=getattr(np, _n))
+             callables=(getattr(np, _n),), elementwise=True, scalar=getattr(np, _n),
+             may_fail=_n == "power")  # (an int to a negative int power, as ``**``)
 register("np.where", _numpy_elementwise(np.where, (3,)), callables=(np.where,), elementwise=True,
          scalar=lambda c, a, b: a if c else b)
 register("np.clip", _numpy_elementwise(np.clip, (3,), _np_clip), callables=(np.clip,), elementwise=True,

@@ -696,6 +696,16 @@ def test_ordering_tuples_of_per_lane_values_names_the_construct():
         vmapper.batched(tuples_ordered, backend="numpy")(ints(20, 0, 3), ints(21, 0, 3))
 
 
+def str_repeated_per_lane(n):
+    s = "ab"
+    return s * n
+
+
+def test_repeating_a_str_a_per_lane_count_names_the_construct_and_the_count():
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"repeating a str \(s \* n\) where the str or the count differs"):
+        vmapper.batched(str_repeated_per_lane, backend="numpy")(np.array([1, 2, 3]))
+
+
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_strs_per_lane_are_false_when_empty_and_may_grow_to_different_lengths(backend):
     words = np.array(["", "a", "", "bcd"])

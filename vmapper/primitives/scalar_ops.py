@@ -588,7 +588,7 @@ def _converted(ctx, d, dtype, convert):
             first = first or exc
     if first is None:  # (numpy refuses what Python takes: name every lane, numpy's words)
         return d.astype(dtype)
-    ctx.fail_where(bad, str(first), type(first))
+    ctx.fail_where(bad, str(first), type(first))  # (raises: every lane in bad is active)
 
 
 def _to_int64(ctx, d, big):

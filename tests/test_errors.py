@@ -192,6 +192,15 @@ def test_a_call_with_nothing_batched_says_which_in_axes_entries_went_to_defaults
         batched(scaled_by_default, in_axes=None)(1.0)
     # a default is broadcast whatever its entry (0 here)
     np.testing.assert_array_equal(batched(scaled_by_default)(np.array([1.0, 2.0])), [5.0, 7.0])
+    with pytest.raises(BatchError, match=r"no argument is batched \('x' \(a tuple\) holds no array to batch\)"):
+        batched(scaled_by_default, in_axes=(0, None, None))((), 1.0)
+
+
+def test_a_masked_array_argument_is_refused_rather_than_losing_its_mask():
+    masked, plain = np.ma.array([1.0, 2.0], mask=[False, True]), np.array([1.0, 2.0])
+    for in_axes, args in [((0, None, None), (masked, 1.0)), ((None, 0, None), (masked, plain))]:
+        with pytest.raises(BatchError, match=r"argument 'x' is a numpy masked array.*x.filled"):
+            batched(scaled_by_default, in_axes=in_axes)(*args)
 
 
 def first_item_sum(p, b):

@@ -108,6 +108,9 @@ MALFORMED = [
     (["(1 x)", "(1 y)", "(2"], 2, 3, 3, "unbalanced"),
     (["(1 x)", "(1 y)", "( "], 2, 3, 2, "expected a label after '(' but the line ended"),
     (["(\u00b2 a)"], 0, 1, 2, "label"),
+    (["(1 x)", "(99999999999999999999 a)"], 1, 2, 2, "label 99999999999999999999 does not fit in int64"),
+    (["(-9223372036854775809 a)"], 0, 1, 2, "does not fit in int64"),
+    (["(" + "9" * 5000 + " a)"], 0, 1, 2, "does not fit in int64"),
 ]
 
 

@@ -335,6 +335,35 @@ def test_batched_methods_bind_their_object_and_keep_last_stats():
     np.testing.assert_allclose(other.doubled(x), [other.forward(v, 3) * 2.0 for v in x], rtol=1e-12)
 
 
+def _halved(v):
+    return v * 0.5
+
+
+class _Holder:
+    halved = vmapper.batched(_halved)  # (stored on a class, not a method: no object)
+
+
+def test_a_batched_method_called_through_its_class_takes_the_object_first():
+    x = np.random.default_rng(3).normal(size=(6, 4))
+    np.testing.assert_array_equal(Model.doubled(MODEL, x), MODEL.doubled(x))
+    np.testing.assert_array_equal(Model.tripled(MODEL, x), MODEL.tripled(x))
+    values, grads = vmapper.value_and_grad(Model.doubled, argnums=1)(MODEL, x)
+    bound_values, bound_grads = vmapper.value_and_grad(MODEL.doubled, argnums=0)(x)
+    np.testing.assert_array_equal(values, bound_values)
+    np.testing.assert_array_equal(grads, bound_grads)
+    assert "varying (differ per lane): x\n" in Model.doubled.explain(callees=False)  # (self: broadcast)
+    np.testing.assert_array_equal(_Holder.halved(x[:, 0]), x[:, 0] * 0.5)
+
+
+def test_explain_of_a_bound_method_lists_the_helpers_it_calls_through_self():
+    text = vmapper.batched(MODEL.wrapped).explain(callees=True)
+    listed = [line.split("(")[0].split()[-1] for line in text.splitlines() if line.startswith("batched program")]
+    assert listed == ["wrapped", "quadrupled", "offset"]
+    forward = vmapper.batched(MODEL.forward).explain(callees=True)
+    assert [ln.split("(")[0].split()[-1] for ln in forward.splitlines() if ln.startswith("batched program")] \
+        == ["forward", "hidden", "clip"]
+
+
 def test_recursion_through_self_over_trees_runs_by_height_in_dag_mode():
     from lane_inputs import random_nary_forest
     forest = random_nary_forest(3, trees=40, depth=6)

@@ -157,3 +157,20 @@ def test_capturing_a_helper_on_first_use_is_booked_under_compile():
         f(np.arange(4.0))
     ops = {(r.phase, r.op) for r in prof.rows}
     assert ("compile", "capture and passes") in ops
+
+
+def test_a_nested_profile_records_its_calls_and_hands_them_to_the_outer_one():
+    f = vmapper.batched(scalar_steps, backend="numpy")
+    n = np.arange(1, 50)
+    with vmapper.profile() as solo:
+        f(n)
+    with vmapper.profile() as outer:
+        with vmapper.profile() as inner:
+            f(n)
+        f(n)
+
+    def launches(p):
+        return sum(r.launches for r in p.rows if r.phase == "forward")
+    assert launches(solo) > 0
+    assert launches(inner) == launches(solo)
+    assert launches(outer) == 2 * launches(solo)

@@ -31,14 +31,13 @@ from .errors import ForestError
 _ASCII_WS = " \t\n\r\f\v"
 _TOKEN_RE = re.compile(r"[()]|[^() \t\n\r\f\v]+")
 
-# Longer labels could overflow int64; SST labels are a single digit.
-_MAX_LABEL_DIGITS = 18
+_INT64 = np.iinfo(np.int64)
 
 
-def _is_label(tok: str) -> bool:
+def _is_integer(tok: str) -> bool:
     """An ASCII integer such as ``3`` or ``-1`` (``str.isdigit`` alone accepts '²')."""
     digits = tok[1:] if tok[0] == "-" else tok
-    return digits.isascii() and digits.isdigit() and len(digits) <= _MAX_LABEL_DIGITS
+    return digits.isascii() and digits.isdigit()
 
 
 def _parse_tokens(toks, labels, words, texts, child_idx, child_ptr, vocab, build, unk, lowercase):
@@ -61,8 +60,10 @@ def _parse_tokens(toks, labels, words, texts, child_idx, child_ptr, vocab, build
             if i + 1 == n:
                 return n, "expected a label after '(' but the line ended"
             lab = toks[i + 1]
-            if lab == "(" or lab == ")" or not _is_label(lab):
+            if lab == "(" or lab == ")" or not _is_integer(lab):
                 return i + 1, f"expected an integer label after '(', found {lab!r}"
+            if len(lab) > 20 or not _INT64.min <= int(lab) <= _INT64.max:  # (int() of 5000 digits raises)
+                return i + 1, f"label {lab} does not fit in int64"
             st_label.append(int(lab))
             st_kids.append([])
             st_word.append(None)

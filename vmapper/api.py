@@ -148,6 +148,7 @@ class BatchedFunction:
         self.exact_math = exact_math
         self._stats_owner = self
         self._last_stats = None
+        self._method_of = None  # the class whose body defined this method (__set_name__)
         functools.update_wrapper(self, fn)
 
     @property
@@ -162,15 +163,31 @@ class BatchedFunction:
         self.last_stats = None
         if not _signature(self.function)[1] and self.function.__code__.co_flags & _VARARGS:
             self.program  # (*args or **kwargs: refused at compile time, naming the line)
-        return bind_arguments(self.function, self.receiver + tuple(args), kwargs, self.in_axes,
-                              receiver=bool(self.receiver))
+        receiver = self.receiver
+        if not receiver and self._method_of is not None and args:  # Model.fwd(obj, x): obj.fwd(x)
+            receiver, args = (args[0],), args[1:]
+        return bind_arguments(self.function, receiver + tuple(args), kwargs, self.in_axes,
+                              receiver=bool(receiver))
+
+    def __set_name__(self, owner, name):
+        """``@batched`` on a method in a class body: called through the class,
+        ``Model.fwd(obj, x)``, its first argument is the object, broadcast as in ``obj.fwd(x)``
+        (a batched function merely stored on a class, ``square = batched(f)``, is not a method)."""
+        if self.function.__qualname__ == f"{owner.__qualname__}.{name}":
+            self._method_of = owner
 
     def arg_axes(self, nargs):
         """``in_axes`` for ``nargs`` positional arguments, one entry each (a bound method's
-        tuple may start with its object's ``None``: dropped)."""
+        tuple may start with its object's ``None``: dropped; a method called through its class
+        gets the object's ``None`` first)."""
+        if not self.receiver and self._method_of is not None and nargs:
+            return [None] + self._arg_axes(nargs - 1, True)
+        return self._arg_axes(nargs, bool(self.receiver))
+
+    def _arg_axes(self, nargs, receiver):
         ax = self.in_axes
         if isinstance(ax, (tuple, list)):
-            if self.receiver and ax and ax[0] is None:  # (as bind_arguments reads it)
+            if receiver and ax and ax[0] is None:  # (as bind_arguments reads it)
                 nparams = len(_signature(self.function)[0].parameters) - 1
                 if len(ax) in (nargs + 1, nparams + 1):
                     ax = ax[1:]
@@ -185,10 +202,11 @@ class BatchedFunction:
         from .explain import called_programs, explain_program
         program = self.program
         params = program.ir.params
-        broadcast = [p for p, ax in zip(params[len(self.receiver):], self.arg_axes(len(params) - len(self.receiver)))
-                     if ax is None] + list(params[:len(self.receiver)])
+        r = len(self.receiver) or int(self._method_of is not None)  # (the object: broadcast)
+        broadcast = [p for p, ax in zip(params[r:], self._arg_axes(len(params) - r, bool(r))) if ax is None] \
+            + list(params[:r])
         text = f"{explain_program(program, broadcast)}\n\n  {_how_it_runs(program, self.backend)}"
-        called = called_programs(program, get_program) if callees else []
+        called = called_programs(program, get_program, self.receiver[0] if self.receiver else None) if callees else []
         if called:
             text += "\n\n  the functions it calls, directly or not:"
             text += "".join(f"\n\n{explain_program(callee)}\n\n  {_how_it_runs(callee, self.backend)}"
@@ -387,9 +405,13 @@ def bind_arguments(fn, args, kwargs, in_axes, receiver=False):
     distinct = {s for s, _ in sizes}
     if not sizes:
         defaulted = [name for name, axis in zip(names, axes) if axis is not None and name not in arguments]
+        hollow = [f"'{name}' (a {type(arguments[name]).__name__})" for name, axis in zip(names, axes)
+                  if axis is not None and name in arguments]
         raise BatchError(f"{fn.__qualname__}: no argument is batched " + (
             f"(the parameters whose in_axes entry is not None, {', '.join(map(repr, defaulted))}, were left "
-            f"to their defaults, which are broadcast: pass them)" if defaulted else "(every in_axes entry is None)"))
+            f"to their defaults, which are broadcast: pass them)" if defaulted else
+            f"({', '.join(hollow)} holds no array to batch)" if hollow else
+            "(every in_axes entry is None)"))
     if len(distinct) > 1:
         listing = ", ".join(f"{_describe(d)} has {s}" for s, d in sizes)
         raise BatchError(f"batch sizes disagree: {listing}")
@@ -480,6 +502,10 @@ def _convert(x, axis, path, sizes):
         return x
     if is_cupy_array(x):
         return _convert_device(x, axis, path, sizes)
+    if isinstance(x, np.ma.MaskedArray):  # (batched or broadcast, its mask would be lost)
+        raise BatchError(f"argument '{path}' is a numpy masked array, whose mask vmapper does not "
+                         f"carry: pass its data with the masked entries filled (x.filled(value)), or the "
+                         f"data and the mask (np.ma.getmaskarray(x)) as two arrays")
     if axis is None:  # broadcast as it is: an array, a number, or any object (a model's ``self``)
         return x
     if not _is_leaf(x):

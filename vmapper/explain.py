@@ -3,27 +3,37 @@ from __future__ import annotations
 
 import copy
 
-from .ir import Branch, Jump, Raise, Return, is_temp
+from .ir import Branch, Jump, Raise, Return, Var, is_temp
 from .passes.uniformity import analyze_uniformity
 from .passes.kernel_regions import KernelRegionStep
 from .passes.spmd import LoopStep
+from .primitives.structural import user_method
 
 
-def called_programs(program, get_program):
+def called_programs(program, get_program, obj=None):
     """The programs of every function ``program`` calls, directly or not, in the order
-    first reached (breadth first), each once; ``program`` itself is not among them."""
+    first reached (breadth first), each once; ``program`` itself is not among them.
+    ``obj``: the object ``program``'s first parameter is bound to (a method's ``self``), whose
+    methods its ``self.helper(...)`` calls reach."""
     seen = {program.ir.python_function}
-    out, queue = [], [program]
+    out, queue = [], [(program, obj)]
     while queue:
-        prog = queue.pop(0)
+        prog, self_obj = queue.pop(0)
+        params = prog.ir.params
         for blk in prog.blocks.values():
             for ins in blk.instrs:
-                callee = ins.attrs.get("callee") if ins.op in ("call", "map_call") else None
+                callee, callee_obj = (ins.attrs.get("callee") if ins.op in ("call", "map_call") else None), None
+                if ins.op == "method" and self_obj is not None and params and ins.args \
+                        and isinstance(ins.args[0], Var) and ins.args[0].name == params[0]:
+                    found = user_method(self_obj, ins.attrs["name"])
+                    if found is not None:
+                        callee, receiver, _ = found
+                        callee_obj = self_obj if receiver[:1] == (self_obj,) else None
                 if callee is not None and callee not in seen:
                     seen.add(callee)
                     callee_program = get_program(callee)
                     out.append(callee_program)
-                    queue.append(callee_program)
+                    queue.append((callee_program, callee_obj))
     return out
 
 

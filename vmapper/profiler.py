@@ -30,9 +30,13 @@ lanes it ran on.
 Profiling runs blocks through the executor's generic loop instead of their
 generated functions and reads the clock twice per operation, so a profiled
 call is slower than an unprofiled one: read the table for proportions.
+
+A ``profile`` opened inside another one records the calls of its own block,
+and adds its rows to the outer one's when it closes.
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from time import perf_counter
 from typing import NamedTuple
@@ -86,6 +90,15 @@ class Profile:
         row[1] += lanes
         row[2] += dt - inner
 
+    def merge(self, other):
+        """Add ``other``'s rows to this profile's."""
+        for key, (n, lanes, sec) in other._acc.items():
+            row = self._acc.setdefault(key, [0, 0, 0.0])
+            row[0] += n
+            row[1] += lanes
+            row[2] += sec
+        self._sources.update(other._sources)
+
     def begin_call(self):
         """A batched call starts: forget what an aborted one left open."""
         del self._nested[1:]
@@ -125,9 +138,18 @@ class Profile:
     __str__ = table
 
 
+@contextlib.contextmanager
 def profile():
-    """Profile the batched calls made inside the block (see the module docstring)."""
-    return scoped(_current, Profile())
+    """Profile the batched calls made inside the block (see the module docstring).  A profile
+    opened inside another one hands its rows on to it when it closes: the outer one has every
+    call made in its block."""
+    outer = _current.get()
+    try:
+        with scoped(_current, Profile()) as prof:
+            yield prof
+    finally:
+        if outer is not None:
+            outer.merge(prof)
 
 
 def active():

@@ -13,7 +13,7 @@ import pytest
 import vmapper
 from vmapper.autodiff import rules as R
 from vmapper.autodiff import tape as TP
-from vmapper.autodiff.sparse import Placed, RowSparse, add_rows
+from vmapper.autodiff.sparse import OuterSum, Placed, RowSparse, add_rows, densify_all
 from vmapper.kernels import activations as A
 from vmapper.kernels.activations import tree_lstm_cell
 from vmapper.primitives import PRIMITIVES
@@ -110,6 +110,31 @@ def test_row_sparse_sums_keep_parts_until_read():
     expect = table.copy()
     np.add.at(expect, s.indices, -0.5 * s.values)
     assert np.array_equal(s.apply_to(table.copy(), -0.5), expect)
+
+
+def test_outer_sums_over_the_same_output_gradients_are_one_product(monkeypatch):
+    # W @ hl + V @ hr over three levels: both matrices' gradients sum g.T @ h over the same g's
+    from vmapper.autodiff import sparse
+    joint, products = [], sparse._joint_products
+    monkeypatch.setattr(sparse, "_joint_products", lambda sums: joint.append(len(sums)) or products(sums))
+    gs = [RNG.normal(size=(n, 5)) for n in (7, 3, 1)]
+    hl, hr = [RNG.normal(size=(len(g), 4)) for g in gs], [RNG.normal(size=(len(g), 2)) for g in gs]
+    w = OuterSum(gs[:1], hl[:1], (5, 4)) + OuterSum(gs[1:], hl[1:], (5, 4))
+    v = OuterSum(list(gs), hr, (5, 2))
+    other = OuterSum([g.copy() for g in gs], hl, (5, 4))  # equal values, other arrays: its own product
+    single = OuterSum(gs[:1], hr[:1], (5, 2))
+    out = densify_all({"w": w, "v": v, "other": other, "single": single, "plain": gs[0]})
+    want_w = sum(g.T @ h for g, h in zip(gs, hl))
+    np.testing.assert_allclose(out["w"], want_w, rtol=1e-13)
+    np.testing.assert_allclose(out["v"], sum(g.T @ h for g, h in zip(gs, hr)), rtol=1e-13)
+    np.testing.assert_allclose(out["other"], want_w, rtol=1e-13)
+    np.testing.assert_array_equal(out["single"], single.to_dense())
+    assert out["plain"] is gs[0]
+    assert joint == [2]  # w and v together; other and single alone
+    assert out["w"].flags.c_contiguous and out["v"].flags.c_contiguous
+    f32 = OuterSum(list(gs), [h.astype(np.float32) for h in hr], (5, 2))  # (other dtypes: one by one)
+    mixed = densify_all({"w": w, "v": f32})
+    np.testing.assert_array_equal(mixed["v"], f32.to_dense())
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -272,3 +272,40 @@ def add_rows(out, rows, values):
 def densify(g):
     """A plain array for a lazily represented gradient (others unchanged)."""
     return g.to_dense() if isinstance(g, (Placed, OuterSum)) else g
+
+
+def densify_all(grads):
+    """``{k: densify(v)}``, where :class:`OuterSum` gradients over the very same ``lhs`` terms
+    (``W @ x + V @ y``'s ``W`` and ``V``: one output gradient per level) are one product:
+    ``lhs.T @ [rhs_W | rhs_V]``, the ``lhs`` laid end to end once, not once per matrix."""
+    joint = {}
+    for k, v in grads.items():
+        if type(v) is OuterSum and _joinable(v):
+            joint.setdefault(tuple(map(id, v.lhs)), []).append(k)
+    out = {}
+    for keys in joint.values():
+        if len(keys) > 1:
+            out.update(zip(keys, _joint_products([grads[k] for k in keys])))
+    return {k: out[k] if k in out else densify(v) for k, v in grads.items()}
+
+
+def _joinable(s):
+    rhs0 = s.rhs[0]
+    return s.lhs[0].ndim == 2 and rhs0.ndim == 2 and s.shape == (s.lhs[0].shape[1], rhs0.shape[1]) \
+        and all(r.dtype == rhs0.dtype and r.ndim == 2 for r in s.rhs)
+
+
+def _joint_products(sums):
+    """The dense values of OuterSums over one ``lhs``: one matrix product for all of them."""
+    lhs = sums[0].lhs
+    dtypes = {s.rhs[0].dtype for s in sums}
+    if len(dtypes) > 1:
+        return [s.to_dense() for s in sums]
+    widths = np.cumsum([0] + [s.shape[1] for s in sums])
+    rows = sum(len(a) for a in lhs)
+    right = np.empty((rows, widths[-1]), dtypes.pop())
+    for s, a, b in zip(sums, widths[:-1], widths[1:]):
+        np.concatenate(s.rhs, out=right[:, a:b])
+    left = lhs[0] if len(lhs) == 1 else np.concatenate(lhs)
+    product = left.T @ right
+    return [np.ascontiguousarray(product[:, a:b]) for a, b in zip(widths[:-1], widths[1:])]

@@ -25,7 +25,7 @@ import contextvars
 import numpy as np
 
 from ..runtime.values import Lanes, Traced, gather
-from .sparse import OuterSum, Placed, RowSparse, densify
+from .sparse import OuterSum, Placed, RowSparse, densify, densify_all
 
 current_tape = contextvars.ContextVar("vmapper_tape", default=None)
 
@@ -424,7 +424,7 @@ def backward(tape: Tape, seeds: dict):
         if prof is not None:
             return _backward_profiled(tape, _Grads(seeds), prof)
         grads = _backward(tape, _Grads(seeds))
-        return {k: densify(v) for k, v in grads.items()}
+        return densify_all(grads)
 
 
 def _backward_profiled(tape, grads, prof):
@@ -445,7 +445,7 @@ def _backward_profiled(tape, grads, prof):
             if node in grads and entries[node] is not None:
                 timed_step(grads, node, entries[node])
     t0 = prof.start()
-    out = {k: densify(v) for k, v in grads.items()}
+    out = densify_all(grads)
     prof.stop(t0, "backward", None, 0, "sum of products", 0, label="(gradients of shared arrays)")
     return out
 

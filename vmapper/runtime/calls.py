@@ -43,7 +43,10 @@ def call_function(ctx, callee, arg_groups, memo=False):
     k = len(arg_groups)
     if k > 1 and all(_memo_applies(state, g) for g in arg_groups):
         joined = _joined_nodes(state, callee, arg_groups)
-        if joined is not None:  # DAG mode, the same other arguments, nodes to evaluate: one sweep for all
+        if type(joined) is _Cached:  # every group's nodes evaluated already: a lookup per group
+            state.stats.memo_hits += m * k
+            parts = [joined.table.load(joined.rows[j * m:(j + 1) * m]) for j in range(k)]
+        elif joined is not None:  # DAG mode, the same other arguments, nodes to evaluate: one sweep for all
             ids = _resolve_lane_ids((frame, idx))
             result = _run_memo(state, program, callee, joined, m * k, np.concatenate([ids] * k))
             parts = [gather(result, slice(j * m, (j + 1) * m)) for j in range(k)]
@@ -185,11 +188,21 @@ def _memo_applies(state, args):
     return state.memo is not None and _node_position(args) is not None
 
 
+class _Cached:
+    """What :func:`_joined_nodes` finds when every group's nodes are in ``table`` already: their
+    ``rows``, the groups' end to end."""
+    __slots__ = ("table", "rows")
+
+    def __init__(self, table, rows):
+        self.table, self.rows = table, rows
+
+
 def _joined_nodes(state, callee, arg_groups):
     """The arguments of one call over all groups' nodes end to end, when the groups differ in
     their nodes only (the same forest, the very same other arguments) and some node is not in
-    the memo table yet; else None (a lookup per group).  Evaluating the missing nodes of all
-    groups together sweeps the heights once, not once per group."""
+    the memo table yet; a :class:`_Cached` when none is missing; else None (a lookup per group).
+    Evaluating the missing nodes of all groups together sweeps the heights once, not once per
+    group."""
     first = arg_groups[0]
     at = _node_position(first)
     if at is None:
@@ -199,8 +212,10 @@ def _joined_nodes(state, callee, arg_groups):
                 or any(a is not b for p, (a, b) in enumerate(zip(g, first)) if p != at):
             return None
     ids = np.concatenate([g[at].ids for g in arg_groups])
-    if all_true(table_for(state, callee, first, at).rows_of(ids) >= 0):
-        return None
+    table = table_for(state, callee, first, at)
+    rows = table.rows_of(ids)
+    if all_true(rows >= 0):
+        return _Cached(table, rows)
     return [*first[:at], NodeLanes(first[at].forest, ids), *first[at + 1:]]
 
 

@@ -67,6 +67,7 @@ class MemoTable:
         self.size = 0
         self.capacity = 0
         self.spec = None
+        self.flat = False  # the spec is a tuple of leaves
         self.columns = []
         self.token = None  # the tape node of the latest store of traced rows
 
@@ -84,6 +85,7 @@ class MemoTable:
         spec = _flatten(value, leaves)
         if not self.columns:
             self.spec = spec
+            self.flat = type(spec) is tuple and all(s is None for s in spec)
             self.columns = [_Column() for _ in leaves]
         elif spec != self.spec:
             raise TypeError("a tuple in one call and another value in another")
@@ -144,7 +146,12 @@ class MemoTable:
     # ---- lookups ---------------------------------------------------------------------------
     def load(self, rows):
         """The stored results of rows ``rows`` (one per lane)."""
-        return _unflatten(self.spec, iter([self._load_column(col, rows) for col in self.columns]))
+        leaves = [self._load_column(col, rows) for col in self.columns]
+        if self.spec is None:
+            return leaves[0]
+        if self.flat:  # (a flat tuple, the usual result: no walk of the spec)
+            return tuple(leaves)
+        return _unflatten(self.spec, iter(leaves))
 
     def _load_column(self, col, rows):
         if col.kind == _UNIFORM:

@@ -372,6 +372,12 @@ class _EmitterOps:
                 S, dt = self.operand(step, env)
                 self.emit(ind, f"if {S} == {self.zero(dt)}:")
                 self.emit(ind + 1, self.fail(self.err(line, ValueError, kt.MSG_RANGE_STEP)))
+            if any(env[a.name].dtype.itemsize == 8 for a in args if not isinstance(a, Const)):
+                A, B, S = (self.operand(a, env, (I64,))[0] for a in args)
+                hi, lo = self.const(kt.INT64_MAX, I64), self.const(kt.INT64_MIN, I64)
+                self.emit(ind, f"if ({S} > 0 and {A} < {B} and {B} - 1 > {hi} - {S}) or "
+                               f"({S} < 0 and {A} > {B} and {B} + 1 < {lo} - {S}):")
+                self.emit(ind + 1, self.fail(self.err(line, OverflowError, kt.MSG_RANGE_EDGE)))
         elif kind == "range_cond":
             I, _ = self.operand(args[0], env, (I64,))
             S, _ = self.operand(args[1], env, (I64,))

@@ -118,7 +118,7 @@ class CudaEmitter(CudaOps):
             plan = self.ft.plans[(b, k)]
             a = ins.args[plan.extra["index"]]
             t = plan.extra["type"]
-            desc = type(a.value).__name__ if isinstance(a, Const) else \
+            desc = type(a.value).__name__ if isinstance(a, Const) else "numpy.bool" if t.dtype.kind == "b" else \
                 ("Python " if t.weak else "") + t.dtype.name
             self.emit(ind, self.fail(self.err(ins.line, TypeError,
                                               f"'{desc}' object cannot be interpreted as an integer")))

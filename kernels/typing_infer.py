@@ -83,9 +83,10 @@ def _transfer(fn, b, env_in, plans, stop_at, final):
         if plan is not None and plan.kind == "range_type_error":
             a = ins.args[plan.extra["index"]]
             if isinstance(a, Var) and a.name in _assigned(fn):
-                # typed float by a join (an int on some paths, a float on others, one type for
-                # all), its lanes may hold ints: the runtime knows which lanes fail
-                raise KernelUnsupported(f"line {ins.line}: range() of a variable typed float")
+                # typed float (or numpy bool) by a join (an int or a Python bool on some paths,
+                # one type for all), its lanes may hold ints: the runtime knows which lanes fail
+                raise KernelUnsupported(f"line {ins.line}: range() of a variable typed "
+                                        f"{plan.extra['type'].dtype.name}")
             stop_at[b] = (k, None)
             return None
     stop_at.pop(b, None)

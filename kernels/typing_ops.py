@@ -238,7 +238,7 @@ def infer_op(ins: Instr, ts: list) -> Plan:
         return Plan("isin", ST(BOOL, True), (), (), {"cmps": cmps, "item": 0})
     if op == "range_check":
         for j, t in enumerate(ts):
-            if t.dtype.kind not in "biu":
+            if t.dtype.kind not in "biu" or t.dtype.kind == "b" and not t.weak:  # (numpy's bool is no int)
                 return Plan("range_type_error", None, (), (), {"type": t, "index": j})
         return Plan("range_check", None, (), ("range_step",))
     if op == "range_cond":

@@ -250,6 +250,11 @@ def math_inf_error(name):
         return None
     return ValueError
 MSG_RANGE_STEP = "range() arg 3 must not be zero"
+#: A range whose stop lies within one step of int64's limit: the batched loop steps its counter
+#: past the stop, and that step would wrap (not supported yet; per sample, Python's ints grow).
+MSG_RANGE_EDGE = ("range() whose stop lies within one step of int64's limit is not supported: the batched "
+                  "loop's counter would overflow past it (iterate over a range that stops further from it)")
+INT64_MAX, INT64_MIN = int(np.iinfo(np.int64).max), int(np.iinfo(np.int64).min)
 
 
 CONTAINER = TT(("container",))  # the type of a literal collection operand of ``in``

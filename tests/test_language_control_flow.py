@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import vmapper
+from vmapper.errors import LaneError
 from vmapper.testing import check_batching
 from source_lines import line_of
 from lane_inputs import SIZES, CF_SETTINGS, sizes, lane_test, int_lanes, float_lanes, draw_ints  # noqa: F401
@@ -151,6 +152,52 @@ def test_for_range_yields_python_ints_whatever_the_dtype_of_its_bounds(backend, 
     check_batching(range_sum, (a, b, s), backend=backend, max_iters=1000)
     check_batching(range_one_two_args, (np.array([3, 50, 0, 40], dtype), np.array([1, 2, 4, 0], dtype)),
                    backend=backend)
+
+
+def range_from_flag(x, n):
+    t = 0
+    for i in range(x > 0, n):  # a numpy bool: Python's range() refuses it
+        t += i
+    return t
+
+
+def range_from_python_bool(x, n):
+    t = 0
+    for i in range(int(x) > 0, n):  # a Python bool is an int
+        t += i
+    return t
+
+
+def range_count(a, b, s):
+    c = 0
+    for _ in range(a, b, s):
+        c += 1
+        if c > 10:
+            break
+    return c
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_range_bound_that_is_a_numpy_bool_raises_as_python_does(backend):
+    x, n = np.array([1, -1, 2]), np.array([4, 4, 2])
+    with pytest.raises(LaneError, match=r"TypeError: 'numpy.bool' object cannot be interpreted as an integer"):
+        vmapper.batched(range_from_flag, backend=backend)(x, n)
+    check_batching(range_from_python_bool, (x, n), backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_range_stopping_within_a_step_of_int64s_limit_is_refused_not_wrapped(backend):
+    # the batched counter steps past the stop: there it would wrap, and loop on (or stop wrong)
+    big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    a = np.array([0, big - 3, small, big - 5, 5, small + 3])
+    b = np.array([10, big, big, big, small, small])
+    s = np.array([3, 2, 2 ** 62, 1, -2, -1])
+    with pytest.raises(LaneError, match=r"OverflowError: range\(\) whose stop lies within one step of "
+                                        r"int64's limit is not supported.* on lane\(s\) \[1"):
+        vmapper.batched(range_count, backend=backend)(a, b, s)
+    check_batching(range_count, (a[[0, 3, 5]], b[[0, 3, 5]], s[[0, 3, 5]]), backend=backend)  # step ±1: fine
+    with pytest.raises(LaneError, match=r"on lane\(s\) \[1\]"):
+        vmapper.batched(range_count, backend=backend)(a[[0, 4]], b[[0, 4]], s[[0, 4]])
 
 
 # ---- for over arrays, enumerate, zip ------------------------------------------------------------

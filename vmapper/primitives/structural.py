@@ -7,6 +7,7 @@ import operator
 
 import numpy as np
 
+from ..kernels.typing_rules import INT64_MAX, INT64_MIN, MSG_RANGE_EDGE
 from ..runtime.buffers import is_spare
 from ..runtime.speculation import Poisoned, is_poisoned
 from ..runtime.values import Lanes, Traced, is_varying, select, truth
@@ -68,8 +69,10 @@ def _len(ctx, args, attrs):
 
 
 def _is_int(v):
+    """An int for ``range()``: Python's bool is one, numpy's bool is not."""
     if isinstance(v, Lanes):
-        return v.data.dtype.kind in "biu" and v.data.ndim == 1
+        kind = v.data.dtype.kind
+        return (kind in "iu" or kind == "b" and v.weak) and v.data.ndim == 1
     return isinstance(v, (int, np.integer))
 
 
@@ -77,14 +80,31 @@ def _is_int(v):
 def _range_check(ctx, args, attrs):
     for v in args:
         if not _is_int(v):
-            raise ctx.lane_error_all(f"'{ctx.describe(v)}' object cannot be interpreted as an integer",
-                                     TypeError)
+            what = "numpy.bool" if isinstance(v, Lanes) and v.data.dtype.kind == "b" else ctx.describe(v)
+            raise ctx.lane_error_all(f"'{what}' object cannot be interpreted as an integer", TypeError)
     step = args[2]
     if isinstance(step, Lanes):
         ctx.fail_where(step.data == 0, "range() arg 3 must not be zero", ValueError)
     elif step == 0:
         raise ctx.lane_error_all("range() arg 3 must not be zero", ValueError)
+    _check_range_edge(ctx, *args)
     return None
+
+
+def _check_range_edge(ctx, start, stop, step):
+    """Refuse lanes whose range stops within one step of int64's limit (``MSG_RANGE_EDGE``)."""
+    raw = [v.data if isinstance(v, Lanes) else v for v in (start, stop, step)]
+    if not all(np.asarray(v).dtype.kind in "iub" for v in raw) or max(np.asarray(v).dtype.itemsize for v in raw) < 8:
+        return  # (narrower ints cannot come near the limit; the frontend widens them to int64)
+    with np.errstate(all="ignore"):
+        a, b, s = (np.asarray(v).astype(np.int64) for v in raw)
+        up = (s > 0) & (a < b) & (b - 1 > INT64_MAX - np.maximum(s, 1))
+        down = (s < 0) & (a > b) & (b + 1 < INT64_MIN - np.minimum(s, -1))
+    bad = up | down
+    if isinstance(bad, np.ndarray) and bad.ndim:
+        ctx.fail_where(bad, MSG_RANGE_EDGE, OverflowError)
+    elif bad:
+        raise ctx.lane_error_all(MSG_RANGE_EDGE, OverflowError)
 
 
 @register("range_cond", elementwise=True,

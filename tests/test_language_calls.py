@@ -356,12 +356,11 @@ def test_a_batched_method_called_through_its_class_takes_the_object_first():
 
 
 def test_explain_of_a_bound_method_lists_the_helpers_it_calls_through_self():
-    text = vmapper.batched(MODEL.wrapped).explain(callees=True)
-    listed = [line.split("(")[0].split()[-1] for line in text.splitlines() if line.startswith("batched program")]
-    assert listed == ["wrapped", "quadrupled", "offset"]
-    forward = vmapper.batched(MODEL.forward).explain(callees=True)
-    assert [ln.split("(")[0].split()[-1] for ln in forward.splitlines() if ln.startswith("batched program")] \
-        == ["forward", "hidden", "clip"]
+    def listed(method):
+        text = vmapper.batched(method).explain(callees=True)
+        return [line.split("(")[0].split()[-1] for line in text.splitlines() if line.startswith("batched program")]
+    assert listed(MODEL.wrapped) == ["wrapped", "quadrupled", "offset"]
+    assert listed(MODEL.forward) == ["forward", "hidden", "clip"]
 
 
 def test_recursion_through_self_over_trees_runs_by_height_in_dag_mode():

@@ -22,7 +22,8 @@ def called_programs(program, get_program, obj=None):
         params = prog.ir.params
         for blk in prog.blocks.values():
             for ins in blk.instrs:
-                callee, callee_obj = (ins.attrs.get("callee") if ins.op in ("call", "map_call") else None), None
+                callee = ins.attrs.get("callee") if ins.op in ("call", "map_call") else None
+                callee_obj = None
                 if ins.op == "method" and self_obj is not None and params and ins.args \
                         and isinstance(ins.args[0], Var) and ins.args[0].name == params[0]:
                     found = user_method(self_obj, ins.attrs["name"])

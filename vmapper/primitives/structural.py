@@ -93,11 +93,11 @@ def _range_check(ctx, args, attrs):
 
 def _check_range_edge(ctx, start, stop, step):
     """Refuse lanes whose range stops within one step of int64's limit (``MSG_RANGE_EDGE``)."""
-    raw = [v.data if isinstance(v, Lanes) else v for v in (start, stop, step)]
-    if not all(np.asarray(v).dtype.kind in "iub" for v in raw) or max(np.asarray(v).dtype.itemsize for v in raw) < 8:
+    bounds = [np.asarray(v.data if isinstance(v, Lanes) else v) for v in (start, stop, step)]  # (ints: checked)
+    if max(x.dtype.itemsize for x in bounds) < 8:
         return  # (narrower ints cannot come near the limit; the frontend widens them to int64)
     with np.errstate(all="ignore"):
-        a, b, s = (np.asarray(v).astype(np.int64) for v in raw)
+        a, b, s = (x.astype(np.int64) for x in bounds)
         up = (s > 0) & (a < b) & (b - 1 > INT64_MAX - np.maximum(s, 1))
         down = (s < 0) & (a > b) & (b + 1 < INT64_MIN - np.minimum(s, -1))
     bad = up | down

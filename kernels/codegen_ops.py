@@ -423,7 +423,8 @@ class _EmitterOps:
             self.emit(ind, f"if {B} < {self.zero(lb)}:" if np.dtype(lb).kind == "i" else "if False:")
             self.emit(ind + 1, self.fail(self.err(line, ValueError, kt.MSG_POW_INT)))
         elif chk == "pow_float":
-            self.emit(ind, f"if {A} == {self.zero(la)} and {B} < {self.zero(lb)}:")
+            # (Python's 0.0 ** -inf is inf)
+            self.emit(ind, f"if {A} == {self.zero(la)} and {B} < {self.zero(lb)} and not np.isinf({B}):")
             self.emit(ind + 1, self.fail(self.err(line, ZeroDivisionError, kt.MSG_POW_ZERO)))
         elif chk == "shift":
             self.emit(ind, f"if {B} < {self.zero(lb)}:" if np.dtype(lb).kind == "i" else "if False:")

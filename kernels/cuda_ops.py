@@ -360,7 +360,7 @@ class CudaOps:
                 self.emit(ind, f"if ({B} < {self.zero(lb)}) {self.fail(code)}")
         elif chk == "pow_float":
             code = self.err(line, ZeroDivisionError, kt.MSG_POW_ZERO)
-            self.emit(ind, f"if ({A} == {self.zero(la)} && {B} < {self.zero(lb)}) {self.fail(code)}")
+            self.emit(ind, f"if ({A} == {self.zero(la)} && {B} < {self.zero(lb)} && !vm_isinf({B})) {self.fail(code)}")
         elif chk == "shift":
             if np.dtype(lb).kind == "i":
                 self.emit(ind, f"if ({B} < {self.zero(lb)}) {self.fail(self.err(line, ValueError, kt.MSG_SHIFT))}")

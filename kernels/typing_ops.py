@@ -203,6 +203,8 @@ def infer_op(ins: Instr, ts: list) -> Plan:
     if op == "round":
         if len(ts) != 1:
             raise KernelUnsupported("round() with ndigits")
+        if ts[0].dtype.kind not in "iuf" and not (ts[0].dtype.kind == "b" and ts[0].weak):
+            raise KernelUnsupported(f"round() of {ts[0]} (a TypeError)")  # (a numpy bool too)
         checks = ("round_nonfinite", "round_big") if ts[0].dtype.kind == "f" else ()
         return Plan("round", ST(I64, True), (), checks)
     if op == "float":

@@ -458,6 +458,15 @@ def test_subset_reindexes_trees():
     assert not sg.is_tree and sg.subset([0]).is_tree
 
 
+def test_subset_takes_a_tuple_as_a_list_and_refuses_none_and_nested_indices():
+    f = Forest.from_nested([(1, 2), 3, (4,)])
+    picked = f.subset((2, 0))
+    assert picked.root_ids.tolist() == [1, 4] and picked.attrs["value"].tolist() == [4, 0, 1, 2, 0]
+    for bad, what in ((None, "None"), ([[0, 1]], r"an array of shape \(1, 2\)")):
+        with pytest.raises(IndexError, match=rf"Forest.subset: indices must be .* of 3 trees, not {what}"):
+            f.subset(bad)
+
+
 def test_constructor_checks_invariants():
     with pytest.raises(ForestError, match="smaller than its parent"):
         Forest([0, 1, 1], [1], [0, 2])  # node 0's child is node 1

@@ -94,6 +94,13 @@ def test_pow_raises_where_the_power_operator_raises_and_only_on_active_lanes():
     assert list(exc.lanes) == [1]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_zero_to_minus_infinity_is_infinity_as_in_python(backend):
+    # (only a finite negative power of 0.0 raises ZeroDivisionError in Python)
+    check(python_float_pow, (np.array([0.0, -0.0, 2.0, 0.0]), np.array([-np.inf, -np.inf, 1.0, np.inf])),
+          backend=backend)
+
+
 def pow_sum(x, y):
     return pow(x, y) + pow(x, 2) * 3.0 + pow(2.0, exp=y)
 

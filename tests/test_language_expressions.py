@@ -735,3 +735,47 @@ def clipped_one_side(v, b):
 def test_np_clip_with_a_per_lane_bound_and_none_for_the_other(backend):
     v = np.array([[1.0, -2.0], [0.5, 3.0], [-1.0, 0.25]])
     check_batching(clipped_one_side, (v, np.array([0.0, 1.0, 0.0])), backend=backend)
+
+
+def str_equals_number(s, z):
+    return s == z, s != z
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_str_per_lane_never_equals_a_complex_per_lane(backend):
+    # (numpy has no str/complex comparison loop: that raised on every lane, where Python says False)
+    check_batching(str_equals_number, (np.array(["a", "1"]), np.array([1 + 2j, 1 + 0j])), backend=backend)
+
+
+def rounded(x):
+    return round(x)
+
+
+def remainder_by_two(x):
+    return x % 2
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_round_of_a_complex_per_lane_raises_pythons_type_error(backend):
+    # (it cast the complex numbers to int, dropping their imaginary parts)
+    z = np.array([1.5 + 2j, 2.5 - 1j])
+    with pytest.raises(vmapper.LaneError, match=r"TypeError: type numpy.complex128 doesn't define __round__ method on lane\(s\) \[0, 1\]"):
+        vmapper.batched(rounded, backend=backend)(z)
+    with pytest.raises(vmapper.LaneError, match=r"TypeError: type str doesn't define __round__ method"):
+        vmapper.batched(rounded, backend=backend)(np.array(["a", "b"]))
+
+
+def rounded_comparisons(x):
+    return round(float(x) > 0), round(float(x) > 0, 1)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_round_of_a_numpy_bool_raises_and_of_a_python_bool_is_an_int(backend):
+    with pytest.raises(vmapper.LaneError, match=r"TypeError: type numpy.bool doesn't define __round__ method"):
+        vmapper.batched(rounded, backend=backend)(np.array([True, False]))
+    check_batching(rounded_comparisons, (np.array([1.0, -1.0, 0.0]),), backend=backend)
+
+
+def test_an_operation_numpy_has_no_loop_for_names_the_operation_and_the_types():
+    with pytest.raises(vmapper.LaneError, match=r"TypeError: unsupported operand types for 'mod': complex128 and int on lane\(s\) \[0, 1\]"):
+        vmapper.batched(remainder_by_two, backend="numpy")(np.array([1 + 2j, 3j]))

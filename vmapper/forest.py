@@ -122,6 +122,12 @@ def _missing_attr(forest, name):
     return AttributeError(f"node has no attribute {name!r}; available attributes: {have}")
 
 
+def _describe_indices(indices):
+    if indices is None:
+        return "None"
+    return f"an array of shape {np.shape(indices)}" if np.ndim(indices) > 1 else type(indices).__name__
+
+
 class Forest:
     """A batch of trees (or single-rooted DAGs) stored as flat arrays.
 
@@ -253,11 +259,16 @@ class Forest:
         word ids keep their meaning.
         """
         # numpy's indexing already handles lists, negatives, slices and bool masks
+        if type(indices) is tuple:  # (numpy would read it as an index per axis)
+            indices = list(indices)
         try:
-            idx = np.atleast_1d(np.arange(len(self), dtype=np.int64)[indices])
+            idx = None if indices is None else np.atleast_1d(np.arange(len(self), dtype=np.int64)[indices])
         except IndexError as exc:
             raise IndexError(f"Forest.subset: {exc} (the forest's {len(self)} trees are numbered "
                              f"0 to {len(self) - 1}; negative indices count from the end)") from None
+        if idx is None or idx.ndim != 1:  # (None, nested lists: numpy would add axes)
+            raise IndexError(f"Forest.subset: indices must be an int, a flat list or array of ints, a slice or "
+                             f"a bool mask of {len(self)} trees, not {_describe_indices(indices)}")
         starts = self.tree_ptr[idx]
         sizes = self.tree_ptr[idx + 1] - starts
         nodes = _concat_ranges(starts, sizes)

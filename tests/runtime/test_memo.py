@@ -132,6 +132,22 @@ def test_memo_results_change_kind_between_heights():
     np.testing.assert_array_equal(n_memo.ids, n_plain.ids)
 
 
+def bracketed(node):
+    if node.is_leaf:
+        return "L"
+    s = "("
+    for c in node.children:
+        s = s + bracketed(c)
+    return s + ")"
+
+
+@pytest.mark.parametrize("memo", [False, True])
+def test_str_results_of_every_height_join_per_lane(memo):
+    # (strs of different lengths per lane, and a uniform "(" meeting the children's strs)
+    forest = vmapper.Forest.from_nested([((1, 2), 3), 4, (5, (6, (7, 8)))])
+    assert check_batching(bracketed, (forest.roots,), memo=memo).tolist() == ["((LL)L)", "L", "(L(L(LL)))"]
+
+
 def test_memo_on_repeated_and_inner_nodes():
     forest, p = random_binary_forest(5), params(5)
     inner = forest.child_idx[forest.child_ptr[forest.root_ids[forest.depth > 2]]]

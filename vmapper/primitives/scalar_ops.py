@@ -170,13 +170,14 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
                 return Lanes(out, weak)
         a, b = args
         ta, tb = type(a), type(b)
-        if ta is Lanes and not a.weak and (tb is Lanes and not b.weak or tb is np.ndarray):
+        if ta is Lanes and not a.weak and (tb is Lanes and not b.weak or tb is np.ndarray) \
+                and not (_is_str(a) or _is_str(b)):
             # numpy values only, per-sample arrays included: NEP 50 is numpy's own promotion
             da = a.data
             db = b.data if tb is Lanes else b
             if da.ndim != db.ndim + (tb is np.ndarray):
                 da, db = aligned([a, b], ctx.n)
-            out = ufunc(da, db)
+            out = _apply(ctx, name, ufunc, da, db, a, b)
             if check is not None:
                 check(ctx, da, db, out, False)
             return Lanes(out, False)
@@ -193,7 +194,7 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
                                  f"{ctx.describe(a)} and {ctx.describe(b)}")
         a, b = prepare([a, b], arithmetic, ctx, compare=name in _COMPARISONS)
         ra, rb = aligned([a, b], ctx.n)
-        out = np.asarray(ufunc(ra, rb))
+        out = np.asarray(_apply(ctx, name, ufunc, ra, rb, a, b))
         if check is not None:
             check(ctx, ra, rb, out, is_weak(a) and is_weak(b))
         return Lanes(out, is_weak(a) and is_weak(b))
@@ -224,7 +225,7 @@ def _check_pow(ctx, a, b, out, python_scalars):
                        "numpy raises; convert the base with float())", ValueError)
     elif python_scalars:
         fin = np.isfinite(a) & np.isfinite(b)
-        ctx.fail_where(per_lane((a == 0) & (b < 0), out.shape),
+        ctx.fail_where(per_lane((a == 0) & (b < 0) & (b != -np.inf), out.shape),  # (0.0 ** -inf is inf)
                        "0.0 cannot be raised to a negative power", ZeroDivisionError)
         ctx.fail_where(per_lane(np.isnan(out) & ~np.isnan(a) & ~np.isnan(b), out.shape),
                        "negative number to a fractional power (Python returns a complex number)",
@@ -352,6 +353,16 @@ def _is_str(v):
 
 
 _COMPARISONS = frozenset({"eq", "ne", "lt", "le", "gt", "ge"})
+
+
+def _apply(ctx, name, ufunc, ra, rb, a, b):
+    """``ufunc(ra, rb)``; where numpy has no loop for the operands' types (``%`` of complex
+    numbers), the TypeError Python raises per sample, naming the operation and the types."""
+    try:
+        return ufunc(ra, rb)
+    except TypeError:
+        raise ctx.type_error(f"unsupported operand types for '{name}': {ctx.describe(a)} and {ctx.describe(b)}") \
+            from None
 
 
 def _str_binary(ctx, name, ufunc, a, b):
@@ -622,6 +633,9 @@ def _round(ctx, args, attrs):
     d = _scalar_lanes(ctx, a, "round()")
     if d.dtype.kind == "f":
         return _to_int64(ctx, np.rint(d), MSG_ROUND_BIG)
+    if d.dtype.kind not in "iu" and not (d.dtype.kind == "b" and a.weak):  # (complex, str, a numpy bool)
+        what = "str" if d.dtype.kind == "U" else "complex" if a.weak else f"numpy.{d.dtype.name}"
+        raise ctx.type_error(f"type {what} doesn't define __round__ method")
     return Lanes(d.astype(np.int64), True)
 
 

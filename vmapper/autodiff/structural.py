@@ -29,7 +29,19 @@ def _distinct(idx):
             and (len(idx) < 2 or bool((idx[1:] > idx[:-1]).all())))
 
 
+def _uniform(out):
+    return not isinstance(out, Lanes) and type(out) is not tuple
+
+
+def _once(g, parents):
+    """The gradient of a move that kept one uniform value, the same traced value on both sides
+    (``_per_lane``): ``g`` is summed over the lanes already, and goes to it once, not per lane."""
+    return [g, None] if parents[0] is not None else [None, g]
+
+
 def _select_vjp(g, out, args, attrs, n_, parents):
+    if _uniform(out):
+        return _once(g, parents)
     mask = attrs["mask"]
     m = mask.reshape(mask.shape + (1,) * (g.ndim - 1))
     zero = np.zeros((), g.dtype)
@@ -37,18 +49,21 @@ def _select_vjp(g, out, args, attrs, n_, parents):
             None if parents[1] is None else _to_arg(np.where(m, zero, g), args[1])]
 
 
-def _per_lane(out, raw, parents, n):
-    """``out`` as a per-lane value where the move kept one uniform value (``raw`` is both
-    operands' value) but the operands are different traced values: a uniform value's
-    gradient is a sum over lanes, which could not be split between them."""
+def _per_lane(out, parents, n):
+    """``out`` as a per-lane value where the move kept one uniform value (both operands' value,
+    or the one side whose type no active lane's promotion changed) but the operands are different
+    traced values: a uniform value's gradient is a sum over lanes, which could not be split
+    between them."""
     if isinstance(out, Lanes) or type(out) is tuple or parents[0] == parents[1]:
         return out
-    return V.materialize(raw, n)
+    return V.materialize(out, n)
 
 
 def select(mask, new, old, n):
     (rn, pn), (ro, po) = unwrap(new), unwrap(old)
-    out = _per_lane(V.select(mask, rn, ro, n), rn, (pn, po), n)
+    out = _per_lane(V.select(mask, rn, ro, n), (pn, po), n)
+    if isinstance(out, Lanes) and out.data.dtype.kind in "biu":
+        return out  # (``max(0, x)`` where every active lane kept the int: no gradient to carry)
     return record_structural("select", _select_vjp, [rn, ro], out, [pn, po], n, {"mask": mask},
                              fwd=lambda args: V.select(mask, args[0], args[1], n))
 
@@ -78,6 +93,8 @@ def gather(v, idx):
 
 
 def _scatter_vjp(g, out, args, attrs, n_, parents):
+    if _uniform(out):
+        return _once(g, parents)
     idx = attrs["idx"]
     gd = None
     if parents[0] is not None:  # (the blank a call's results are scattered into has none)
@@ -89,7 +106,7 @@ def _scatter_vjp(g, out, args, attrs, n_, parents):
 
 def scatter_into(dest, src, idx, n):
     (rd, pd), (rs, ps) = unwrap(dest), unwrap(src)
-    out = _per_lane(V.scatter_into(rd, rs, idx, n), rd, (pd, ps), n)
+    out = _per_lane(V.scatter_into(rd, rs, idx, n), (pd, ps), n)
     return record_structural("scatter", _scatter_vjp, [rd, rs], out, [pd, ps], n, {"idx": idx},
                              fwd=lambda args: V.scatter_into(args[0], args[1], idx, n))
 

@@ -24,7 +24,7 @@ import contextvars
 
 import numpy as np
 
-from ..runtime.values import Lanes, Traced, gather
+from ..runtime.values import Lanes, Traced, gather, materialize
 from .sparse import OuterSum, Placed, RowSparse, densify, densify_all
 
 current_tape = contextvars.ContextVar("vmapper_tape", default=None)
@@ -145,6 +145,10 @@ def apply_traced(prim, ctx, args, attrs):
         if why is not None:
             raise ctx.unsupported(f"differentiating {why}")
     n = ctx.frame.n  # (ctx.n, without the property call)
+    if to is not Lanes and to is not tuple and any(_varies(r) for r in raw):
+        # One value on every lane from per-lane operands (``w if x > 0 else w``): its gradient
+        # would come summed over the lanes, which the rule would then apply on every lane.
+        out = materialize(out, n)
     traced = tape.record(prim.name, prim.vjp, raw, out, attrs, parents, ctx.mask, n, prim)
     if tape.profile is not None:
         tape.where[traced.node] = (ctx.program, ctx.line)

@@ -493,6 +493,13 @@ def test_max_iters_must_be_a_positive_int(max_iters):
         vmapper.batched(identity, max_iters=max_iters)
 
 
+@pytest.mark.parametrize("exact_math", ["yes", 1, None])
+def test_exact_math_must_be_a_bool(exact_math):
+    # (anything was accepted, and a truthy str turned exact math on)
+    with pytest.raises(ValueError, match="exact_math must be True or False"):
+        vmapper.batched(identity, exact_math=exact_math)
+
+
 def scaled_when_weight_is_large(x, w):
     k = w * 2
     if k > 1:
@@ -524,6 +531,19 @@ def test_a_functools_wraps_wrapper_is_batched_itself_not_the_function_it_wraps()
     np.testing.assert_array_equal(check_batching(plus_one_doubled, (x,)), 2 * (x + 1))
 
 
+def test_a_comment_at_column_zero_inside_a_method_or_nested_function_is_read_past(tmp_path, monkeypatch):
+    # (the source's dedent stopped at it: an IndentationError from the parser)
+    (tmp_path / "column_zero.py").write_text(
+        "class Model:\n    def fwd(self, x):\n        y = x * 2.0\n#       y = y + 1\n        return y\n\n\n"
+        "def make():\n    def step(x):\n# a note\n        s = '''a\nb'''\n        return x + len(s)\n    return step\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+    mod = importlib.import_module("column_zero")
+    x = np.arange(3.0)
+    check_batching(mod.Model().fwd, (x,), backend="numpy")
+    check_batching(mod.make(), (x,), backend="numpy")
+
+
 def test_a_source_file_edited_after_import_is_refused_rather_than_batched(tmp_path, monkeypatch):
     module = tmp_path / "edited_after_import.py"
     module.write_text("def f(x):\n    return x + 1\n")
@@ -533,6 +553,19 @@ def test_a_source_file_edited_after_import_is_refused_rather_than_batched(tmp_pa
     module.write_text("def g(x, y):\n    return x * y\n")
     with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"'def g\(x, y\)', not the running function f"):
         vmapper.batched(mod.f)(np.arange(3.0))
+
+
+def test_a_source_file_whose_function_body_was_edited_after_import_is_refused(tmp_path, monkeypatch):
+    # (same name and parameters: the batched call ran the new body, x * 100, silently)
+    module = tmp_path / "body_edited_after_import.py"
+    module.write_text("import math\n\n\ndef f(x):\n    return math.floor(x) + 1\n\n\ndef g(x):\n    return -math.fabs(x)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+    mod = importlib.import_module("body_edited_after_import")
+    check_batching(mod.g, (np.arange(3.0),), backend="numpy")  # (an unedited file batches)
+    module.write_text("import math\n\n\ndef f(x):\n    return math.floor(x) * 100\n\n\ndef g(x):\n    return -math.fabs(x)\n")
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"that is not the running function f's code"):
+        vmapper.batched(mod.f, backend="numpy")(np.arange(3.0))
 
 
 def first_column(x):
@@ -555,6 +588,15 @@ def test_results_never_share_memory_with_the_inputs_or_each_other(backend):
     assert not np.shares_memory(p, v) and not np.shares_memory(p, q)
     out, _ = vmapper.vjp(vmapper.batched(identity_twice, backend=backend), v)
     assert not np.shares_memory(out[0], v) and not np.shares_memory(out[0], out[1])
+
+
+def test_results_never_share_memory_with_an_ndarray_subclass_argument(tmp_path):
+    # (a memmap: a result viewing it wrote through to the caller's file)
+    mm = np.memmap(tmp_path / "data.bin", dtype=np.float64, mode="w+", shape=(3, 2))
+    mm[:] = 1.0
+    for fn in (first_column, identity_twice):
+        out = vmapper.batched(fn, backend="numpy")(mm)
+        assert not any(np.shares_memory(r, mm) for r in (out if isinstance(out, tuple) else (out,)))
 
 
 def test_python_dash_O_leaves_asserts_out_as_python_does(tmp_path):

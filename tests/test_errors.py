@@ -287,6 +287,37 @@ def test_max_iters_raises_naming_the_loop_line_and_the_lanes_still_running():
         assert str(lane) in msg
 
 
+@batched(max_iters=5)
+def limited_never_ends_for_odd(x):
+    while x != 0:  # marker-limited-loop
+        x -= 2
+    return x
+
+
+def calls_the_limited_function(x):
+    return limited_never_ends_for_odd(x) * 2
+
+
+def calls_the_limited_function_per_item(v):
+    s = 0
+    for x in v:
+        s += limited_never_ends_for_odd(x)
+    return s
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_callees_own_max_iters_holds_when_another_batched_function_calls_it(backend):
+    # (it was dropped there: the loop ran forever)
+    with pytest.raises(NonTerminationError, match=r"max_iters=5") as info:
+        batched(calls_the_limited_function, backend=backend)(np.array([0, 3, 4]))
+    assert info.value.line == line_of(limited_never_ends_for_odd.per_sample, "marker-limited-loop")
+    with pytest.raises(NonTerminationError, match=r"max_iters=5"):
+        batched(calls_the_limited_function_per_item, backend=backend)(np.array([[0, 4], [3, 2]]))
+    np.testing.assert_array_equal(batched(calls_the_limited_function, backend=backend)(np.array([0, 4, 10])), [0, 0, 0])
+    with pytest.raises(NonTerminationError, match=r"max_iters=2"):  # (a smaller limit of the caller's stays)
+        batched(calls_the_limited_function, max_iters=2, backend=backend)(np.array([0, 10]))
+
+
 def test_max_iters_is_not_hit_by_loops_that_finish_in_time():
     x = np.array([0, 4, 10, 2, 60])
     assert np.array_equal(batched(never_ends_for_odd, max_iters=50)(x), [0, 0, 0, 0, 0])

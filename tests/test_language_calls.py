@@ -326,6 +326,25 @@ def test_static_batched_and_class_methods_are_called_through_self():
     check_batching(vmapper.batched(MODEL.forward, in_axes=(None, 0, None)), (x, 3), exact=False, rtol=1e-12)
 
 
+class Affine:
+    def __init__(self):
+        self.b = np.array([0.5, -1.0, 2.0])
+
+    def forward(self, W, v, z=0.0):
+        return W @ v + self.b + z
+
+
+def test_a_bound_methods_in_axes_with_one_entry_per_parameter_is_read_per_parameter():
+    # (W, v, z) = (None, 0, 0), called with (W, v): the leading None was read as the object's,
+    # and W batched, where explain() read it per parameter
+    W, v = np.arange(9.0).reshape(3, 3), np.ones((4, 3))
+    f = vmapper.batched(Affine().forward, in_axes=(None, 0, 0), backend="numpy")
+    check_batching(f, (W, v))
+    assert "varying (differ per lane): v, z" in f.explain()
+    # one entry more than the parameters still starts with the object's None
+    check_batching(vmapper.batched(Affine().forward, in_axes=(None, None, 0, 0), backend="numpy"), (W, v))
+
+
 def test_batched_methods_bind_their_object_and_keep_last_stats():
     x = np.random.default_rng(2).normal(size=(7, 4))
     np.testing.assert_allclose(MODEL.doubled(x), [MODEL.forward(v, 3) * 2.0 for v in x], rtol=1e-12)

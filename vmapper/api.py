@@ -145,7 +145,9 @@ class BatchedFunction:
         if self.backend not in BACKENDS:
             where = "$VMAPPER_BACKEND" if backend is None else "backend"
             raise BatchError(f"{where} must be one of {BACKENDS}, not {self.backend!r}")
-        self.exact_math = exact_math
+        if not isinstance(exact_math, (bool, np.bool_)):
+            raise BatchError(f"exact_math must be True or False, not {exact_math!r}")
+        self.exact_math = bool(exact_math)
         self._stats_owner = self
         self._last_stats = None
         self._method_of = None  # the class whose body defined this method (__set_name__)
@@ -188,9 +190,7 @@ class BatchedFunction:
         ax = self.in_axes
         if isinstance(ax, (tuple, list)):
             if receiver and ax and ax[0] is None:  # (as bind_arguments reads it)
-                nparams = len(_signature(self.function)[0].parameters) - 1
-                if len(ax) in (nargs + 1, nparams + 1):
-                    ax = ax[1:]
+                ax = _without_object_entry(ax, nargs, len(_signature(self.function)[0].parameters) - 1)
             return list(ax)
         return [ax] * nargs
 
@@ -314,8 +314,9 @@ def _signature(fn):
 
 
 def _array_leaves(tree, found):
-    """The numpy arrays in ``tree`` (tuples, lists, dict values), appended to ``found``."""
-    if type(tree) is np.ndarray:
+    """The numpy arrays in ``tree`` (tuples, lists, dict values), appended to ``found``; of
+    every ndarray subclass too (a memmap: a result viewing it would write through to its file)."""
+    if isinstance(tree, np.ndarray):
         found.append(tree)
     elif isinstance(tree, (tuple, list)):
         for v in tree:
@@ -351,6 +352,16 @@ def _unexpected_keyword(sig, kwargs):
     return None
 
 
+def _without_object_entry(in_axes, nargs, nparams):
+    """A bound method's ``in_axes`` tuple without its object's leading ``None``, where it has
+    one: one entry more than the parameters, or than the positional arguments where that is not
+    also one entry per parameter (which it then is, as documented)."""
+    if in_axes and in_axes[0] is None and (len(in_axes) == nparams + 1
+                                           or len(in_axes) == nargs + 1 and len(in_axes) != nparams):
+        return in_axes[1:]
+    return in_axes
+
+
 def bind_arguments(fn, args, kwargs, in_axes, receiver=False):
     """Varying/uniform values of the per-sample parameters, and the batch size.
 
@@ -368,8 +379,8 @@ def bind_arguments(fn, args, kwargs, in_axes, receiver=False):
     nargs = len(args) - receiver
     if isinstance(in_axes, (tuple, list)):
         nparams = len(names) - receiver
-        if receiver and len(in_axes) in (nargs + 1, nparams + 1) and in_axes[0] is None:
-            in_axes = in_axes[1:]  # (the object's own entry)
+        if receiver:
+            in_axes = _without_object_entry(in_axes, nargs, nparams)
         if len(in_axes) == nparams and not any(
                 p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
                 for p in sig.parameters.values()):

@@ -13,11 +13,11 @@ naming the construct, file and line.
 """
 from __future__ import annotations
 
+import __future__
 import ast
 import builtins
 import inspect
 import linecache
-import textwrap
 import types
 
 from .errors import UnsupportedSyntaxError
@@ -69,7 +69,16 @@ def get_source(fn):
                  "(or register exec'd source with linecache)") from exc
     filename = fn.__code__.co_filename
     all_lines = linecache.getlines(filename) or lines
-    return textwrap.dedent("".join(lines)), filename, first, all_lines
+    return _dedented(lines), filename, first, all_lines
+
+
+def _dedented(lines):
+    """The source lines without the first line's indentation (a method's, a nested function's).
+    A line that does not start with it, a comment or a string's line at column 0, is kept as it
+    is, where ``textwrap.dedent`` would dedent nothing at all."""
+    first = lines[0]
+    margin = first[:len(first) - len(first.lstrip(" \t"))]
+    return "".join(line[len(margin):] if line.startswith(margin) else line for line in lines)
 
 
 def local_names(fdef: ast.FunctionDef) -> set:
@@ -87,6 +96,62 @@ def _template(node):
     if not isinstance(node, ast.JoinedStr):
         return ""
     return ast.unparse(node)[2:-1]
+
+
+_FUTURE_FLAGS = 0
+for _feature in __future__.all_feature_names:
+    _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
+
+
+_IMPORTED = {}  # filename -> (the file's lines, the names its module scope binds by import)
+
+
+def _imported_names(filename, lines):
+    cached = _IMPORTED.get(filename)
+    if cached is None or cached[0] is not lines:
+        try:
+            tree = ast.parse("".join(lines))
+        except (SyntaxError, ValueError):
+            return None
+        names = set()
+        stack = list(tree.body)
+        while stack:  # (module scope: imports under if/try too, not in functions or classes)
+            node = stack.pop()
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names.update((a.asname or a.name).partition(".")[0] for a in node.names if a.name != "*")
+            elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                stack.extend(n for n in ast.iter_child_nodes(node) if isinstance(n, ast.stmt))
+        cached = _IMPORTED[filename] = (lines, sorted(names))
+    return cached[1]
+
+
+def _compiles_to(src, code, all_lines):
+    """Whether the module-level ``def`` in ``src`` compiles to ``code`` (a source edited after
+    its module was imported does not); True where it cannot tell.  Names the module imports are
+    imported first: CPython compiles ``math.sqrt(x)`` otherwise when ``math`` is an import."""
+    imported = _imported_names(code.co_filename, all_lines)
+    if imported is None:
+        return True
+    prefix = "".join(f"import sys as {name}\n" for name in imported)
+    try:
+        module = compile(prefix + src, code.co_filename, "exec", flags=code.co_flags & _FUTURE_FLAGS,
+                         dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return True
+    found = [c for c in module.co_consts if isinstance(c, types.CodeType) and c.co_name == code.co_name]
+    return not found or _same_code(found[0], code)
+
+
+def _same_code(a, b):
+    if a.co_code != b.co_code or a.co_names != b.co_names or len(a.co_consts) != len(b.co_consts):
+        return False
+    for x, y in zip(a.co_consts, b.co_consts):
+        if isinstance(x, types.CodeType) and isinstance(y, types.CodeType):
+            if not _same_code(x, y):
+                return False
+        elif type(x) is not type(y) or (x != y if isinstance(x, frozenset) else repr(x) != repr(y)):
+            return False  # (repr: -0.0 and 0.0, nan and nan)
+    return True
 
 
 class Builder:
@@ -109,7 +174,7 @@ class Builder:
         self.fdef = fdefs[0]
         if isinstance(self.fdef, ast.AsyncFunctionDef):
             raise self.error("async function", self.fdef)
-        self._check_source_matches(fn)
+        self._check_source_matches(fn, src)
         # (before the locals are read: a record dict is rewritten into a local list)
         self.dict_locals = rewrite_dicts(self.fdef, self.error)
         join_branch_appends(self.fdef)
@@ -131,9 +196,10 @@ class Builder:
     def line(self, node) -> int:
         return getattr(node, "lineno", 0) + self.line_offset if node is not None else self.first_line
 
-    def _check_source_matches(self, fn):
+    def _check_source_matches(self, fn, src):
         """The parsed ``def`` must be the running function's: its source file may have been
-        edited since it was imported (a notebook, autoreload), and its lines are another one's."""
+        edited since it was imported (a notebook, autoreload), and its lines are another one's.
+        A module-level function's source must also compile to the running function's code."""
         code = getattr(fn, "__code__", None)
         if code is None:
             return
@@ -148,6 +214,15 @@ class Builder:
                 f"not the running function {code.co_name}{tuple(code.co_varnames[:nparams])}",
                 self.filename, self.first_line,
                 hint="the file was edited after the function was defined: reload its module")
+        # (not where pytest's import hook rewrote the function's asserts)
+        if not code.co_freevars and "." not in getattr(fn, "__qualname__", ".") \
+                and not any(isinstance(n, ast.Assert) for n in ast.walk(self.fdef)) \
+                and not _compiles_to(src, code, self.source.lines):
+            raise UnsupportedSyntaxError(
+                f"source at {self.filename}:{self.first_line} that is not the running function {code.co_name}'s code",
+                self.filename, self.first_line,
+                hint="the file was edited after the function was defined: reload its module (or an import hook "
+                     "rewrote the function as it was imported)")
 
     def error(self, construct, node, hint=None):
         line = self.line(node)
@@ -690,8 +765,10 @@ class Builder:
             return self.emit(prim, args, node, kw=tuple(k.arg for k in node.keywords))
         target = getattr(func, "per_sample", None) if hasattr(func, "__vmapper_batched__") else func
         if isinstance(target, types.FunctionType):
-            dag = {"memo": True} if getattr(func, "memo", False) else {}  # @batched(memo=True): DAG mode for its calls
-            return self.emit("call", self.bind_call_args(target, node), node, callee=target, **dag)
+            extra = {"memo": True} if getattr(func, "memo", False) else {}  # @batched(memo=True): DAG mode for its calls
+            if getattr(func, "max_iters", None) is not None and target is not func:  # (@batched(max_iters=N))
+                extra["max_iters"] = func.max_iters
+            return self.emit("call", self.bind_call_args(target, node), node, callee=target, **extra)
         name = getattr(func, "__qualname__", getattr(func, "__name__", repr(func)))
         raise self.error(f"call to {name}", node,
                          hint="vmapper batches plain Python functions, @batched functions and the "

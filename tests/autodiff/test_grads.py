@@ -343,6 +343,17 @@ def test_argnums_of_a_parameter_passed_by_keyword_says_to_pass_it_by_position():
     assert np.isfinite(vg(x_batch(), 0.5)[1])
 
 
+def scaled_by_a_keyword_only_weight(x, *, w):
+    return x * w
+
+
+def test_argnums_of_a_keyword_only_parameter_says_to_make_it_positional():
+    # (the hint said to pass it by position, which Python refuses for a keyword-only parameter)
+    vg = vmapper.value_and_grad(vmapper.batched(scaled_by_a_keyword_only_weight), argnums=1)
+    with pytest.raises(vmapper.BatchError, match="'w' is keyword-only: make it a positional parameter"):
+        vg(x_batch(), w=0.5)
+
+
 def test_kernels_submodules_load_on_first_attribute_use():
     import subprocess
     import sys

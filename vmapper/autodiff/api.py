@@ -1,6 +1,7 @@
 """``value_and_grad``, ``grad`` and ``vjp`` of batched functions."""
 from __future__ import annotations
 
+import inspect
 import numbers
 
 import numpy as np
@@ -249,12 +250,16 @@ def _argnums_error(bf, k, args, kwargs):
     call's positional arguments, so a parameter passed by keyword must be passed by position."""
     msg = f"argnums={k} but {bf.per_sample.__qualname__} got {len(args)} positional argument(s)"
     try:
-        names = list(_signature(bf.per_sample)[0].parameters)
+        params = list(_signature(bf.per_sample)[0].parameters.values())
     except (TypeError, ValueError):
         return msg
-    if 0 <= k < len(names) and names[k] in kwargs:
-        msg += (f"; argnums counts positional arguments, and '{names[k]}' was passed by keyword: "
-                f"pass it by position to differentiate it")
+    if 0 <= k < len(params) and params[k].name in kwargs:
+        if params[k].kind is inspect.Parameter.KEYWORD_ONLY:
+            msg += (f"; argnums counts positional arguments, and '{params[k].name}' is keyword-only: make it a "
+                    f"positional parameter (before the *) to differentiate it")
+        else:
+            msg += (f"; argnums counts positional arguments, and '{params[k].name}' was passed by keyword: "
+                    f"pass it by position to differentiate it")
     return msg
 
 

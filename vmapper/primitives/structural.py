@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import builtins
-import contextlib
 import inspect
 import operator
 
@@ -132,23 +131,20 @@ def _load_global(ctx, args, attrs):
 def _call(ctx, args, attrs):
     k = attrs.get("groups", 1)
     size = len(args) // k
-    with _callee_max_iters(ctx, attrs):
-        results = ctx.call_function(attrs["callee"], [list(args[j * size:(j + 1) * size]) for j in range(k)],
-                                    memo=attrs.get("memo", False))
+    groups = [list(args[j * size:(j + 1) * size]) for j in range(k)]
+    results = _limited(ctx, attrs, ctx.call_function, attrs["callee"], groups, memo=attrs.get("memo", False))
     return results[0] if k == 1 else tuple(results)
 
 
-@contextlib.contextmanager
-def _callee_max_iters(ctx, attrs):
-    """A ``@batched(max_iters=N)`` callee's loops stop at N trips (or the caller's own, smaller
-    limit) while it runs, as when it is called directly."""
+def _limited(ctx, attrs, call, *args, **kwargs):
+    """``call(*args, **kwargs)``, where a ``@batched(max_iters=N)`` callee's loops stop at N trips
+    (or the caller's own, smaller limit) while it runs, as when it is called directly."""
     limit, state = attrs.get("max_iters"), ctx.frame.state
     if limit is None or state.max_iters is not None and state.max_iters <= limit:
-        yield
-        return
+        return call(*args, **kwargs)
     outer, state.max_iters = state.max_iters, limit
     try:
-        yield
+        return call(*args, **kwargs)
     finally:
         state.max_iters = outer
 
@@ -210,8 +206,8 @@ def _bound_arguments(ctx, obj, name, fn, receiver, positional, keywords):
 def _map_call(ctx, args, attrs):
     """A call hoisted out of a loop over a sequence: one call over every lane's items."""
     seq, *others = args
-    with _callee_max_iters(ctx, attrs):
-        return ctx.map_function(attrs["callee"], seq, list(others), attrs["item_pos"], memo=attrs.get("memo", False))
+    return _limited(ctx, attrs, ctx.map_function, attrs["callee"], seq, list(others), attrs["item_pos"],
+                    memo=attrs.get("memo", False))
 
 
 @register("map_method", may_fail=True)

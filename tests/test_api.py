@@ -75,6 +75,22 @@ def test_batched_rejects_things_that_are_not_functions():
         batched(3)
 
 
+def test_batching_a_wrapper_without_source_says_what_to_batch_instead():
+    with pytest.raises(TypeError, match="partial of 'affine': batch that function"):
+        batched(functools.partial(affine, w=2.0))
+    with pytest.raises(TypeError, match="below @staticmethod"):
+        batched(staticmethod(plain))
+    with pytest.raises(TypeError, match="works on whole arrays already"):
+        batched(np.sin)
+
+    class Model:
+        def __call__(self, x):
+            return x
+
+    with pytest.raises(TypeError, match=r"vmapper.batched\(obj.__call__\)"):
+        batched(Model())
+
+
 # ---- in_axes ---------------------------------------------------------------------------------
 
 def affine(x, w, b):

@@ -116,6 +116,23 @@ def _how_it_runs(program, backend) -> str:
     return "backend numpy: the masked program above runs as array operations"
 
 
+def _not_a_function_hint(fn) -> str:
+    """What to batch instead of ``fn``, which has no Python source of its own."""
+    if isinstance(fn, functools.partial):
+        return (f" of {getattr(fn.func, '__name__', fn.func)!r}: batch that function and pass the bound "
+                "arguments as arguments, with in_axes None for those shared by every sample")
+    if isinstance(fn, (staticmethod, classmethod)):
+        return (f": put @vmapper.batched below @{type(fn).__name__} (nearer the def), or batch the "
+                "method looked up on its class or object")
+    if isinstance(fn, np.ufunc) or inspect.isbuiltin(fn) and (getattr(fn, "__module__", None) or "").startswith("numpy"):
+        return ": it has no Python source to batch, and works on whole arrays already"
+    if inspect.isbuiltin(fn):
+        return ": it is built in, with no Python source to batch"
+    if callable(fn) and inspect.ismethod(getattr(fn, "__call__", None)):
+        return ": batch its method, vmapper.batched(obj.__call__)"
+    return ""
+
+
 class BatchedFunction:
     """A per-sample function that runs over whole batches (see :func:`batched`)."""
 
@@ -130,7 +147,8 @@ class BatchedFunction:
         self.function = fn.__func__ if inspect.ismethod(fn) else fn
         self.receiver = (fn.__self__,) if inspect.ismethod(fn) else ()
         if not inspect.isfunction(self.function):
-            raise TypeError(f"vmapper.batched needs a Python function or method, got {type(fn).__name__}")
+            raise TypeError(f"vmapper.batched needs a Python function or method, got {type(fn).__name__}"
+                            + _not_a_function_hint(fn))
         self.per_sample = fn
         self.in_axes = _checked_in_axes(in_axes)
         self.out_axes = _checked_out_axes(out_axes)

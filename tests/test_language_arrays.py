@@ -90,6 +90,34 @@ def test_indexing_by_an_integer_array_per_sample_gathers_rows_with_gradients():
         vmapper.batched(rows_of_a_per_sample_array)(X, ids % 5 + 1)
 
 
+SHARED_INDEX = np.array([2, 0, 2])
+SHARED_MASK = np.array([True, False, True, False])
+
+
+def by_a_shared_index_array(x, m):
+    return x[SHARED_INDEX] * 2.0 + x[1:][np.array([0, 1])].sum(), x[SHARED_MASK], m[SHARED_INDEX, :], \
+        m[..., np.array([1])]
+
+
+def loss_by_a_shared_index_array(x):
+    return (x[SHARED_INDEX] ** 2).sum()
+
+
+def shared_index_array_and_an_integer(m):
+    return m[SHARED_INDEX, 1]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_indexing_by_one_shared_index_or_mask_array_equals_numpy_per_sample(backend):
+    g = np.random.default_rng(5)
+    x, m = g.normal(size=(N, 4)), g.normal(size=(N, 3, 4))
+    check_batching(by_a_shared_index_array, (x, m), backend=backend)
+    check_grads(vmapper.batched(loss_by_a_shared_index_array, backend=backend), (x,))
+    # numpy moves the axis of an index array with an integer apart from it: refused, with a way round
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="index in two steps"):
+        vmapper.batched(shared_index_array_and_an_integer, backend=backend)(m)
+
+
 def gather_tuple(i):
     return (10, 20, 30, 40)[i]
 

@@ -202,6 +202,29 @@ def test_a_method_of_a_str_that_differs_per_lane_is_named_unsupported():
         vmapper.batched(upper_per_lane)(np.array([1.0, -1.0]))
 
 
+def first_char_per_lane(s):
+    return s[0]  # marker-str-index
+
+
+def tail_per_lane(s):
+    return s[1:]  # marker-str-slice
+
+
+def letter_in_str_per_lane(s):
+    return "b" in s  # marker-str-in
+
+
+@pytest.mark.parametrize("fn, marker, construct", [
+    (first_char_per_lane, "marker-str-index", "indexing or slicing a str that differs per lane"),
+    (tail_per_lane, "marker-str-slice", "indexing or slicing a str that differs per lane"),
+    (letter_in_str_per_lane, "marker-str-in", "'in' on a str that differs per lane"),
+])
+def test_indexing_slicing_or_in_on_a_str_that_differs_per_lane_is_named_unsupported(fn, marker, construct):
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=construct) as info:
+        vmapper.batched(fn)(np.array(["ab", "a", "abc"]))
+    assert str(line_of(fn, marker)) in str(info.value)
+
+
 def looks_up_a_shared_dict(k, table):
     return table[k] * 2
 

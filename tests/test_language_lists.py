@@ -160,6 +160,86 @@ def test_item_assignment_on_a_local_list_with_uniform_and_per_lane_indices_match
     check_grads(vmapper.batched(buffers_made_by_repetition_and_concatenation, backend=backend), (x, k), argnums=0)
 
 
+def loop_assigning_items_of_the_list_it_iterates(x, i):
+    r = [x, x * 2.0, 3.0]
+    total = 0.0
+    for v in r:
+        r[2] = r[2] + v
+        if v > 1.0:
+            r[i] = v * 0.5  # a per-lane index, under a per-lane branch
+        total = total + v
+    for k, v in enumerate(r):
+        r[k] = v + r[-1]
+    for a, b in zip(r, [1.0, 2.0, 3.0]):
+        r[0] = r[0] * b - a
+    return total, r[0], r[1], r[2]
+
+
+def loss_of_loop_assigning_items(x, i):
+    total, a, b, c = loop_assigning_items_of_the_list_it_iterates(x, i)
+    return total + a * b - c
+
+
+def loop_over_dict_values_assigning_them(x):
+    d = {"a": x, "b": x + 1.0}
+    s = 0.0
+    for v in d.values():
+        d["b"] = 100.0 * v
+        s = s + v
+    for key, v in d.items():
+        d["a"] = d["a"] + v
+    return s, d["a"], d["b"]
+
+
+def loop_rebinding_and_assigning_the_list_it_iterates(x):
+    r = [x, x]
+    for v in r:
+        r[1] = v + 1.0  # marker-rebound-iterated
+        r = [v, v]
+    return r[0]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_loop_over_a_list_sees_the_items_its_body_assigns_as_python_does(backend):
+    r = np.random.default_rng(11)
+    x, i = r.normal(size=N), r.integers(-3, 3, size=N)
+    check_batching(loop_assigning_items_of_the_list_it_iterates, (x, i), backend=backend)
+    check_batching(loop_over_dict_values_assigning_them, (x,), backend=backend)
+    check_grads(vmapper.batched(loss_of_loop_assigning_items, backend=backend), (x, i), argnums=0)
+
+
+def test_a_loop_that_rebinds_and_assigns_items_of_the_list_it_iterates_raises_naming_the_line():
+    # Python's iterator keeps the first list, which the first trip's r[1] = ... changes.
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="another name") as info:
+        vmapper.batched(loop_rebinding_and_assigning_the_list_it_iterates)(np.ones(3))
+    assert str(line_of(loop_rebinding_and_assigning_the_list_it_iterates, "marker-rebound-iterated")) \
+        in str(info.value)
+
+
+def repeated_by_a_per_lane_count(x, k):
+    r = [x] * k  # marker-repeat-count
+    s = k * [1.0, x]
+    return len(r) + len(s), r[-1] * s[-1]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_list_repeated_by_a_per_lane_count_equal_on_every_lane_matches_python(backend):
+    x = floats(3)
+    check_batching(repeated_by_a_per_lane_count, (x, np.full(N, 3)), backend=backend)
+    check_batching(repeated_by_a_per_lane_count, (x, np.full(N, 2, np.int8)), backend=backend)
+
+
+def test_a_list_repeated_by_a_count_that_differs_per_lane_or_is_a_float_raises_naming_the_line():
+    line = str(line_of(repeated_by_a_per_lane_count, "marker-repeat-count"))
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="repeated a number of times that differs per lane") \
+            as info:
+        vmapper.batched(repeated_by_a_per_lane_count)(np.ones(3), np.array([1, 2, 2]))
+    assert line in str(info.value)
+    with pytest.raises(vmapper.LaneError, match="can't multiply sequence by non-int of type 'float64'") as info:
+        vmapper.batched(repeated_by_a_per_lane_count)(np.ones(3), np.array([1.0, 2.0, 2.0]))
+    assert info.value.python_error is TypeError and line in str(info.value)
+
+
 def test_item_assignment_out_of_range_or_by_a_float_raises_pythons_error_on_those_lanes():
     with pytest.raises(vmapper.LaneError, match="list assignment index out of range") as info:
         vmapper.batched(item_assignment_out_of_range)(np.ones(3), np.array([0, 5, -3]))

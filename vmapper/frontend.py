@@ -24,7 +24,7 @@ from .frontend_builtins import (as_generator, builtin_call, enumerate_args, for_
                                 range_sequence)
 from .frontend_comprehensions import loops_of
 from .frontend_dicts import rewrite_dicts
-from .frontend_lists import LIST_METHODS, join_branch_appends, list_locals, updates_list
+from .frontend_lists import LIST_METHODS, join_branch_appends, list_changes, list_locals
 from .ir import Block, Branch, Const, Function, Instr, Jump, Raise, Return, SourceInfo, Var
 from . import primitives
 
@@ -417,14 +417,20 @@ class Builder:
                 seq_nodes = it.args
             else:
                 seq_nodes = [it]
+            live = {}  # j -> the list that sequence j is: its items are read as the loop reaches them
+            for j, a in enumerate(seq_nodes):
+                if isinstance(a, ast.Name) and a.id in self.list_locals:
+                    changes = list_changes(node, a.id)
+                    if changes is None:
+                        self.list_names.add(f"{k}_seq{j}")
+                    elif changes == "items":  # (Python's iterator sees the items the body assigns)
+                        live[j] = a.id
             # a range() among zip()'s or enumerate()'s sequences: (first, step, length), never made
             seqs = [range_sequence(self, a, node, f"{k}_seq{j}")
                     if func in (enumerate, zip) and isinstance(a, ast.Call) and self.resolve_constant(a.func) is range
+                    else self.load_name(live[j], a) if j in live
                     else self.emit("copy", [self.expr(a)], node, target=f"{k}_seq{j}")
                     for j, a in enumerate(seq_nodes)]
-            for j, a in enumerate(seq_nodes):
-                if isinstance(a, ast.Name) and a.id in self.list_locals and not updates_list(node, a.id):
-                    self.list_names.add(f"{k}_seq{j}")
             if start is not None:  # (evaluated once, after the sequences, as Python does)
                 start = self.emit("copy", [self.expr(start)], node, target=f"{k}_start")
             lens = [s[2] if type(s) is tuple else self.emit("len", [s], node) for s in seqs]
@@ -434,7 +440,9 @@ class Builder:
 
             def bind():
                 items = [self.emit("add", [s[0], self.emit("mul", [Var(counter), s[1]], node)], node)
-                         if type(s) is tuple else self.emit("getitem", [s, Var(counter)], node) for s in seqs]
+                         if type(s) is tuple else
+                         self.emit("getitem", [self.load_name(live[j], node) if j in live else s, Var(counter)], node)
+                         for j, s in enumerate(seqs)]
                 if func is enumerate:
                     index = Var(counter) if start is None else self.emit("add", [Var(counter), start], node)
                     item = self.emit("tuple", items, node) if zipped is not None else items[0]

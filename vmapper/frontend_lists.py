@@ -47,15 +47,23 @@ def _new_list(node) -> bool:
     return False
 
 
-def updates_list(loop, name) -> bool:
-    """Whether ``loop`` appends to or extends the list ``name`` (Python's iteration would see it)."""
+def list_changes(loop, name):
+    """How ``loop`` changes the local list ``name``: None (it does not), ``"items"`` (it only
+    assigns items, ``name[i] = v`` or ``name[i] += v``: Python's iteration over the list sees
+    the new items, and its length stays), or ``"other"`` (it appends, extends or rebinds it)."""
+    how = None
     for node in ast.walk(loop):
+        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, (ast.Store, ast.Del)):
+            return "other"
         if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
-            return True
+            return "other"
         if isinstance(node, ast.Attribute) and node.attr in LIST_METHODS and isinstance(node.value, ast.Name) \
                 and node.value.id == name:
-            return True
-    return False
+            return "other"
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del)) \
+                and isinstance(node.value, ast.Name) and node.value.id == name:
+            how = "items"
+    return how
 
 
 def join_branch_appends(fdef: ast.FunctionDef) -> None:

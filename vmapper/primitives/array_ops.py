@@ -82,11 +82,19 @@ def normalize_lane_indices(ctx, ix, sample_shape, what="index", container=False)
             d = np.where(d < 0, d + size, d)
             out.append(np.where(bad, 0, d))
         elif isinstance(e, np.ndarray) and e.ndim > 0:
-            raise ctx.unsupported(f"{what} by an index array together with per-sample indices")
+            if what != "index" or any(v is not e and type(v) is not slice and v is not Ellipsis for v in ix):
+                # (numpy puts the axis of index arrays and integers apart from one another first,
+                # where the lanes' axis is)
+                raise ctx.unsupported(f"{what} by an index array together with other integer or per-sample "
+                                      f"indices", hint="index in two steps: x[i][idx], or x[idx][:, j]")
+            out.append(e)  # one shared index array: its axis stays where it is, as per sample
         else:
             out.append(e)
     return tuple(out)
 
+
+#: What to do instead of an operation vmapper has no batched form for on a str that differs per lane.
+STR_HINT = "do that work on the strs before or after the batched call, and pass numbers (codes, lengths) in"
 
 _CONTAINERS = (tuple, list, dict)
 _PLAIN_KEYS = (int, str)
@@ -140,6 +148,8 @@ def _getitem(ctx, args, attrs):
             (i,) = normalize_lane_indices(ctx, ix, arr.shape)
             return Lanes(arr[i], False)
         base = materialize(arr, ctx.n)
+    if base.data.dtype.kind == "U":
+        raise ctx.unsupported("indexing or slicing a str that differs per lane", hint=STR_HINT)
     if base.weak:
         raise ctx.lane_error_all(f"'{base.data.dtype.name}' object is not subscriptable", TypeError)
     nix = normalize_lane_indices(ctx, ix, base.sample_shape)
@@ -678,7 +688,7 @@ def _method(ctx, args, attrs):
             raise ctx.lane_error_all(f"'{py_type}' object has no attribute '{name}'", AttributeError)
         raise ctx.unsupported(f"method '.{name}()' of a Python {py_type}")
     if v.data.dtype.kind == "U":
-        raise ctx.unsupported(f"method '.{name}()' of a str that differs per lane")
+        raise ctx.unsupported(f"method '.{name}()' of a str that differs per lane", hint=STR_HINT)
     if name == "is_integer" and v.data.ndim == 1 and v.data.dtype.kind in "fiu" and not rest and not kw:
         return _is_integer(v.data)  # (numpy's float and int scalars have it, as Python's float has)
     impl = METHODS.get(name)

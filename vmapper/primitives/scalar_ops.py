@@ -187,6 +187,8 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
             if ta is tuple and tb is tuple and name in _COMPARISONS and (is_varying(a) or is_varying(b)):
                 return _tuples_per_lane(ctx, name, a, b)
             return ctx.uniform(op, a, b)
+        if name == "mul" and (ta is tuple) != (tb is tuple):
+            return _repeated(ctx, a, b) if ta is tuple else _repeated(ctx, b, a)
         if _is_str(a) or _is_str(b):
             return _str_binary(ctx, name, ufunc, a, b)
         if not (_is_numeric(a) and _is_numeric(b)):
@@ -202,6 +204,19 @@ def binary(name, op, ufunc, *, arithmetic=True, check=None):
     # as they are (each keeps its own tape entry)
     containers = _joins_containers if name in ("add", "mul") else None
     register(name, impl, elementwise=True, may_fail=check is not None, scalar=op, passes_traced=containers)
+
+
+def _repeated(ctx, items, count):
+    """``items * count`` for a list (or tuple) and a count per lane: one length on every
+    active lane, or the list would differ in length per lane."""
+    if not isinstance(count, Lanes) or count.data.ndim != 1 or count.data.dtype.kind not in "biu":
+        raise ctx.type_error(f"can't multiply sequence by non-int of type '{ctx.describe(count)}'")
+    on = count.data[ctx.active_indices()]
+    if on.size and (on != on[0]).any():
+        from ..runtime.context import LIST_LENGTH_HINT
+        raise ctx.unsupported("a list or tuple repeated a number of times that differs per lane "
+                              "(its length would differ per lane)", hint=LIST_LENGTH_HINT)
+    return items * int(on[0]) if on.size else ()
 
 
 def _joins_containers(args, attrs):
@@ -467,6 +482,9 @@ def _contains(ctx, args, attrs):
     if isinstance(container, Lanes):
         if _compares_per_lane(item):  # a tree node: equal to no number of the array
             return Lanes(np.zeros(ctx.n, dtype=bool), True)
+        if container.data.dtype.kind == "U":
+            from .array_ops import STR_HINT
+            raise ctx.unsupported("'in' on a str that differs per lane", hint=STR_HINT)
         if container.data.ndim < 2:
             raise ctx.type_error(f"argument of type '{container.data.dtype.name}' is not iterable")
         eq = ufunc_apply(ctx, np.equal, [container, _expand_item(item)])

@@ -419,6 +419,10 @@ class _EmitterOps:
         if chk == "div":
             self.emit(ind, f"if {B} == {self.zero(lb)}:")
             self.emit(ind + 1, self.fail(self.err(line, ZeroDivisionError, kt.MSG_DIV)))
+        elif chk == "pow_int_zero":
+            self.emit(ind, f"if {A} == {self.zero(la)} and {B} < {self.zero(lb)}:" if np.dtype(lb).kind == "i"
+                      else "if False:")
+            self.emit(ind + 1, self.fail(self.err(line, ZeroDivisionError, kt.MSG_POW_ZERO)))
         elif chk == "pow_int":
             self.emit(ind, f"if {B} < {self.zero(lb)}:" if np.dtype(lb).kind == "i" else "if False:")
             self.emit(ind + 1, self.fail(self.err(line, ValueError, kt.MSG_POW_INT)))

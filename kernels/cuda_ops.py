@@ -354,6 +354,10 @@ class CudaOps:
         if chk == "div":
             code = self.err(line, ZeroDivisionError, kt.MSG_DIV)
             self.emit(ind, f"if ({B} == {self.zero(lb)}) {self.fail(code)}")
+        elif chk == "pow_int_zero":
+            if np.dtype(lb).kind == "i":
+                code = self.err(line, ZeroDivisionError, kt.MSG_POW_ZERO)
+                self.emit(ind, f"if ({A} == {self.zero(la)} && {B} < {self.zero(lb)}) {self.fail(code)}")
         elif chk == "pow_int":
             code = self.err(line, ValueError, kt.MSG_POW_INT)
             if np.dtype(lb).kind == "i":

@@ -50,7 +50,8 @@ def plan_binary(op, ts, args):
     elif op == "pow":
         if ints:
             if const_b is None or const_b < 0:
-                checks = ("pow_int",)
+                # (Python's 0 ** -1 raises ZeroDivisionError; numpy's ints, ValueError for any base)
+                checks = ("pow_int_zero", "pow_int") if weak else ("pow_int",)
         elif weak:
             checks = ("pow_float",)
     elif op in ("lshift", "rshift") and weak and (const_b is None or const_b < 0):

@@ -765,7 +765,8 @@ def round_far(x, k):
 def test_round_beyond_double_precision_raises_on_the_lanes_that_reach_it():
     x = np.full(8, -1.0)
     k = np.full(8, 2)
-    x[[2, 5, 6]] = [1e-30, 1.7e308, 1e14 + 0.5]  # 35 digits, 10**308 steps, |x| * 100 above 2**52
+    # 35 digits, 10**308 steps, |x| * 100 above 2**52 and not a double (lane 7's is: x itself)
+    x[[2, 5, 6, 7]] = [1e-30, 1.7e308, 1e14 + 0.3, 1e14 + 0.5]
     k[[2, 5]] = [35, -308]
     with pytest.raises(vmapper.UnsupportedSyntaxError, match=r"round\(x, ndigits\).* on lane\(s\) 2, 5, 6") as info:
         vmapper.batched(round_far)(x, k)

@@ -79,6 +79,10 @@ def masked_int_pow(a, e):
     return pow(a, e) if e >= 0 else 0
 
 
+def python_int_pow(a, e):
+    return int(a) ** int(e) if e > -2 else 0  # marker-python-int-pow
+
+
 def python_float_pow(x, y):
     return pow(float(x), float(y))  # marker-float-pow
 
@@ -89,6 +93,9 @@ def test_pow_raises_where_the_power_operator_raises_and_only_on_active_lanes():
                     a, e)
     assert list(exc.lanes) == [1, 3] and exc.python_error is ValueError
     check(masked_int_pow, (a, e))
+    exc = raises_at(python_int_pow, "marker-python-int-pow", vmapper.LaneError, "ZeroDivisionError: 0.0 cannot",
+                    np.array([2, 0, 0, 5]), np.array([1, -1, 2, -3]))
+    assert list(exc.lanes) == [1] and exc.python_error is ZeroDivisionError  # (lane 3 takes the else)
     exc = raises_at(python_float_pow, "marker-float-pow", vmapper.LaneError, "ZeroDivisionError",
                     np.array([1.0, 0.0, 2.0]), np.array([2.0, -1.0, -1.0]))
     assert list(exc.lanes) == [1]

@@ -171,7 +171,9 @@ def _round_floats(x, ndigits):
         a = y - n0  # exact
         n = _half_even(n0, (a - 0.5) + e, (a + 0.5) + e)
         out[sel[ok]] = np.copysign(n / p, xs)[ok]
-        unbatched[sel[~ok & (np.abs(y) < 2.0 ** 55)]] = True  # from 2**55 on, x rounds to itself
+        # From 2**55 on, x rounds to itself; so it does below when the product is exact (an
+        # integer from 2**52 on: out holds x already).
+        unbatched[sel[~ok & (np.abs(y) < 2.0 ** 55) & (e != 0)]] = True
     sel = np.flatnonzero(todo & (nd < 0) & (nd >= -22))
     if sel.size:
         xs = x[sel]

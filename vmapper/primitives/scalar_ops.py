@@ -235,6 +235,9 @@ def _check_division(ctx, a, b, out, python_scalars):
 def _check_pow(ctx, a, b, out, python_scalars):
     a, b = np.asarray(a), np.asarray(b)
     if a.dtype.kind in "biu" and b.dtype.kind in "biu":
+        if python_scalars:  # (numpy's ints raise ValueError whatever the base)
+            ctx.fail_where(per_lane((a == 0) & (b < 0), out.shape), "0.0 cannot be raised to a negative power",
+                           ZeroDivisionError)
         ctx.fail_where(per_lane(b < 0, out.shape),
                        "integer to a negative integer power (Python would return a float, "
                        "numpy raises; convert the base with float())", ValueError)

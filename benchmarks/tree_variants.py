@@ -84,3 +84,8 @@ def tree_loss_unfused(root, params):
     """``model.tree_loss`` with its matrix products and sums as separate operations."""
     _, _, loss, _, _ = encode_unfused(root, params)
     return loss
+
+
+if __name__ == "__main__":
+    raise SystemExit("tree_variants.py holds peers of benchmarks/trees.py; run them with "
+                     "python benchmarks/trees.py --only vmapper-slices,vmapper-unfused")

@@ -103,6 +103,10 @@ import os
 import sys
 
 
+#: the peers' names (``PEERS`` maps them to their classes, defined below)
+PEER_NAMES = ('torch-recursive', 'torch-level', 'jax-level', 'numpy-level', 'vmapper-depth', 'vmapper-unfused', 'vmapper-slices', 'vmapper-unshared')
+
+
 def _parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -133,8 +137,7 @@ def _parse_args(argv=None):
                    help="SST directory with train.txt (default: shared/data/sst beside the repo)")
     p.add_argument("--seed", type=int, default=0, help="parameter init and batch order (default 0)")
     p.add_argument("--only", default=None,
-                   help="comma-separated peers to run (vmapper always runs): "
-                        "torch-recursive,torch-level,jax-level,numpy-level")
+                   help="comma-separated peers to run (vmapper always runs): " + ",".join(PEER_NAMES))
     p.add_argument("--no-reference", action="store_true", help="skip the numpy-level peer")
     p.add_argument("--solo", action="store_true",
                    help="run each peer's steps back to back, one peer after another, instead of "
@@ -726,6 +729,7 @@ PEERS = {"torch-recursive": TorchRecursivePeer, "torch-level": TorchLevelPeer,
          "jax-level": JaxLevelPeer, "numpy-level": NumpyLevelPeer, "vmapper-depth": VmapperDepthPeer,
          "vmapper-unfused": VmapperUnfusedPeer, "vmapper-slices": VmapperSlicesPeer,
          "vmapper-unshared": VmapperUnsharedPeer}
+assert tuple(PEERS) == PEER_NAMES
 
 
 def jax_padding(forest, batches):

@@ -1,14 +1,15 @@
 """Train the per-tree Tree-LSTM (``model.py``) with vmapper, on ListOps (default) or SST.
 
     python -m examples.trees.train                  # built-in ListOps, under a minute on 2 cores
-    python examples/trees/train.py --epochs 5       # same, run as a script
+    python examples/trees/train.py --epochs 5       # run as a script, 5 epochs
     python -m examples.trees.train --data /work/shared/data/sst --paper
 
 ``--data DIR`` reads SST's ``train.txt``, ``dev.txt`` and ``test.txt`` (PTB form). Each
 epoch reports dev accuracy: fine-grained root, all nodes and, for SST, binary root
 accuracy (neutral roots dropped; classes {0,1} negative, {3,4} positive; the binary
 decision compares the probability mass of {3,4} with that of {0,1}). Parameters are
-saved per epoch to ``OUT/epochNN.npz``; curves go to ``OUT/curves.png``.
+saved per epoch to ``OUT/epochNN.npz`` (with ``vocab``, the words in id order); curves go
+to ``OUT/curves.png``.
 
 Gradients come from ``vmapper.value_and_grad(model.tree_loss, argnums=1)``;
 ``--grad reference`` uses the hand-written level-batched gradients of ``reference.py``
@@ -63,6 +64,13 @@ def _at_least(lo, kind=int):
 
 
 POSITIVE = _at_least(1)
+
+
+def _directory(text):
+    """An argparse type: a path, not empty (``Path("")`` would quietly be the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (use . for the current directory)")
+    return Path(text)
 LISTOPS_DEFAULTS = dict(listops_train=2000, listops_eval=500, listops_depth=4)
 
 
@@ -74,19 +82,23 @@ def parse_args(argv=None):
     ap.add_argument("--paper", action="store_true",
                     help="Tai et al.'s setting: emb 300, hidden 150, Adagrad lr 0.05, L2 1e-4, "
                          "batch 25, 10 epochs (explicit flags still override)")
-    ap.add_argument("--epochs", type=POSITIVE)
-    ap.add_argument("--batch-size", type=POSITIVE)
-    ap.add_argument("--lr", type=_at_least(0.0, float), help="Adagrad learning rate")
-    ap.add_argument("--l2", type=_at_least(0.0, float), help="L2 regularization strength")
-    ap.add_argument("--hidden", type=POSITIVE, help="Tree-LSTM memory size")
-    ap.add_argument("--emb", type=POSITIVE, help="word embedding size")
+    def default(k):
+        return f"(default {DEFAULTS[k]}; with --paper {PAPER[k]})" if DEFAULTS[k] != PAPER[k] \
+            else f"(default {DEFAULTS[k]})"
+    ap.add_argument("--epochs", type=POSITIVE, help=f"training epochs {default('epochs')}")
+    ap.add_argument("--batch-size", type=POSITIVE, help=f"trees per training step {default('batch_size')}")
+    ap.add_argument("--lr", type=_at_least(0.0, float), help=f"Adagrad learning rate {default('lr')}")
+    ap.add_argument("--l2", type=_at_least(0.0, float), help=f"L2 regularization strength {default('l2')}")
+    ap.add_argument("--hidden", type=POSITIVE, help=f"Tree-LSTM memory size {default('hidden')}")
+    ap.add_argument("--emb", type=POSITIVE, help=f"word embedding size {default('emb')}")
     ap.add_argument("--limit", type=POSITIVE, default=None,
                     help="use the first N training trees (SST's files are partly ordered by "
                          "sentiment, so a small N is skewed)")
     ap.add_argument("--eval-limit", type=POSITIVE, default=None,
                     help="use N evenly spaced dev and test trees (quick runs)")
-    ap.add_argument("--seed", type=_at_least(0), default=0)
-    ap.add_argument("--out", type=Path, default=Path("runs/treelstm"),
+    ap.add_argument("--seed", type=_at_least(0), default=0,
+                    help="seed of the initial parameters, the batch order and ListOps (default 0)")
+    ap.add_argument("--out", type=_directory, default=Path("runs/treelstm"),
                     help="checkpoint and plot directory (default runs/treelstm)")
     ap.add_argument("--float32", action="store_true", help="float32 parameters (default float64)")
     ap.add_argument("--grad", choices=("vmapper", "reference"), default="vmapper",
@@ -95,7 +107,8 @@ def parse_args(argv=None):
     ap.add_argument("--listops-train", type=POSITIVE, help="ListOps training trees (default 2000)")
     ap.add_argument("--listops-eval", type=POSITIVE, help="ListOps dev and test trees each (default 500)")
     ap.add_argument("--listops-depth", type=POSITIVE, help="ListOps max operator nesting (default 4)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ap.add_argument("--no-progress", action="store_true",
+                    help="no progress bar (there is none either when stderr is not a terminal)")
     args = ap.parse_args(argv)
     base = PAPER if args.paper else DEFAULTS
     for k, v in base.items():
@@ -141,9 +154,9 @@ def load_data(args):
     else:
         files = {k: args.data / f"{k}.txt" for k in ("train", "dev", "test")}
         for k, f in files.items():
-            if not f.exists():
-                raise SystemExit(f"--data {args.data}: missing {f.name}")
-        read = {k: f.read_text().splitlines() for k, f in files.items()}
+            if not f.is_file():
+                raise SystemExit(f"--data {args.data}: {f.name} {'is not a file' if f.exists() else 'is missing'}")
+        read = {k: _read_lines(f) for k, f in files.items()}
         if args.limit is not None:
             read["train"] = _first_trees(read["train"], args.limit)
         train = _parse(files["train"], read["train"])
@@ -165,6 +178,17 @@ def load_data(args):
             splits[k] = splits[k].subset(np.unique(np.linspace(0, n - 1, min(n, args.eval_limit))
                                                    .astype(np.int64)))
     return splits, n_classes, is_sst
+
+
+def _read_lines(path):
+    """The lines of a UTF-8 text file; an error that names the file and line otherwise."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SystemExit(f"{path}, line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); convert the "
+                         f"file to UTF-8, e.g. iconv -f latin1 -t utf-8") from None
 
 
 def _first_trees(lines, n):
@@ -195,14 +219,14 @@ def _check_for_model(forest, path, lines, n_classes):
     labels = forest["label"]
     bad_arity = np.flatnonzero((counts != 0) & (counts != 2))
     bad_label = np.flatnonzero((labels < 0) | (labels >= n_classes))
-    for nodes, what in ((bad_arity, lambda v: f"a node with {counts[v]} children (the binary "
-                                             "Tree-LSTM needs 0 or 2)"),
+    for nodes, what in ((bad_arity, lambda v: f"a node with {counts[v]} child{'ren' if counts[v] != 1 else ''} "
+                                             "(the binary Tree-LSTM needs 0 or 2)"),
                         (bad_label, lambda v: f"label {labels[v]} (classes are 0-{n_classes - 1})")):
         if len(nodes):
             v = int(nodes[0])
             tree = int(np.searchsorted(forest.tree_ptr, v, side="right")) - 1
             line = [k for k, ln in enumerate(lines, 1) if ln.strip()][tree]
-            raise SystemExit(f"{path}, line {line} (tree {tree}): {what(v)}")
+            raise SystemExit(f"{path}: tree {tree} (line {line}): {what(v)}")
 
 
 # -- gradients --------------------------------------------------------------------------
@@ -260,12 +284,13 @@ def evaluate(forest, params, is_sst):
         keep = gold != 2
         lse = lambda z: np.logaddexp.reduce(z, axis=1)  # noqa: E731
         pos = lse(logits[:, 3:5]) > lse(logits[:, 0:2])
-        out["binary"] = float(np.mean(pos[keep] == (gold[keep] > 2)))
+        # (no positive or negative root among these trees: no binary accuracy, NaN)
+        out["binary"] = float(np.mean(pos[keep] == (gold[keep] > 2))) if keep.any() else math.nan
     return out
 
 
 def fmt(acc):
-    return ", ".join(f"{k} {v:.3f}" for k, v in acc.items())
+    return ", ".join(f"{k} {v:.3f}" if math.isfinite(v) else f"{k} n/a" for k, v in acc.items())
 
 
 # -- plot -------------------------------------------------------------------------------
@@ -305,7 +330,7 @@ def _progress(iterable, total, desc, disable):
         from tqdm import tqdm
     except ImportError:
         return _NoBar(iterable)
-    return tqdm(iterable, total=total, desc=desc, disable=disable, leave=True,
+    return tqdm(iterable, total=total, desc=desc, disable=True if disable else None, leave=True,
                 dynamic_ncols=True)
 
 
@@ -374,7 +399,7 @@ def main(argv=None):
           f"train {len(train)} trees / {train.num_nodes} nodes, dev {len(dev)}, test {len(test)}; "
           f"vocab {len(train.vocab)}, {n_classes} classes, max depth {train.max_depth}")
     print(f"model: emb {args.emb}, hidden {args.hidden}, {np.dtype(dtype).name}; Adagrad lr "
-          f"{args.lr}, L2 {args.l2}, batch {args.batch_size}, {args.epochs} epochs; "
+          f"{args.lr}, L2 {args.l2}, batch {args.batch_size}, {args.epochs} epoch{'s' if args.epochs != 1 else ''}; "
           f"gradients: {grad_fn.source}")
     _remove_old_checkpoints(args.out)
     history = {"batch_loss": [], "epoch_loss": [], "dev": [], "epoch_time": []}
@@ -402,6 +427,7 @@ def _finish_plot(history, out):
 
 def _train(args, rng, train, dev, params, opt, grad_fn, history, is_sst):
     """The epochs: a checkpoint, ``history.json`` and a line of dev accuracy after each."""
+    vocab_words = np.array(sorted(train.vocab, key=train.vocab.get))  # (word of id i at i)
     for epoch in range(1, args.epochs + 1):
         te = time.perf_counter()
         order = rng.permutation(len(train))
@@ -428,7 +454,7 @@ def _train(args, rng, train, dev, params, opt, grad_fn, history, is_sst):
         history["epoch_time"].append(time.perf_counter() - te)
         ckpt = args.out / f"epoch{epoch:02d}.npz"
         with open(ckpt.with_suffix(".tmp"), "wb") as f:  # (replaced whole: never half a checkpoint)
-            np.savez(f, **params, epoch=epoch, **{f"dev_{k}": v for k, v in acc.items()})
+            np.savez(f, **params, vocab=vocab_words, epoch=epoch, **{f"dev_{k}": v for k, v in acc.items()})
         os.replace(ckpt.with_suffix(".tmp"), ckpt)
         loss = tot_loss / tot_nodes
         print(f"epoch {epoch}: train loss/node {loss:{'.4f' if abs(loss) < 1e6 else '.4g'}}, dev {fmt(acc)} "

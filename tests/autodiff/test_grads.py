@@ -534,3 +534,23 @@ def test_the_gradient_of_a_zeroth_power_is_zero_at_zero(backend, dtype):
     g = vmapper.grad(vmapper.batched(powers_with_zero_exponents, backend=backend))(x, n)
     assert g.dtype == dtype
     np.testing.assert_array_equal(g, np.array([3.0, 3.0, 3.0, 3.0], dtype))
+
+
+def heaviside_steps(x, w, h):
+    s = np.heaviside(x, h) * w + x * h
+    while x > 0.5:  # (a loop: the numba backend differentiates it in forward mode)
+        x = x - 1.0
+        s = s + np.heaviside(x, h) * w
+    return s
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_heaviside_is_flat_in_x_and_passes_h0_where_x_is_zero_on_both_backends(backend):
+    x = np.array([-1.0, 0.0, 2.0, 0.0, 3.5])
+    h = np.array([0.25, 0.5, 0.75, 1.0, 0.3])
+    f = vmapper.batched(heaviside_steps, in_axes=(0, None, 0), backend=backend)
+    _, (gx, gw, gh) = vmapper.value_and_grad(f, argnums=(0, 1, 2))(x, 1.5, h)
+    np.testing.assert_array_equal(gx, h)  # only x * h depends on x
+    assert gw == 0.0 + 0.5 + (1.0 + 1.0 + 0.75) + 1.0 + 4 * 1.0  # every heaviside's value, h0 where x is 0
+    # d/dh: x, plus w where the heaviside's x is 0 (lanes 1 and 3 at once, lane 2 after two trips)
+    np.testing.assert_array_equal(gh, [-1.0, 1.5, 3.5, 1.5, 3.5])

@@ -19,9 +19,9 @@ def _data(tmp_path, train_lines, dev_lines=(GOOD,)):
 
 
 @pytest.mark.parametrize("bad, message", [
-    ("(3 (2 a) (3 b) (1 c))", "line 3 (tree 1): a node with 3 children"),
-    ("(3 (2 (1 a)) (3 b))", "line 3 (tree 1): a node with 1 children"),
-    ("(7 (2 a) (3 b))", "line 3 (tree 1): label 7"),
+    ("(3 (2 a) (3 b) (1 c))", "tree 1 (line 3): a node with 3 children"),
+    ("(3 (2 (1 a)) (3 b))", "tree 1 (line 3): a node with 1 child "),
+    ("(7 (2 a) (3 b))", "tree 1 (line 3): label 7"),
     ("(3 (2 a) (3 b)", "line 3, column"),
 ])
 def test_a_tree_the_model_cannot_train_on_stops_the_run_with_its_file_and_line(tmp_path, bad, message):
@@ -33,11 +33,30 @@ def test_a_tree_the_model_cannot_train_on_stops_the_run_with_its_file_and_line(t
 
 def test_a_bad_dev_label_stops_the_run_before_training(tmp_path):
     data = _data(tmp_path, [GOOD], dev_lines=[GOOD, "(9 (2 a) (3 b))"])
-    with pytest.raises(SystemExit, match=r"dev.txt, line 2 \(tree 1\): label 9"):
+    with pytest.raises(SystemExit, match=r"dev.txt: tree 1 \(line 2\): label 9"):
         train.main(["--data", str(data), "--epochs", "1", "--no-progress", "--out", str(tmp_path / "o")])
 
 
-@pytest.mark.parametrize("argv", [["--limit", "0"], ["--batch-size", "0"], ["--epochs", "0"],
+def test_a_tree_file_that_is_not_utf8_or_not_a_file_stops_the_run_naming_it(tmp_path):
+    data = _data(tmp_path, [GOOD, GOOD])
+    (data / "train.txt").write_bytes(b"(3 (2 a) (3 b))\n(3 (2 caf\xe9) (3 b))\n")
+    with pytest.raises(SystemExit, match=r"train.txt, line 2: not UTF-8 text \(byte 0xe9\)"):
+        train.main(["--data", str(data), "--epochs", "1", "--no-progress", "--out", str(tmp_path / "o")])
+    (data / "dev.txt").unlink()
+    (data / "dev.txt").mkdir()
+    with pytest.raises(SystemExit, match="dev.txt is not a file"):
+        train.main(["--data", str(data), "--epochs", "1", "--no-progress", "--out", str(tmp_path / "o")])
+
+
+def test_binary_accuracy_without_a_positive_or_negative_root_is_not_a_number_shown_as_n_a(recwarn):
+    forest = train.vmapper.Forest.from_ptb([GOOD.replace("(3", "(2", 1)])
+    params = train.model.init_params(len(forest.vocab), 5, 6, 5, 0)
+    acc = train.evaluate(forest, params, is_sst=True)
+    assert np.isnan(acc["binary"]) and "binary n/a" in train.fmt(acc)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize("argv", [["--limit", "0"], ["--batch-size", "0"], ["--epochs", "0"], ["--out", ""],
                                   ["--hidden", "-1"], ["--data", "/no/such/dir"],
                                   ["--data", ".", "--listops-depth", "3"]])
 def test_bad_options_are_argparse_errors(argv, capsys):
@@ -77,6 +96,8 @@ def test_a_run_removes_an_earlier_runs_checkpoints_and_writes_strict_json(tmp_pa
     assert "removed 3 checkpoint(s)" in capsys.readouterr().out
     history = json.loads((out / "history.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert history["args"]["epochs"] == 1 and set(history["test"]) == {"root", "nodes"}
+    ckpt = np.load(out / "epoch01.npz")  # (no pickles: plain arrays, the words too)
+    assert ckpt["vocab"].dtype.kind == "U" and len(ckpt["vocab"]) == ckpt["emb"].shape[0]
 
 
 def test_a_diverging_loss_stops_the_run_naming_the_learning_rate(tmp_path, monkeypatch):

@@ -35,7 +35,7 @@ ZERO_DERIVATIVE = frozenset(
      "math.floor", "math.ceil", "math.trunc", "math.isnan", "math.isfinite", "math.isinf"}
     | {f"np.{n}" for n in ("floor", "ceil", "trunc", "rint", "sign", "isnan", "isfinite", "isinf",
                            "logical_not", "logical_and", "logical_or", "logical_xor", "signbit",
-                           "heaviside", "int8", "int16", "int32", "int64", "uint8", "uint16",
+                           "int8", "int16", "int32", "int64", "uint8", "uint16",
                            "uint32", "uint64", "bool_")})
 
 
@@ -154,6 +154,13 @@ def _clip(e, out, args, tans):
     inner = e.op("select", e.op("eq", out, hi), thi, Const(0.0))
     inner = e.op("select", e.op("eq", out, lo), tlo, inner)
     return e.op("select", e.op("eq", out, x), tx, inner)
+
+
+def _heaviside(e, out, args, tans):
+    """``heaviside(x, h0)``: flat in ``x``; ``h0`` where ``x == 0`` (derivative 1 there)."""
+    if tans[1] is None:
+        return None
+    return e.op("select", e.op("eq", args[0], Const(0)), tans[1], Const(0.0))
 
 
 def _maximum(cond_op):
@@ -278,6 +285,7 @@ def _register():
         defjvp(name, _maximum("ge"))
     for name in ("np.minimum", "np.fmin"):
         defjvp(name, _maximum("le"))
+    defjvp("np.heaviside", _heaviside)
     defjvp("select", _select)
     defjvp("np.where", _where)
     defjvp("np.clip", _clip)

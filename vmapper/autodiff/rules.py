@@ -244,6 +244,7 @@ for _n in ("floor", "ceil", "trunc", "rint", "sign"):
 defvjp("float", elementwise(_ones))
 for _t in ("float16", "float32", "float64"):
     defvjp(f"np.{_t}", elementwise(_ones))
+defvjp("np.heaviside", elementwise(lambda o, x, h0: np.zeros_like(o), lambda o, x, h0: (x == 0) * 1.0))
 defvjp("np.maximum", elementwise(lambda o, a, b: (a >= b) * 1.0, lambda o, a, b: (a < b) * 1.0))
 defvjp("np.minimum", elementwise(lambda o, a, b: (a <= b) * 1.0, lambda o, a, b: (a > b) * 1.0))
 defvjp("np.fmax", PRIMITIVES["np.maximum"].vjp)

@@ -108,7 +108,7 @@ def parse_args(argv=None):
     ap.add_argument("--listops-eval", type=POSITIVE, help="ListOps dev and test trees each (default 500)")
     ap.add_argument("--listops-depth", type=POSITIVE, help="ListOps max operator nesting (default 4)")
     ap.add_argument("--no-progress", action="store_true",
-                    help="no progress bar (there is none either when stderr is not a terminal)")
+                    help="no progress bar")
     args = ap.parse_args(argv)
     base = PAPER if args.paper else DEFAULTS
     for k, v in base.items():
@@ -330,7 +330,9 @@ def _progress(iterable, total, desc, disable):
         from tqdm import tqdm
     except ImportError:
         return _NoBar(iterable)
-    return tqdm(iterable, total=total, desc=desc, disable=True if disable else None, leave=True,
+    # (to a log rather than a terminal: a line every few seconds, not a flood of redraws)
+    return tqdm(iterable, total=total, desc=desc, disable=disable, leave=True,
+                mininterval=0.1 if sys.stderr.isatty() else 5.0,
                 dynamic_ncols=True)
 
 
@@ -446,7 +448,7 @@ def _train(args, rng, train, dev, params, opt, grad_fn, history, is_sst):
             history["batch_loss"].append(per_node)
             tot_loss += float(np.sum(losses))
             tot_nodes += batch.num_nodes
-            bar.set_postfix(loss=f"{per_node:.3f}", avg=f"{tot_loss / tot_nodes:.3f}")
+            bar.set_postfix(loss=f"{per_node:.3f}", avg=f"{tot_loss / tot_nodes:.3f}", refresh=False)
         bar.close()
         acc = evaluate(dev, params, is_sst)
         history["epoch_loss"].append(tot_loss / tot_nodes)

@@ -501,3 +501,11 @@ def test_passing_one_node_to_a_batched_function_says_to_pass_a_batch():
 
 def is_a_leaf(n):
     return n.is_leaf
+
+
+def test_repr_counts_trees_or_dags_and_nodes():
+    assert repr(Forest.from_nested([(1, (2, 3)), 4])).startswith("Forest(2 trees, 6 nodes")
+    g = nx.DiGraph()
+    g.add_edges_from([(0, 1), (0, 2), (1, 3), (2, 3)])  # node 3 shared by two parents
+    nx.set_node_attributes(g, 1.0, "v")
+    assert repr(Forest.from_networkx([g], attrs=["v"])).startswith("Forest(1 DAG, 4 nodes")

@@ -288,7 +288,9 @@ class Forest:
                       _check=False)
 
     def __repr__(self):
-        return (f"Forest({len(self)} tree{'s' if len(self) != 1 else ''}, {self.num_nodes} nodes, "
+        # (a DAG's shared nodes have several parents: more edges than a forest of trees has)
+        kind = "tree" if len(self.child_idx) == self.num_nodes - len(self) else "DAG"
+        return (f"Forest({len(self)} {kind}{'s' if len(self) != 1 else ''}, {self.num_nodes} nodes, "
                 f"attrs=[{', '.join(self.attrs)}], max_depth={self.max_depth})")
 
     # -- vectorized accessors for the batched runtime -------------------------

@@ -60,7 +60,7 @@ def list_changes(loop, name):
         if isinstance(node, ast.Attribute) and node.attr in LIST_METHODS and isinstance(node.value, ast.Name) \
                 and node.value.id == name:
             return "other"
-        if isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del)) \
+        if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store) \
                 and isinstance(node.value, ast.Name) and node.value.id == name:
             how = "items"
     return how

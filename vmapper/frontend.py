@@ -25,6 +25,7 @@ from .frontend_builtins import (as_generator, builtin_call, enumerate_args, for_
 from .frontend_comprehensions import loops_of
 from .frontend_dicts import rewrite_dicts
 from .frontend_lists import LIST_METHODS, join_branch_appends, list_changes, list_locals
+from .guards import MISSING
 from .ir import Block, Branch, Const, Function, Instr, Jump, Raise, Return, SourceInfo, Var
 from . import primitives
 
@@ -107,8 +108,18 @@ class Builder:
         self.closure = {}
         if fn.__closure__:
             self.closure = dict(zip(fn.__code__.co_freevars, fn.__closure__))
+        # (kind, where, key) -> the value compiled in: ``Function.annotations["guards"]``
+        self.guards = {}
 
     # ---- helpers --------------------------------------------------------------
+    def bound(self, kind, where, key, value):
+        """``value``, read while compiling from a global (``kind`` "global": ``where`` is the
+        globals dict; ``value`` MISSING: a builtin not shadowed there), a closure cell
+        ("cell") or an attribute ("attr") and compiled in as a constant: recorded, so that the
+        program is compiled again once that name holds something else (guards.py)."""
+        self.guards.setdefault((kind, id(where), key), (kind, where, key, value))
+        return value
+
     def line(self, node) -> int:
         return getattr(node, "lineno", 0) + self.line_offset if node is not None else self.first_line
 
@@ -185,6 +196,7 @@ class Builder:
                 blk.term = Return(Const(None), 0)
         fn = Function(self.fdef.name, params, self.blocks, 0, self.source, self.fn)
         fn.annotations["lists"] = frozenset(self.list_names)
+        fn.annotations["guards"] = tuple(self.guards.values())
         return fn
 
     # ---- statements -------------------------------------------------------------
@@ -497,14 +509,15 @@ class Builder:
             except ValueError:
                 raise self.error(f"closure variable '{name}' that is not bound yet", node)
             if _is_static(value):
-                return Const(value)
+                return Const(self.bound("cell", cell, name, value))
             return self.emit("load_global", [], node, name=name, cell=cell)
         g = self.fn.__globals__
         if name in g:
             if _is_static(g[name]):
-                return Const(g[name])
+                return Const(self.bound("global", g, name, g[name]))
             return self.emit("load_global", [], node, name=name, globals=g)
         if hasattr(builtins, name):
+            self.bound("global", g, name, MISSING)
             return Const(getattr(builtins, name))
         raise self.error(f"undefined name '{name}'", node)
 
@@ -518,7 +531,7 @@ class Builder:
         if isinstance(node, ast.Attribute):
             base = self.resolve_constant(node.value)
             if isinstance(base, types.ModuleType) or isinstance(base, type):
-                return getattr(base, node.attr, None)
+                return self.bound("attr", base, node.attr, getattr(base, node.attr, None))
         return None
 
     def expr_Attribute(self, node):
@@ -526,7 +539,7 @@ class Builder:
         if isinstance(base, Const) and (isinstance(base.value, types.ModuleType) or isinstance(base.value, type)):
             if not hasattr(base.value, node.attr):
                 raise self.error(f"attribute '{node.attr}' of {base.value.__name__}", node)
-            return Const(getattr(base.value, node.attr))
+            return Const(self.bound("attr", base.value, node.attr, getattr(base.value, node.attr)))
         return self.emit("getattr", [base], node, name=node.attr)
 
     def expr_BinOp(self, node):
@@ -671,7 +684,7 @@ class Builder:
                 args = [self.expr(a) for a in node.args] + [self.expr(k.value) for k in node.keywords]
                 return self.emit("method", [base, *args], node, name=node.func.attr,
                                  kw=tuple(k.arg for k in node.keywords))
-            func = getattr(base.value, node.func.attr, None)
+            func = self.bound("attr", base.value, node.func.attr, getattr(base.value, node.func.attr, None))
             if func is None:
                 raise self.error(f"attribute '{node.func.attr}'", node)
         else:

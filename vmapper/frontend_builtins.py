@@ -35,6 +35,7 @@ import copy
 import types
 
 from .frontend_comprehensions import extreme_loops, locate, search_loops
+from .guards import MISSING
 from .ir import Const, Var
 
 
@@ -60,17 +61,18 @@ def static_value(b, node):
             return None
         if name in b.closure:
             try:
-                return b.closure[name].cell_contents
+                return b.bound("cell", b.closure[name], name, b.closure[name].cell_contents)
             except ValueError:
                 return None
         g = b.fn.__globals__
         if name in g:
-            return g[name]
+            return b.bound("global", g, name, g[name])
+        b.bound("global", g, name, MISSING)
         return getattr(builtins, name, None)
     if isinstance(node, ast.Attribute):
         base = static_value(b, node.value)
         if isinstance(base, (types.ModuleType, type)):
-            return getattr(base, node.attr, None)
+            return b.bound("attr", base, node.attr, getattr(base, node.attr, None))
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 from .frontend import build_function
+from .guards import guards_hold
 from .profiler import compiling
 from .passes.manager import PassManager
 
@@ -19,6 +20,7 @@ class Program:
         self.blocks = fn.blocks
         self.schedule = fn.annotations["schedule"]
         self.source = fn.source
+        self.guards = fn.annotations.get("guards", ())
         self.self_recursive = any(_calls_itself(fn, ins) for blk in fn.blocks.values() for ins in blk.instrs)
 
     def where(self, line):
@@ -68,14 +70,15 @@ _lock = threading.RLock()
 
 
 def get_program(pyfunc) -> Program:
-    """The compiled program of a plain Python function (compiled once, thread-safely)."""
+    """The compiled program of a plain Python function (compiled once, thread-safely; again
+    when its code, or a global, closure variable or attribute it was compiled with, changed)."""
     key = pyfunc
     prog = _cache.get(key)
-    if prog is not None and prog[0] is pyfunc.__code__:
+    if prog is not None and prog[0] is pyfunc.__code__ and guards_hold(prog[1].guards):
         return prog[1]
     with _lock:
         prog = _cache.get(key)
-        if prog is not None and prog[0] is pyfunc.__code__:
+        if prog is not None and prog[0] is pyfunc.__code__ and guards_hold(prog[1].guards):
             return prog[1]
         with compiling("capture and passes"):  # (an open vmapper.profile() books it apart)
             compiled = Program(PassManager().run(build_function(pyfunc)))

@@ -66,3 +66,8 @@ def test_arguments_the_batched_call_refuses_raise_its_batch_error_not_the_loops_
     # (the per-sample loop indexed them first: IndexError, KeyError)
     with pytest.raises(vmapper.BatchError, match=message):
         check_batching(plus, args, in_axes=in_axes)
+
+
+def test_args_that_are_not_a_tuple_are_refused_with_how_to_pass_one_argument():
+    with pytest.raises(TypeError, match=r"args must be a tuple .* got ndarray \(one argument x is args=\(x,\)\)"):
+        check_batching(log_of, np.arange(1.0, 4.0))

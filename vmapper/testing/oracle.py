@@ -89,6 +89,9 @@ def check_batching(f, args, in_axes=_UNSET, *, exact=True, rtol=1e-12, atol=0.0,
     batched result.
     """
     from ..api import BatchedFunction, batched
+    if not isinstance(args, (tuple, list)):
+        raise TypeError(f"check_batching: args must be a tuple of the function's arguments, got "
+                        f"{type(args).__name__} (one argument x is args=(x,))")
     if isinstance(f, BatchedFunction):
         own = f.arg_axes(len(args))
         if in_axes is not _UNSET and _axes_list(in_axes, len(args)) != own:

@@ -174,3 +174,19 @@ def test_a_nested_profile_records_its_calls_and_hands_them_to_the_outer_one():
     assert launches(solo) > 0
     assert launches(inner) == launches(solo)
     assert launches(outer) == 2 * launches(solo)
+
+
+@vmapper.batched(memo=True)
+def leaf_sum(node):
+    if node.is_leaf:
+        return node.value
+    return leaf_sum(node.left) + leaf_sum(node.right)
+
+
+def test_the_first_forest_heights_kernel_is_a_compile_row_not_the_users_call(monkeypatch):
+    from vmapper import forest
+    monkeypatch.setattr(forest, "_HEIGHT_KERNEL", [])  # (a fresh dispatcher: its first call compiles or loads)
+    f = vmapper.Forest.from_nested([(1, 2), ((3, 4), 5)])
+    with vmapper.profile() as prof:
+        assert leaf_sum(f.roots).tolist() == [3, 12]
+    assert [r.op for r in _rows(prof, "compile", "(compile)", op="Forest heights kernel")] == ["Forest heights kernel"]

@@ -96,7 +96,12 @@ def _heights(child_ptr, child_idx, n):
         return h
     kernel = _height_kernel()
     if kernel is not None:
-        kernel(child_ptr, child_idx, h)
+        if kernel.signatures:
+            kernel(child_ptr, child_idx, h)
+        else:  # (its first call compiles it, or loads it from numba's cache)
+            from .profiler import compiling
+            with compiling("Forest heights kernel"):
+                kernel(child_ptr, child_idx, h)
         return h
     edge_parent = np.repeat(np.arange(n, dtype=np.int64), nch)
     by_child = np.argsort(child_idx, kind="stable")

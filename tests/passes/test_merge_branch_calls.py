@@ -8,6 +8,7 @@ from vmapper.frontend import build_function
 from vmapper.passes.cfg_cleanup import cleanup_cfg
 from vmapper.passes.merge_branch_calls import merge_branch_calls
 from vmapper.testing import check_batching, check_grads
+from source_lines import line_of
 
 
 def full_tree(depth, rng):
@@ -150,7 +151,7 @@ def int_or_float(n, x, c):
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_arms_passing_arrays_of_other_dtypes_are_refused_where_lanes_take_both(backend):
     a8, a = np.array([34, 100, 5], dtype=np.int8), np.array([3, 4, 5])
-    with pytest.raises(vmapper.UnsupportedSyntaxError, match="a int8 argument in one arm and a int64 argument"):
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match="an int8 argument in one arm and an int64 argument"):
         vmapper.batched(narrow_or_wide, backend=backend)(a8, a, np.array([1, 1, -1]))
     # every lane takes one arm: that arm's arguments, in their own type (34 * 34 wraps)
     check_batching(narrow_or_wide, (a8, a, np.array([1, 1, 1])), backend=backend)
@@ -158,3 +159,46 @@ def test_arms_passing_arrays_of_other_dtypes_are_refused_where_lanes_take_both(b
     # an int in one arm and a float in the other: one float call, as the README documents
     out = vmapper.batched(int_or_float, backend=backend)(np.array([3, 4]), np.array([0.5, 1.0]), np.array([1, -1]))
     np.testing.assert_array_equal(out, [6.0, 1.5])
+
+
+def scaled_leaf(node, x):
+    if node.is_leaf:
+        return x * 100
+    return scaled_leaf(node.left, x)
+
+
+def children_of_two_dtypes(node, a, b, c):
+    if c > 0:  # arms that cannot become selects (node.left, node.right): stores per arm
+        return scaled_leaf(node.left, a)  # marker-arms-of-two-dtypes
+    else:
+        return scaled_leaf(node.right, b)
+
+
+def one_arm_per_trip(node, a, b, n):
+    total = 0
+    for k in range(2):
+        if k >= n:
+            continue  # (lanes that skip the if on this trip: it runs on the others only)
+        if k % 2 == 0:  # every lane takes the same arm on a trip: an int8 call, then an int64 one
+            r = scaled_leaf(node.left, a)
+        else:
+            r = scaled_leaf(node.right, b)
+        total = total + r
+    return total
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_arms_storing_arguments_of_other_dtypes_are_refused_where_lanes_take_both(backend):
+    forest = vmapper.Forest.from_nested([(1, 2), ((3, 4), 5)])
+    a8, a = np.array([100, 3], dtype=np.int8), np.array([100, 3])
+    with pytest.raises(vmapper.UnsupportedSyntaxError,
+                       match="an int8 argument in one arm and an int64 argument in the other") as info:
+        vmapper.batched(children_of_two_dtypes, backend=backend)(forest.roots, a8, a, np.array([1, -1]))
+    assert f"test_merge_branch_calls.py:{line_of(children_of_two_dtypes, 'marker-arms-of-two-dtypes')}" \
+        in str(info.value)
+    check_batching(children_of_two_dtypes, (forest.roots, a8, a, np.array([1, 1])), backend=backend)
+    # each run of the if has its own arguments: a trip's int8 ones never meet the next trip's
+    many = vmapper.Forest.from_nested([(1, 2)] * 10)
+    check_batching(one_arm_per_trip, (many.roots, np.full(10, 3, np.int8), np.full(10, 3), np.array([2] * 9 + [1])),
+                   backend=backend)

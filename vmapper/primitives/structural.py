@@ -264,7 +264,7 @@ def _select(ctx, args, attrs):
             from ..runtime.context import LIST_LENGTH_HINT
             raise ctx.unsupported(f"a list or tuple of length {len(a)} on some lanes and {len(b)} on others",
                                   hint=LIST_LENGTH_HINT)
-        if attrs.get("merged_call_argument") and _differ_in_type(a, b):
+        if attrs.get("merged_call_argument") and differ_in_type(a, b):
             return _one_arms_arguments(ctx, c.data, a, b)
         try:
             return select(c.data, a, b, ctx.n, state.pool, spare)
@@ -283,12 +283,17 @@ def _select(ctx, args, attrs):
 _PROMOTED_AS_DOCUMENTED = {np.dtype(np.int64), np.dtype(np.float64)}
 
 
-def _differ_in_type(a, b):
+def differ_in_type(a, b):
     """Whether ``a`` and ``b`` are per-lane arrays of dtypes that one array of both would
     change beyond what the README documents (an int in one arm and a float in the other)."""
     ra, rb = (v.value if type(v) is Traced else v for v in (a, b))
     return type(ra) is Lanes and type(rb) is Lanes and ra.data.dtype != rb.data.dtype \
         and not {ra.data.dtype, rb.data.dtype} <= _PROMOTED_AS_DOCUMENTED
+
+
+def with_article(dtype):
+    """``"an int8"``, ``"a float32"``."""
+    return f"{'an' if dtype.name[0] in 'aeio' else 'a'} {dtype}"
 
 
 def _one_arms_arguments(ctx, taken, a, b):
@@ -304,8 +309,8 @@ def _one_arms_arguments(ctx, taken, a, b):
         return b
     ra, rb = (v.value if type(v) is Traced else v for v in (a, b))
     raise ctx.unsupported(
-        f"calling one function in both arms of an if with a {ra.data.dtype} argument in one arm and a "
-        f"{rb.data.dtype} argument in the other (one call for both would compute both arms in "
+        f"calling one function in both arms of an if with {with_article(ra.data.dtype)} argument in one arm and "
+        f"{with_article(rb.data.dtype)} argument in the other (one call for both would compute both arms in "
         f"{np.result_type(ra.data.dtype, rb.data.dtype)})",
         hint="give the arms' calls arguments of one type (cast one), or call the function after the if")
 

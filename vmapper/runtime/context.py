@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import LaneError, UnsupportedSyntaxError
-from .frame import Missing
+from .frame import MERGED_ARGUMENT, Missing
 from .values import Lanes
 
 
@@ -105,6 +105,10 @@ class Context:
         shown = name if not name.startswith("$") else "a temporary"
         if name in self.frame.conflicts:
             why = self.frame.conflicts[name]
+            if name.startswith(MERGED_ARGUMENT):
+                return self.unsupported(f"calling one function in both arms of an if with {why}",
+                                        hint="give the arms' calls arguments of one type (cast one), "
+                                             "or call the function after the if")
             what, hint = describe_conflict(why)
             # (the frontend names a comprehension's list _vm_listcomp_N: frontend_comprehensions)
             reading = "the list comprehension" if name.startswith("_vm_listcomp_") else f"'{shown}'"

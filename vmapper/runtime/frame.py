@@ -29,6 +29,24 @@ class Missing(Exception):
     pass
 
 
+#: The prefix of the variables that hold the arguments of a call merged from both arms of an
+#: ``if`` (passes/merge_branch_calls.py): each arm stores its lanes' arguments.
+MERGED_ARGUMENT = "$armarg"
+
+
+def _check_arms_agree(old, value):
+    """TypeError when the two arms' arguments of a merged call differ in type beyond what the
+    README documents: the store records a conflict, and the call raises if it reads lanes of
+    both (one call would compute one arm's lanes in the other's type; an earlier run's lanes,
+    a loop's previous trip, are not read).  primitives/structural.py refuses the same where
+    the arms became selects."""
+    from ..primitives.structural import differ_in_type, with_article as _a
+    if differ_in_type(old, value):
+        a, b = (v.value if type(v) is Traced else v for v in (old, value))
+        raise TypeError(f"{_a(a.data.dtype)} argument in one arm and {_a(b.data.dtype)} argument in the other: one "
+                        f"call for both would compute both arms in {np.result_type(a.data.dtype, b.data.dtype)}")
+
+
 class Frame:
     __slots__ = ("n", "env", "undef", "dirty", "parent", "idx", "state", "_lane_ids", "owned_in_parent",
                  "shared", "conflicts", "dead", "n_dead", "is_loop")
@@ -110,6 +128,8 @@ class Frame:
             return
         if not _update_in_place(old, value, mask):
             try:
+                if name.startswith(MERGED_ARGUMENT):
+                    _check_arms_agree(old, value)
                 self.env[name] = select(mask, value, old, self.n)
             except TypeError as exc:
                 # Lanes outside the mask keep a value of another shape or kind: keep only
@@ -163,6 +183,8 @@ class Frame:
         if old is None:
             old = blank_like(value, self.n)
         try:
+            if name.startswith(MERGED_ARGUMENT) and not old_missing:
+                _check_arms_agree(old, value)
             if not _scatter_in_place(old, value, idx, self.state.tape):
                 self.env[name] = scatter_into(old, value, idx, self.n)
         except TypeError as exc:  # a value of another shape or kind on the other lanes

@@ -240,6 +240,21 @@ def test_a_list_repeated_by_a_count_that_differs_per_lane_or_is_a_float_raises_n
     assert info.value.python_error is TypeError and line in str(info.value)
 
 
+def grown_by_concatenation_then_assigned(x, n):
+    r = [7.0]
+    r.append(x)
+    r = r + [x * 2.0]  # a new list, from the list itself: still one of this function's lists
+    r = [1.0] + r
+    r[n % 4] += 1.0
+    r.append(3.0)
+    return r[0] + 10.0 * r[1] + 100.0 * r[2] + 1000.0 * r[3] + r[-1], len(r)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_list_rebound_to_itself_plus_a_list_takes_appends_and_item_assignments(backend):
+    check_batching(grown_by_concatenation_then_assigned, (floats(5), ints(6, 0, 9)), backend=backend)
+
+
 def test_item_assignment_out_of_range_or_by_a_float_raises_pythons_error_on_those_lanes():
     with pytest.raises(vmapper.LaneError, match="list assignment index out of range") as info:
         vmapper.batched(item_assignment_out_of_range)(np.ones(3), np.array([0, 5, -3]))

@@ -15,7 +15,7 @@ LIST_METHODS = ("append", "extend")
 
 def list_locals(fdef: ast.FunctionDef) -> set:
     """Locals that are surely lists built in ``fdef``: not parameters, and every binding is
-    ``name = [...]`` (or ``[...] * n``, ``[...] + [...]``; one target) or ``name += ...``.
+    ``name = [...]`` (or ``[...] * n``, ``[...] + [...]``, ``name + [...]``; one target) or ``name += ...``.
     Only on those may ``.append``/``.extend`` become value updates: vmapper holds lists as
     tuples, and a tuple from elsewhere (a caller's list, a helper's result, ``x.shape``) may
     be a Python list that others see, or a tuple."""
@@ -24,7 +24,7 @@ def list_locals(fdef: ast.FunctionDef) -> set:
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             # (``a = b = []``: two names, one list)
-            if len(targets) == 1 and isinstance(targets[0], ast.Name) and _new_list(node.value):
+            if len(targets) == 1 and isinstance(targets[0], ast.Name) and _new_list(node.value, targets[0].id):
                 literal.add(targets[0].id)
                 accepted.add(id(targets[0]))
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) \
@@ -36,14 +36,17 @@ def list_locals(fdef: ast.FunctionDef) -> set:
     return literal - bad
 
 
-def _new_list(node) -> bool:
-    """Whether ``node`` surely makes a new list: a literal, ``[...] * n`` or ``[...] + [...]``."""
+def _new_list(node, name=None) -> bool:
+    """Whether ``node`` surely makes a new list: a literal, ``[...] * n`` or ``[...] + [...]``,
+    where either side of ``+`` may be ``name`` itself (``r = r + [v]``, with ``r`` a list of
+    this kind: list_locals accepts ``name`` only if every binding of it is one)."""
     if isinstance(node, ast.List):
         return True
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
         return _new_list(node.left) or _new_list(node.right)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        return _new_list(node.left) and _new_list(node.right)
+        sides = [_new_list(v, name) or isinstance(v, ast.Name) and v.id == name for v in (node.left, node.right)]
+        return all(sides) and (_new_list(node.left, name) or _new_list(node.right, name))
     return False
 
 

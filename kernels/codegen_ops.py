@@ -372,7 +372,8 @@ class _EmitterOps:
                 S, dt = self.operand(step, env)
                 self.emit(ind, f"if {S} == {self.zero(dt)}:")
                 self.emit(ind + 1, self.fail(self.err(line, ValueError, kt.MSG_RANGE_STEP)))
-            if any(env[a.name].dtype.itemsize == 8 for a in args if not isinstance(a, Const)):
+            # (a constant bound is an int64; a range of constants only is checked when folded)
+            if any(isinstance(a, Const) or env[a.name].dtype.itemsize == 8 for a in args):
                 A, B, S = (self.operand(a, env, (I64,))[0] for a in args)
                 hi, lo = self.const(kt.INT64_MAX, I64), self.const(kt.INT64_MIN, I64)
                 self.emit(ind, f"if ({S} > 0 and {A} < {B} and {B} - 1 > {hi} - {S}) or "

@@ -312,7 +312,8 @@ class CudaOps:
                 S, dt = self.operand(step, env)
                 self.emit(ind, f"if ({S} == {self.zero(dt)}) "
                                f"{self.fail(self.err(line, ValueError, kt.MSG_RANGE_STEP))}")
-            if any(env[a.name].dtype.itemsize == 8 for a in args if not isinstance(a, Const)):
+            # (a constant bound is an int64; a range of constants only is checked when folded)
+            if any(isinstance(a, Const) or env[a.name].dtype.itemsize == 8 for a in args):
                 A, B, S = (self.operand(a, env, (I64,))[0] for a in args)
                 hi, lo = self.const(kt.INT64_MAX, I64), self.const(kt.INT64_MIN, I64)
                 self.emit(ind, f"if (({S} > 0 && {A} < {B} && {B} - 1 > {hi} - {S}) || "

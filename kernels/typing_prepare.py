@@ -9,8 +9,8 @@ import numpy as np
 from vmapper.ir import Block, Branch, Const, Function, Instr, Jump, Raise, Return, Var, is_temp
 from vmapper import primitives
 
-from .typing_rules import (KernelUnsupported, MSG_RANGE_STEP, SUPPORTED_OPS,
-    is_number_const)
+from .typing_rules import (KernelUnsupported, MSG_RANGE_EDGE, MSG_RANGE_STEP, SUPPORTED_OPS,
+    is_number_const, reaches_range_edge)
 def _fold_value(ins: Instr, values):
     """Evaluate an instruction on uniform literal operands as the runtime would (Python)."""
     op = ins.op
@@ -22,6 +22,8 @@ def _fold_value(ins: Instr, values):
                             " object cannot be interpreted as an integer")
         if values[2] == 0:
             raise ValueError(MSG_RANGE_STEP)
+        if reaches_range_edge(*(int(v) for v in values)):
+            raise OverflowError(MSG_RANGE_EDGE)
         return None
     if op == "tuple":
         return tuple(values)

@@ -257,5 +257,12 @@ MSG_RANGE_EDGE = ("range() whose stop lies within one step of int64's limit is n
 INT64_MAX, INT64_MIN = int(np.iinfo(np.int64).max), int(np.iinfo(np.int64).min)
 
 
+def reaches_range_edge(start, stop, step) -> bool:
+    """Whether ``range(start, stop, step)`` of Python ints stops within one step of int64's
+    limit (``MSG_RANGE_EDGE``): decided when a kernel's IR folds a range of constants."""
+    return step > 0 and start < stop and stop - 1 > INT64_MAX - step \
+        or step < 0 and start > stop and stop + 1 < INT64_MIN - step
+
+
 CONTAINER = TT(("container",))  # the type of a literal collection operand of ``in``
 

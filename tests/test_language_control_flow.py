@@ -200,6 +200,31 @@ def test_a_range_stopping_within_a_step_of_int64s_limit_is_refused_not_wrapped(b
         vmapper.batched(range_count, backend=backend)(a[[0, 4]], b[[0, 4]], s[[0, 4]])
 
 
+def range_of_constants_to_the_limit(x):
+    c = 0
+    for _ in range(2 ** 63 - 4, 2 ** 63 - 1, 2):  # marker-constant-range-edge
+        c += 1
+    return c + x
+
+
+def range_from_a_narrow_int_to_the_limit(a8):
+    c = 0
+    for _ in range(a8, 2 ** 63 - 1, 2 ** 62):  # marker-narrow-range-edge
+        c += 1
+    return c
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("fn, marker, args", [
+    (range_of_constants_to_the_limit, "marker-constant-range-edge", (np.array([0, 1]),)),
+    (range_from_a_narrow_int_to_the_limit, "marker-narrow-range-edge", (np.array([0, 1], np.int8),)),
+])
+def test_a_range_to_int64s_limit_with_constant_or_narrow_bounds_is_refused_not_endless(backend, fn, marker, args):
+    with pytest.raises(LaneError, match=r"OverflowError: range\(\) whose stop lies within one step") as info:
+        vmapper.batched(fn, backend=backend, max_iters=100)(*args)
+    assert f":{line_of(fn, marker)}" in str(info.value)
+
+
 # ---- for over arrays, enumerate, zip ------------------------------------------------------------
 
 def positive_sum(X):

@@ -105,15 +105,25 @@ def _how_it_runs(program, backend) -> str:
     from .runtime.kernel_dispatch import kernel_reason
     if backend == "numba":
         reason = kernel_reason(program)
+        if reason is not None:
+            return f"backend numba, numpy runtime for this function: {reason}"
+        refused = getattr(program, "last_kernel_refusal", None)
         return ("backend numba: runs as ONE compiled kernel when its arguments are per-lane scalars "
                 "(each lane follows its own control flow; the masked program above is the fallback)"
-                if reason is None else f"backend numba, numpy runtime for this function: {reason}")
+                + ("" if refused is None else
+                   f"; with the argument types {_types_text(refused[0])} it ran on the numpy runtime: {refused[1]}"))
     if backend == "cupy":
         reason = kernel_reason(program)
         return ("backend cupy: runs as ONE CUDA kernel when its arguments are per-lane scalars "
                 "(each lane follows its own control flow; there is no masked fallback)"
                 if reason is None else f"backend cupy: calling it raises, it is not elementwise: {reason}")
     return "backend numpy: the masked program above runs as array operations"
+
+
+def _types_text(specs) -> str:
+    """``(float32 per lane, int uniform)``: the kernel argument types of a call."""
+    return "(" + ", ".join(f"{np.dtype(s[1]).name} per lane" if s[0] == "lanes" else f"{type(s[1]).__name__} uniform"
+                           for s in specs) + ")"
 
 
 def _a(noun: str) -> str:

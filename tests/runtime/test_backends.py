@@ -204,3 +204,25 @@ def test_fmax_fmin_and_clip_keep_the_per_sample_sign_of_zero_and_nan(backend):
     vals = [-1.0, -0.0, 0.0, 1.0, np.nan, np.inf, -np.inf]
     a, b, c = (np.array(v) for v in zip(*itertools.product(vals, repeat=3)))
     check_batching(vmapper.batched(zero_ties, backend=backend), (a, b, c))
+
+
+def float_then_narrow(x):
+    y = 0.1
+    if x > 0:
+        y = y + x
+    return y
+
+
+def test_explain_says_why_a_call_with_these_argument_types_ran_on_the_numpy_runtime():
+    f = vmapper.batched(float_then_narrow, backend="numba")
+    f(np.array([1.0, -1.0], np.float32))
+    assert f.last_stats["kernel_launches"] == 0
+    last = f.explain().splitlines()[-1]
+    assert "with the argument types (float32 per lane) it ran on the numpy runtime" in last
+    assert "the Python float 0.1 on some paths and float32 values on others" in last
+
+
+def test_the_cupy_backend_without_cupy_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "cupy", None)  # (import cupy raises ImportError)
+    with pytest.raises(vmapper.CupyBackendError, match=r"backend='cupy' needs CuPy and a CUDA GPU .*\[gpu\]"):
+        vmapper.batched(float_then_narrow, backend="cupy")(np.array([1.0, 2.0]))

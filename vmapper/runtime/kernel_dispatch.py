@@ -94,7 +94,7 @@ def _try_kernel(state, program, args, n, lane_ids):
         return run_cuda(state, program, args, n, lane_ids)
     if state.backend != "numba" or kernel_reason(program) is not None:
         return _NOT_RUN
-    program = kernel_program(program)
+    source_program, program = program, kernel_program(program)
     args, _ = with_global_values(program, args)
     if args is None:
         return _NOT_RUN
@@ -121,7 +121,8 @@ def _try_kernel(state, program, args, n, lane_ids):
             finally:
                 launch.forget_caller()
         results = launch(program.ir)
-    except KernelUnsupported:  # not exactly compilable for these argument types
+    except KernelUnsupported as exc:  # not exactly compilable for these argument types
+        source_program.last_kernel_refusal = (tuple(t[0] for t in typed), str(exc))  # (explain() shows it)
         return _NOT_RUN
     if _returns_tuple(program):
         return tuple(Lanes(r, w) for r, w in results)
@@ -257,6 +258,12 @@ def run_cuda(state, program, args, n, lane_ids):
             f"{reason}.  The CuPy backend runs only whole elementwise functions so far (per-lane scalar "
             f"work, control flow included, as one CUDA kernel); pass NumPy arrays to run it on the CPU")
 
+    if sys.modules.get("cupy") is None:
+        try:
+            import cupy  # noqa: F401
+        except ImportError as exc:
+            raise CupyBackendError(f"backend='cupy' needs CuPy and a CUDA GPU ({exc}): pip install -e '.[gpu]' "
+                                   f"(or the cupy-cudaXXx wheel for your CUDA), or use backend='numba'") from None
     nodes = None
     if state.tape is not None:
         from ..autodiff.tape import unwrap

@@ -12,7 +12,7 @@ import weakref
 
 import numpy as np
 
-from .errors import BatchError, RecursionDepthError, UnsupportedSyntaxError
+from .errors import BatchError, RecursionDepthError, UnsupportedSyntaxError, with_article
 from .program import get_program
 from .runtime.executor import ExecState, run_function
 from .runtime.frame import Frame
@@ -124,11 +124,6 @@ def _types_text(specs) -> str:
     """``(float32 per lane, int uniform)``: the kernel argument types of a call."""
     return "(" + ", ".join(f"{np.dtype(s[1]).name} per lane" if s[0] == "lanes" else f"{type(s[1]).__name__} uniform"
                            for s in specs) + ")"
-
-
-def _a(noun: str) -> str:
-    """``noun`` with its indefinite article: "an object", "a str"."""
-    return f"{'an' if noun[:1].lower() in 'aeiou' and not noun.startswith('uint') else 'a'} {noun}"
 
 
 def _not_a_function_hint(fn) -> str:
@@ -510,8 +505,8 @@ def _convert(x, axis, path, sizes):
         return Lanes(x, False)
     if isinstance(axis, dict) and not isinstance(x, dict) or isinstance(axis, (tuple, list)) \
             and not isinstance(x, (tuple, list)):
-        raise BatchError(f"in_axes entry for argument '{path}' is {_a(type(axis).__name__)} ({axis!r}), but "
-                         f"the argument is {_a(type(x).__name__)}: give an int or None, or a structure "
+        raise BatchError(f"in_axes entry for argument '{path}' is {with_article(type(axis).__name__)} ({axis!r}), but "
+                         f"the argument is {with_article(type(x).__name__)}: give an int or None, or a structure "
                          f"matching the argument's")
     if isinstance(axis, (tuple, list)) and isinstance(x, (tuple, list)) and len(axis) != len(x):
         raise BatchError(f"in_axes for argument '{path}' has {len(axis)} entries for {len(x)} items")
@@ -541,7 +536,7 @@ def _convert(x, axis, path, sizes):
         return lanes
     if x is None or isinstance(x, str) or callable(x) and not hasattr(x, "shape"):
         if axis is not None:
-            raise BatchError(f"argument '{path}' is {_a(type(x).__name__)}, which has no batch axis; "
+            raise BatchError(f"argument '{path}' is {with_article(type(x).__name__)}, which has no batch axis; "
                              f"pass in_axes=None for it")
         return x
     if is_cupy_array(x):
@@ -560,7 +555,7 @@ def _convert(x, axis, path, sizes):
         if type(x).__name__ == "Forest" and hasattr(x, "roots"):
             raise BatchError(f"argument '{path}' is a Forest: pass forest.roots (one lane per tree), or "
                              f"a slice of it (forest.roots[i:j])")
-        raise BatchError(f"argument '{path}' is {_a(type(x).__name__)}: batched leaves must be numpy "
+        raise BatchError(f"argument '{path}' is {with_article(type(x).__name__)}: batched leaves must be numpy "
                          f"arrays or scalars (or tuples, lists, dicts, NamedTuples of them)")
     arr = np.asarray(x)
     if arr.dtype == object:

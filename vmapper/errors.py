@@ -78,3 +78,9 @@ class ForestError(BatchingError, ValueError):
 
 class CupyBackendError(BatchingError):
     """A call on CuPy arrays (or with ``backend="cupy"``) that cannot run as one CUDA kernel."""
+
+
+def with_article(noun) -> str:
+    """``noun`` (a str, or a dtype) after its indefinite article: "an object", "a str", "an int8"."""
+    noun = str(noun)
+    return f"{'an' if noun[:1].lower() in 'aeiou' and not noun.startswith('uint') else 'a'} {noun}"

@@ -7,6 +7,7 @@ import operator
 
 import numpy as np
 
+from ..errors import with_article
 from ..kernels.typing_rules import INT64_MAX, INT64_MIN, MSG_RANGE_EDGE
 from ..runtime.buffers import is_spare
 from ..runtime.speculation import Poisoned, is_poisoned
@@ -289,11 +290,6 @@ def differ_in_type(a, b):
     ra, rb = (v.value if type(v) is Traced else v for v in (a, b))
     return type(ra) is Lanes and type(rb) is Lanes and ra.data.dtype != rb.data.dtype \
         and not {ra.data.dtype, rb.data.dtype} <= _PROMOTED_AS_DOCUMENTED
-
-
-def with_article(dtype):
-    """``"an int8"``, ``"a float32"``."""
-    return f"{'an' if dtype.name[0] in 'aeio' else 'a'} {dtype}"
 
 
 def _one_arms_arguments(ctx, taken, a, b):

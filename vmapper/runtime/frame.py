@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 
+from ..errors import with_article
 from .values import _PYTHON_SCALARS, Lanes, Traced, _structural, gather, scatter_blank, scatter_into, select
 
 
@@ -40,10 +41,10 @@ def _check_arms_agree(old, value):
     both (one call would compute one arm's lanes in the other's type; an earlier run's lanes,
     a loop's previous trip, are not read).  primitives/structural.py refuses the same where
     the arms became selects."""
-    from ..primitives.structural import differ_in_type, with_article as _a
+    from ..primitives.structural import differ_in_type
     if differ_in_type(old, value):
         a, b = (v.value if type(v) is Traced else v for v in (old, value))
-        raise TypeError(f"{_a(a.data.dtype)} argument in one arm and {_a(b.data.dtype)} argument in the other: one "
+        raise TypeError(f"{with_article(a.data.dtype)} argument in one arm and {with_article(b.data.dtype)} argument in the other: one "
                         f"call for both would compute both arms in {np.result_type(a.data.dtype, b.data.dtype)}")
 
 

@@ -440,7 +440,7 @@ class Builder:
             # a range() among zip()'s or enumerate()'s sequences: (first, step, length), never made
             seqs = [range_sequence(self, a, node, f"{k}_seq{j}")
                     if func in (enumerate, zip) and isinstance(a, ast.Call) and self.resolve_constant(a.func) is range
-                    else self.load_name(live[j], a) if j in live
+                    else Var(live[j]) if j in live  # (read at every trip: the list as it is then)
                     else self.emit("copy", [self.expr(a)], node, target=f"{k}_seq{j}")
                     for j, a in enumerate(seq_nodes)]
             if start is not None:  # (evaluated once, after the sequences, as Python does)
@@ -452,9 +452,7 @@ class Builder:
 
             def bind():
                 items = [self.emit("add", [s[0], self.emit("mul", [Var(counter), s[1]], node)], node)
-                         if type(s) is tuple else
-                         self.emit("getitem", [self.load_name(live[j], node) if j in live else s, Var(counter)], node)
-                         for j, s in enumerate(seqs)]
+                         if type(s) is tuple else self.emit("getitem", [s, Var(counter)], node) for s in seqs]
                 if func is enumerate:
                     index = Var(counter) if start is None else self.emit("add", [Var(counter), start], node)
                     item = self.emit("tuple", items, node) if zipped is not None else items[0]

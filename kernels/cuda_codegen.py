@@ -65,7 +65,7 @@ from .cuda_helpers import PRELUDE, ctype
 __all__ = ["CUDA_CODEGEN_VERSION", "NVRTC_OPTIONS", "generate_cuda_source", "compile_cuda_kernel",
            "CudaKernel"]
 
-CUDA_CODEGEN_VERSION = 6
+CUDA_CODEGEN_VERSION = 7
 # No FMA contraction (a*b + c rounds twice, as numpy); C++14 for the helper templates.
 NVRTC_OPTIONS = ("--fmad=false", "-std=c++14")
 NO_ERROR = 2 ** 64 - 1
@@ -181,7 +181,9 @@ class CudaKernel:
         call = [np.int64(n)]
         for a, lanes, dt, conv in zip(args, self._lanes, self._arg_dtypes, self._uniform_conv):
             if lanes:
-                arr = xp.ascontiguousarray(xp.asarray(a, dtype=dt))
+                # (a device array of the kernel's dtype, as a call usually passes, goes as it is)
+                arr = a if type(a) is xp.ndarray and a.dtype == dt and a.flags.c_contiguous else \
+                    xp.ascontiguousarray(xp.asarray(a, dtype=dt))
                 if arr.shape != (n,):
                     raise ValueError(f"a lane argument of shape {arr.shape} for {n} lanes")
                 call.append(arr)

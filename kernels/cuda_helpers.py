@@ -110,6 +110,28 @@ typedef double f64;
 #define VM_FI static __device__ __forceinline__
 
 VM_FI f64 vm_bits_f64(u64 b) { return __longlong_as_double((long long)b); }
+// A float choice as one selp instruction that NVVM cannot read back as min/max: it compiled
+// `x < 0.0 ? x : 0.0` to min.f64, which gives -0.0 for x = -0.0 where the ternary (and
+// Python's min(0.0, x)) give 0.0 (seen on an H100 with CUDA 13).
+#ifdef __CUDACC__
+VM_FI f64 vm_pick_f64(bool c, f64 a, f64 b) {
+    f64 r;
+    asm("{ .reg .pred p; setp.ne.u16 p, %3, 0; selp.f64 %0, %1, %2, p; }"
+        : "=d"(r) : "d"(a), "d"(b), "h"((unsigned short)c));
+    return r;
+}
+VM_FI f32 vm_pick_f32(bool c, f32 a, f32 b) {
+    f32 r;
+    asm("{ .reg .pred p; setp.ne.u16 p, %3, 0; selp.f32 %0, %1, %2, p; }"
+        : "=f"(r) : "f"(a), "f"(b), "h"((unsigned short)c));
+    return r;
+}
+#else
+VM_FI f64 vm_pick_f64(bool c, f64 a, f64 b) { return c ? a : b; }
+VM_FI f32 vm_pick_f32(bool c, f32 a, f32 b) { return c ? a : b; }
+#endif
+VM_FI f64 vm_pick(bool c, f64 a, f64 b) { return vm_pick_f64(c, a, b); }
+VM_FI f32 vm_pick(bool c, f32 a, f32 b) { return vm_pick_f32(c, a, b); }
 VM_FI f32 vm_bits_f32(u32 b) { return __int_as_float((int)b); }
 VM_FI bool vm_isnan(f64 x) { return x != x; }
 VM_FI bool vm_isnan(f32 x) { return x != x; }
@@ -122,9 +144,21 @@ VM_FI bool vm_signbit(f64 x) { return __double_as_longlong(x) < 0; }
 VM_FI bool vm_signbit(f32 x) { return __float_as_int(x) < 0; }
 VM_FI f64 vm_fmod(f64 a, f64 b) { return fmod(a, b); }
 VM_FI f32 vm_fmod(f32 a, f32 b) { return fmodf(a, b); }
-// numpy squares for x**2 and glibc's pow is correctly rounded there; libdevice's pow (2 ulp) is not
-VM_FI f64 vm_pow(f64 a, f64 b) { return b == 2.0 ? a * a : pow(a, b); }
-VM_FI f32 vm_pow(f32 a, f32 b) { return b == 2.0f ? a * a : powf(a, b); }
+// glibc's pow is correctly rounded and libdevice's (2 ulp) is not: the exponents whose exact
+// power is one correctly rounded operation take it (x**2 squares, as numpy does); pow keeps the
+// special cases of 0.5 (pow(-0, .5) is +0, pow(-inf, .5) is +inf, where sqrt gives -0 and NaN)
+VM_FI f64 vm_pow(f64 a, f64 b) {
+    if (b == 2.0) return a * a;
+    if (b == -1.0) return 1.0 / a;
+    if (b == 0.5 && a > 0.0) return sqrt(a);
+    return pow(a, b);
+}
+VM_FI f32 vm_pow(f32 a, f32 b) {
+    if (b == 2.0f) return a * a;
+    if (b == -1.0f) return 1.0f / a;
+    if (b == 0.5f && a > 0.0f) return sqrtf(a);
+    return powf(a, b);
+}
 VM_FI f64 vm_floor(f64 a) { return floor(a); }
 VM_FI f32 vm_floor(f32 a) { return floorf(a); }
 VM_FI f64 vm_copysign(f64 a, f64 b) { return copysign(a, b); }
@@ -242,8 +276,8 @@ template <typename T> VM_FI T vm_heaviside_f(T x, T h0) {
 }
 // numpy's _NPY_MIN(_NPY_MAX(x, lo), hi) with NaN propagation
 template <typename T> VM_FI T vm_clip_f(T x, T lo, T hi) {  // numpy's scalar clip (ties keep x)
-    T t = (x != x || !(lo > x || lo != lo)) ? x : lo;
-    return (t != t || !(hi < t || hi != hi)) ? t : hi;
+    T t = vm_pick(x != x || !(lo > x || lo != lo), x, lo);
+    return vm_pick(t != t || !(hi < t || hi != hi), t, hi);
 }
 // numpy's npy_logaddexp / npy_logaddexp2
 template <typename T> VM_FI T vm_logaddexp(T x, T y) {

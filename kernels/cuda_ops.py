@@ -276,7 +276,7 @@ class CudaOps:
             c = self.truth_operand(args[0], env)
             A, _ = self.operand(args[1], env, (res.dtype,))
             B, _ = self.operand(args[2], env, (res.dtype,))
-            self.assign(ind, tgt, f"({c} ? {A} : {B})", res, env)
+            self.assign(ind, tgt, self.pick(c, A, B, res.dtype), res, env)
         elif kind == "cast":
             A, _ = self.operand(args[0], env, (plan.extra["dtype"],))
             self.assign(ind, tgt, A, res, env)
@@ -416,7 +416,7 @@ class CudaOps:
                 Cn = self.cast(cur_expr, cur_t.dtype, new.dtype)
             Nn, _ = self.operand(nxt_arg, env, (new.dtype,))
             r = self.tmp(new.dtype)
-            self.emit(ind, f"{r} = {self.compare(better, N, C, ln, lc)} ? {Nn} : {Cn};")
+            self.emit(ind, f"{r} = {self.pick(self.compare(better, N, C, ln, lc), Nn, Cn, new.dtype)};")
             cur_expr, cur_t = r, new
         self.assign(ind, tgt, cur_expr, plan.result, env)
 
@@ -474,7 +474,7 @@ class CudaOps:
         B = ops[1] if len(ops) > 1 else None
         isf = dt.kind == "f"
         if name == "where":
-            expr = f"({self.truth(ops[0], lt[0])} ? {ops[1]} : {ops[2]})"
+            expr = self.pick(self.truth(ops[0], lt[0]), ops[1], ops[2], res.dtype)
         elif name == "clip":
             if isf:
                 expr = f"vm_clip_f<{ct}>({A}, {B}, {ops[2]})"
@@ -523,6 +523,14 @@ class CudaOps:
             expr = self.cast(expr, dt, res.dtype)
         self.assign(ind, tgt, expr, res, env)
 
+    @staticmethod
+    def pick(cond, A, B, dt):
+        """``cond ? A : B``; a float choice through ``vm_pick``, which NVVM cannot turn into
+        min/max (those differ from the choice on signed zeros)."""
+        if np.dtype(dt).kind == "f":
+            return f"vm_pick_{ctype(dt)}({cond}, {A}, {B})"
+        return f"({cond} ? {A} : {B})"
+
     def extreme(self, name, A, B, dt):
         """np.maximum/minimum (NaN wins) and np.fmax/fmin (NaN loses), as numpy's loops."""
         if dt.kind != "f":
@@ -531,9 +539,9 @@ class CudaOps:
             sym = ">" if name in ("maximum", "fmax") else "<"
             return f"({A} {sym} {B} ? {A} : {B})"
         if name == "maximum":
-            return f"(({A} > {B} || {A} != {A}) ? {A} : {B})"
+            return self.pick(f"{A} > {B} || {A} != {A}", A, B, dt)
         if name == "minimum":
-            return f"(({A} < {B} || {A} != {A}) ? {A} : {B})"
+            return self.pick(f"{A} < {B} || {A} != {A}", A, B, dt)
         if name == "fmax":
-            return f"(({A} >= {B} || {B} != {B}) ? {A} : {B})"
-        return f"(({A} <= {B} || {B} != {B}) ? {A} : {B})"
+            return self.pick(f"{A} >= {B} || {B} != {B}", A, B, dt)
+        return self.pick(f"{A} <= {B} || {B} != {B}", A, B, dt)

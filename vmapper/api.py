@@ -279,7 +279,10 @@ class BatchedFunction:
             src = self.program.source
             raise UnsupportedSyntaxError(f"{exc} ({self.per_sample.__qualname__})",
                                          src.filename, src.first_line) from None
-        return _unshared(move_out_axes(out, self.out_axes), _array_leaves(inputs, []))
+        out = move_out_axes(out, self.out_axes)
+        if not _holds_ndarray(out):  # (a CuPy result: nothing to compare with the inputs)
+            return out
+        return _unshared(out, _array_leaves(inputs, []))
 
     def __repr__(self):
         return f"<vmapper.batched {self.per_sample.__qualname__}>"
@@ -353,6 +356,10 @@ def _array_leaves(tree, found):
         for v in tree.values():
             _array_leaves(v, found)
     return found
+
+
+def _holds_ndarray(out):
+    return isinstance(out, np.ndarray) or isinstance(out, tuple) and any(map(_holds_ndarray, out))
 
 
 def _unshared(out, taken):
@@ -503,6 +510,8 @@ def _convert(x, axis, path, sizes):
     if type(x) is np.ndarray and axis == 0 and x.ndim and x.dtype.kind in LANE_KINDS:  # (the usual leaf)
         sizes.append((x.shape[0], (path, axis, x.shape)))
         return Lanes(x, False)
+    if (axis is None or type(axis) is int) and is_cupy_array(x):
+        return _convert_device(x, axis, path, sizes)
     if isinstance(axis, dict) and not isinstance(x, dict) or isinstance(axis, (tuple, list)) \
             and not isinstance(x, (tuple, list)):
         raise BatchError(f"in_axes entry for argument '{path}' is {with_article(type(axis).__name__)} ({axis!r}), but "
@@ -539,8 +548,6 @@ def _convert(x, axis, path, sizes):
             raise BatchError(f"argument '{path}' is {with_article(type(x).__name__)}, which has no batch axis; "
                              f"pass in_axes=None for it")
         return x
-    if is_cupy_array(x):
-        return _convert_device(x, axis, path, sizes)
     if isinstance(x, np.ma.MaskedArray):  # (batched or broadcast, its mask would be lost)
         raise BatchError(f"argument '{path}' is a numpy masked array, whose mask vmapper does not "
                          f"carry: pass its data with the masked entries filled (x.filled(value)), or the "

@@ -158,6 +158,12 @@ def numpy_exact(x, y):
             np.floor(x) + np.ceil(y) + np.trunc(x) + np.rint(y), np.signbit(x), np.isnan(y) | np.isinf(x))
 
 
+def signed_zero_choices(x):
+    # a choice between x and a constant zero is the choice, never the min/max instruction
+    return (min(0.0, x), x if x < 0.0 else 0.0, max(-0.0, x), np.minimum(x, 0.0), np.where(x < 0.0, x, 0.0),
+            np.clip(x, 0.0, 1.0))
+
+
 def half_powers(x, p):
     return x ** 0.5, x ** p, np.power(x, 0.5), np.power(x, p)
 
@@ -385,8 +391,11 @@ def _make_cases():
         case("numpy-exact", numpy_exact, x, y),
         case("numpy-exact-f32", numpy_exact, x.astype(np.float32), y.astype(np.float32)),
         case("numpy-ints", numpy_ints, ints(n), ints(n)),
-        case("half-powers", half_powers, np.array([-np.inf, -0.0, 0.0, 4.0, 2.0, np.inf] * 4),
-             np.array([0.5, 0.5, 0.5, 0.5, 1.5, 0.5] * 4)),
+        case("half-powers", half_powers, np.array([-np.inf, -0.0, 0.0, 4.0, 2.0, np.inf, 2.0, 3.0, 7.0] * 4),
+             np.array([0.5, 0.5, 0.5, 0.5, 1.5, 0.5, 0.5, -1.0, -1.0] * 4)),
+        case("signed-zero-choices", signed_zero_choices, np.array([-0.0, 0.0, -1.5, 2.0, np.nan, -np.inf] * 4)),
+        case("signed-zero-choices-f32", signed_zero_choices,
+             np.array([-0.0, 0.0, -1.5, 2.0, np.nan, -np.inf] * 4, dtype=np.float32)),
         case("bool-ops", bool_ops, p, q),
         case("promoted-variable", promoted_variable, floats(100)),
         case("membership", membership, ints(n, 0, 9), np.where(RNG.random(n) < 0.3, 1.5, floats(n, 1.0))),

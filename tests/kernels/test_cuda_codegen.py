@@ -210,6 +210,18 @@ def test_source_is_one_global_kernel_without_fma_or_fast_math():
     assert "--fmad=false" in NVRTC_OPTIONS and not any("fast" in o for o in NVRTC_OPTIONS)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_float_choice_is_a_vm_pick_not_a_ternary(dtype):
+    # NVVM compiled `x < 0.0 ? x : 0.0` to min.f64 (-0.0 for x = -0.0; Python's min gives 0.0):
+    # min/max, selects, np.where and numpy's extremes choose through vm_pick's selp instead
+    c = BY_ID["signed-zero-choices"]
+    src, _ = generate_cuda_source(get_program(c.fn).ir, [("lanes", dtype, False)])
+    body = src[src.index("VM_FI int lane("):]
+    ct = "f64" if dtype == np.float64 else "f32"
+    assert body.count(f"vm_pick_{ct}(") == 5 and "?" not in body
+    assert re.search(rf"vm_pick_{ct}\(bool c, {ct} a, {ct} b\) {{\s*{ct} r;\s*asm\(.*selp\.{ct}", src)
+
+
 def test_kernels_are_cached_per_function_types_and_max_iters():
     ir = get_program(collatz).ir
     types = [("lanes", np.int64, False)]

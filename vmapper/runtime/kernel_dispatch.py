@@ -238,6 +238,20 @@ def _cuda_arg(a):
     return f"a {type(a).__name__}"
 
 
+_cuda_compile_fns = None
+
+
+def _cuda_compile():
+    """``(compile_cuda_kernel, KernelUnsupported)``, imported at the first CUDA call (an
+    import statement in ``run_cuda`` would cost each call a lookup)."""
+    global _cuda_compile_fns
+    if _cuda_compile_fns is None:
+        from ..kernels.cuda_codegen import compile_cuda_kernel
+        from ..kernels.typing import KernelUnsupported
+        _cuda_compile_fns = compile_cuda_kernel, KernelUnsupported
+    return _cuda_compile_fns
+
+
 def run_cuda(state, program, args, n, lane_ids):
     """Run ``program`` over ``n`` lanes as one CUDA kernel (the CuPy backend).
 
@@ -294,8 +308,7 @@ def run_cuda(state, program, args, n, lane_ids):
     wide = _int_out_of_lane_range(args)
     if wide is not None:
         refuse(f"the shared Python int {wide[0]} does not fit its {wide[1].name} lanes (the kernel would wrap it)")
-    from ..kernels.cuda_codegen import compile_cuda_kernel
-    from ..kernels.typing import KernelUnsupported
+    compile_cuda_kernel, KernelUnsupported = _cuda_compile()
     try:
         kernel = compile_cuda_kernel(program.ir, specs, max_iters=state.max_iters)
         if nodes is not None and any(nd is not None for nd in nodes):

@@ -200,6 +200,7 @@ def fake_cupy():
         dtype = property(lambda self: self._data.dtype)
         ndim = property(lambda self: self._data.ndim)
         size = property(lambda self: self._data.size)
+        flags = property(lambda self: self._data.flags)
 
         @property
         def __cuda_array_interface__(self):

@@ -499,8 +499,16 @@ def test_out_axes_that_are_not_ints_are_refused_when_decorating(out_axes):
 
 
 def test_out_axes_with_more_entries_than_results_names_both():
-    with pytest.raises(vmapper.BatchError, match="out_axes has 2 entries for a result that is not a tuple"):
+    with pytest.raises(vmapper.BatchError, match=r"out_axes has 2 entries, but the result is not a tuple \(an array of shape \(3,\)\)"):
         vmapper.batched(identity, out_axes=(0, 0))(np.arange(3.0))
+
+
+def test_a_nested_out_axes_error_names_the_result():
+    x = np.ones((3, 2))
+    with pytest.raises(vmapper.BatchError, match=r"out_axes for result \[1\] has 2 entries, but that result is not a tuple"):
+        vmapper.batched(identity_twice, out_axes=(0, (1, 0)))(x)
+    with pytest.raises(vmapper.BatchError, match=r"out_axes=5 for result \[0\] is out of range .* \(shape \(3, 2\)\)"):
+        vmapper.batched(identity_twice, out_axes=(5, 0))(x)
 
 
 @pytest.mark.parametrize("max_iters", ["x", 0, -1, True, 2.5])

@@ -255,6 +255,19 @@ def test_a_list_rebound_to_itself_plus_a_list_takes_appends_and_item_assignments
     check_batching(grown_by_concatenation_then_assigned, (floats(5), ints(6, 0, 9)), backend=backend)
 
 
+def comprehension_then_assigned(x, n):
+    r = [x * k for k in range(3)]
+    r[n % 3] += 1.0
+    r.append(x - 1.0)
+    r[-1] = r[-1] * 2.0
+    return r[0] + 10.0 * r[1] + 100.0 * r[2] + 1000.0 * r[3], len(r)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_list_made_by_a_comprehension_takes_appends_and_item_assignments(backend):
+    check_batching(comprehension_then_assigned, (floats(5), ints(6, 0, 9)), backend=backend)
+
+
 def test_item_assignment_out_of_range_or_by_a_float_raises_pythons_error_on_those_lanes():
     with pytest.raises(vmapper.LaneError, match="list assignment index out of range") as info:
         vmapper.batched(item_assignment_out_of_range)(np.ones(3), np.array([0, 5, -3]))

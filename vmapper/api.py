@@ -602,18 +602,23 @@ def _convert_device(x, axis, path, sizes):
     return Lanes(arr, False)
 
 
-def move_out_axes(out, out_axes):
+def move_out_axes(out, out_axes, path=""):
+    """``out`` with each result's batch axis moved from 0 to its ``out_axes`` entry; ``path``
+    (``[1][0]``) names a nested result in errors."""
     if out is None or out_axes == 0:
         return out
+    which = f" for result {path}" if path else ""
     if isinstance(out, tuple):
         axes = out_axes if isinstance(out_axes, (tuple, list)) else [out_axes] * len(out)
         if len(axes) != len(out):
-            raise BatchError(f"out_axes has {len(axes)} entries for {len(out)} results")
-        return tuple(move_out_axes(o, a) for o, a in zip(out, axes))
+            raise BatchError(f"out_axes{which} has {len(axes)} entries for {len(out)} results")
+        return tuple(move_out_axes(o, a, f"{path}[{i}]") for i, (o, a) in enumerate(zip(out, axes)))
     if not isinstance(out_axes, (int, np.integer)):
-        raise BatchError(f"out_axes has {len(out_axes)} entries for a result that is not a tuple")
+        raise BatchError(f"out_axes{which} has {len(out_axes)} entries, but {'that' if path else 'the'} result is not a tuple "
+                         f"(an array of shape {tuple(out.shape)})")
     if not -out.ndim <= out_axes < out.ndim:
-        raise BatchError(f"out_axes={out_axes} is out of range for a result with {out.ndim} dimension(s)")
+        raise BatchError(f"out_axes={out_axes}{which} is out of range for a result with {out.ndim} "
+                         f"dimension(s) (shape {tuple(out.shape)})")
     return np.moveaxis(out, 0, out_axes)
 
 

@@ -15,7 +15,7 @@ LIST_METHODS = ("append", "extend")
 
 def list_locals(fdef: ast.FunctionDef) -> set:
     """Locals that are surely lists built in ``fdef``: not parameters, and every binding is
-    ``name = [...]`` (or ``[...] * n``, ``[...] + [...]``, ``name + [...]``; one target) or ``name += ...``.
+    ``name = [...]`` (or ``[... for ...]``, ``[...] * n``, ``[...] + [...]``, ``name + [...]``; one target) or ``name += ...``.
     Only on those may ``.append``/``.extend`` become value updates: vmapper holds lists as
     tuples, and a tuple from elsewhere (a caller's list, a helper's result, ``x.shape``) may
     be a Python list that others see, or a tuple."""
@@ -37,10 +37,10 @@ def list_locals(fdef: ast.FunctionDef) -> set:
 
 
 def _new_list(node, name=None) -> bool:
-    """Whether ``node`` surely makes a new list: a literal, ``[...] * n`` or ``[...] + [...]``,
+    """Whether ``node`` surely makes a new list: a literal or a comprehension, ``[...] * n`` or ``[...] + [...]``,
     where either side of ``+`` may be ``name`` itself (``r = r + [v]``, with ``r`` a list of
     this kind: list_locals accepts ``name`` only if every binding of it is one)."""
-    if isinstance(node, ast.List):
+    if isinstance(node, (ast.List, ast.ListComp)):
         return True
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
         return _new_list(node.left) or _new_list(node.right)

@@ -4,6 +4,9 @@ arguments, closures and module globals; at batch sizes 1, 7 and 1000, inputs dra
 Every test compares the batched run with the per-sample Python loop
 (:func:`vmapper.testing.check_batching`, bitwise for integer work).
 """
+import re
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -514,3 +517,31 @@ def test_independent_calls_with_arguments_of_other_types_are_not_merged_into_one
     assert p.dtype == np.float32 and q.dtype == np.float64
     a, _ = check_batching(int_and_float_calls, (np.array([2**60 + 1, 3]), np.array([1.0, 2.0])), backend=backend)
     assert a[0] == 2**60 + 1
+
+
+class Pair(NamedTuple):
+    low: float
+    high: float
+
+
+class Box:
+    def __init__(self, v):
+        self.v = v
+
+
+def returns_a_named_tuple(x):
+    return Pair(x, x + 1.0)
+
+
+def makes_an_object(x):
+    return Box(x).v
+
+
+@pytest.mark.parametrize("fn, construct, hint", [
+    (returns_a_named_tuple, "building the NamedTuple Pair", r"Pair\(\*f\(\.\.\.\)\)"),
+    (makes_an_object, "calling the class Box", "build objects from the batched results outside"),
+])
+def test_calling_a_class_is_refused_with_what_to_return_instead(fn, construct, hint):
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=construct) as info:
+        vmapper.batched(fn)(np.arange(3.0))
+    assert re.search(hint, str(info.value)) and info.value.line == fn.__code__.co_firstlineno + 1

@@ -705,6 +705,14 @@ class Builder:
                 extra["max_iters"] = func.max_iters
             return self.emit("call", self.bind_call_args(target, node), node, callee=target, **extra)
         name = getattr(func, "__qualname__", getattr(func, "__name__", repr(func)))
+        if isinstance(func, type) and issubclass(func, tuple) and hasattr(func, "_fields"):
+            raise self.error(f"building the NamedTuple {name}", node,
+                             hint=f"return a plain tuple and build {name} from the batched results "
+                                  f"outside: {name}(*f(...)), each field an array with the batch axis")
+        if isinstance(func, type):
+            raise self.error(f"calling the class {name} (making an object per sample)", node,
+                             hint="per-sample code makes numbers, arrays, tuples, lists and dicts; "
+                                  "return those and build objects from the batched results outside")
         raise self.error(f"call to {name}", node,
                          hint="vmapper batches plain Python functions, @batched functions and the "
                               "primitives listed in the README")

@@ -341,6 +341,9 @@ class _EmitterOps:
                     self.emit(ind, f"{src} = np.rint({A})")
                 self.to_int64(ind, src, dt, big, tgt, res, env, line)
             else:
+                if dt == np.uint64:  # (Python's int would hold it; vmapper's are int64)
+                    self.emit(ind, f"if {A} > np.uint64({2 ** 63 - 1}):")
+                    self.emit(ind + 1, self.fail(self.err(line, OverflowError, kt.MSG_INT_UINT_BIG)))
                 self.assign(ind, tgt, self.cast(A, dt, I64), res, env)
         elif kind == "minmax":
             self.minmax(ind, plan, args, env, tgt)

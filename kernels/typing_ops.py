@@ -199,14 +199,16 @@ def infer_op(ins: Instr, ts: list) -> Plan:
     if op == "int":
         if len(ts) != 1:
             raise KernelUnsupported("int() with a base")
-        checks = ("int_nan", "int_inf", "int_big") if ts[0].dtype.kind == "f" else ()
+        checks = ("int_nan", "int_inf", "int_big") if ts[0].dtype.kind == "f" else \
+            ("int_big",) if ts[0].dtype == np.uint64 else ()
         return Plan("int", ST(I64, True), (), checks)
     if op == "round":
         if len(ts) != 1:
             raise KernelUnsupported("round() with ndigits")
         if ts[0].dtype.kind not in "iuf" and not (ts[0].dtype.kind == "b" and ts[0].weak):
             raise KernelUnsupported(f"round() of {ts[0]} (a TypeError)")  # (a numpy bool too)
-        checks = ("round_nonfinite", "round_big") if ts[0].dtype.kind == "f" else ()
+        checks = ("round_nonfinite", "round_big") if ts[0].dtype.kind == "f" else \
+            ("round_big",) if ts[0].dtype == np.uint64 else ()
         return Plan("round", ST(I64, True), (), checks)
     if op == "float":
         return Plan("cast", ST(F64, True), (), (), {"dtype": F64})

@@ -219,6 +219,7 @@ MSG_INT_NAN = "cannot convert float NaN to integer"
 MSG_INT_INF = "cannot convert float infinity to integer"
 MSG_INT_BIG = "int() of a float beyond int64"
 MSG_ROUND_BIG = "round() of a float beyond int64"
+MSG_INT_UINT_BIG = "a uint64 beyond int64 as a Python int (vmapper holds those as int64)"
 
 
 def empty_extreme_message(name):

@@ -658,6 +658,90 @@ def test_float_to_int_conversions_beyond_int64_nan_and_inf_raise_on_their_lanes(
         assert info.value.python_error is error and np.asarray(info.value.lanes).tolist() == [1]
 
 
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("fn", [round_of, int_of_float])
+def test_a_uint64_beyond_int64_made_a_python_int_raises_overflow_not_a_negative_int(fn, backend):
+    """Python's int holds 2**63 exactly; vmapper's Python ints are int64, so the conversion
+    raises on those lanes (it gave -2**63 before), and smaller uint64s convert."""
+    f = batched(fn, backend=backend)
+    ok = np.array([0, 5, 2 ** 63 - 1], dtype=np.uint64)
+    np.testing.assert_array_equal(f(ok), [fn(v) for v in ok.tolist()])
+    with pytest.raises(LaneError) as info:
+        f(np.array([7, 2 ** 63, 2 ** 64 - 1], dtype=np.uint64))
+    assert info.value.python_error is OverflowError and "uint64 beyond int64" in str(info.value)
+    assert np.asarray(info.value.lanes).tolist() == ([1, 2] if backend == "numpy" else [1])
+
+
+def sqrt_of_item(s):
+    return math.sqrt(s)
+
+
+def floor_and_isnan(s):
+    return math.floor(s) + math.isnan(s)
+
+
+def isclose_to_four(s):
+    return math.isclose(s, 4.0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("fn", [sqrt_of_item, floor_and_isnan, isclose_to_four])
+def test_math_functions_refuse_per_lane_strs_as_python_does(fn, backend):
+    """numpy would parse "4" as 4.0; Python's math module raises TypeError."""
+    with pytest.raises(TypeError, match="must be real number, not str"):
+        fn("4")
+    with pytest.raises(LaneError, match="must be real number, not str") as info:
+        batched(fn, backend=backend)(np.array(["4", "9"]))
+    assert info.value.python_error is TypeError
+
+
+def reads_an_undefined_name_on_big_lanes(x):
+    if x > 100:
+        return x + NEVER_DEFINED_ANYWHERE  # noqa: F821  marker-undefined-read
+    return x
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_an_undefined_name_raises_nameerror_only_on_the_lanes_that_read_it(backend):
+    f = batched(reads_an_undefined_name_on_big_lanes, backend=backend)
+    np.testing.assert_array_equal(f(np.array([1.0, 2.0])), [1.0, 2.0])
+    with pytest.raises(LaneError, match="name 'NEVER_DEFINED_ANYWHERE' is not defined") as info:
+        f(np.array([1.0, 200.0, 300.0]))
+    assert info.value.python_error is NameError and np.asarray(info.value.lanes).tolist() == [1, 2]
+    assert info.value.line == line_of(reads_an_undefined_name_on_big_lanes, "marker-undefined-read")
+
+
+def two_args(a, b):
+    return a + b
+
+
+def calls_an_undefined_function(x):
+    if x > 100:
+        return undefined_helper(x)  # noqa: F821
+    return x
+
+
+def passes_a_wrong_keyword(x):
+    return two_args(x, c=x)
+
+
+def reads_a_missing_numpy_function(x):
+    return np.no_such_function(x)
+
+
+@pytest.mark.parametrize("fn, message, error", [
+    (calls_an_undefined_function, "name 'undefined_helper' is not defined", NameError),
+    (passes_a_wrong_keyword, "two_args\\(\\) got an unexpected keyword argument 'c'", TypeError),
+    (reads_a_missing_numpy_function, "module 'numpy' has no attribute 'no_such_function'", AttributeError),
+])
+def test_mistakes_found_when_compiling_are_worded_as_pythons_error_not_as_a_limitation(fn, message, error):
+    with pytest.raises(vmapper.UnsupportedSyntaxError, match=message) as info:
+        batched(fn)(np.array([1.0, 2.0]))
+    text = str(info.value)
+    assert info.value.python_error is error and f"{error.__name__} per sample" in text
+    assert "not supported" not in text
+
+
 def unbound_on_some_lanes(x):
     if x > 0:
         y = x * 2

@@ -19,14 +19,19 @@ class UnsupportedSyntaxError(BatchingError):
     """
 
     def __init__(self, construct: str, filename: str | None = None, line: int | None = None,
-                 source_line: str | None = None, hint: str | None = None):
+                 source_line: str | None = None, hint: str | None = None, python_error: type | None = None):
         self.construct = construct
         self.filename = filename
         self.line = line
         self.source_line = source_line
         self.hint = hint
+        self.python_error = python_error
         where = f"{filename}:{line}" if filename else "<unknown location>"
-        msg = f"{construct} is not supported by vmapper ({where})"
+        if python_error is not None:  # a mistake in the code, which Python reports when a sample reaches it
+            msg = (f"{construct} ({where}): {with_article(python_error.__name__)} per sample, which vmapper finds when it "
+                   f"compiles the function, whether or not a lane reaches the line")
+        else:
+            msg = f"{construct} is not supported by vmapper ({where})"
         if source_line:
             msg += f"\n    {line} | {source_line.strip()}"
         if hint:

@@ -151,9 +151,9 @@ class Builder:
                 hint="the file was edited after the function was defined: reload its module (or an import hook "
                      "rewrote the function as it was imported)")
 
-    def error(self, construct, node, hint=None):
+    def error(self, construct, node, hint=None, python_error=None):
         line = self.line(node)
-        return UnsupportedSyntaxError(construct, self.filename, line, self.source.line(line), hint)
+        return UnsupportedSyntaxError(construct, self.filename, line, self.source.line(line), hint, python_error)
 
     def new_block(self, label="") -> int:
         bid = len(self.blocks)
@@ -497,6 +497,11 @@ class Builder:
     def expr_Name(self, node):
         return self.load_name(node.id, node)
 
+    def is_undefined(self, name):
+        """Whether ``name`` is no local, closure variable, global or builtin of the function."""
+        return not (name in self.locals or name in self.closure or name in self.fn.__globals__
+                    or hasattr(builtins, name))
+
     def load_name(self, name, node):
         if name in self.locals:
             return Var(name)
@@ -517,7 +522,9 @@ class Builder:
         if hasattr(builtins, name):
             self.bound("global", g, name, MISSING)
             return Const(getattr(builtins, name))
-        raise self.error(f"undefined name '{name}'", node)
+        # read when a lane gets here, as Python does: a NameError on those lanes only (or the
+        # value, if the module defines it by then)
+        return self.emit("load_global", [], node, name=name, globals=g)
 
     def resolve_constant(self, node):
         """The compile-time value of a name or module attribute, or None."""
@@ -536,7 +543,7 @@ class Builder:
         base = self.expr(node.value)
         if isinstance(base, Const) and (isinstance(base.value, types.ModuleType) or isinstance(base.value, type)):
             if not hasattr(base.value, node.attr):
-                raise self.error(f"attribute '{node.attr}' of {base.value.__name__}", node)
+                raise self.error(_no_attribute(base.value, node.attr), node, python_error=AttributeError)
             return Const(self.bound("attr", base.value, node.attr, getattr(base.value, node.attr)))
         return self.emit("getattr", [base], node, name=node.attr)
 
@@ -684,8 +691,12 @@ class Builder:
                                  kw=tuple(k.arg for k in node.keywords))
             func = self.bound("attr", base.value, node.func.attr, getattr(base.value, node.func.attr, None))
             if func is None:
+                if not hasattr(base.value, node.func.attr):
+                    raise self.error(_no_attribute(base.value, node.func.attr), node, python_error=AttributeError)
                 raise self.error(f"attribute '{node.func.attr}'", node)
         else:
+            if isinstance(node.func, ast.Name) and self.is_undefined(node.func.id):
+                raise self.error(f"name '{node.func.id}' is not defined", node, python_error=NameError)
             fop = self.expr(node.func)
             if not isinstance(fop, Const):
                 raise self.error("call of a value computed at run time", node)
@@ -740,10 +751,13 @@ class Builder:
         for p in sig.parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 raise self.error(f"call to {target.__name__} that takes *args/**kwargs", node)
+        keywords = {k.arg: k.value for k in node.keywords}
         try:
-            bound = sig.bind(*node.args, **{k.arg: k.value for k in node.keywords})
+            bound = sig.bind(*node.args, **keywords)
         except TypeError as exc:
-            raise self.error(f"call to {target.__name__} ({exc})", node)
+            from .api import _unexpected_keyword  # (Python names a wrong keyword before a missing argument)
+            raise self.error(f"{target.__name__}() {_unexpected_keyword(sig, keywords) or exc}", node,
+                             python_error=TypeError)
         ops = []
         for name, p in sig.parameters.items():
             if name in bound.arguments:
@@ -751,6 +765,12 @@ class Builder:
             else:
                 ops.append(Const(p.default))
         return ops
+
+
+def _no_attribute(owner, name):
+    """Python's AttributeError message for ``owner.name``."""
+    kind = f"module '{owner.__name__}'" if isinstance(owner, types.ModuleType) else f"type object '{owner.__name__}'"
+    return f"{kind} has no attribute '{name}'"
 
 
 def _is_static(value) -> bool:

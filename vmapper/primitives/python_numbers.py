@@ -348,8 +348,9 @@ def _isclose(ctx, args, attrs):
     conv = []
     for v in values:
         if isinstance(v, Lanes):
-            if v.data.dtype.kind == "c":
-                raise ctx.type_error("must be real number, not complex")
+            if v.data.dtype.kind in "cUS":
+                raise ctx.type_error("must be real number, not "
+                                     + {"c": "complex", "U": "str", "S": "bytes"}[v.data.dtype.kind])
             conv.append(_scalar_lanes(ctx, v, "isclose()").astype(np.float64))
         elif isinstance(v, _REAL) or isinstance(v, np.ndarray) and v.size == 1 and v.dtype.kind in "biuf":
             conv.append(np.float64(float(v)))

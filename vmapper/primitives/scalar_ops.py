@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 from ..runtime.values import Lanes, Traced, is_varying, is_weak, result_dtype, aligned, truth, select, _scalar_array
-from ..kernels.typing_rules import (MSG_INT_BIG, MSG_INT_INF, MSG_INT_NAN, MSG_LOG_BASE_ONE, MSG_MATH_DOMAIN,
+from ..kernels.typing_rules import (MSG_INT_BIG, MSG_INT_UINT_BIG, MSG_INT_INF, MSG_INT_NAN, MSG_LOG_BASE_ONE, MSG_MATH_DOMAIN,
                                     MSG_MATH_RANGE, MSG_ROUND_BIG, MSG_SHIFT, empty_extreme_message,
                                     int_big_message, math_inf_error)
 from ..runtime.buffers import same_dtype_result
@@ -595,7 +595,14 @@ def _int(ctx, args, attrs):
     d = _scalar_lanes(ctx, a, "int()")
     if d.dtype.kind == "f":
         return _to_int64(ctx, np.trunc(d), MSG_INT_BIG)
+    _refuse_uint64_beyond_int64(ctx, d)
     return Lanes(_converted(ctx, d, np.int64, int), True)
+
+
+def _refuse_uint64_beyond_int64(ctx, d):
+    """``OverflowError`` on the lanes of a uint64 that a Python int (int64 here) cannot hold."""
+    if d.dtype == np.uint64:
+        fail_first(ctx, [(d > np.uint64(2 ** 63 - 1), MSG_INT_UINT_BIG, OverflowError)])
 
 
 def _converted(ctx, d, dtype, convert):
@@ -657,7 +664,16 @@ def _round(ctx, args, attrs):
     if d.dtype.kind not in "iu" and not (d.dtype.kind == "b" and a.weak):  # (complex, str, a numpy bool)
         what = "str" if d.dtype.kind == "U" else "complex" if a.weak else f"numpy.{d.dtype.name}"
         raise ctx.type_error(f"type {what} doesn't define __round__ method")
+    _refuse_uint64_beyond_int64(ctx, d)
     return Lanes(d.astype(np.int64), True)
+
+
+def _real_lanes(ctx, a, what):
+    """A math function's operand: Python's ``TypeError`` for a str (numpy would parse it)."""
+    d = _scalar_lanes(ctx, a, what)
+    if d.dtype.kind in "US":
+        raise ctx.type_error(f"must be real number, not {'str' if d.dtype.kind == 'U' else 'bytes'}")
+    return d
 
 
 def _scalar_lanes(ctx, a, what):
@@ -729,7 +745,7 @@ def _math_function(fn, ufunc, returns_int=False):
         if name == "trunc" and not args[0].weak and args[0].data.dtype != np.float64:
             # math.trunc calls __trunc__, which of numpy's scalars only float64 (a float) has
             raise ctx.type_error(f"type numpy.{args[0].data.dtype.name} doesn't define __trunc__ method")
-        conv = [Lanes(_scalar_lanes(ctx, a, name + "()").astype(np.float64), True)
+        conv = [Lanes(_real_lanes(ctx, a, name + "()").astype(np.float64), True)
                 if isinstance(a, Lanes) else float(a) for a in args]
         raw = [c.data if isinstance(c, Lanes) else c for c in conv]
         if name == "log" and len(raw) == 2:
@@ -815,7 +831,7 @@ def _math_predicate(fn, ufunc):
         (a,) = args
         if not isinstance(a, Lanes):
             return ctx.uniform(fn, a)
-        return Lanes(ufunc(_scalar_lanes(ctx, a, fn.__name__ + "()").astype(np.float64)), True)
+        return Lanes(ufunc(_real_lanes(ctx, a, fn.__name__ + "()").astype(np.float64)), True)
     return impl
 
 

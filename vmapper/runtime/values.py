@@ -407,7 +407,7 @@ def to_output(v, n: int):
     out = getattr(v, "__vmapper_output__", None)
     if out is not None:
         return out()
-    arr = np.asarray(v)
+    arr = _scalar_array(v)  # (a Python int beyond int64 wraps, as where it becomes per-lane elsewhere)
     if arr.dtype == object:
         raise TypeError(f"a per-sample result of type {type(v).__name__}")
     return np.array(np.broadcast_to(arr, (n,) + arr.shape))

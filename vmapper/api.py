@@ -424,7 +424,7 @@ def bind_arguments(fn, args, kwargs, in_axes, receiver=False):
         elif len(in_axes) == nargs:
             axes = [None] * receiver + list(in_axes) + [0] * (nparams - nargs)
         else:
-            raise BatchError(f"in_axes has {len(in_axes)} entries, but {fn.__qualname__} has {nparams} "
+            raise BatchError(f"in_axes has {len(in_axes)} entr{'y' if len(in_axes) == 1 else 'ies'}, but {fn.__qualname__} has {nparams} "
                              f"parameter(s) and was called with {nargs} positional argument(s): give one "
                              f"entry per parameter (keyword arguments and defaults included), or one per "
                              f"positional argument (keyword arguments are then batched along axis 0)")

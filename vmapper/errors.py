@@ -26,17 +26,18 @@ class UnsupportedSyntaxError(BatchingError):
         self.source_line = source_line
         self.hint = hint
         self.python_error = python_error
-        where = f"{filename}:{line}" if filename else "<unknown location>"
-        if python_error is not None:  # a mistake in the code, which Python reports when a sample reaches it
-            msg = (f"{construct} ({where}): {with_article(python_error.__name__)} per sample, which vmapper finds when it "
-                   f"compiles the function, whether or not a lane reaches the line")
-        else:
-            msg = f"{construct} is not supported by vmapper ({where})"
+        msg = self._headline(construct, f"{filename}:{line}" if filename else "<unknown location>")
         if source_line:
             msg += f"\n    {line} | {source_line.strip()}"
         if hint:
             msg += f"\n  hint: {hint}"
         super().__init__(msg)
+
+    def _headline(self, construct, where):
+        if self.python_error is not None:  # a mistake in the code, which Python reports when a sample reaches it
+            return (f"{construct} ({where}): {with_article(self.python_error.__name__)} per sample, which vmapper "
+                    f"finds when it compiles the function, whether or not a lane reaches the line")
+        return f"{construct} is not supported by vmapper ({where})"
 
 
 class RecursionDepthError(UnsupportedSyntaxError, RecursionError):
@@ -45,6 +46,9 @@ class RecursionDepthError(UnsupportedSyntaxError, RecursionError):
     Also a ``RecursionError``, as the per-sample run's would be (a recursion that never
     ends, say), so ``except RecursionError`` catches both.
     """
+
+    def _headline(self, construct, where):
+        return f"{construct} ({where})"  # (a limit of the stack, not of what vmapper batches)
 
 
 class BatchError(BatchingError, ValueError):

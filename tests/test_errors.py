@@ -742,6 +742,29 @@ def test_mistakes_found_when_compiling_are_worded_as_pythons_error_not_as_a_limi
     assert "not supported" not in text
 
 
+def inverse_or_key(x):
+    if x > 5:
+        raise KeyError("big")
+    return 1 // x
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_lane_error_is_also_the_python_error_the_per_sample_loop_raises(backend):
+    """``except ZeroDivisionError`` catches the batched run's error as it caught the loop's;
+    the message stays vmapper's (KeyError would quote it); it pickles with its lanes."""
+    import pickle
+    f = batched(inverse_or_key, backend=backend)
+    with pytest.raises(ZeroDivisionError) as info:
+        f(np.array([1, 0, 2]))
+    err = info.value
+    assert isinstance(err, LaneError) and err.python_error is ZeroDivisionError and list(err.lanes) == [1]
+    again = pickle.loads(pickle.dumps(err))
+    assert isinstance(again, ZeroDivisionError) and list(again.lanes) == [1] and str(again) == str(err)
+    with pytest.raises(KeyError) as info:
+        f(np.array([1, 9]))
+    assert str(info.value).startswith("KeyError: big on lane(s) [1]")
+
+
 def unbound_on_some_lanes(x):
     if x > 0:
         y = x * 2

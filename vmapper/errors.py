@@ -69,8 +69,16 @@ class LaneError(BatchingError):
 
     ``lanes`` holds the batch positions that fail, ``line`` the user's line,
     ``operation`` a short name of what failed, ``python_error`` the exception
-    type a per-sample run would raise.
+    type a per-sample run would raise.  The error is also an instance of
+    ``python_error`` (a subclass of both), so the ``except ZeroDivisionError:``
+    that caught the per-sample loop's error catches the batched one.
     """
+
+    def __new__(cls, message: str = "", lanes=None, line: int | None = None,
+                operation: str | None = None, python_error: type | None = None):
+        if cls is LaneError and python_error is not None:
+            cls = _lane_error_type(python_error)
+        return super().__new__(cls, message)
 
     def __init__(self, message: str, lanes=None, line: int | None = None,
                  operation: str | None = None, python_error: type | None = None):
@@ -78,7 +86,42 @@ class LaneError(BatchingError):
         self.line = line
         self.operation = operation
         self.python_error = python_error
-        super().__init__(message)
+        BatchingError.__init__(self, message)
+
+    def __str__(self):  # (the message as it is, whatever ``python_error`` makes of its arguments: KeyError quotes them)
+        return self.args[0] if self.args else ""
+
+    def __reduce__(self):  # (the subclass is made at run time: pickled as a LaneError of its python_error)
+        return _rebuilt_lane_error, (str(self), self.__dict__)
+
+
+def _rebuilt_lane_error(message, state):
+    err = LaneError(message, python_error=state.get("python_error"))
+    err.__dict__.update(state)
+    return err
+
+
+_lane_error_types: dict = {}
+
+
+def _lane_error_type(python_error):
+    """``LaneError`` subclassed with ``python_error`` too, made once per type; ``LaneError``
+    itself for a type that cannot be a second base (not an ``Exception``, or one whose
+    instance layout or constructor conflicts)."""
+    hit = _lane_error_types.get(python_error)
+    if hit is None:
+        hit = LaneError
+        if isinstance(python_error, type) and issubclass(python_error, Exception) \
+                and not issubclass(python_error, BatchingError):
+            try:
+                sub = type(f"LaneError[{python_error.__name__}]", (LaneError, python_error),
+                           {"__module__": __name__, "__qualname__": f"LaneError[{python_error.__qualname__}]"})
+                sub.__new__(sub, "probe").__init__("probe")
+                hit = sub
+            except TypeError:  # (a layout conflict, or a constructor that needs more arguments)
+                pass
+        _lane_error_types[python_error] = hit
+    return hit
 
 
 class ForestError(BatchingError, ValueError):

@@ -134,6 +134,8 @@ def plan_math(name, ts):
     if name == "trunc" and not ts[0].weak and ts[0].dtype != F64:
         raise KernelUnsupported("math.trunc of a numpy scalar other than float64 (a TypeError)")
     if name in MATH_INT_FUNCS:
+        if len(ts) == 1 and ts[0].weak and ts[0].dtype.kind in "biu":  # a Python int is its own floor
+            return Plan("int", ST(I64, True), (), ())
         return Plan("math_int", ST(I64, True), loop, ("int_nan", "int_inf"), {"name": name})
     if name in MATH_PRED_FUNCS:
         return Plan("math_pred", ST(BOOL, True), loop, (), {"name": name})

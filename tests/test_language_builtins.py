@@ -576,3 +576,48 @@ def test_reversed_children_inside_enumerate_names_the_construct_and_the_line():
     exc = raises_at(enumerate_reversed_children, "marker-reversed-children", vmapper.UnsupportedSyntaxError,
                     r"a slice of node\.children", forest.roots)
     assert "for c in reversed(node.children)" in str(exc)
+
+
+def round_of_a_clamp(x):
+    return round(min(x, 0.35), 1)  # every lane's min is the Python float 0.35
+
+
+def round_after_a_branch_no_lane_takes(x):
+    y = 0.15
+    if x > 100.0:
+        y = x
+    return round(y, 1)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("fn", [round_of_a_clamp, round_after_a_branch_no_lane_takes])
+def test_a_python_float_stays_one_where_no_lane_takes_the_numpy_side(fn, backend):
+    """round(0.35, 1) is 0.3 for a Python float (decimal rounding) and 0.4 for np.float64: a
+    branch (or min) whose numpy side no lane takes leaves the Python float as it is."""
+    x = np.array([1.0, 2.0, 3.0])
+    got = vmapper.batched(fn, backend=backend)(x)
+    assert got.tolist() == [fn(v) for v in x.tolist()] == [fn(v) for v in x]
+
+
+def inverse_after_a_branch_no_lane_takes(x):
+    y = 0.0
+    if x > 100.0:
+        y = x
+    return 1.0 / y
+
+
+def test_a_python_float_zero_from_a_branch_no_lane_takes_still_raises_on_division():
+    with pytest.raises(vmapper.LaneError) as info:
+        vmapper.batched(inverse_after_a_branch_no_lane_takes, backend="numpy")(np.array([1.0, 2.0]))
+    assert info.value.python_error is ZeroDivisionError
+
+
+def floor_ceil_trunc_of_an_int(a):
+    n = int(a)
+    return math.floor(n), math.ceil(n), math.trunc(n), math.floor(n > 3)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_math_floor_ceil_trunc_of_a_python_int_are_the_int_exactly(backend):
+    a = np.array([2 ** 53 + 1, 2 ** 63 - 1, -(2 ** 62) - 3, 5])
+    check_batching(floor_ceil_trunc_of_an_int, (a,), backend=backend)

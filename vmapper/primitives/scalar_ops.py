@@ -745,6 +745,10 @@ def _math_function(fn, ufunc, returns_int=False):
         if name == "trunc" and not args[0].weak and args[0].data.dtype != np.float64:
             # math.trunc calls __trunc__, which of numpy's scalars only float64 (a float) has
             raise ctx.type_error(f"type numpy.{args[0].data.dtype.name} doesn't define __trunc__ method")
+        if returns_int and len(args) == 1 and args[0].weak and args[0].data.dtype.kind in "biu":
+            # a Python int (or bool) is its own floor, ceil and trunc, exactly (numpy ints go
+            # through float, as math does with them)
+            return Lanes(_scalar_lanes(ctx, args[0], name + "()").astype(np.int64), True)
         conv = [Lanes(_real_lanes(ctx, a, name + "()").astype(np.float64), True)
                 if isinstance(a, Lanes) else float(a) for a in args]
         raw = [c.data if isinstance(c, Lanes) else c for c in conv]

@@ -270,9 +270,10 @@ def select(mask, new, old, n: int, pool=None, spare=None):
     if a.sample_shape != b.sample_shape:
         raise TypeError(f"shape {a.sample_shape} on some lanes and {b.sample_shape} on others")
     dt = _merge_dtype(a, b)
-    if dt != a.data.dtype or dt != b.data.dtype:
+    if dt != a.data.dtype or dt != b.data.dtype or a.weak != b.weak:
         # Types promote only where lanes hold both: a branch that no lane took (or that
-        # every lane took) leaves the other side's type, as the per-sample run has it.
+        # every lane took) leaves the other side's type, as the per-sample run has it (a
+        # Python float stays one: round(y, 1), y / 0.0 and ~ follow Python's rules for it).
         if not mask.any():
             return old
         if mask.all():

@@ -619,3 +619,26 @@ def test_transpose_with_axes_keeps_the_batch_axis_first_and_checks_the_axes():
     check_batching(transposed_with_axes, (x,), exact=False, rtol=1e-12)
     with pytest.raises(vmapper.LaneError, match="axes don't match array"):
         vmapper.batched(transposed_badly)(x)
+
+
+def edit_distance_rows(n, m, x):
+    """A DP table filled item by item, under per-lane trip counts (masked lanes), with a
+    copy of a row taken midway and a row read back: the in-place updates change only the
+    table itself."""
+    d = np.zeros((6, 6))
+    for i in range(n):
+        d[i, 0] = i * x
+        for j in range(m):
+            d[i + 1, j + 1] = min(d[i, j + 1] + 1.0, d[i + 1, j] + 1.0, d[i, j] + (i != j) * x)
+        if i == 1:
+            snapshot = d[1].copy()
+    if n < 2:
+        snapshot = d[0].copy()
+    return d, snapshot, d[n, m]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_item_assignments_in_loops_update_only_their_array_bitwise(backend):
+    rng = np.random.default_rng(7)
+    n, m = rng.integers(0, 6, 40), rng.integers(0, 6, 40)
+    check_batching(edit_distance_rows, (n, m, rng.random(40)), backend=backend)

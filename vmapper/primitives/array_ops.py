@@ -15,6 +15,7 @@ import operator
 
 import numpy as np
 
+from ..runtime.buffers import owned_by_target
 from ..runtime.values import Lanes, Traced, is_varying, materialize, select
 from .registry import register
 from .structural import call_user_method, lane_key_positions, user_method
@@ -186,18 +187,21 @@ def _choose(ctx, seq, ix):
 
 @register("setitem", may_fail=True)
 def _setitem(ctx, args, attrs):
-    """``base[ix] = value`` on the active lanes; returns the updated base (a copy)."""
+    """``base[ix] = value`` on the active lanes; returns the updated base: a copy, or ``base``
+    itself, written in place, when only the variable being assigned holds it (``a[i] = v``
+    then costs the active lanes' items, not a copy of every lane's array)."""
     base, value, *ix = args
     if not isinstance(base, Lanes) and not isinstance(value, Lanes) and not any(isinstance(e, Lanes) for e in ix):
         if ctx.mask is None:
             new = np.array(base, copy=True)
             ctx.uniform(operator.setitem, new, ix[0] if len(ix) == 1 else tuple(ix), value)
             return new
+    in_place = ctx.frame.state.tape is None and owned_by_target(base)  # (before another name holds base)
     arr = materialize(base, ctx.n) if not isinstance(base, Lanes) else base
     if not isinstance(base, (Lanes, np.ndarray)):
         raise ctx.type_error(f"item assignment into {ctx.describe(base)}")
     nix = normalize_lane_indices(ctx, ix, arr.sample_shape, "assignment index")
-    data = np.array(arr.data, copy=True)
+    data = arr.data if in_place else np.array(arr.data, copy=True)
     lanes = ctx.active_indices()
     sub = [e[lanes] if isinstance(e, np.ndarray) and e.ndim == 1 and isinstance(o, Lanes) else e
            for e, o in zip(nix, ix)]
@@ -214,7 +218,7 @@ def _setitem(ctx, args, attrs):
         data[(lanes,) + tuple(sub)] = v
     except (ValueError, IndexError, TypeError) as exc:
         raise ctx.lane_error_all(str(exc), type(exc))
-    return Lanes(data, False)
+    return base if in_place else Lanes(data, False)
 
 
 def _check_int_store(ctx, v, dtype, lanes):

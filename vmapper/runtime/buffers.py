@@ -88,3 +88,17 @@ def is_spare(value, pool) -> bool:
     r = value.data
     # refs to the array: value.data, our name, getrefcount's argument; a view only of a slab of ours
     return sys.getrefcount(r) <= 3 and r.flags.writeable and (r.base is None or pool.sole_view(r))
+
+
+def owned_by_target(value) -> bool:
+    """Whether ``value``, the array an assignment ``a[i] = v`` updates (``args[0]`` of the
+    operation, which rebinds ``a`` to its result), is a :class:`Lanes` that only ``a`` holds
+    and whose array nothing else sees, so that the update may write into it: held by the
+    frame's variable, the argument list and the caller's name only, with an array of its
+    own. Never while taping (the tape may hold the old value), which the caller checks."""
+    # refs: the environment, the argument list, the caller's name, our argument, getrefcount's
+    if type(value) is not Lanes or sys.getrefcount(value) > 5:
+        return False
+    r = value.data
+    # refs to the array: value.data, our name, getrefcount's argument
+    return sys.getrefcount(r) <= 3 and r.flags.writeable and r.flags.owndata

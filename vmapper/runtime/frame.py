@@ -127,7 +127,7 @@ class Frame:
             self.env[name] = value
             self.undef[name] = ~mask
             return
-        if not _update_in_place(old, value, mask):
+        if value is not old and not _update_in_place(old, value, mask):  # (an update written in place: done)
             try:
                 if name.startswith(MERGED_ARGUMENT):
                     _check_arms_agree(old, value)

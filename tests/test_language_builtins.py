@@ -621,3 +621,16 @@ def floor_ceil_trunc_of_an_int(a):
 def test_math_floor_ceil_trunc_of_a_python_int_are_the_int_exactly(backend):
     a = np.array([2 ** 53 + 1, 2 ** 63 - 1, -(2 ** 62) - 3, 5])
     check_batching(floor_ceil_trunc_of_an_int, (a,), backend=backend)
+
+
+def nan_past_four(x):
+    if x > 4.0:
+        return float("nan")
+    return max(x, float("-inf")) + int("2")
+
+
+def test_float_and_int_of_a_str_literal_are_constants_and_keep_the_function_one_kernel():
+    f = vmapper.batched(nan_past_four, backend="numba")
+    check_batching(nan_past_four, (np.array([1.0, 5.0, 3.5]),), backend="numba")
+    f(np.array([1.0, 5.0]))
+    assert f.last_stats["kernel_launches"] == 1 and f.last_stats["launches"] == 1

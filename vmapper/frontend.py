@@ -702,6 +702,12 @@ class Builder:
                 raise self.error("call of a value computed at run time", node)
             func = fop.value
         prim = primitives.lookup_callable(func)
+        if prim in ("float", "int") and len(node.args) == 1 and not node.keywords \
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            try:  # float("nan"), float("inf"): a constant (a compiled kernel takes no strs)
+                return Const(func(node.args[0].value))
+            except ValueError:
+                pass  # (raised on the lanes that reach it, as Python does)
         if prim is not None:
             if prim == "range":
                 raise self.error("range() outside a 'for' loop header", node)

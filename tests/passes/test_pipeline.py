@@ -270,3 +270,22 @@ def test_pass_manager_dumps_ir_after_a_pass():
     pm.run(build_function(collatz))
     assert "select(" in pm.dumps["if_convert"]
     assert Program(PassManager().run(build_function(collatz))).schedule
+
+
+def halvings_until_small(x):
+    n = 0
+    while True:
+        x = x * 0.5
+        n += 1
+        if x < 1.0:
+            return n
+
+
+def test_cleanup_folds_a_constant_branch_so_while_true_has_no_return_none():
+    fn = cleanup_cfg(build_function(halvings_until_small))
+    assert not any(isinstance(b.term, Branch) and not hasattr(b.term.cond, "name") for b in fn.blocks.values())
+    f = vmapper.batched(halvings_until_small, backend="numba")
+    check_batching(halvings_until_small, (np.array([0.5, 3.0, 1e6]),), backend="numba")
+    f(np.array([0.5, 3.0, 1e6]))
+    assert f.last_stats["kernel_launches"] == 1 and f.last_stats["launches"] == 1
+    assert "returns None" not in f.explain()

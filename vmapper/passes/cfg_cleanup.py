@@ -1,21 +1,31 @@
-"""CFG cleanup: drop unreachable blocks, thread empty jumps, merge straight lines.
+"""CFG cleanup: fold constant branches, drop unreachable blocks, thread empty jumps, merge
+straight lines.
 
-Guarantees: the program's per-lane behaviour is unchanged; every remaining
-block is reachable from the entry; no block other than the entry consists of
-a lone unconditional jump; a block whose single successor has it as its only
-predecessor is merged with that successor.
+Guarantees: the program's per-lane behaviour is unchanged; no branch tests a
+constant (``while True``: the edge it never takes, and the ``return None`` after
+it, are gone); every remaining block is reachable from the entry; no block other
+than the entry consists of a lone unconditional jump; a block whose single
+successor has it as its only predecessor is merged with that successor.
 """
 from __future__ import annotations
 
-from ..ir import Function, Jump
+from ..ir import Branch, Const, Function, Jump
 
 
 def cleanup_cfg(fn: Function) -> Function:
+    _fold_constant_branches(fn)
     changed = True
     while changed:
         changed = _thread_jumps(fn) | _merge_chains(fn)
         _remove_unreachable(fn)
     return fn
+
+
+def _fold_constant_branches(fn):
+    for blk in fn.blocks.values():
+        t = blk.term
+        if isinstance(t, Branch) and isinstance(t.cond, Const) and type(t.cond.value) in (bool, int):
+            blk.term = Jump(t.if_true if t.cond.value else t.if_false, t.line)
 
 
 def _remove_unreachable(fn):

@@ -376,7 +376,8 @@ class CudaOps:
         A, dt = self.operand(args[0], env)
         if dt.kind != "f":
             if dt == _U64:  # (Python's int would hold it; vmapper's are int64)
-                self.emit(ind, f"if ({A} > {2 ** 63 - 1}ULL) {self.fail(self.err(line, OverflowError, kt.MSG_INT_UINT_BIG))}")
+                fail = self.fail(self.err(line, OverflowError, kt.MSG_INT_UINT_BIG))
+                self.emit(ind, f"if ({A} > {2 ** 63 - 1}ULL) {fail}")
             self.assign(ind, tgt, self.cast(A, dt, I64), res, env)
             return
         if kind == "int":

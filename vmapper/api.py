@@ -424,7 +424,8 @@ def bind_arguments(fn, args, kwargs, in_axes, receiver=False):
         elif len(in_axes) == nargs:
             axes = [None] * receiver + list(in_axes) + [0] * (nparams - nargs)
         else:
-            raise BatchError(f"in_axes has {len(in_axes)} entr{'y' if len(in_axes) == 1 else 'ies'}, but {fn.__qualname__} has {nparams} "
+            entries = f"{len(in_axes)} entr{'y' if len(in_axes) == 1 else 'ies'}"
+            raise BatchError(f"in_axes has {entries}, but {fn.__qualname__} has {nparams} "
                              f"parameter(s) and was called with {nargs} positional argument(s): give one "
                              f"entry per parameter (keyword arguments and defaults included), or one per "
                              f"positional argument (keyword arguments are then batched along axis 0)")
@@ -614,8 +615,8 @@ def move_out_axes(out, out_axes, path=""):
             raise BatchError(f"out_axes{which} has {len(axes)} entries for {len(out)} results")
         return tuple(move_out_axes(o, a, f"{path}[{i}]") for i, (o, a) in enumerate(zip(out, axes)))
     if not isinstance(out_axes, (int, np.integer)):
-        raise BatchError(f"out_axes{which} has {len(out_axes)} entries, but {'that' if path else 'the'} result is not a tuple "
-                         f"(an array of shape {tuple(out.shape)})")
+        raise BatchError(f"out_axes{which} has {len(out_axes)} entries, but {'that' if path else 'the'} result is "
+                         f"not a tuple (an array of shape {tuple(out.shape)})")
     if not -out.ndim <= out_axes < out.ndim:
         raise BatchError(f"out_axes={out_axes}{which} is out of range for a result with {out.ndim} "
                          f"dimension(s) (shape {tuple(out.shape)})")

@@ -15,7 +15,8 @@ LIST_METHODS = ("append", "extend")
 
 def list_locals(fdef: ast.FunctionDef) -> set:
     """Locals that are surely lists built in ``fdef``: not parameters, and every binding is
-    ``name = [...]`` (or ``[... for ...]``, ``[...] * n``, ``[...] + [...]``, ``name + [...]``; one target) or ``name += ...``.
+    ``name = [...]`` (or ``[... for ...]``, ``[...] * n``, ``[...] + [...]``, ``name + [...]``; one target) or
+    ``name += ...``.
     Only on those may ``.append``/``.extend`` become value updates: vmapper holds lists as
     tuples, and a tuple from elsewhere (a caller's list, a helper's result, ``x.shape``) may
     be a Python list that others see, or a tuple."""

@@ -18,8 +18,8 @@ import sys
 import numpy as np
 
 from ..runtime.values import Lanes, Traced, is_varying, is_weak, result_dtype, aligned, truth, select, _scalar_array
-from ..kernels.typing_rules import (MSG_INT_BIG, MSG_INT_UINT_BIG, MSG_INT_INF, MSG_INT_NAN, MSG_LOG_BASE_ONE, MSG_MATH_DOMAIN,
-                                    MSG_MATH_RANGE, MSG_ROUND_BIG, MSG_SHIFT, empty_extreme_message,
+from ..kernels.typing_rules import (MSG_INT_BIG, MSG_INT_UINT_BIG, MSG_INT_INF, MSG_INT_NAN, MSG_LOG_BASE_ONE,
+                                    MSG_MATH_DOMAIN, MSG_MATH_RANGE, MSG_ROUND_BIG, MSG_SHIFT, empty_extreme_message,
                                     int_big_message, math_inf_error)
 from ..runtime.buffers import same_dtype_result
 from .registry import register

@@ -503,6 +503,15 @@ def test_out_axes_with_more_entries_than_results_names_both():
         vmapper.batched(identity, out_axes=(0, 0))(np.arange(3.0))
 
 
+def test_an_in_axes_of_the_wrong_length_counts_its_entries():
+    with pytest.raises(vmapper.BatchError, match="in_axes has 1 entry, but"):
+        vmapper.batched(identity_twice_of_two, in_axes=(0,))(np.arange(3.0), np.arange(3.0))
+
+
+def identity_twice_of_two(x, y):
+    return x, y
+
+
 def test_a_nested_out_axes_error_names_the_result():
     x = np.ones((3, 2))
     with pytest.raises(vmapper.BatchError, match=r"out_axes for result \[1\] has 2 entries, but that result is not a tuple"):

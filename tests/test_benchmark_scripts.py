@@ -15,6 +15,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
     ("trees.py", ["--data", "/no/such/dir"], "no train.txt there"),
     ("loops.py", ["--repeats", "0"], "--repeats and --python-lanes must be >= 1"),
     ("loops.py", ["--python-lanes", "0"], "--repeats and --python-lanes must be >= 1"),
+    ("item_assignment.py", ["--width", "0"], "--pairs, --width and --repeats must be >= 1"),
 ])
 def test_a_bad_option_is_a_usage_error_before_any_peer_runs(script, argv, message):
     out = subprocess.run([sys.executable, str(BENCH / script), *argv], capture_output=True, text=True,

@@ -15,7 +15,7 @@ import operator
 
 import numpy as np
 
-from ..runtime.buffers import owned_by_target
+from ..runtime.buffers import is_spare
 from ..runtime.values import Lanes, Traced, is_varying, materialize, select
 from .registry import register
 from .structural import call_user_method, lane_key_positions, user_method
@@ -196,7 +196,8 @@ def _setitem(ctx, args, attrs):
             new = np.array(base, copy=True)
             ctx.uniform(operator.setitem, new, ix[0] if len(ix) == 1 else tuple(ix), value)
             return new
-    in_place = ctx.frame.state.tape is None and owned_by_target(base)  # (before another name holds base)
+    state = ctx.frame.state
+    in_place = state.tape is None and is_spare(base, state.pool, holders=2)  # (before another name holds base)
     arr = materialize(base, ctx.n) if not isinstance(base, Lanes) else base
     if not isinstance(base, (Lanes, np.ndarray)):
         raise ctx.type_error(f"item assignment into {ctx.describe(base)}")

@@ -78,27 +78,18 @@ def same_dtype_result(r, other) -> bool:
         or type(other) is np.ndarray and other.dtype == r.dtype and other.shape == r.shape)
 
 
-def is_spare(value, pool) -> bool:
+def is_spare(value, pool, holders=0) -> bool:
     """Whether ``value`` is a :class:`Lanes` that only the caller's argument list holds (a
     temporary that dies at this operation) and whose array no other value can see, so
     that the operation may write its result into that array. Call it as
-    ``is_spare(args[k], pool)``, with no other name bound to the value."""
-    if type(value) is not Lanes or sys.getrefcount(value) > 3:  # the list, our name, getrefcount's
+    ``is_spare(args[k], pool)``, with no other name bound to the value; ``holders``: the
+    references it may have besides (``a[i] = v``, which rebinds ``a`` to its result: the
+    frame's variable and the caller's name, 2; never while taping, which the caller checks:
+    the tape may hold the old value)."""
+    # the list, our name, getrefcount's argument, and the holders
+    if type(value) is not Lanes or sys.getrefcount(value) > 3 + holders:
         return False
     r = value.data
     # refs to the array: value.data, our name, getrefcount's argument; a view only of a slab of ours
     return sys.getrefcount(r) <= 3 and r.flags.writeable and (r.base is None or pool.sole_view(r))
 
-
-def owned_by_target(value) -> bool:
-    """Whether ``value``, the array an assignment ``a[i] = v`` updates (``args[0]`` of the
-    operation, which rebinds ``a`` to its result), is a :class:`Lanes` that only ``a`` holds
-    and whose array nothing else sees, so that the update may write into it: held by the
-    frame's variable, the argument list and the caller's name only, with an array of its
-    own. Never while taping (the tape may hold the old value), which the caller checks."""
-    # refs: the environment, the argument list, the caller's name, our argument, getrefcount's
-    if type(value) is not Lanes or sys.getrefcount(value) > 5:
-        return False
-    r = value.data
-    # refs to the array: value.data, our name, getrefcount's argument
-    return sys.getrefcount(r) <= 3 and r.flags.writeable and r.flags.owndata
